@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one record layout tcptrace's BPF programs send through the ring buffer.
+ * bpf2go generates the Go side from this definition (-type event); a test in
+ * package bpf checks that the generated Go struct matches the object's BTF.
+ */
+#ifndef TCPTRACE_EVENT_H
+#define TCPTRACE_EVENT_H
+
+#define MAX_FILTER_PIDS 64
+#define MAX_FILTER_PORTS 16
+
+enum event_type {
+	EVENT_STATE = 1,	  /* tcp_set_state(): old_state -> new_state */
+	EVENT_RETRANSMIT = 2,	  /* a retransmitted segment left the stack */
+	EVENT_RESET_SENT = 3,	  /* tcp_send_reset: we sent an RST */
+	EVENT_RESET_RECEIVED = 4, /* tcp_receive_reset: tcp_reset() ran */
+	EVENT_DESTROY = 5,	  /* tcp_destroy_sock: socket torn down */
+};
+
+enum event_flag {
+	EVENT_FLAG_OWNER_KNOWN = 1 << 0,   /* pid/comm/cgroup_id are the owner's */
+	EVENT_FLAG_HAS_REASON = 1 << 1,	   /* reason holds an enum sk_rst_reason */
+	EVENT_FLAG_NO_SOCKET = 1 << 2,	   /* RST for a segment that matched no socket */
+	EVENT_FLAG_PREV_STATE_KNOWN = 1 << 3, /* prev_state_ns is measured */
+};
+
+struct event {
+	__u64 ts_ns;	     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 cookie;	     /* socket cookie; 0 with EVENT_FLAG_NO_SOCKET */
+	__u64 cgroup_id;     /* owner's cgroup v2 id */
+	__u64 prev_state_ns; /* time spent in old_state */
+	__u8 saddr[16];	     /* local address (IPv4 in the first 4 bytes) */
+	__u8 daddr[16];	     /* remote address */
+	__u32 netns;	     /* network namespace inode */
+	__u32 pid;	     /* owner's tgid */
+	__u32 reason;	     /* raw enum sk_rst_reason value */
+	__u16 sport;	     /* local port, host order */
+	__u16 dport;	     /* remote port, host order */
+	__u8 type;	     /* enum event_type */
+	__u8 family;	     /* 4 or 6 */
+	__u8 old_state;	     /* kernel TCP state before (EVENT_STATE) */
+	__u8 state;	     /* kernel TCP state after, or the state at the event */
+	__u8 flags;	     /* enum event_flag bits */
+	__u8 pad[3];
+	char comm[16];	     /* owner's process name */
+};
+
+#endif

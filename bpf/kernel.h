@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The few kernel types tcptrace reads, written for this project instead of a
+ * full vmlinux.h. Every struct carries preserve_access_index, so field offsets
+ * are relocated against the running kernel's BTF at load (CO-RE): only field
+ * names and types must match, not layouts. Anonymous unions and structs of the
+ * real definitions are flattened; libbpf looks through them by name.
+ */
+#ifndef TCPTRACE_KERNEL_H
+#define TCPTRACE_KERNEL_H
+
+typedef unsigned char __u8;
+typedef signed char __s8;
+typedef unsigned short __u16;
+typedef short __s16;
+typedef unsigned int __u32;
+typedef int __s32;
+typedef unsigned long long __u64;
+typedef long long __s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef _Bool bool;
+#define true 1
+#define false 0
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define TASK_COMM_LEN 16
+
+/* From include/uapi/linux/bpf.h (stable UAPI values). */
+enum bpf_map_type {
+	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_RINGBUF = 27,
+};
+enum {
+	BPF_ANY = 0,
+	BPF_NOEXIST = 1,
+};
+enum {
+	BPF_RB_NO_WAKEUP = 1,
+	BPF_RB_FORCE_WAKEUP = 2,
+};
+enum {
+	BPF_RB_AVAIL_DATA = 0,
+};
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct in6_addr {
+	union {
+		__u8 u6_addr8[16];
+		__be32 u6_addr32[4];
+	} in6_u;
+};
+
+struct ns_common {
+	unsigned int inum;
+};
+
+struct net {
+	struct ns_common ns;
+};
+
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
+struct sock_common {
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	__be16 skc_dport;
+	__u16 skc_num;
+	unsigned short skc_family;
+	volatile unsigned char skc_state;
+	possible_net_t skc_net;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+};
+
+struct sock {
+	struct sock_common __sk_common;
+	__u16 sk_protocol;
+};
+
+struct inet_sock {
+	struct sock sk;
+	__be16 inet_sport;
+};
+
+struct net_device {
+	possible_net_t nd_net;
+};
+
+struct sk_buff {
+	struct net_device *dev;
+	unsigned char *head;
+	__u16 transport_header;
+	__u16 network_header;
+};
+
+struct task_struct {
+	struct task_struct *group_leader;
+	char comm[TASK_COMM_LEN];
+};
+
+#pragma clang attribute pop
+
+/* Offsets in wire headers (RFC 791, RFC 8200, RFC 9293), read as bytes. */
+#define IPV4_SADDR_OFF 12
+#define IPV4_DADDR_OFF 16
+#define IPV6_SADDR_OFF 8
+#define IPV6_DADDR_OFF 24
+#define TCP_SPORT_OFF 0
+#define TCP_DPORT_OFF 2
+
+#endif

@@ -1,0 +1,467 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * tcptrace's kernel side: tp_btf programs on the TCP tracepoints that turn
+ * state changes, retransmits, resets and socket teardown into ring-buffer
+ * records, each attributed to the socket's owning process.
+ */
+#include "kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "event.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Put the record types in the object's BTF, where bpf2go finds them. */
+const struct event *unused_event __attribute__((unused));
+const enum event_type unused_event_type __attribute__((unused));
+const enum event_flag unused_event_flag __attribute__((unused));
+
+/* Filters, rewritten by the loader before load (0 / empty = no filter). */
+const volatile __u32 filter_pid_count = 0;
+const volatile __u32 filter_pids[MAX_FILTER_PIDS] = {};
+const volatile __u32 filter_port_count = 0;
+const volatile __u16 filter_ports[MAX_FILTER_PORTS] = {};
+const volatile __u32 filter_netns = 0;
+const volatile __u16 filter_family = 0; /* AF_INET or AF_INET6 */
+
+/*
+ * TCP state numbers, resolved by name from the running kernel's BTF by the
+ * loader: the kernel's state enum is anonymous, so CO-RE cannot relocate it.
+ */
+const volatile __u8 tcp_close = 0;
+const volatile __u8 tcp_listen = 0;
+const volatile __u8 tcp_syn_sent = 0;
+const volatile __u8 tcp_fin_wait1 = 0;
+const volatile __u8 tcp_last_ack = 0;
+const volatile __u8 tcp_time_wait = 0;
+const volatile __u8 tcp_new_syn_recv = 0;
+
+/*
+ * Wake the reader only once this much data waits in the ring; the reader also
+ * polls on a timer. Batching wakeups is most of the tracer's speed. 0 leaves
+ * wakeups to the kernel's default (one per record the reader has not seen).
+ */
+const volatile __u32 wakeup_bytes = 0;
+
+struct owner {
+	__u64 cgroup_id;
+	__u32 tgid;
+	char comm[TASK_COMM_LEN];
+};
+
+struct sock_info {
+	struct owner owner;
+	__u64 state_since_ns; /* when the socket entered its current state */
+};
+
+struct listener_key {
+	__u32 netns;
+	__u16 port;
+	__u16 pad;
+};
+
+/*
+ * Per-socket owner and state clock, keyed by socket cookie. Added when a
+ * socket's owner is first learnt (connect, listen, close in process context;
+ * or a new child inheriting its listener's owner); removed at
+ * tcp_destroy_sock. LRU so sockets whose destroy we never see cannot fill it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sock_info);
+} socks SEC(".maps");
+
+/*
+ * Owner of each listening port, so a child socket created in softirq inherits
+ * its server's owner. Added on -> LISTEN, removed on LISTEN -> CLOSE.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct listener_key);
+	__type(value, struct owner);
+} listeners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+/* Records dropped because the ring buffer was full; one slot per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* The parts of a socket's identity the filters look at. */
+struct sock_id {
+	__u64 cookie;
+	__u32 netns;
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+};
+
+static __always_inline bool pid_wanted(__u32 tgid)
+{
+	if (!filter_pid_count)
+		return true;
+	for (__u32 i = 0; i < MAX_FILTER_PIDS; i++) {
+		if (i >= filter_pid_count)
+			break;
+		if (filter_pids[i] == tgid)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool id_wanted(const struct sock_id *id)
+{
+	if (filter_netns && id->netns != filter_netns)
+		return false;
+	if (filter_family && id->family != filter_family)
+		return false;
+	if (!filter_port_count)
+		return true;
+	for (__u32 i = 0; i < MAX_FILTER_PORTS; i++) {
+		if (i >= filter_port_count)
+			break;
+		if (filter_ports[i] == id->sport || filter_ports[i] == id->dport)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool owner_wanted(const struct owner *o)
+{
+	if (!filter_pid_count)
+		return true;
+	return o && pid_wanted(o->tgid);
+}
+
+/* Reads family, ports and netns of a full socket, TIME_WAIT or request sock. */
+static __always_inline void read_sock_id(const struct sock *sk, struct sock_id *id)
+{
+	id->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	id->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	id->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	id->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/*
+	 * skc_num is already 0 on "-> CLOSE" (the port was released), but a
+	 * full socket still has inet_sport. TIME_WAIT and request socks keep
+	 * skc_num, and have no inet_sport to read.
+	 */
+	if (!id->sport) {
+		__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		if (state != tcp_time_wait && state != tcp_new_syn_recv)
+			id->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	}
+	id->cookie = bpf_get_socket_cookie((void *)sk);
+}
+
+static __always_inline void read_sock_addrs(const struct sock *sk, struct event *e)
+{
+	if (e->family == 4) {
+		BPF_CORE_READ_INTO((__be32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__be32 *)e->daddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO((struct in6_addr *)e->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)e->daddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline void current_owner(struct owner *o)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	o->tgid = bpf_get_current_pid_tgid() >> 32;
+	o->cgroup_id = bpf_get_current_cgroup_id();
+	/* The process's name, not the name of the thread that happens to run. */
+	BPF_CORE_READ_STR_INTO(&o->comm, task, group_leader, comm);
+}
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+
+	if (n)
+		*n += 1;
+}
+
+/* Reserves a record and fills what every event carries; NULL if the ring is full. */
+static __always_inline struct event *new_event(__u8 type, const struct sock_id *id,
+					       const struct owner *o, __u8 state)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_lost();
+		return NULL;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cookie = id->cookie;
+	e->netns = id->netns;
+	e->family = id->family == AF_INET6 ? 6 : 4;
+	e->sport = id->sport;
+	e->dport = id->dport;
+	e->type = type;
+	e->state = state;
+	e->old_state = 0;
+	e->flags = 0;
+	e->reason = 0;
+	e->prev_state_ns = 0;
+	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	__builtin_memset(e->pad, 0, sizeof(e->pad));
+	if (o) {
+		e->flags |= EVENT_FLAG_OWNER_KNOWN;
+		e->pid = o->tgid;
+		e->cgroup_id = o->cgroup_id;
+		__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
+	} else {
+		e->pid = 0;
+		e->cgroup_id = 0;
+		__builtin_memset(e->comm, 0, sizeof(e->comm));
+	}
+	return e;
+}
+
+static __always_inline void submit(struct event *e)
+{
+	__u64 flags = 0;
+
+	if (wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+				BPF_RB_FORCE_WAKEUP :
+				BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline struct owner *known_owner(const struct sock_id *id)
+{
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &id->cookie);
+
+	return info ? &info->owner : NULL;
+}
+
+/* Emits a one-socket event (retransmit, resets, destroy) if the filters want it. */
+static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __u32 reason,
+					    bool has_reason)
+{
+	struct sock_id id = {};
+	struct owner *o;
+	struct event *e;
+
+	read_sock_id(sk, &id);
+	if (!id_wanted(&id))
+		return;
+	o = known_owner(&id);
+	if (!owner_wanted(o))
+		return;
+	e = new_event(type, &id, o, BPF_CORE_READ(sk, __sk_common.skc_state));
+	if (!e)
+		return;
+	read_sock_addrs(sk, e);
+	if (has_reason) {
+		e->reason = reason;
+		e->flags |= EVENT_FLAG_HAS_REASON;
+	}
+	submit(e);
+}
+
+/*
+ * Whether a transition into new_state runs in the owning process's context:
+ * connect() (SYN_SENT), listen() (LISTEN), close()/shutdown() (FIN_WAIT1,
+ * LAST_ACK). Everything else may run in softirq on any task.
+ */
+static __always_inline bool owner_in_context(int new_state)
+{
+	return new_state == tcp_syn_sent || new_state == tcp_listen ||
+	       new_state == tcp_fin_wait1 || new_state == tcp_last_ack;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_state)
+{
+	struct sock_info fresh = {}, *info;
+	struct listener_key lkey = {};
+	struct sock_id id = {};
+	struct owner *o = NULL;
+	__u64 now, prev_ns = 0;
+	bool prev_known = false;
+	struct event *e;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	read_sock_id(sk, &id);
+	if (!id_wanted(&id))
+		return 0;
+
+	now = bpf_ktime_get_ns();
+	info = bpf_map_lookup_elem(&socks, &id.cookie);
+	if (owner_in_context(new_state)) {
+		current_owner(&fresh.owner);
+		if (new_state == tcp_listen) {
+			lkey.netns = id.netns;
+			lkey.port = id.sport;
+			bpf_map_update_elem(&listeners, &lkey, &fresh.owner, BPF_ANY);
+		}
+	} else if (!info && old_state == tcp_listen) {
+		/* A child socket, cloned from its listener in softirq. */
+		lkey.netns = id.netns;
+		lkey.port = id.sport;
+		o = bpf_map_lookup_elem(&listeners, &lkey);
+		if (o)
+			fresh.owner = *o;
+	}
+
+	if (info) {
+		prev_ns = now - info->state_since_ns;
+		prev_known = true;
+		if (fresh.owner.tgid && fresh.owner.tgid != info->owner.tgid)
+			info->owner = fresh.owner;
+		info->state_since_ns = now;
+		o = &info->owner;
+	} else if (fresh.owner.tgid) {
+		o = &fresh.owner;
+	}
+	if (!owner_wanted(o))
+		return 0;
+	if (!info && o) {
+		fresh.owner = *o;
+		fresh.state_since_ns = now;
+		bpf_map_update_elem(&socks, &id.cookie, &fresh, BPF_ANY);
+	}
+	if (old_state == tcp_listen && new_state == tcp_close) {
+		lkey.netns = id.netns;
+		lkey.port = id.sport;
+		bpf_map_delete_elem(&listeners, &lkey);
+	}
+
+	e = new_event(EVENT_STATE, &id, o, new_state);
+	if (!e)
+		return 0;
+	e->old_state = old_state;
+	if (prev_known) {
+		e->prev_state_ns = prev_ns;
+		e->flags |= EVENT_FLAG_PREV_STATE_KNOWN;
+	}
+	read_sock_addrs(sk, e);
+	submit(e);
+	return 0;
+}
+
+/* Since about 6.17 the tracepoint also fires for failed retransmits, with err. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(handle_retransmit, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	if (err)
+		return 0;
+	emit_sock_event(sk, EVENT_RETRANSMIT, 0, false);
+	return 0;
+}
+
+/* Kernels whose tcp_retransmit_skb has no err argument (only sent ones fire). */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(handle_retransmit_noerr, const struct sock *sk, const struct sk_buff *skb)
+{
+	emit_sock_event(sk, EVENT_RETRANSMIT, 0, false);
+	return 0;
+}
+
+/* An RST answering a segment that matched no socket: the tuple comes from it. */
+static __always_inline void emit_reset_for_segment(const struct sk_buff *skb, __u32 reason,
+						   bool has_reason)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *nh = head + BPF_CORE_READ(skb, network_header);
+	unsigned char *th = head + BPF_CORE_READ(skb, transport_header);
+	struct sock_id id = {};
+	__u8 version = 0;
+	__be16 port = 0;
+	struct event *e;
+
+	/* No owner without a socket: such RSTs never pass a --pid filter. */
+	if (filter_pid_count)
+		return;
+	bpf_probe_read_kernel(&version, 1, nh);
+	version >>= 4;
+	if (version != 4 && version != 6)
+		return;
+	id.family = version == 6 ? AF_INET6 : AF_INET;
+	/* The segment came in: its destination is our side. */
+	bpf_probe_read_kernel(&port, 2, th + TCP_DPORT_OFF);
+	id.sport = bpf_ntohs(port);
+	bpf_probe_read_kernel(&port, 2, th + TCP_SPORT_OFF);
+	id.dport = bpf_ntohs(port);
+	id.netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	if (!id_wanted(&id))
+		return;
+	e = new_event(EVENT_RESET_SENT, &id, NULL, 0);
+	if (!e)
+		return;
+	e->flags |= EVENT_FLAG_NO_SOCKET;
+	if (has_reason) {
+		e->reason = reason;
+		e->flags |= EVENT_FLAG_HAS_REASON;
+	}
+	if (version == 4) {
+		bpf_probe_read_kernel(e->saddr, 4, nh + IPV4_DADDR_OFF);
+		bpf_probe_read_kernel(e->daddr, 4, nh + IPV4_SADDR_OFF);
+	} else {
+		bpf_probe_read_kernel(e->saddr, 16, nh + IPV6_DADDR_OFF);
+		bpf_probe_read_kernel(e->daddr, 16, nh + IPV6_SADDR_OFF);
+	}
+	submit(e);
+}
+
+static __always_inline void emit_reset_sent(const struct sock *sk, const struct sk_buff *skb,
+					    __u32 reason, bool has_reason)
+{
+	if (sk)
+		emit_sock_event(sk, EVENT_RESET_SENT, reason, has_reason);
+	else if (skb)
+		emit_reset_for_segment(skb, reason, has_reason);
+}
+
+/* Since 6.10: reason argument; sk may be NULL or a TIME_WAIT minisock. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(handle_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
+{
+	emit_reset_sent(sk, skb, reason, true);
+	return 0;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(handle_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
+{
+	emit_reset_sent(sk, skb, 0, false);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(handle_receive_reset, struct sock *sk)
+{
+	emit_sock_event(sk, EVENT_RESET_RECEIVED, 0, false);
+	return 0;
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(handle_destroy, struct sock *sk)
+{
+	__u64 cookie;
+
+	emit_sock_event(sk, EVENT_DESTROY, 0, false);
+	cookie = bpf_get_socket_cookie(sk);
+	bpf_map_delete_elem(&socks, &cookie);
+	return 0;
+}

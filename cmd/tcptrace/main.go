@@ -1,0 +1,71 @@
+// Command tcptrace shows what the Linux kernel does to TCP connections: every
+// state change, retransmission and reset, attributed to the owning process.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tcptrace/tcptrace/internal/probe"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the trace could not run
+	exitUsage = 2 // bad command line
+)
+
+// usageError marks errors in what the user typed.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var err error
+	if len(args) > 0 && args[0] == "features" {
+		err = runFeatures(args[1:], stdout)
+	} else {
+		err = runTrace(ctx, args, stdout, stderr)
+	}
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "tcptrace: "+explain(err))
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitError
+}
+
+// explain turns the failures a user can fix into one sentence that says what
+// to do; anything else is shown with its context.
+func explain(err error) string {
+	switch {
+	case errors.Is(err, probe.ErrNotPrivileged):
+		return "tcptrace needs root (or the CAP_BPF and CAP_PERFMON capabilities) to load BPF programs: run it with sudo"
+	case errors.Is(err, probe.ErrNoBTF):
+		return fmt.Sprintf("this kernel exposes no BTF type information (%v); tcptrace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, as most distributions ship since 2020", err)
+	case errors.Is(err, probe.ErrNoRingBuffer):
+		return "this kernel has no BPF ring buffer; tcptrace needs Linux 5.8 or newer"
+	case errors.Is(err, probe.ErrHookMissing):
+		return fmt.Sprintf("this kernel lacks a hook tcptrace needs (%v); run 'tcptrace features' to see which", err)
+	}
+	return err.Error()
+}

@@ -1,0 +1,144 @@
+// Package decode turns ring-buffer records from tcptrace's BPF programs into
+// events. The record layout is bpf.TcptraceEvent, generated from bpf/event.h;
+// kernel enum numbers are mapped to names through tables the probe layer
+// reads from the running kernel's BTF.
+package decode
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"github.com/tcptrace/tcptrace/bpf"
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// RecordSize is the size of one record in the ring buffer.
+const RecordSize = int(unsafe.Sizeof(bpf.TcptraceEvent{}))
+
+// ErrShortRecord is returned for a record smaller than RecordSize.
+var ErrShortRecord = errors.New("short record")
+
+// Names maps the running kernel's enum numbers to their names.
+type Names struct {
+	// States maps a TCP state number to its name (TCP_ prefix dropped).
+	States map[uint8]events.State
+	// ResetReasons maps an enum sk_rst_reason number to its name
+	// (SK_RST_REASON_ prefix dropped); nil on kernels without the enum.
+	ResetReasons map[uint32]string
+}
+
+// Decoder decodes records. It is not safe for concurrent use.
+type Decoder struct {
+	names Names
+	// boot is the wall-clock time at which CLOCK_MONOTONIC was zero, which
+	// turns bpf_ktime_get_ns() stamps into wall-clock times.
+	boot time.Time
+}
+
+// New returns a decoder for a kernel with the given enum names, whose
+// monotonic clock read zero at boot.
+func New(names Names, boot time.Time) *Decoder {
+	return &Decoder{names: names, boot: boot}
+}
+
+// Decode decodes one record. Records that are short, of an unknown type or
+// family, or name a state the kernel does not have, are errors.
+func (d *Decoder) Decode(rec []byte) (events.Event, error) {
+	if len(rec) < RecordSize {
+		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrShortRecord, len(rec), RecordSize)
+	}
+	var raw bpf.TcptraceEvent
+	// The record was written by the same machine in the generated layout.
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&raw)), RecordSize), rec)
+
+	h, err := d.header(&raw)
+	if err != nil {
+		return nil, err
+	}
+	flags := bpf.TcptraceEventFlag(raw.Flags)
+	noSocket := flags&bpf.TcptraceEventFlagEVENT_FLAG_NO_SOCKET != 0
+	var state events.State
+	if !noSocket {
+		if state, err = d.state(raw.State); err != nil {
+			return nil, err
+		}
+	}
+
+	switch bpf.TcptraceEventType(raw.Type) {
+	case bpf.TcptraceEventTypeEVENT_STATE:
+		old, err := d.state(raw.OldState)
+		if err != nil {
+			return nil, err
+		}
+		ev := &events.StateChange{Header: h, Old: old, New: state}
+		if flags&bpf.TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN != 0 {
+			ev.PrevState = time.Duration(raw.PrevStateNs)
+			ev.PrevStateKnown = true
+		}
+		return ev, nil
+	case bpf.TcptraceEventTypeEVENT_RETRANSMIT:
+		return &events.Retransmit{Header: h, State: state}, nil
+	case bpf.TcptraceEventTypeEVENT_RESET_SENT:
+		ev := &events.ResetSent{Header: h, State: state, NoSocket: noSocket}
+		if flags&bpf.TcptraceEventFlagEVENT_FLAG_HAS_REASON != 0 {
+			if ev.Reason, err = d.resetReason(raw.Reason); err != nil {
+				return nil, err
+			}
+		}
+		return ev, nil
+	case bpf.TcptraceEventTypeEVENT_RESET_RECEIVED:
+		return &events.ResetReceived{Header: h, State: state}, nil
+	case bpf.TcptraceEventTypeEVENT_DESTROY:
+		return &events.Destroy{Header: h, State: state}, nil
+	}
+	return nil, fmt.Errorf("unknown event type %d", raw.Type)
+}
+
+func (d *Decoder) header(raw *bpf.TcptraceEvent) (events.Header, error) {
+	h := events.Header{
+		Time:   d.boot.Add(time.Duration(raw.TsNs)),
+		Cookie: raw.Cookie,
+		Family: raw.Family,
+		Netns:  raw.Netns,
+	}
+	switch raw.Family {
+	case 4:
+		h.Local = netip.AddrPortFrom(netip.AddrFrom4([4]byte(raw.Saddr[:4])), raw.Sport)
+		h.Remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte(raw.Daddr[:4])), raw.Dport)
+	case 6:
+		h.Local = netip.AddrPortFrom(netip.AddrFrom16(raw.Saddr), raw.Sport)
+		h.Remote = netip.AddrPortFrom(netip.AddrFrom16(raw.Daddr), raw.Dport)
+	default:
+		return h, fmt.Errorf("unknown address family %d", raw.Family)
+	}
+	if bpf.TcptraceEventFlag(raw.Flags)&bpf.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN != 0 {
+		h.Owner = events.Owner{PID: raw.Pid, Comm: cString(raw.Comm[:]), CgroupID: raw.CgroupId}
+	}
+	return h, nil
+}
+
+func (d *Decoder) state(n uint8) (events.State, error) {
+	if s, ok := d.names.States[n]; ok {
+		return s, nil
+	}
+	return "", fmt.Errorf("TCP state %d is not in the kernel's state enum", n)
+}
+
+func (d *Decoder) resetReason(n uint32) (string, error) {
+	if r, ok := d.names.ResetReasons[n]; ok {
+		return r, nil
+	}
+	return "", fmt.Errorf("reset reason %d is not in the kernel's enum sk_rst_reason", n)
+}
+
+func cString(b []int8) string {
+	u := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
+	if i := bytes.IndexByte(u, 0); i >= 0 {
+		u = u[:i]
+	}
+	return string(u)
+}

@@ -1,0 +1,115 @@
+// Package events is tcptrace's event model: one Go type per kind of thing the
+// kernel reported, with kernel enum values carried by name. Everything after
+// decode (tracking, explaining, rendering, replay) works on these types.
+package events
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Type names an event kind as it appears in the JSON "type" field.
+type Type string
+
+const (
+	TypeState         Type = "state"
+	TypeRetransmit    Type = "retransmit"
+	TypeResetSent     Type = "reset_sent"
+	TypeResetReceived Type = "reset_received"
+	TypeDestroy       Type = "destroy"
+)
+
+// State is a kernel TCP state by its name without the TCP_ prefix, as the
+// running kernel's BTF spells it (ESTABLISHED, SYN_RECV, CLOSE...). Names,
+// not numbers, are what stay the same across kernels.
+type State string
+
+const (
+	StateEstablished State = "ESTABLISHED"
+	StateSynSent     State = "SYN_SENT"
+	StateSynRecv     State = "SYN_RECV"
+	StateFinWait1    State = "FIN_WAIT1"
+	StateFinWait2    State = "FIN_WAIT2"
+	StateTimeWait    State = "TIME_WAIT"
+	StateClose       State = "CLOSE"
+	StateCloseWait   State = "CLOSE_WAIT"
+	StateLastAck     State = "LAST_ACK"
+	StateListen      State = "LISTEN"
+	StateClosing     State = "CLOSING"
+	StateNewSynRecv  State = "NEW_SYN_RECV"
+)
+
+// Owner is the process that owns a socket, which is not necessarily the task
+// that was on the CPU when the kernel did something to it. PID 0 means the
+// owner is not known (the socket was never seen in its owner's context).
+type Owner struct {
+	PID      uint32
+	Comm     string
+	CgroupID uint64
+}
+
+// Header is what every event carries: when, which socket, whose.
+type Header struct {
+	Time   time.Time
+	Cookie uint64 // socket cookie; 0 for an RST sent for no socket
+	Family uint8  // 4 or 6
+	Local  netip.AddrPort
+	Remote netip.AddrPort
+	Netns  uint32 // network namespace inode
+	Owner  Owner
+}
+
+// Event is one thing the kernel reported about a socket.
+type Event interface {
+	Type() Type
+	Head() *Header
+}
+
+// StateChange is one tcp_set_state() call.
+type StateChange struct {
+	Header
+	Old, New State
+	// PrevState is the time spent in Old; valid only when PrevStateKnown
+	// (the previous transition was seen).
+	PrevState      time.Duration
+	PrevStateKnown bool
+}
+
+// Retransmit is one retransmitted segment that the stack sent.
+type Retransmit struct {
+	Header
+	State State
+}
+
+// ResetSent is an RST the kernel sent.
+type ResetSent struct {
+	Header
+	// State is the socket's state; empty when NoSocket.
+	State State
+	// Reason is the kernel's enum sk_rst_reason name without its
+	// SK_RST_REASON_ prefix; empty on kernels that do not report one.
+	Reason string
+	// NoSocket marks an RST answering a segment that matched no socket; the
+	// addresses then come from that segment.
+	NoSocket bool
+}
+
+// ResetReceived is a tcp_reset() on the socket: normally an RST arrived.
+type ResetReceived struct {
+	Header
+	State State
+}
+
+// Destroy is the socket being torn down (tcp_destroy_sock).
+type Destroy struct {
+	Header
+	State State
+}
+
+func (e *StateChange) Type() Type   { return TypeState }
+func (e *Retransmit) Type() Type    { return TypeRetransmit }
+func (e *ResetSent) Type() Type     { return TypeResetSent }
+func (e *ResetReceived) Type() Type { return TypeResetReceived }
+func (e *Destroy) Type() Type       { return TypeDestroy }
+
+func (h *Header) Head() *Header { return h }

@@ -1,0 +1,98 @@
+package events
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// TimeLayout is RFC 3339 with all nine digits of the nanoseconds kept.
+const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// AppendJSON appends ev as one JSON object (no newline) to dst. It is written
+// by hand rather than through encoding/json because it runs once per event
+// on the live path; docs/json.md documents every field.
+func AppendJSON(dst []byte, ev Event) []byte {
+	h := ev.Head()
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, ev.Type()...)
+	dst = append(dst, `","ts":"`...)
+	dst = h.Time.AppendFormat(dst, TimeLayout)
+	dst = append(dst, `","cookie":`...)
+	dst = strconv.AppendUint(dst, h.Cookie, 10)
+	dst = append(dst, `,"family":`...)
+	dst = strconv.AppendUint(dst, uint64(h.Family), 10)
+	dst = appendAddrPort(dst, "saddr", "sport", h.Local.Addr().String(), h.Local.Port())
+	dst = appendAddrPort(dst, "daddr", "dport", h.Remote.Addr().String(), h.Remote.Port())
+	dst = append(dst, `,"netns":`...)
+	dst = strconv.AppendUint(dst, uint64(h.Netns), 10)
+	dst = append(dst, `,"pid":`...)
+	dst = strconv.AppendUint(dst, uint64(h.Owner.PID), 10)
+	dst = append(dst, `,"comm":`...)
+	dst = AppendJSONString(dst, h.Owner.Comm)
+	dst = append(dst, `,"cgroup_id":`...)
+	dst = strconv.AppendUint(dst, h.Owner.CgroupID, 10)
+
+	switch e := ev.(type) {
+	case *StateChange:
+		dst = appendStringField(dst, "old_state", string(e.Old))
+		dst = appendStringField(dst, "new_state", string(e.New))
+		if e.PrevStateKnown {
+			dst = append(dst, `,"prev_state_ms":`...)
+			dst = AppendMillis(dst, e.PrevState)
+		}
+	case *Retransmit:
+		dst = appendStringField(dst, "state", string(e.State))
+	case *ResetSent:
+		if !e.NoSocket {
+			dst = appendStringField(dst, "state", string(e.State))
+		}
+		if e.Reason != "" {
+			dst = appendStringField(dst, "reason", e.Reason)
+		}
+		if e.NoSocket {
+			dst = append(dst, `,"no_socket":true`...)
+		}
+	case *ResetReceived:
+		dst = appendStringField(dst, "state", string(e.State))
+	case *Destroy:
+		dst = appendStringField(dst, "state", string(e.State))
+	}
+	return append(dst, '}')
+}
+
+// AppendMillis appends d in milliseconds with microsecond precision.
+func AppendMillis(dst []byte, d time.Duration) []byte {
+	return strconv.AppendFloat(dst, float64(d.Microseconds())/1000, 'f', -1, 64)
+}
+
+func appendAddrPort(dst []byte, addrKey, portKey, addr string, port uint16) []byte {
+	dst = appendStringField(dst, addrKey, addr)
+	dst = append(dst, `,"`...)
+	dst = append(dst, portKey...)
+	dst = append(dst, `":`...)
+	return strconv.AppendUint(dst, uint64(port), 10)
+}
+
+func appendStringField(dst []byte, key, value string) []byte {
+	dst = append(dst, `,"`...)
+	dst = append(dst, key...)
+	dst = append(dst, `":`...)
+	return AppendJSONString(dst, value)
+}
+
+// AppendJSONString appends s as a JSON string. Plain printable ASCII, the
+// usual case for process names and kernel enum names, is copied directly.
+func AppendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			quoted, _ := json.Marshal(s) // a string always marshals
+			return append(dst, quoted...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}

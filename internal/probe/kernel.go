@@ -1,0 +1,142 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/internal/decode"
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// Errors for the failures a user can fix; the CLI turns each into a sentence.
+var (
+	ErrNotPrivileged = errors.New("not privileged")
+	ErrNoBTF         = errors.New("no kernel BTF")
+	ErrNoRingBuffer  = errors.New("no BPF ring buffer")
+	ErrHookMissing   = errors.New("kernel hook missing")
+)
+
+// DefaultBTFPath is where the running kernel exposes its own BTF.
+const DefaultBTFPath = "/sys/kernel/btf/vmlinux"
+
+// Kernel is what tcptrace learnt about the running kernel.
+type Kernel struct {
+	Release string // uname -r
+	BTFPath string
+	btf     *btf.Spec
+	names   decode.Names
+	states  map[events.State]uint8
+}
+
+// OpenKernel reads the kernel's release and its BTF at btfPath (the kernel's
+// own BTF is needed: tp_btf programs attach by BTF id).
+func OpenKernel(btfPath string) (*Kernel, error) {
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return nil, fmt.Errorf("uname: %w", err)
+	}
+	k := &Kernel{Release: unix.ByteSliceToString(uts.Release[:]), BTFPath: btfPath}
+	if _, err := os.Stat(btfPath); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrNoBTF, btfPath, err)
+	}
+	spec, err := btf.LoadSpec(btfPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s: %w", ErrNoBTF, btfPath, err)
+	}
+	k.btf = spec
+	if err := k.readEnums(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// readEnums resolves TCP state and RST reason numbers by name. The TCP state
+// enum is anonymous in the kernel, so it is found by one of its enumerators.
+func (k *Kernel) readEnums() error {
+	k.names.States = map[uint8]events.State{}
+	k.states = map[events.State]uint8{}
+	for typ, err := range k.btf.All() {
+		if err != nil {
+			return fmt.Errorf("read kernel BTF: %w", err)
+		}
+		enum, ok := typ.(*btf.Enum)
+		if !ok || enum.Name != "" || !hasEnumerator(enum, "TCP_ESTABLISHED") {
+			continue
+		}
+		for _, v := range enum.Values {
+			name, ok := strings.CutPrefix(v.Name, "TCP_")
+			if !ok || v.Value > 255 || name == "MAX_STATES" {
+				continue
+			}
+			k.names.States[uint8(v.Value)] = events.State(name)
+			k.states[events.State(name)] = uint8(v.Value)
+		}
+		break
+	}
+	for _, s := range []events.State{events.StateClose, events.StateListen, events.StateSynSent,
+		events.StateFinWait1, events.StateLastAck, events.StateTimeWait, events.StateNewSynRecv} {
+		if _, ok := k.states[s]; !ok {
+			return fmt.Errorf("%w: TCP state TCP_%s not found in kernel BTF", ErrHookMissing, s)
+		}
+	}
+
+	var reasons *btf.Enum
+	if err := k.btf.TypeByName("sk_rst_reason", &reasons); err == nil {
+		k.names.ResetReasons = map[uint32]string{}
+		for _, v := range reasons.Values {
+			if name, ok := strings.CutPrefix(v.Name, "SK_RST_REASON_"); ok && v.Value <= 0xffffffff {
+				k.names.ResetReasons[uint32(v.Value)] = name
+			}
+		}
+	} else if !errors.Is(err, btf.ErrNotFound) {
+		return fmt.Errorf("read enum sk_rst_reason from kernel BTF: %w", err)
+	}
+	return nil
+}
+
+func hasEnumerator(e *btf.Enum, name string) bool {
+	for _, v := range e.Values {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Names returns the kernel's enum names for the decoder.
+func (k *Kernel) Names() decode.Names { return k.names }
+
+// tracepointArgs returns how many arguments a BTF-enabled tracepoint passes
+// (its btf_trace_<name> typedef, without the leading context pointer).
+func (k *Kernel) tracepointArgs(tracepoint string) (int, error) {
+	var td *btf.Typedef
+	if err := k.btf.TypeByName("btf_trace_"+tracepoint, &td); err != nil {
+		return 0, fmt.Errorf("%w: tracepoint %s is not in kernel BTF: %w", ErrHookMissing, tracepoint, err)
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return 0, fmt.Errorf("btf_trace_%s: not a function pointer", tracepoint)
+	}
+	proto, ok := ptr.Target.(*btf.FuncProto)
+	if !ok {
+		return 0, fmt.Errorf("btf_trace_%s: not a function pointer", tracepoint)
+	}
+	return len(proto.Params) - 1, nil
+}
+
+// BootTime is the wall-clock time at which CLOCK_MONOTONIC (the clock of
+// bpf_ktime_get_ns) read zero.
+func BootTime() time.Time {
+	var ts unix.Timespec
+	before := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return before
+	}
+	return before.Add(-time.Duration(ts.Nano()))
+}

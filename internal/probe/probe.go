@@ -1,0 +1,355 @@
+// Package probe loads tcptrace's BPF programs, attaches them to the kernel's
+// TCP hooks and reads their records. It is the only package that talks to
+// the kernel through cilium/ebpf.
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/bpf"
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// Filter limits what the kernel side reports. Zero values mean "everything".
+type Filter struct {
+	PIDs   []uint32 // socket owners' tgids
+	Ports  []uint16 // local or remote port
+	Netns  uint32   // network namespace inode
+	Family int      // 4 or 6
+}
+
+// Limits of the kernel-side filter tables (bpf/event.h).
+const (
+	MaxPIDs  = 64
+	MaxPorts = 16
+)
+
+// Config is how to load the probe.
+type Config struct {
+	Filter Filter
+	// RingBytes is the ring buffer size: a power of two, at least a page.
+	RingBytes int
+	// WakeupBytes: the reader is woken once this much data waits; below
+	// that it sees records at its next poll. 0 wakes it for every record.
+	WakeupBytes int
+	// MaxSockets bounds the per-socket owner table.
+	MaxSockets int
+}
+
+// Hook is one kernel hook tcptrace uses and how it was attached.
+type Hook struct {
+	Name    string // e.g. "sock/inet_sock_set_state"
+	Kind    string // attach kind: "tp_btf"
+	Program string // BPF program used, empty if none fits
+	Detail  string // which variant and why
+	Err     error  // why it is not attached; nil when attached
+}
+
+// hookSpec is a tracepoint and its program variants by argument count.
+type hookSpec struct {
+	group, tracepoint string
+	variants          []variant
+}
+
+type variant struct {
+	args    int
+	program string
+	detail  string
+}
+
+// hookSpecs lists every hook in the order they are attached.
+var hookSpecs = []hookSpec{
+	{"sock", "inet_sock_set_state", []variant{
+		{3, bpf.TcptraceProgHandleSetState, "every tcp_set_state()"},
+	}},
+	{"tcp", "tcp_retransmit_skb", []variant{
+		{3, bpf.TcptraceProgHandleRetransmit, "with err: failed retransmits skipped"},
+		{2, bpf.TcptraceProgHandleRetransmitNoerr, "without err: fires only for sent retransmits"},
+	}},
+	{"tcp", "tcp_send_reset", []variant{
+		{3, bpf.TcptraceProgHandleSendReset, "with enum sk_rst_reason"},
+		{2, bpf.TcptraceProgHandleSendResetNoreason, "without a reason argument (kernel < 6.10)"},
+	}},
+	{"tcp", "tcp_receive_reset", []variant{
+		{1, bpf.TcptraceProgHandleReceiveReset, ""},
+	}},
+	{"tcp", "tcp_destroy_sock", []variant{
+		{1, bpf.TcptraceProgHandleDestroy, ""},
+	}},
+}
+
+// Probe is the loaded and attached BPF side.
+type Probe struct {
+	kernel *Kernel
+	coll   *ebpf.Collection
+	links  []link.Link
+	reader *ringbuf.Reader
+	hooks  []Hook
+}
+
+// CheckPrivileges reports ErrNotPrivileged unless the process may load and
+// attach tracing programs (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN).
+func CheckPrivileges() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
+		return nil
+	}
+	return ErrNotPrivileged
+}
+
+// Plan reports, without loading anything, which variant of each hook the
+// kernel's BTF selects.
+func Plan(k *Kernel) []Hook {
+	hooks := make([]Hook, 0, len(hookSpecs))
+	for _, hs := range hookSpecs {
+		h := Hook{Name: hs.group + "/" + hs.tracepoint, Kind: "tp_btf"}
+		args, err := k.tracepointArgs(hs.tracepoint)
+		if err != nil {
+			h.Err = err
+			hooks = append(hooks, h)
+			continue
+		}
+		for _, v := range hs.variants {
+			if v.args == args {
+				h.Program, h.Detail = v.program, v.detail
+				break
+			}
+		}
+		if h.Program == "" {
+			h.Err = fmt.Errorf("%w: tracepoint %s passes %d arguments, tcptrace knows no program for that", ErrHookMissing, hs.tracepoint, args)
+		}
+		hooks = append(hooks, h)
+	}
+	return hooks
+}
+
+// Open loads the programs with cfg's filters and attaches every hook.
+func Open(k *Kernel, cfg Config) (*Probe, error) {
+	if err := CheckPrivileges(); err != nil {
+		return nil, err
+	}
+	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			return nil, fmt.Errorf("%w: %w", ErrNoRingBuffer, err)
+		}
+		return nil, fmt.Errorf("probe ring buffer support: %w", err)
+	}
+	spec, err := bpf.LoadTcptrace()
+	if err != nil {
+		return nil, err
+	}
+	hooks := Plan(k)
+	used := map[string]bool{}
+	for _, h := range hooks {
+		if h.Err != nil {
+			return nil, fmt.Errorf("hook %s: %w", h.Name, h.Err)
+		}
+		used[h.Program] = true
+	}
+	// Drop the variants this kernel does not need before load.
+	for name := range spec.Programs {
+		if !used[name] {
+			delete(spec.Programs, name)
+		}
+	}
+	if err := configure(spec, k, cfg); err != nil {
+		return nil, err
+	}
+
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+		Programs: ebpf.ProgramOptions{KernelTypes: k.btf},
+	})
+	if err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("%w: load BPF programs: %w", ErrNotPrivileged, err)
+		}
+		return nil, fmt.Errorf("load BPF programs: %w", err)
+	}
+	p := &Probe{kernel: k, coll: coll, hooks: hooks}
+	for i := range p.hooks {
+		h := &p.hooks[i]
+		l, err := link.AttachTracing(link.TracingOptions{Program: coll.Programs[h.Program]})
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("attach %s: %w", h.Name, err)
+		}
+		p.links = append(p.links, l)
+	}
+	p.reader, err = ringbuf.NewReader(coll.Maps[bpf.TcptraceMapEvents])
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	return p, nil
+}
+
+func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
+	f := cfg.Filter
+	if len(f.PIDs) > MaxPIDs {
+		return fmt.Errorf("at most %d --pid values are supported, got %d", MaxPIDs, len(f.PIDs))
+	}
+	if len(f.Ports) > MaxPorts {
+		return fmt.Errorf("at most %d --port values are supported, got %d", MaxPorts, len(f.Ports))
+	}
+	var pids [MaxPIDs]uint32
+	copy(pids[:], f.PIDs)
+	var ports [MaxPorts]uint16
+	copy(ports[:], f.Ports)
+	family := uint16(0)
+	switch f.Family {
+	case 4:
+		family = unix.AF_INET
+	case 6:
+		family = unix.AF_INET6
+	}
+	vars := map[string]any{
+		bpf.TcptraceVarFilterPidCount:  uint32(len(f.PIDs)),
+		bpf.TcptraceVarFilterPids:      pids,
+		bpf.TcptraceVarFilterPortCount: uint32(len(f.Ports)),
+		bpf.TcptraceVarFilterPorts:     ports,
+		bpf.TcptraceVarFilterNetns:     f.Netns,
+		bpf.TcptraceVarFilterFamily:    family,
+		bpf.TcptraceVarWakeupBytes:     uint32(cfg.WakeupBytes),
+		bpf.TcptraceVarTcpClose:        k.states[events.StateClose],
+		bpf.TcptraceVarTcpListen:       k.states[events.StateListen],
+		bpf.TcptraceVarTcpSynSent:      k.states[events.StateSynSent],
+		bpf.TcptraceVarTcpFinWait1:     k.states[events.StateFinWait1],
+		bpf.TcptraceVarTcpLastAck:      k.states[events.StateLastAck],
+		bpf.TcptraceVarTcpTimeWait:     k.states[events.StateTimeWait],
+		bpf.TcptraceVarTcpNewSynRecv:   k.states[events.StateNewSynRecv],
+	}
+	for name, value := range vars {
+		v, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("BPF object has no variable %s", name)
+		}
+		if err := v.Set(value); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	if cfg.RingBytes > 0 {
+		spec.Maps[bpf.TcptraceMapEvents].MaxEntries = uint32(cfg.RingBytes)
+	}
+	if cfg.MaxSockets > 0 {
+		spec.Maps[bpf.TcptraceMapSocks].MaxEntries = uint32(cfg.MaxSockets)
+	}
+	return nil
+}
+
+// Hooks reports how each hook is attached.
+func (p *Probe) Hooks() []Hook { return p.hooks }
+
+// Lost returns how many records the kernel side dropped because the ring
+// buffer was full.
+func (p *Probe) Lost() (uint64, error) {
+	var perCPU []uint64
+	if err := p.coll.Maps[bpf.TcptraceMapLost].Lookup(uint32(0), &perCPU); err != nil {
+		return 0, fmt.Errorf("read lost counter: %w", err)
+	}
+	var sum uint64
+	for _, n := range perCPU {
+		sum += n
+	}
+	return sum, nil
+}
+
+// Read passes every record to onRecord until ctx is done, then detaches the
+// hooks and drains what is left. The record is only valid during the call.
+// onPoll runs after each poll interval, and once more at the end.
+func (p *Probe) Read(ctx context.Context, pollEvery time.Duration, onRecord func([]byte) error, onPoll func() error) error {
+	var rec ringbuf.Record
+	draining := false
+	p.reader.SetDeadline(time.Now().Add(pollEvery))
+	for {
+		err := p.reader.ReadInto(&rec)
+		switch {
+		case err == nil:
+			if err := onRecord(rec.RawSample); err != nil {
+				return err
+			}
+			continue
+		case !errors.Is(err, os.ErrDeadlineExceeded):
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+		if err := onPoll(); err != nil {
+			return err
+		}
+		if draining {
+			return nil
+		}
+		if ctx.Err() != nil {
+			// Detach first so that the drain sees everything that was sent.
+			p.detach()
+			draining = true
+			p.reader.SetDeadline(time.Now())
+			continue
+		}
+		p.reader.SetDeadline(time.Now().Add(pollEvery))
+	}
+}
+
+func (p *Probe) detach() {
+	for _, l := range p.links {
+		l.Close()
+	}
+	p.links = nil
+}
+
+// Close detaches and unloads everything.
+func (p *Probe) Close() error {
+	p.detach()
+	if p.reader != nil {
+		p.reader.Close()
+	}
+	p.coll.Close()
+	return nil
+}
+
+// Report is what `tcptrace features` shows.
+type Report struct {
+	Kernel    *Kernel
+	RingBuf   error // nil when the kernel has a BPF ring buffer
+	Privilege error // nil when tcptrace may load programs
+	Hooks     []Hook
+	// Attached is true when every hook was loaded and attached for real;
+	// false when only the kernel's BTF was consulted.
+	Attached bool
+}
+
+// Features checks what this kernel offers: with privileges it loads and
+// attaches every hook, then detaches; without, it reports the plan from BTF.
+func Features(k *Kernel) Report {
+	r := Report{Kernel: k, RingBuf: features.HaveMapType(ebpf.RingBuf), Privilege: CheckPrivileges()}
+	if r.Privilege != nil {
+		r.Hooks = Plan(k)
+		return r
+	}
+	p, err := Open(k, Config{})
+	if err != nil {
+		r.Hooks = Plan(k)
+		for i := range r.Hooks {
+			if r.Hooks[i].Err == nil {
+				r.Hooks[i].Err = err
+			}
+		}
+		return r
+	}
+	r.Hooks, r.Attached = p.Hooks(), true
+	p.Close()
+	return r
+}

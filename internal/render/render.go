@@ -1,0 +1,94 @@
+// Package render writes events for people (aligned text) and for tools
+// (JSON lines). Renderers buffer; the caller flushes at each poll so output
+// stays live without a write per event.
+package render
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// Stats is the end-of-run account: what was delivered and what was lost.
+type Stats struct {
+	Events      uint64 // events decoded and rendered
+	Lost        uint64 // records the kernel dropped (ring buffer full)
+	Undecodable uint64 // records that failed to decode
+	ByType      map[events.Type]uint64
+	Duration    time.Duration
+}
+
+// Renderer writes events and the closing stats.
+type Renderer interface {
+	Event(events.Event) error
+	Stats(Stats) error
+	Flush() error
+}
+
+// New returns the renderer for format "text" or "json". Text sends its
+// closing summary to errw so that stdout holds only events.
+func New(format string, w, errw io.Writer) (Renderer, error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	switch format {
+	case "text":
+		return &Text{w: bw, errw: errw, loc: time.Local}, nil
+	case "json":
+		return &JSON{w: bw}, nil
+	}
+	return nil, fmt.Errorf("unknown output format %q (want text or json)", format)
+}
+
+// JSON writes one JSON object per line (docs/json.md).
+type JSON struct {
+	w   *bufio.Writer
+	buf []byte
+}
+
+func (j *JSON) Event(ev events.Event) error {
+	j.buf = events.AppendJSON(j.buf[:0], ev)
+	j.buf = append(j.buf, '\n')
+	_, err := j.w.Write(j.buf)
+	return err
+}
+
+func (j *JSON) Stats(s Stats) error {
+	b := append(j.buf[:0], `{"type":"stats","events":`...)
+	b = strconv.AppendUint(b, s.Events, 10)
+	b = append(b, `,"lost":`...)
+	b = strconv.AppendUint(b, s.Lost, 10)
+	b = append(b, `,"undecodable":`...)
+	b = strconv.AppendUint(b, s.Undecodable, 10)
+	b = append(b, `,"duration_ms":`...)
+	b = events.AppendMillis(b, s.Duration)
+	b = append(b, `,"by_type":{`...)
+	for i, t := range sortedTypes(s.ByType) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = events.AppendJSONString(b, string(t))
+		b = append(b, ':')
+		b = strconv.AppendUint(b, s.ByType[t], 10)
+	}
+	b = append(b, "}}\n"...)
+	j.buf = b
+	if _, err := j.w.Write(b); err != nil {
+		return err
+	}
+	return j.w.Flush()
+}
+
+func (j *JSON) Flush() error { return j.w.Flush() }
+
+func sortedTypes(m map[events.Type]uint64) []events.Type {
+	types := make([]events.Type, 0, len(m))
+	for t := range m {
+		types = append(types, t)
+	}
+	sort.Slice(types, func(a, b int) bool { return types[a] < types[b] })
+	return types
+}

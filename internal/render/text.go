@@ -1,0 +1,142 @@
+package render
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// Text writes one aligned line per event: local time to the microsecond,
+// event, owner, local and remote endpoint, and what happened.
+type Text struct {
+	w         *bufio.Writer
+	errw      io.Writer
+	loc       *time.Location
+	buf       []byte
+	addrWidth int
+	header    bool
+}
+
+const (
+	timeWidth = 15
+	typeWidth = 14
+	pidWidth  = 7
+	commWidth = 15
+)
+
+func (t *Text) Event(ev events.Event) error {
+	h := ev.Head()
+	local, remote := endpoint(h.Local), endpoint(h.Remote)
+	t.addrWidth = max(t.addrWidth, 21, len(local), len(remote))
+	if !t.header {
+		t.header = true
+		t.buf = t.columns(t.buf[:0], "TIME", "EVENT", "PID", "COMM", "LOCAL", "REMOTE")
+		t.buf = append(t.buf, "DETAIL\n"...)
+		if _, err := t.w.Write(t.buf); err != nil {
+			return err
+		}
+	}
+	pid := "-"
+	if h.Owner.PID != 0 {
+		pid = strconv.FormatUint(uint64(h.Owner.PID), 10)
+	}
+	comm := h.Owner.Comm
+	if comm == "" {
+		comm = "?"
+	}
+	b := t.columns(t.buf[:0], h.Time.In(t.loc).Format("15:04:05.000000"), string(ev.Type()), pid, comm, local, remote)
+	b = appendDetail(b, ev)
+	b = append(b, '\n')
+	t.buf = b
+	_, err := t.w.Write(b)
+	return err
+}
+
+// columns lays out the fixed columns; a value wider than its column pushes
+// the rest right by one space rather than being cut.
+func (t *Text) columns(b []byte, clock, typ, pid, comm, local, remote string) []byte {
+	widths := [...]int{timeWidth, typeWidth, pidWidth, commWidth, t.addrWidth, t.addrWidth}
+	end := 0
+	for i, v := range [...]string{clock, typ, pid, comm, local, remote} {
+		b = append(b, v...)
+		end += widths[i] + 2
+		b = append(b, ' ')
+		for len(b) < end {
+			b = append(b, ' ')
+		}
+	}
+	return b
+}
+
+func appendDetail(b []byte, ev events.Event) []byte {
+	switch e := ev.(type) {
+	case *events.StateChange:
+		b = append(b, e.Old...)
+		b = append(b, " -> "...)
+		b = append(b, e.New...)
+		if e.PrevStateKnown {
+			b = append(b, " (after "...)
+			b = appendDuration(b, e.PrevState)
+			b = append(b, " in "...)
+			b = append(b, e.Old...)
+			b = append(b, ')')
+		}
+	case *events.Retransmit:
+		b = append(b, "in "...)
+		b = append(b, e.State...)
+	case *events.ResetSent:
+		if e.NoSocket {
+			b = append(b, "for a segment that matched no socket"...)
+		} else {
+			b = append(b, "in "...)
+			b = append(b, e.State...)
+		}
+		if e.Reason != "" {
+			b = append(b, ", reason "...)
+			b = append(b, e.Reason...)
+		}
+	case *events.ResetReceived:
+		b = append(b, "in "...)
+		b = append(b, e.State...)
+	case *events.Destroy:
+		b = append(b, "in "...)
+		b = append(b, e.State...)
+	}
+	return b
+}
+
+// appendDuration prints a duration for people: ms below 10 s, s above.
+func appendDuration(b []byte, d time.Duration) []byte {
+	if d < 10*time.Second {
+		b = events.AppendMillis(b, d)
+		return append(b, " ms"...)
+	}
+	b = strconv.AppendFloat(b, d.Seconds(), 'f', 1, 64)
+	return append(b, " s"...)
+}
+
+func endpoint(ap netip.AddrPort) string {
+	if !ap.IsValid() {
+		return "-"
+	}
+	return ap.String()
+}
+
+func (t *Text) Stats(s Stats) error {
+	if err := t.w.Flush(); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("%d events in %s, %d lost", s.Events, s.Duration.Round(time.Millisecond), s.Lost)
+	if s.Undecodable > 0 {
+		msg += fmt.Sprintf(", %d undecodable", s.Undecodable)
+	}
+	_, err := fmt.Fprintln(t.errw, msg)
+	return err
+}
+
+func (t *Text) Flush() error { return t.w.Flush() }
