@@ -1,0 +1,53 @@
+# tcptrace developer targets. `sudo make run` traces; `sudo make test` runs
+# every test, the privileged end-to-end ones included.
+
+# sudo drops /usr/local/go/bin from PATH: find go either way.
+GO ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
+BIN := bin/tcptrace
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+ARGS ?=
+
+.PHONY: all build generate check-generated test test-short lint run bench fuzz
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/tcptrace
+
+# Rebuild the BPF object and its Go bindings (needs clang and libbpf-dev).
+generate:
+	$(GO) generate ./bpf
+
+# Fail when the committed generated files differ from what `generate` makes.
+check-generated: generate
+	@if [ -n "$$(git status --porcelain -- bpf)" ]; then \
+		git status --short -- bpf; \
+		echo "bpf/: generated files are stale: run 'make generate' and commit the result" >&2; \
+		exit 1; \
+	fi
+
+# Every test. The end-to-end tests need root and fail (not skip) without it.
+test: build
+	TCPTRACE_REQUIRE_PRIVILEGED=1 TCPTRACE_BINARY=$(abspath $(BIN)) $(GO) test -count=1 ./...
+
+# Only the tests that need no privileges.
+test-short:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt" >&2; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+# sudo make run ARGS="--pid 1234 -o json"
+run: build
+	./$(BIN) $(ARGS)
+
+# Loopback connection churn, untraced and traced, interleaved; plus the
+# per-event cost of decoding and rendering.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/decode ./internal/render
+	$(GO) run ./scripts/bench -tracer $(BIN)
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/decode

@@ -1,0 +1,180 @@
+package decode
+
+import (
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/tcptrace/tcptrace/bpf"
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+var testNames = Names{
+	States: map[uint8]events.State{
+		1: events.StateEstablished, 2: events.StateSynSent, 3: events.StateSynRecv,
+		4: events.StateFinWait1, 7: events.StateClose, 10: events.StateListen,
+	},
+	ResetReasons: map[uint32]string{11: "TCP_ABORT_ON_CLOSE"},
+}
+
+var boot = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+
+func record(e bpf.TcptraceEvent) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(&e)), RecordSize)
+}
+
+func comm(s string) (c [16]int8) {
+	for i := range len(s) {
+		c[i] = int8(s[i])
+	}
+	return c
+}
+
+func v4(a, b, c, d byte) (out [16]uint8) {
+	out[0], out[1], out[2], out[3] = a, b, c, d
+	return out
+}
+
+const (
+	ownerKnown = uint8(bpf.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN)
+	hasReason  = uint8(bpf.TcptraceEventFlagEVENT_FLAG_HAS_REASON)
+	noSocket   = uint8(bpf.TcptraceEventFlagEVENT_FLAG_NO_SOCKET)
+	prevKnown  = uint8(bpf.TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN)
+)
+
+func TestDecode(t *testing.T) {
+	header := events.Header{
+		Time:   boot.Add(5 * time.Second),
+		Cookie: 42,
+		Family: 4,
+		Local:  netip.MustParseAddrPort("10.0.0.1:40000"),
+		Remote: netip.MustParseAddrPort("10.0.0.2:80"),
+		Netns:  4026531840,
+		Owner:  events.Owner{PID: 1234, Comm: "curl", CgroupID: 99},
+	}
+	base := bpf.TcptraceEvent{
+		TsNs: uint64(5 * time.Second), Cookie: 42, CgroupId: 99, Netns: 4026531840,
+		Pid: 1234, Comm: comm("curl"), Family: 4, Sport: 40000, Dport: 80,
+		Saddr: v4(10, 0, 0, 1), Daddr: v4(10, 0, 0, 2), Flags: ownerKnown,
+	}
+	with := func(f func(*bpf.TcptraceEvent)) bpf.TcptraceEvent {
+		e := base
+		f(&e)
+		return e
+	}
+	v6 := header
+	v6.Family = 6
+	v6.Local = netip.MustParseAddrPort("[::1]:443")
+	v6.Remote = netip.MustParseAddrPort("[2001:db8::7]:55000")
+	v6.Owner = events.Owner{}
+
+	tests := []struct {
+		name string
+		raw  bpf.TcptraceEvent
+		want events.Event
+	}{
+		{"state with time in previous state", with(func(e *bpf.TcptraceEvent) {
+			e.Type, e.OldState, e.State = 1, 2, 1
+			e.Flags |= prevKnown
+			e.PrevStateNs = 1500000
+		}), &events.StateChange{Header: header, Old: events.StateSynSent, New: events.StateEstablished,
+			PrevState: 1500 * time.Microsecond, PrevStateKnown: true}},
+		{"state without previous state", with(func(e *bpf.TcptraceEvent) {
+			e.Type, e.OldState, e.State = 1, 7, 2
+			e.PrevStateNs = 777 // ignored without the flag
+		}), &events.StateChange{Header: header, Old: events.StateClose, New: events.StateSynSent}},
+		{"retransmit", with(func(e *bpf.TcptraceEvent) { e.Type, e.State = 2, 1 }),
+			&events.Retransmit{Header: header, State: events.StateEstablished}},
+		{"reset sent with reason", with(func(e *bpf.TcptraceEvent) {
+			e.Type, e.State, e.Reason = 3, 1, 11
+			e.Flags |= hasReason
+		}), &events.ResetSent{Header: header, State: events.StateEstablished, Reason: "TCP_ABORT_ON_CLOSE"}},
+		{"reset sent without reason", with(func(e *bpf.TcptraceEvent) { e.Type, e.State, e.Reason = 3, 1, 11 }),
+			&events.ResetSent{Header: header, State: events.StateEstablished}},
+		{"reset for no socket over IPv6, no owner", bpf.TcptraceEvent{
+			TsNs: uint64(5 * time.Second), Cookie: 42, Netns: 4026531840, Family: 6, Type: 3,
+			Sport: 443, Dport: 55000, Flags: noSocket, State: 200,
+			Saddr: [16]uint8{15: 1}, Daddr: [16]uint8{0x20, 0x01, 0x0d, 0xb8, 15: 7},
+		}, &events.ResetSent{Header: v6, NoSocket: true}},
+		{"reset received", with(func(e *bpf.TcptraceEvent) { e.Type, e.State = 4, 1 }),
+			&events.ResetReceived{Header: header, State: events.StateEstablished}},
+		{"destroy", with(func(e *bpf.TcptraceEvent) { e.Type, e.State = 5, 7 }),
+			&events.Destroy{Header: header, State: events.StateClose}},
+	}
+	d := New(testNames, boot)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := d.Decode(record(tt.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %#v\nwant %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	good := bpf.TcptraceEvent{Type: 1, Family: 4, OldState: 7, State: 2}
+	tests := []struct {
+		name string
+		rec  []byte
+	}{
+		{"empty", nil},
+		{"short", record(good)[:RecordSize-1]},
+		{"unknown type", record(func() bpf.TcptraceEvent { e := good; e.Type = 9; return e }())},
+		{"type zero", record(func() bpf.TcptraceEvent { e := good; e.Type = 0; return e }())},
+		{"unknown family", record(func() bpf.TcptraceEvent { e := good; e.Family = 5; return e }())},
+		{"unknown state", record(func() bpf.TcptraceEvent { e := good; e.State = 99; return e }())},
+		{"unknown old state", record(func() bpf.TcptraceEvent { e := good; e.OldState = 99; return e }())},
+		{"unknown reason", record(func() bpf.TcptraceEvent {
+			e := good
+			e.Type, e.Reason, e.Flags = 3, 1000, hasReason
+			return e
+		}())},
+	}
+	d := New(testNames, boot)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if ev, err := d.Decode(tt.rec); err == nil {
+				t.Fatalf("decoded %#v, want an error", ev)
+			}
+		})
+	}
+	if _, err := d.Decode(nil); !errors.Is(err, ErrShortRecord) {
+		t.Errorf("empty record: %v, want ErrShortRecord", err)
+	}
+}
+
+// FuzzDecode: any bytes decode to an error or to an event whose JSON is valid.
+func FuzzDecode(f *testing.F) {
+	f.Add(record(bpf.TcptraceEvent{Type: 1, Family: 4, OldState: 7, State: 2, Flags: ownerKnown, Comm: comm("a\"b")}))
+	f.Add(record(bpf.TcptraceEvent{Type: 3, Family: 6, Flags: noSocket | hasReason, Reason: 11}))
+	f.Add([]byte{1, 2, 3})
+	d := New(testNames, boot)
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		ev, err := d.Decode(rec)
+		if err != nil {
+			return
+		}
+		if b := events.AppendJSON(nil, ev); !json.Valid(b) {
+			t.Fatalf("invalid JSON %s", b)
+		}
+	})
+}
+
+func BenchmarkDecode(b *testing.B) {
+	rec := record(bpf.TcptraceEvent{Type: 1, Family: 4, OldState: 7, State: 2, Flags: ownerKnown | prevKnown, Comm: comm("server")})
+	d := New(testNames, boot)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.Decode(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

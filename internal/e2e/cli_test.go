@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// runTracer runs the tcptrace binary to completion.
+func runTracer(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return runCommand(t, exec.Command(tracerBinary, args...))
+}
+
+func runCommand(t *testing.T, cmd *exec.Cmd) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return out.String(), errOut.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), 0
+}
+
+// missingPID returns a process id that no process has.
+func missingPID(t *testing.T) int {
+	for pid := 4194303; pid > 1; pid-- {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
+			return pid
+		}
+	}
+	t.Fatal("no free pid")
+	return 0
+}
+
+// TestCLIErrors: every bad input gives one sentence that says what is wrong,
+// a non-zero exit, and never a Go stack trace.
+func TestCLIErrors(t *testing.T) {
+	nopid := missingPID(t)
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--pid", "abc"}, 2, `tcptrace: invalid --pid "abc": must be a process id (a positive number)`},
+		{[]string{"--pid", "12,x"}, 2, `tcptrace: invalid --pid "x"`},
+		{[]string{"--pid", fmt.Sprint(nopid)}, 2, fmt.Sprintf("tcptrace: invalid --pid %d: no such process", nopid)},
+		{[]string{"--port", "70000"}, 2, `tcptrace: invalid --port "70000": must be a number from 1 to 65535`},
+		{[]string{"--port", "0"}, 2, `tcptrace: invalid --port "0"`},
+		{[]string{"-o", "yaml"}, 2, `tcptrace: invalid --output "yaml": use text or json`},
+		{[]string{"-4", "-6"}, 2, "tcptrace: -4 and -6 exclude each other"},
+		{[]string{"--netns", "/nonexistent/ns"}, 2, `tcptrace: invalid --netns "/nonexistent/ns"`},
+		{[]string{"--ring-size", "3M"}, 2, `tcptrace: invalid --ring-size "3M": use a power of two`},
+		{[]string{"--duration", "-1s"}, 2, "tcptrace: invalid --duration -1s"},
+		{[]string{"--bogus"}, 2, "tcptrace: unknown flag: --bogus (see tcptrace --help)"},
+		{[]string{"extra"}, 2, `tcptrace: unexpected argument "extra"`},
+		{[]string{"--btf-path", "/nonexistent/vmlinux"}, 1, "tcptrace: this kernel exposes no BTF type information"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			stdout, stderr, code := runTracer(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d", code, tt.code)
+			}
+			if !strings.HasPrefix(stderr, tt.want) {
+				t.Errorf("stderr %q, want it to start with %q", stderr, tt.want)
+			}
+			if strings.Count(stderr, "\n") != 1 || strings.Contains(stderr, "goroutine") {
+				t.Errorf("want one line, got %q", stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+		})
+	}
+}
+
+// TestUnprivileged: a user without CAP_BPF/CAP_PERFMON is told to use sudo.
+func TestUnprivileged(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatal("setpriv (util-linux) is needed")
+	}
+	for _, args := range [][]string{{"--duration", "1s"}, {"--pid", "1"}} {
+		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups",
+			"--inh-caps=-all", "--bounding-set=-all", tracerBinary}, args...)...)
+		_, stderr, code := runCommand(t, cmd)
+		want := "tcptrace: tcptrace needs root (or the CAP_BPF and CAP_PERFMON capabilities) to load BPF programs: run it with sudo\n"
+		if code != 1 || stderr != want {
+			t.Errorf("%v: exit %d, stderr %q; want exit 1, %q", args, code, stderr, want)
+		}
+	}
+	// features still works, and says what is missing.
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		"--inh-caps=-all", "--bounding-set=-all", tracerBinary, "features")
+	stdout, stderr, code := runCommand(t, cmd)
+	if code != 0 || !strings.Contains(stdout, "privileges:  no: tcptrace needs root") || !strings.Contains(stdout, "sock/inet_sock_set_state") {
+		t.Errorf("features as nobody: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	stdout, _, code := runTracer(t, "--help")
+	if code != 0 || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "--pid") {
+		t.Errorf("--help: exit %d\n%s", code, stdout)
+	}
+	if strings.Contains(stdout, "btf-path") {
+		t.Error("--help shows the hidden --btf-path")
+	}
+	stdout, _, code = runTracer(t, "--version")
+	if code != 0 || !strings.HasPrefix(stdout, "tcptrace ") {
+		t.Errorf("--version: exit %d, %q", code, stdout)
+	}
+}
+
+// TestFeatures: as root every hook is loaded and attached for real.
+func TestFeatures(t *testing.T) {
+	requireRoot(t)
+	stdout, stderr, code := runTracer(t, "features")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, hook := range []string{"sock/inet_sock_set_state", "tcp/tcp_retransmit_skb", "tcp/tcp_send_reset",
+		"tcp/tcp_receive_reset", "tcp/tcp_destroy_sock"} {
+		found := false
+		for line := range strings.SplitSeq(stdout, "\n") {
+			if strings.Contains(line, hook) && strings.Contains(line, "attached") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("hook %s not reported attached:\n%s", hook, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "kernel:") || !strings.Contains(stdout, "BTF:         /sys/kernel/btf/vmlinux") {
+		t.Errorf("features lacks kernel or BTF source:\n%s", stdout)
+	}
+}

@@ -1,0 +1,396 @@
+// Package e2e holds tcptrace's privileged end-to-end tests: real TCP traffic
+// in throwaway network namespaces, traced by the real binary, with the events
+// checked against what the kernel did and against its own counters.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var tracerBinary string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(actorEnv) != "" {
+		os.Exit(runActor())
+	}
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	// World-executable, so the unprivileged-user test can run it too.
+	dir, err := os.MkdirTemp("", "tcptrace-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	tracerBinary = filepath.Join(dir, "tcptrace")
+	if err := installTracer(tracerBinary); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// installTracer copies the binary named by TCPTRACE_BINARY (set by make test
+// and the kernel-matrix runner) to dst, or builds it there.
+func installTracer(dst string) error {
+	src := os.Getenv("TCPTRACE_BINARY")
+	if src == "" {
+		build := exec.Command("go", "build", "-o", dst, "../../cmd/tcptrace")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build tcptrace (or set TCPTRACE_BINARY): %w", err)
+		}
+		return nil
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("TCPTRACE_BINARY: %w", err)
+	}
+	return os.WriteFile(dst, data, 0o755)
+}
+
+// requireRoot skips when not root, unless TCPTRACE_REQUIRE_PRIVILEGED=1 (set
+// by `make test` and CI), where a missing privilege is a failure.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("privileged test skipped in -short mode")
+	}
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("TCPTRACE_REQUIRE_PRIVILEGED") == "1" {
+		t.Fatal("privileged test run as non-root: run the suite with sudo")
+	}
+	t.Skip("needs root: run with sudo (make test)")
+}
+
+// netns is a network namespace made for one scenario.
+type netns struct {
+	name  string
+	inode uint64
+}
+
+var netnsSeq atomic.Int32
+
+func newNetns(t *testing.T) *netns {
+	t.Helper()
+	requireRoot(t)
+	name := fmt.Sprintf("tcptrace-e2e-%d-%d", os.Getpid(), netnsSeq.Add(1))
+	mustRun(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	mustRun(t, "ip", "-n", name, "link", "set", "lo", "up")
+	var st syscall.Stat_t
+	if err := syscall.Stat("/run/netns/"+name, &st); err != nil {
+		t.Fatal(err)
+	}
+	return &netns{name: name, inode: st.Ino}
+}
+
+func mustRun(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// nft applies an nftables ruleset inside the namespace.
+func (ns *netns) nft(t *testing.T, ruleset string) {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns.name, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v\n%s", err, out)
+	}
+}
+
+// counters reads the namespace's /proc/net/netstat and /proc/net/snmp as
+// "TcpExt.TW", "Tcp.RetransSegs" and so on.
+func (ns *netns) counters(t *testing.T) map[string]int64 {
+	t.Helper()
+	out := mustRun(t, "ip", "netns", "exec", ns.name, "cat", "/proc/net/netstat", "/proc/net/snmp")
+	counters := map[string]int64{}
+	lines := strings.Split(out, "\n")
+	for i := 0; i+1 < len(lines); i += 2 {
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) != len(values) || len(names) == 0 {
+			continue
+		}
+		prefix := strings.TrimSuffix(names[0], ":")
+		for j := 1; j < len(names); j++ {
+			v, err := strconv.ParseInt(values[j], 10, 64)
+			if err == nil {
+				counters[prefix+"."+names[j]] = v
+			}
+		}
+	}
+	if _, ok := counters["Tcp.RetransSegs"]; !ok {
+		t.Fatalf("no Tcp counters in:\n%s", out)
+	}
+	return counters
+}
+
+// actor is a TCP peer process (see runActor) inside a namespace.
+type actor struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines *bufio.Scanner
+	pid   int
+	port  int // local port, once listening or connected
+}
+
+// startActor starts a peer process in the namespace.
+func (ns *netns) startActor(t *testing.T) *actor {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns.name, self)
+	cmd.Env = append(os.Environ(), actorEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a := &actor{t: t, cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
+	t.Cleanup(func() {
+		a.stdin.Close()
+		done := make(chan struct{})
+		go func() { a.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			a.cmd.Process.Kill()
+			<-done
+		}
+	})
+	fields := strings.Fields(a.readLine())
+	if len(fields) != 2 || fields[0] != "started" {
+		t.Fatalf("actor: %v", fields)
+	}
+	a.pid, _ = strconv.Atoi(fields[1])
+	return a
+}
+
+// listener starts an actor listening on host, port chosen by the kernel.
+func (ns *netns) listener(t *testing.T, host string) *actor {
+	a := ns.startActor(t)
+	a.port, _ = strconv.Atoi(a.do1("listen " + addr(host, 0)))
+	return a
+}
+
+// client starts an actor connected to host:port.
+func (ns *netns) client(t *testing.T, host string, port int) *actor {
+	a := ns.startActor(t)
+	a.port, _ = strconv.Atoi(a.do1("connect " + addr(host, port)))
+	return a
+}
+
+func (a *actor) readLine() string {
+	a.t.Helper()
+	if !a.lines.Scan() {
+		a.t.Fatalf("actor ended: %v", a.lines.Err())
+	}
+	return a.lines.Text()
+}
+
+// do1 sends one command, waits for it to be done and returns its result.
+func (a *actor) do1(cmd string) string {
+	a.t.Helper()
+	fmt.Fprintln(a.stdin, cmd)
+	line := a.readLine()
+	result, ok := strings.CutPrefix(line, "ok")
+	if !ok {
+		a.t.Fatalf("actor %q: %s", cmd, line)
+	}
+	return strings.TrimSpace(result)
+}
+
+// try sends one command and returns the actor's answer, success or not.
+func (a *actor) try(cmd string) string {
+	a.t.Helper()
+	fmt.Fprintln(a.stdin, cmd)
+	return a.readLine()
+}
+
+// do sends commands in turn, each once the previous one is done.
+func (a *actor) do(cmds ...string) {
+	a.t.Helper()
+	for _, c := range cmds {
+		a.do1(c)
+	}
+}
+
+// exit ends the actor and waits for it.
+func (a *actor) exit() {
+	a.t.Helper()
+	fmt.Fprintln(a.stdin, "exit")
+	a.stdin.Close()
+	if err := a.cmd.Wait(); err != nil {
+		a.t.Fatalf("actor: %v", err)
+	}
+}
+
+// event is one JSON line of tcptrace's output (docs/json.md).
+type event struct {
+	Type        string   `json:"type"`
+	TS          string   `json:"ts"`
+	Cookie      uint64   `json:"cookie"`
+	Family      int      `json:"family"`
+	Saddr       string   `json:"saddr"`
+	Sport       int      `json:"sport"`
+	Daddr       string   `json:"daddr"`
+	Dport       int      `json:"dport"`
+	Netns       uint64   `json:"netns"`
+	PID         int      `json:"pid"`
+	Comm        string   `json:"comm"`
+	OldState    string   `json:"old_state"`
+	NewState    string   `json:"new_state"`
+	State       string   `json:"state"`
+	Reason      string   `json:"reason"`
+	NoSocket    bool     `json:"no_socket"`
+	PrevStateMs *float64 `json:"prev_state_ms"`
+	Events      int      `json:"events"`
+	Lost        int      `json:"lost"`
+}
+
+// tracer is a running tcptrace.
+type tracer struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	once   sync.Once
+	events []event
+	stats  event
+}
+
+// startTracer runs tcptrace -o json with args and waits until it is ready.
+func startTracer(t *testing.T, args ...string) *tracer {
+	t.Helper()
+	requireRoot(t)
+	ready := filepath.Join(t.TempDir(), "ready")
+	tr := &tracer{t: t}
+	tr.cmd = exec.Command(tracerBinary, append([]string{"-o", "json", "--ready-file", ready}, args...)...)
+	tr.cmd.Stdout, tr.cmd.Stderr = &tr.stdout, &tr.stderr
+	if err := tr.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.stop() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			return tr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tcptrace not ready after 20s; stderr:\n%s", tr.stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stop interrupts the tracer, waits for it and parses its output.
+func (tr *tracer) stop() []event {
+	tr.t.Helper()
+	tr.once.Do(func() {
+		tr.cmd.Process.Signal(os.Interrupt)
+		if err := tr.cmd.Wait(); err != nil {
+			tr.t.Fatalf("tcptrace: %v\n%s", err, tr.stderr.String())
+		}
+		for line := range strings.SplitSeq(strings.TrimSpace(tr.stdout.String()), "\n") {
+			var e event
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				tr.t.Fatalf("bad JSON line %q: %v", line, err)
+			}
+			if e.Type == "stats" {
+				tr.stats = e
+				continue
+			}
+			tr.events = append(tr.events, e)
+		}
+		if tr.stats.Type != "stats" {
+			tr.t.Fatalf("no stats line in output:\n%s", tr.stdout.String())
+		}
+		if tr.stats.Events != len(tr.events) {
+			tr.t.Errorf("stats say %d events, output has %d", tr.stats.Events, len(tr.events))
+		}
+		if tr.stats.Lost != 0 {
+			tr.t.Errorf("%d events lost", tr.stats.Lost)
+		}
+	})
+	return tr.events
+}
+
+// socketWith returns the events of the socket whose first event matches.
+func socketWith(evs []event, match func(event) bool) []event {
+	var cookie uint64
+	for _, e := range evs {
+		if e.Cookie != 0 && match(e) {
+			cookie = e.Cookie
+			break
+		}
+	}
+	var out []event
+	for _, e := range evs {
+		if cookie != 0 && e.Cookie == cookie {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// transitions renders a socket's state events as "A->B->C".
+func transitions(evs []event) string {
+	var states []string
+	for _, e := range evs {
+		if e.Type != "state" {
+			continue
+		}
+		if len(states) == 0 {
+			states = append(states, e.OldState)
+		}
+		states = append(states, e.NewState)
+	}
+	return strings.Join(states, "->")
+}
+
+func ofType(evs []event, typ string) []event {
+	var out []event
+	for _, e := range evs {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+)
+
+var families = []struct {
+	name     string
+	loopback string
+	family   int
+}{
+	{"ipv4", "127.0.0.1", 4},
+	{"ipv6", "::1", 6},
+}
+
+func addr(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
+
+// settle gives loopback's last ACKs time to be processed before the tracer
+// is stopped.
+func settle() { time.Sleep(200 * time.Millisecond) }
+
+// TestClientClosesFirst: the full life of both ends of one connection, each
+// attributed to its own process, the accepted socket to the server.
+func TestClientClosesFirst(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			ns := newNetns(t)
+			before := ns.counters(t)
+			tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+			srv := ns.listener(t, fam.loopback)
+			cli := ns.client(t, fam.loopback, srv.port)
+			srv.do("accept")
+			cli.do("write 1000", "close")
+			srv.do("read-eof", "close")
+			cli.exit()
+			srv.exit()
+			settle()
+			evs := tr.stop()
+			after := ns.counters(t)
+
+			client := socketWith(evs, func(e event) bool { return e.NewState == "SYN_SENT" && e.PID == cli.pid })
+			if got, want := transitions(client), "CLOSE->SYN_SENT->ESTABLISHED->FIN_WAIT1->FIN_WAIT2->CLOSE"; got != want {
+				t.Errorf("client socket: %s, want %s", got, want)
+			}
+			// The kernel clones the child from its listener, so the first
+			// transition it reports for an accepted socket is LISTEN -> SYN_RECV.
+			child := socketWith(evs, func(e event) bool { return e.NewState == "SYN_RECV" })
+			if got, want := transitions(child), "LISTEN->SYN_RECV->ESTABLISHED->CLOSE_WAIT->LAST_ACK->CLOSE"; got != want {
+				t.Errorf("accepted socket: %s, want %s", got, want)
+			}
+			checkSocket(t, "client", client, cli.pid, fam.family, cli.port, srv.port)
+			checkSocket(t, "accepted", child, srv.pid, fam.family, srv.port, cli.port)
+			for _, c := range []string{"Tcp.ActiveOpens", "Tcp.PassiveOpens"} {
+				if d := after[c] - before[c]; d != 1 {
+					t.Errorf("%s delta %d, want 1", c, d)
+				}
+			}
+		})
+	}
+}
+
+// checkSocket checks owner, family, ports and state clocks of one socket's
+// events, and that it ends with its destroy.
+func checkSocket(t *testing.T, what string, evs []event, pid, family, local, remote int) {
+	t.Helper()
+	if len(evs) == 0 {
+		t.Errorf("%s: no events", what)
+		return
+	}
+	for i, e := range evs {
+		if e.PID != pid {
+			t.Errorf("%s event %d (%s %s): pid %d (%s), want %d", what, i, e.Type, e.NewState, e.PID, e.Comm, pid)
+		}
+		if e.Family != family {
+			t.Errorf("%s event %d: family %d, want %d", what, i, e.Family, family)
+		}
+		// A connecting socket has no local port yet when it enters SYN_SENT.
+		if (e.Sport != local && !(e.NewState == "SYN_SENT" && e.Sport == 0)) || e.Dport != remote {
+			t.Errorf("%s event %d (%s): ports %d -> %d, want %d -> %d", what, i, e.Type, e.Sport, e.Dport, local, remote)
+		}
+		if e.Type == "state" && i > 0 && (e.PrevStateMs == nil || *e.PrevStateMs < 0) {
+			t.Errorf("%s event %d (%s->%s): no prev_state_ms", what, i, e.OldState, e.NewState)
+		}
+	}
+	if last := evs[len(evs)-1]; last.Type != "destroy" || last.State != "CLOSE" {
+		t.Errorf("%s: last event %s in %s, want destroy in CLOSE", what, last.Type, last.State)
+	}
+}
+
+// TestPIDFilter: --pid shows the server's listener and accepted sockets and
+// nothing of other processes, while an unfiltered tracer sees them all.
+func TestPIDFilter(t *testing.T) {
+	ns := newNetns(t)
+	all := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	// The filter needs the server's pid before the server listens.
+	srvA := ns.startActor(t)
+	only := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--pid", strconv.Itoa(srvA.pid))
+	srvA.port, _ = strconv.Atoi(srvA.do1("listen 127.0.0.1:0"))
+	srvC := ns.listener(t, "127.0.0.1")
+	cliB := ns.client(t, "127.0.0.1", srvA.port)
+	cliD := ns.client(t, "127.0.0.1", srvC.port)
+	srvA.do("accept")
+	srvC.do("accept")
+	cliB.do("write 10", "close")
+	cliD.do("write 10", "close")
+	srvA.do("read-eof", "close")
+	srvC.do("read-eof", "close")
+	for _, a := range []*actor{cliB, cliD, srvA, srvC} {
+		a.exit()
+	}
+	settle()
+	seen := only.stop()
+	everything := all.stop()
+
+	pids := map[int]int{}
+	for _, e := range everything {
+		pids[e.PID]++
+	}
+	for _, a := range []*actor{srvA, cliB, srvC, cliD} {
+		if pids[a.pid] == 0 {
+			t.Errorf("unfiltered tracer saw nothing of pid %d", a.pid)
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("--pid tracer saw nothing")
+	}
+	for _, e := range seen {
+		if e.PID != srvA.pid {
+			t.Errorf("--pid %d shows an event of pid %d: %+v", srvA.pid, e.PID, e)
+		}
+	}
+	child := socketWith(seen, func(e event) bool { return e.NewState == "SYN_RECV" })
+	if got, want := transitions(child), "LISTEN->SYN_RECV->ESTABLISHED->CLOSE_WAIT->LAST_ACK->CLOSE"; got != want {
+		t.Errorf("accepted socket under --pid: %s, want %s", got, want)
+	}
+	if listener := socketWith(seen, func(e event) bool { return e.OldState == "LISTEN" && e.NewState == "CLOSE" }); len(listener) == 0 {
+		t.Error("--pid tracer did not see the listener close")
+	}
+}

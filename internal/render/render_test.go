@@ -1,0 +1,116 @@
+package render
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+var at = time.Date(2026, 11, 21, 18, 38, 21, 343312123, time.UTC)
+
+func header(local, remote string, pid uint32, comm string) events.Header {
+	h := events.Header{Time: at, Cookie: 8193, Family: 4, Netns: 4026531840,
+		Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote),
+		Owner: events.Owner{PID: pid, Comm: comm, CgroupID: 7}}
+	if h.Local.Addr().Is6() {
+		h.Family = 6
+	}
+	return h
+}
+
+func TestJSON(t *testing.T) {
+	tests := []struct {
+		ev   events.Event
+		want string
+	}{
+		{&events.StateChange{Header: header("127.0.0.1:35900", "127.0.0.1:9000", 5922, "curl"),
+			Old: events.StateSynSent, New: events.StateEstablished, PrevState: 335123 * time.Nanosecond, PrevStateKnown: true},
+			`{"type":"state","ts":"2026-11-21T18:38:21.343312123Z","cookie":8193,"family":4,"saddr":"127.0.0.1","sport":35900,"daddr":"127.0.0.1","dport":9000,"netns":4026531840,"pid":5922,"comm":"curl","cgroup_id":7,"old_state":"SYN_SENT","new_state":"ESTABLISHED","prev_state_ms":0.335}`},
+		{&events.StateChange{Header: header("127.0.0.1:0", "127.0.0.1:9000", 5922, "curl"),
+			Old: events.StateClose, New: events.StateSynSent},
+			`{"type":"state","ts":"2026-11-21T18:38:21.343312123Z","cookie":8193,"family":4,"saddr":"127.0.0.1","sport":0,"daddr":"127.0.0.1","dport":9000,"netns":4026531840,"pid":5922,"comm":"curl","cgroup_id":7,"old_state":"CLOSE","new_state":"SYN_SENT"}`},
+		{&events.ResetSent{Header: header("[::1]:9000", "[::1]:4242", 0, ""), NoSocket: true, Reason: "NO_SOCKET"},
+			`{"type":"reset_sent","ts":"2026-11-21T18:38:21.343312123Z","cookie":8193,"family":6,"saddr":"::1","sport":9000,"daddr":"::1","dport":4242,"netns":4026531840,"pid":0,"comm":"","cgroup_id":7,"reason":"NO_SOCKET","no_socket":true}`},
+		{&events.Retransmit{Header: header("10.1.1.1:1", "10.1.1.2:2", 1, "a\"b\x01"), State: events.StateEstablished},
+			`{"type":"retransmit","ts":"2026-11-21T18:38:21.343312123Z","cookie":8193,"family":4,"saddr":"10.1.1.1","sport":1,"daddr":"10.1.1.2","dport":2,"netns":4026531840,"pid":1,"comm":"a\"b\u0001","cgroup_id":7,"state":"ESTABLISHED"}`},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		r, err := New("json", &out, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Event(tt.ev); err != nil {
+			t.Fatal(err)
+		}
+		r.Flush()
+		got := strings.TrimSuffix(out.String(), "\n")
+		if got != tt.want {
+			t.Errorf("got  %s\nwant %s", got, tt.want)
+		}
+		if !json.Valid([]byte(got)) {
+			t.Errorf("invalid JSON: %s", got)
+		}
+	}
+}
+
+func TestJSONStats(t *testing.T) {
+	var out bytes.Buffer
+	r, _ := New("json", &out, &out)
+	err := r.Stats(Stats{Events: 12, Lost: 3, Duration: 1500 * time.Millisecond,
+		ByType: map[events.Type]uint64{events.TypeState: 10, events.TypeDestroy: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"type":"stats","events":12,"lost":3,"undecodable":0,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}` + "\n"
+	if out.String() != want {
+		t.Errorf("got  %s\nwant %s", out.String(), want)
+	}
+}
+
+func TestText(t *testing.T) {
+	var out, errOut bytes.Buffer
+	r, _ := New("text", &out, &errOut)
+	tr := r.(*Text)
+	tr.loc = time.UTC
+	evs := []events.Event{
+		&events.StateChange{Header: header("127.0.0.1:35900", "127.0.0.1:9000", 5922, "curl"),
+			Old: events.StateFinWait1, New: events.StateFinWait2, PrevState: 42500 * time.Microsecond, PrevStateKnown: true},
+		&events.ResetSent{Header: header("127.0.0.1:9000", "127.0.0.1:35900", 0, ""), State: events.StateEstablished, Reason: "TCP_ABORT_ON_CLOSE"},
+		&events.StateChange{Header: header("127.0.0.1:9000", "127.0.0.1:35900", 77, "server"),
+			Old: events.StateEstablished, New: events.StateCloseWait, PrevState: 12 * time.Second, PrevStateKnown: true},
+	}
+	for _, ev := range evs {
+		if err := r.Event(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Stats(Stats{Events: 3, Duration: time.Second})
+	want := `TIME             EVENT           PID      COMM             LOCAL                  REMOTE                 DETAIL
+18:38:21.343312  state           5922     curl             127.0.0.1:35900        127.0.0.1:9000         FIN_WAIT1 -> FIN_WAIT2 (after 42.5 ms in FIN_WAIT1)
+18:38:21.343312  reset_sent      -        ?                127.0.0.1:9000         127.0.0.1:35900        in ESTABLISHED, reason TCP_ABORT_ON_CLOSE
+18:38:21.343312  state           77       server           127.0.0.1:9000         127.0.0.1:35900        ESTABLISHED -> CLOSE_WAIT (after 12.0 s in ESTABLISHED)
+`
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+	if got := errOut.String(); got != "3 events in 1s, 0 lost\n" {
+		t.Errorf("summary %q", got)
+	}
+}
+
+func BenchmarkJSON(b *testing.B) {
+	r, _ := New("json", &bytes.Buffer{}, nil)
+	ev := &events.StateChange{Header: header("127.0.0.1:35900", "127.0.0.1:9000", 5922, "curl"),
+		Old: events.StateSynSent, New: events.StateEstablished, PrevStateKnown: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Event(ev)
+		r.Flush()
+	}
+}
