@@ -58,35 +58,19 @@ struct sock_info {
 	__u64 state_since_ns; /* when the socket entered its current state */
 };
 
-struct listener_key {
-	__u32 netns;
-	__u16 port;
-	__u16 pad;
-};
-
 /*
- * Per-socket owner and state clock, keyed by socket cookie. Added when a
- * socket's owner is first learnt (connect, listen, close in process context;
- * or a new child inheriting its listener's owner); removed at
- * tcp_destroy_sock. LRU so sockets whose destroy we never see cannot fill it.
+ * Per-socket owner and state clock, stored on the socket itself: created when
+ * a socket's owner is first learnt (connect, listen, close in process
+ * context), freed by the kernel with the socket. BPF_F_CLONE copies a
+ * listener's entry to each child it spawns, which is how an accepted socket,
+ * created in softirq, inherits its server's owner.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
 	__type(value, struct sock_info);
 } socks SEC(".maps");
-
-/*
- * Owner of each listening port, so a child socket created in softirq inherits
- * its server's owner. Added on -> LISTEN, removed on LISTEN -> CLOSE.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct listener_key);
-	__type(value, struct owner);
-} listeners SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -103,7 +87,6 @@ struct {
 
 /* The parts of a socket's identity the filters look at. */
 struct sock_id {
-	__u64 cookie;
 	__u32 netns;
 	__u16 family;
 	__u16 sport;
@@ -150,31 +133,36 @@ static __always_inline bool owner_wanted(const struct owner *o)
 /* Reads family, ports and netns of a full socket, TIME_WAIT or request sock. */
 static __always_inline void read_sock_id(const struct sock *sk, struct sock_id *id)
 {
-	id->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	id->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	id->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	id->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/*
+	 * tp_btf arguments are BTF pointers: plain field accesses compile to
+	 * direct, CO-RE relocated loads, far cheaper than probe-read helpers.
+	 */
+	id->family = sk->__sk_common.skc_family;
+	id->netns = sk->__sk_common.skc_net.net->ns.inum;
+	id->dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	id->sport = sk->__sk_common.skc_num;
 	/*
 	 * skc_num is already 0 on "-> CLOSE" (the port was released), but a
 	 * full socket still has inet_sport. TIME_WAIT and request socks keep
 	 * skc_num, and have no inet_sport to read.
 	 */
 	if (!id->sport) {
-		__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		__u8 state = sk->__sk_common.skc_state;
+
+		/* Beyond struct sock: the verifier wants a probe read here. */
 		if (state != tcp_time_wait && state != tcp_new_syn_recv)
 			id->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	}
-	id->cookie = bpf_get_socket_cookie((void *)sk);
 }
 
 static __always_inline void read_sock_addrs(const struct sock *sk, struct event *e)
 {
 	if (e->family == 4) {
-		BPF_CORE_READ_INTO((__be32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__be32 *)e->daddr, sk, __sk_common.skc_daddr);
+		*(__be32 *)e->saddr = sk->__sk_common.skc_rcv_saddr;
+		*(__be32 *)e->daddr = sk->__sk_common.skc_daddr;
 	} else {
-		BPF_CORE_READ_INTO((struct in6_addr *)e->saddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO((struct in6_addr *)e->daddr, sk, __sk_common.skc_v6_daddr);
+		*(struct in6_addr *)e->saddr = sk->__sk_common.skc_v6_rcv_saddr;
+		*(struct in6_addr *)e->daddr = sk->__sk_common.skc_v6_daddr;
 	}
 }
 
@@ -185,7 +173,7 @@ static __always_inline void current_owner(struct owner *o)
 	o->tgid = bpf_get_current_pid_tgid() >> 32;
 	o->cgroup_id = bpf_get_current_cgroup_id();
 	/* The process's name, not the name of the thread that happens to run. */
-	BPF_CORE_READ_STR_INTO(&o->comm, task, group_leader, comm);
+	bpf_probe_read_kernel_str(o->comm, sizeof(o->comm), task->group_leader->comm);
 }
 
 static __always_inline void count_lost(void)
@@ -197,9 +185,13 @@ static __always_inline void count_lost(void)
 		*n += 1;
 }
 
-/* Reserves a record and fills what every event carries; NULL if the ring is full. */
-static __always_inline struct event *new_event(__u8 type, const struct sock_id *id,
-					       const struct owner *o, __u8 state)
+/*
+ * Reserves a record and fills what every event carries; NULL if the ring is
+ * full. sk is NULL for an RST that belongs to no socket.
+ */
+static __always_inline struct event *new_event(__u8 type, const struct sock *sk,
+					       const struct sock_id *id, const struct owner *o,
+					       __u8 state)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
@@ -208,7 +200,8 @@ static __always_inline struct event *new_event(__u8 type, const struct sock_id *
 		return NULL;
 	}
 	e->ts_ns = bpf_ktime_get_ns();
-	e->cookie = id->cookie;
+	/* Only now: the cookie costs an atomic on the socket. */
+	e->cookie = sk ? bpf_get_socket_cookie((void *)sk) : 0;
 	e->netns = id->netns;
 	e->family = id->family == AF_INET6 ? 6 : 4;
 	e->sport = id->sport;
@@ -237,18 +230,25 @@ static __always_inline struct event *new_event(__u8 type, const struct sock_id *
 
 static __always_inline void submit(struct event *e)
 {
-	__u64 flags = 0;
+	__u64 flags = 0, avail;
 
-	if (wakeup_bytes)
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+	if (wakeup_bytes) {
+		/*
+		 * Wake the reader only on the record that crosses the threshold:
+		 * waking it on every record above it costs more than it saves.
+		 */
+		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		flags = avail >= wakeup_bytes && avail < wakeup_bytes + sizeof(*e) ?
 				BPF_RB_FORCE_WAKEUP :
 				BPF_RB_NO_WAKEUP;
+	}
 	bpf_ringbuf_submit(e, flags);
 }
 
-static __always_inline struct owner *known_owner(const struct sock_id *id)
+/* The socket's owner, if known. TIME_WAIT and request socks have no storage. */
+static __always_inline struct owner *known_owner(const struct sock *sk)
 {
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &id->cookie);
+	struct sock_info *info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
 
 	return info ? &info->owner : NULL;
 }
@@ -264,10 +264,10 @@ static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __
 	read_sock_id(sk, &id);
 	if (!id_wanted(&id))
 		return;
-	o = known_owner(&id);
+	o = known_owner(sk);
 	if (!owner_wanted(o))
 		return;
-	e = new_event(type, &id, o, BPF_CORE_READ(sk, __sk_common.skc_state));
+	e = new_event(type, sk, &id, o, sk->__sk_common.skc_state);
 	if (!e)
 		return;
 	read_sock_addrs(sk, e);
@@ -292,13 +292,13 @@ static __always_inline bool owner_in_context(int new_state)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_state)
 {
-	struct sock_info fresh = {}, *info;
-	struct listener_key lkey = {};
+	struct sock_info *info;
 	struct sock_id id = {};
 	struct owner *o = NULL;
 	__u64 now, prev_ns = 0;
 	bool prev_known = false;
 	struct event *e;
+	__u32 tgid;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
@@ -307,47 +307,35 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 		return 0;
 
 	now = bpf_ktime_get_ns();
-	info = bpf_map_lookup_elem(&socks, &id.cookie);
+	info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
 	if (owner_in_context(new_state)) {
-		current_owner(&fresh.owner);
-		if (new_state == tcp_listen) {
-			lkey.netns = id.netns;
-			lkey.port = id.sport;
-			bpf_map_update_elem(&listeners, &lkey, &fresh.owner, BPF_ANY);
-		}
-	} else if (!info && old_state == tcp_listen) {
-		/* A child socket, cloned from its listener in softirq. */
-		lkey.netns = id.netns;
-		lkey.port = id.sport;
-		o = bpf_map_lookup_elem(&listeners, &lkey);
-		if (o)
-			fresh.owner = *o;
+		tgid = bpf_get_current_pid_tgid() >> 32;
+		if (!pid_wanted(tgid))
+			return 0;
+		if (!info)
+			info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+		if (info && info->owner.tgid != tgid)
+			current_owner(&info->owner);
+	} else if (info && old_state == tcp_listen && new_state != tcp_close) {
+		/* A new child: its entry is a copy of its listener's. */
+		info->state_since_ns = 0;
 	}
-
-	if (info) {
-		prev_ns = now - info->state_since_ns;
-		prev_known = true;
-		if (fresh.owner.tgid && fresh.owner.tgid != info->owner.tgid)
-			info->owner = fresh.owner;
-		info->state_since_ns = now;
+	if (info && info->owner.tgid)
 		o = &info->owner;
-	} else if (fresh.owner.tgid) {
-		o = &fresh.owner;
-	}
 	if (!owner_wanted(o))
 		return 0;
-	if (!info && o) {
-		fresh.owner = *o;
-		fresh.state_since_ns = now;
-		bpf_map_update_elem(&socks, &id.cookie, &fresh, BPF_ANY);
-	}
-	if (old_state == tcp_listen && new_state == tcp_close) {
-		lkey.netns = id.netns;
-		lkey.port = id.sport;
-		bpf_map_delete_elem(&listeners, &lkey);
+	/* Keep a state clock even for sockets whose owner is not known. */
+	if (!info)
+		info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (info) {
+		if (info->state_since_ns) {
+			prev_ns = now - info->state_since_ns;
+			prev_known = true;
+		}
+		info->state_since_ns = now;
 	}
 
-	e = new_event(EVENT_STATE, &id, o, new_state);
+	e = new_event(EVENT_STATE, sk, &id, o, new_state);
 	if (!e)
 		return 0;
 	e->old_state = old_state;
@@ -382,9 +370,9 @@ int BPF_PROG(handle_retransmit_noerr, const struct sock *sk, const struct sk_buf
 static __always_inline void emit_reset_for_segment(const struct sk_buff *skb, __u32 reason,
 						   bool has_reason)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	unsigned char *nh = head + BPF_CORE_READ(skb, network_header);
-	unsigned char *th = head + BPF_CORE_READ(skb, transport_header);
+	unsigned char *head = skb->head;
+	unsigned char *nh = head + skb->network_header;
+	unsigned char *th = head + skb->transport_header;
 	struct sock_id id = {};
 	__u8 version = 0;
 	__be16 port = 0;
@@ -403,10 +391,10 @@ static __always_inline void emit_reset_for_segment(const struct sk_buff *skb, __
 	id.sport = bpf_ntohs(port);
 	bpf_probe_read_kernel(&port, 2, th + TCP_SPORT_OFF);
 	id.dport = bpf_ntohs(port);
-	id.netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	id.netns = skb->dev->nd_net.net->ns.inum;
 	if (!id_wanted(&id))
 		return;
-	e = new_event(EVENT_RESET_SENT, &id, NULL, 0);
+	e = new_event(EVENT_RESET_SENT, NULL, &id, NULL, 0);
 	if (!e)
 		return;
 	e->flags |= EVENT_FLAG_NO_SOCKET;
@@ -455,13 +443,10 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 	return 0;
 }
 
+/* The socket's storage goes with it: nothing to clean up here. */
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(handle_destroy, struct sock *sk)
 {
-	__u64 cookie;
-
 	emit_sock_event(sk, EVENT_DESTROY, 0, false);
-	cookie = bpf_get_socket_cookie(sk);
-	bpf_map_delete_elem(&socks, &cookie);
 	return 0;
 }

@@ -54,24 +54,15 @@ const (
 	TcptraceEventTypeEVENT_DESTROY        TcptraceEventType = 5
 )
 
-type TcptraceListenerKey struct {
-	_     structs.HostLayout
-	Netns uint32
-	Port  uint16
-	Pad   uint16
-}
-
-type TcptraceOwner struct {
-	_        structs.HostLayout
-	CgroupId uint64
-	Tgid     uint32
-	Comm     [16]int8
-	_        [4]byte
-}
-
 type TcptraceSockInfo struct {
-	_            structs.HostLayout
-	Owner        TcptraceOwner
+	_     structs.HostLayout
+	Owner struct {
+		_        structs.HostLayout
+		CgroupId uint64
+		Tgid     uint32
+		Comm     [16]int8
+		_        [4]byte
+	}
 	StateSinceNs uint64
 }
 
@@ -80,7 +71,6 @@ type TcptraceSockInfo struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	TcptraceMapEvents                   = "events"
-	TcptraceMapListeners                = "listeners"
 	TcptraceMapLost                     = "lost"
 	TcptraceMapSocks                    = "socks"
 	TcptraceProgHandleDestroy           = "handle_destroy"
@@ -164,10 +154,9 @@ type TcptraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceMapSpecs struct {
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	Listeners *ebpf.MapSpec `ebpf:"listeners"`
-	Lost      *ebpf.MapSpec `ebpf:"lost"`
-	Socks     *ebpf.MapSpec `ebpf:"socks"`
+	Events *ebpf.MapSpec `ebpf:"events"`
+	Lost   *ebpf.MapSpec `ebpf:"lost"`
+	Socks  *ebpf.MapSpec `ebpf:"socks"`
 }
 
 // TcptraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -213,16 +202,14 @@ func (o *TcptraceObjects) Close() error {
 //
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptraceMaps struct {
-	Events    *ebpf.Map `ebpf:"events"`
-	Listeners *ebpf.Map `ebpf:"listeners"`
-	Lost      *ebpf.Map `ebpf:"lost"`
-	Socks     *ebpf.Map `ebpf:"socks"`
+	Events *ebpf.Map `ebpf:"events"`
+	Lost   *ebpf.Map `ebpf:"lost"`
+	Socks  *ebpf.Map `ebpf:"socks"`
 }
 
 func (m *TcptraceMaps) Close() error {
 	return _TcptraceClose(
 		m.Events,
-		m.Listeners,
 		m.Lost,
 		m.Socks,
 	)

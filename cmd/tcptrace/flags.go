@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -44,8 +45,8 @@ type traceFlags struct {
 	ringSize     string
 	wakeupBytes  int
 	pollInterval time.Duration
-	maxSockets   int
 	btfPath      string
+	cpuProfile   string
 	version      bool
 }
 
@@ -62,11 +63,12 @@ func newFlagSet(f *traceFlags) *pflag.FlagSet {
 	fs.StringVar(&f.ringSize, "ring-size", "4M", "BPF ring buffer size, a power of two (e.g. 512K, 4M, 64M)")
 	fs.DurationVar(&f.pollInterval, "poll-interval", 10*time.Millisecond, "longest delay between an event and its output; shorter costs more CPU under load")
 	fs.IntVar(&f.wakeupBytes, "wakeup-bytes", 64<<10, "wake the reader early once this many bytes wait in the ring (0: for every event)")
-	fs.IntVar(&f.maxSockets, "max-sockets", 65536, "sockets whose owner is remembered at once (least recently used are forgotten)")
 	fs.StringVar(&f.readyFile, "ready-file", "", "write this file once every hook is attached (for scripts)")
 	fs.StringVar(&f.btfPath, "btf-path", probe.DefaultBTFPath, "kernel BTF to read")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the tracer to this file")
 	_ = fs.MarkHidden("btf-path")
+	_ = fs.MarkHidden("cpuprofile")
 	return fs
 }
 
@@ -105,6 +107,13 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	cfg.Stdout, cfg.Stderr = stdout, stderr
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return tracer.Run(ctx, cfg)
 }
 
@@ -172,10 +181,6 @@ func (f *traceFlags) config() (tracer.Config, error) {
 		return cfg, usageError{fmt.Sprintf("invalid --wakeup-bytes %d: use 0 to the ring size (%d)", f.wakeupBytes, ring)}
 	}
 	cfg.Probe.WakeupBytes = f.wakeupBytes
-	if f.maxSockets < 1024 || f.maxSockets > 1<<24 {
-		return cfg, usageError{fmt.Sprintf("invalid --max-sockets %d: use 1024 to %d", f.maxSockets, 1<<24)}
-	}
-	cfg.Probe.MaxSockets = f.maxSockets
 	return cfg, nil
 }
 
@@ -230,4 +235,17 @@ func runFeatures(args []string, stdout io.Writer) error {
 		return err
 	}
 	return printFeatures(stdout, f.btfPath)
+}
+
+// startCPUProfile profiles the tracer itself, for work on its speed.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -45,7 +45,14 @@ func OpenKernel(btfPath string) (*Kernel, error) {
 	if _, err := os.Stat(btfPath); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrNoBTF, btfPath, err)
 	}
-	spec, err := btf.LoadSpec(btfPath)
+	var spec *btf.Spec
+	var err error
+	if btfPath == DefaultBTFPath {
+		// The library's cached copy, which the loader itself uses too.
+		spec, err = btf.LoadKernelSpec()
+	} else {
+		spec, err = btf.LoadSpec(btfPath)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: read %s: %w", ErrNoBTF, btfPath, err)
 	}

@@ -42,8 +42,6 @@ type Config struct {
 	// WakeupBytes: the reader is woken once this much data waits; below
 	// that it sees records at its next poll. 0 wakes it for every record.
 	WakeupBytes int
-	// MaxSockets bounds the per-socket owner table.
-	MaxSockets int
 }
 
 // Hook is one kernel hook tcptrace uses and how it was attached.
@@ -244,9 +242,6 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 	}
 	if cfg.RingBytes > 0 {
 		spec.Maps[bpf.TcptraceMapEvents].MaxEntries = uint32(cfg.RingBytes)
-	}
-	if cfg.MaxSockets > 0 {
-		spec.Maps[bpf.TcptraceMapSocks].MaxEntries = uint32(cfg.MaxSockets)
 	}
 	return nil
 }
