@@ -7,7 +7,7 @@ BIN := bin/tcptrace
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ARGS ?=
 
-.PHONY: all build generate check-generated test test-short lint run bench fuzz
+.PHONY: all build generate check-generated test test-short test-kernels lint run bench fuzz
 
 all: build
 
@@ -29,6 +29,17 @@ check-generated: generate
 # Every test. The end-to-end tests need root and fail (not skip) without it.
 test: build
 	TCPTRACE_REQUIRE_PRIVILEGED=1 TCPTRACE_BINARY=$(abspath $(BIN)) $(GO) test -count=1 ./...
+
+# The privileged suite inside other kernels under qemu (Debian 6.1 and 6.12 by
+# default; KERNELS="6.12" or an exact release to pick). Needs root and
+# scripts/kernel-matrix/deps.sh; kernels are cached outside the repo.
+KERNELS ?= 6.1 6.12
+KERNEL_TEST_ARGS ?=
+test-kernels: build
+	$(GO) test -c -o bin/e2e.test ./internal/e2e
+	cd internal/e2e && ../../scripts/kernel-matrix/run.sh --test-binary ../../bin/e2e.test \
+		--test-args "-test.count=1 $(KERNEL_TEST_ARGS)" --kernels "$(KERNELS)" \
+		--env TCPTRACE_BINARY=$(abspath $(BIN)) --env TCPTRACE_REQUIRE_PRIVILEGED=1
 
 # Only the tests that need no privileges.
 test-short:

@@ -35,6 +35,7 @@ const volatile __u16 filter_family = 0; /* AF_INET or AF_INET6 */
 const volatile __u8 tcp_close = 0;
 const volatile __u8 tcp_listen = 0;
 const volatile __u8 tcp_syn_sent = 0;
+const volatile __u8 tcp_syn_recv = 0;
 const volatile __u8 tcp_fin_wait1 = 0;
 const volatile __u8 tcp_last_ack = 0;
 const volatile __u8 tcp_time_wait = 0;
@@ -56,6 +57,7 @@ struct owner {
 struct sock_info {
 	struct owner owner;
 	__u64 state_since_ns; /* when the socket entered its current state */
+	__u64 born_ns;	      /* a child's LISTEN -> SYN_RECV, not yet reported */
 };
 
 /*
@@ -186,10 +188,23 @@ static __always_inline void count_lost(void)
 }
 
 /*
+ * The socket's cookie, made now if it has none, except for listeners: some
+ * kernels (Debian's 6.1 and 6.12 among them) copy a listener's cookie into
+ * every child it clones, so giving a listener a cookie would give all its
+ * accepted sockets the same one. A listener shows the cookie it has, often 0.
+ */
+static __always_inline __u64 socket_cookie(const struct sock *sk, bool listener)
+{
+	if (listener)
+		return sk->__sk_common.skc_cookie.counter;
+	return bpf_get_socket_cookie((void *)sk);
+}
+
+/*
  * Reserves a record and fills what every event carries; NULL if the ring is
  * full. sk is NULL for an RST that belongs to no socket.
  */
-static __always_inline struct event *new_event(__u8 type, const struct sock *sk,
+static __always_inline struct event *new_event(__u8 type, const struct sock *sk, bool listener,
 					       const struct sock_id *id, const struct owner *o,
 					       __u8 state)
 {
@@ -200,8 +215,7 @@ static __always_inline struct event *new_event(__u8 type, const struct sock *sk,
 		return NULL;
 	}
 	e->ts_ns = bpf_ktime_get_ns();
-	/* Only now: the cookie costs an atomic on the socket. */
-	e->cookie = sk ? bpf_get_socket_cookie((void *)sk) : 0;
+	e->cookie = sk ? socket_cookie(sk, listener) : 0;
 	e->netns = id->netns;
 	e->family = id->family == AF_INET6 ? 6 : 4;
 	e->sport = id->sport;
@@ -245,29 +259,48 @@ static __always_inline void submit(struct event *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
-/* The socket's owner, if known. TIME_WAIT and request socks have no storage. */
-static __always_inline struct owner *known_owner(const struct sock *sk)
+/*
+ * Reports a child's LISTEN -> SYN_RECV, held back until its next event: older
+ * kernels (Debian's 6.1 and 6.12 among them) announce the child before they
+ * give it its remote port and its cookie (copied from the request sock), so
+ * only now is its identity right. The record keeps the transition's own time.
+ */
+static __always_inline void emit_birth(const struct sock *sk, struct sock_info *info,
+				       const struct sock_id *id, const struct owner *o)
 {
-	struct sock_info *info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
+	struct event *e = new_event(EVENT_STATE, sk, false, id, o, tcp_syn_recv);
 
-	return info ? &info->owner : NULL;
+	if (e) {
+		e->ts_ns = info->born_ns;
+		e->old_state = tcp_listen;
+		read_sock_addrs(sk, e);
+		submit(e);
+	}
+	info->born_ns = 0;
 }
 
 /* Emits a one-socket event (retransmit, resets, destroy) if the filters want it. */
 static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __u32 reason,
 					    bool has_reason)
 {
+	struct sock_info *info;
 	struct sock_id id = {};
 	struct owner *o;
 	struct event *e;
+	__u8 state;
 
 	read_sock_id(sk, &id);
 	if (!id_wanted(&id))
 		return;
-	o = known_owner(sk);
+	/* TIME_WAIT and request socks have no storage: the helper checks. */
+	info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
+	o = info && info->owner.tgid ? &info->owner : NULL;
 	if (!owner_wanted(o))
 		return;
-	e = new_event(type, sk, &id, o, sk->__sk_common.skc_state);
+	if (info && info->born_ns)
+		emit_birth(sk, info, &id, o);
+	state = sk->__sk_common.skc_state;
+	e = new_event(type, sk, state == tcp_listen, &id, o, state);
 	if (!e)
 		return;
 	read_sock_addrs(sk, e);
@@ -316,9 +349,6 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 			info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 		if (info && info->owner.tgid != tgid)
 			current_owner(&info->owner);
-	} else if (info && old_state == tcp_listen && new_state != tcp_close) {
-		/* A new child: its entry is a copy of its listener's. */
-		info->state_since_ns = 0;
 	}
 	if (info && info->owner.tgid)
 		o = &info->owner;
@@ -327,6 +357,14 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 	/* Keep a state clock even for sockets whose owner is not known. */
 	if (!info)
 		info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (info && old_state == tcp_listen && new_state == tcp_syn_recv) {
+		/* A new child (its entry a copy of its listener's): see emit_birth. */
+		info->state_since_ns = now;
+		info->born_ns = now;
+		return 0;
+	}
+	if (info && info->born_ns)
+		emit_birth(sk, info, &id, o);
 	if (info) {
 		if (info->state_since_ns) {
 			prev_ns = now - info->state_since_ns;
@@ -335,7 +373,10 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 		info->state_since_ns = now;
 	}
 
-	e = new_event(EVENT_STATE, sk, &id, o, new_state);
+	/* A child's first event has old_state LISTEN: it is no listener. */
+	e = new_event(EVENT_STATE, sk,
+		      new_state == tcp_listen || (old_state == tcp_listen && new_state == tcp_close),
+		      &id, o, new_state);
 	if (!e)
 		return 0;
 	e->old_state = old_state;
@@ -394,7 +435,7 @@ static __always_inline void emit_reset_for_segment(const struct sk_buff *skb, __
 	id.netns = skb->dev->nd_net.net->ns.inum;
 	if (!id_wanted(&id))
 		return;
-	e = new_event(EVENT_RESET_SENT, NULL, &id, NULL, 0);
+	e = new_event(EVENT_RESET_SENT, NULL, false, &id, NULL, 0);
 	if (!e)
 		return;
 	e->flags |= EVENT_FLAG_NO_SOCKET;

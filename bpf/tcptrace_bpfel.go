@@ -64,6 +64,7 @@ type TcptraceSockInfo struct {
 		_        [4]byte
 	}
 	StateSinceNs uint64
+	BornNs       uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -91,6 +92,7 @@ const (
 	TcptraceVarTcpLastAck               = "tcp_last_ack"
 	TcptraceVarTcpListen                = "tcp_listen"
 	TcptraceVarTcpNewSynRecv            = "tcp_new_syn_recv"
+	TcptraceVarTcpSynRecv               = "tcp_syn_recv"
 	TcptraceVarTcpSynSent               = "tcp_syn_sent"
 	TcptraceVarTcpTimeWait              = "tcp_time_wait"
 	TcptraceVarUnusedEvent              = "unused_event"
@@ -174,6 +176,7 @@ type TcptraceVariableSpecs struct {
 	TcpLastAck      *ebpf.VariableSpec `ebpf:"tcp_last_ack"`
 	TcpListen       *ebpf.VariableSpec `ebpf:"tcp_listen"`
 	TcpNewSynRecv   *ebpf.VariableSpec `ebpf:"tcp_new_syn_recv"`
+	TcpSynRecv      *ebpf.VariableSpec `ebpf:"tcp_syn_recv"`
 	TcpSynSent      *ebpf.VariableSpec `ebpf:"tcp_syn_sent"`
 	TcpTimeWait     *ebpf.VariableSpec `ebpf:"tcp_time_wait"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
@@ -230,6 +233,7 @@ type TcptraceVariables struct {
 	TcpLastAck      *ebpf.Variable `ebpf:"tcp_last_ack"`
 	TcpListen       *ebpf.Variable `ebpf:"tcp_listen"`
 	TcpNewSynRecv   *ebpf.Variable `ebpf:"tcp_new_syn_recv"`
+	TcpSynRecv      *ebpf.Variable `ebpf:"tcp_syn_recv"`
 	TcpSynSent      *ebpf.Variable `ebpf:"tcp_syn_sent"`
 	TcpTimeWait     *ebpf.Variable `ebpf:"tcp_time_wait"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`

@@ -24,6 +24,7 @@ socket, live, as text or JSON lines.
 Usage:
   tcptrace [flags]              trace until Ctrl-C or --duration
   tcptrace features             show the kernel hooks and how each is attached
+  tcptrace sysctl [--pid N]     the TCP sysctls of a network namespace, explained
 
 Examples:
   sudo tcptrace --pid 1234                 sockets of process 1234, accepted ones included

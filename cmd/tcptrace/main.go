@@ -38,9 +38,12 @@ func (e usageError) Error() string { return e.msg }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
-	if len(args) > 0 && args[0] == "features" {
+	switch {
+	case len(args) > 0 && args[0] == "features":
 		err = runFeatures(args[1:], stdout)
-	} else {
+	case len(args) > 0 && args[0] == "sysctl":
+		err = runSysctl(args[1:], stdout)
+	default:
 		err = runTrace(ctx, args, stdout, stderr)
 	}
 	if err == nil {

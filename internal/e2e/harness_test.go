@@ -385,6 +385,15 @@ func transitions(evs []event) string {
 	return strings.Join(states, "->")
 }
 
+// dumpEvents logs every event, to see what the kernel did when a test fails.
+func dumpEvents(t *testing.T, evs []event) {
+	t.Helper()
+	for _, e := range evs {
+		t.Logf("%s cookie=%d pid=%d %s:%d -> %s:%d %s->%s %s %s", e.Type, e.Cookie, e.PID,
+			e.Saddr, e.Sport, e.Daddr, e.Dport, e.OldState, e.NewState, e.State, e.Reason)
+	}
+}
+
 func ofType(evs []event, typ string) []event {
 	var out []event
 	for _, e := range evs {

@@ -116,16 +116,18 @@ func TestResetForNoSocket(t *testing.T) {
 			evs := tr.stop()
 			after := ns.counters(t)
 
+			// Kernels before 6.10 do not fire tcp_send_reset without a
+			// socket (the same release added the reason argument).
 			sent := ofType(evs, "reset_sent")
-			if len(sent) != 1 {
-				t.Fatalf("%d reset_sent events, want 1: %+v", len(sent), evs)
-			}
-			rst := sent[0]
-			if !rst.NoSocket || rst.Cookie != 0 || rst.PID != 0 || rst.Sport != closedPort || rst.Family != fam.family {
-				t.Errorf("reset_sent %+v, want no_socket, cookie 0, pid 0, from port %d", rst, closedPort)
-			}
-			if want := map[bool]string{true: "NO_SOCKET"}[withReasons]; rst.Reason != want {
-				t.Errorf("reason %q, want %q", rst.Reason, want)
+			if !withReasons {
+				if len(sent) != 0 {
+					t.Errorf("reset_sent events %+v on a kernel that does not report them", sent)
+				}
+			} else if len(sent) != 1 {
+				t.Errorf("%d reset_sent events, want 1: %+v", len(sent), evs)
+			} else if rst := sent[0]; !rst.NoSocket || rst.Cookie != 0 || rst.PID != 0 || rst.Sport != closedPort ||
+				rst.Family != fam.family || rst.Reason != "NO_SOCKET" {
+				t.Errorf("reset_sent %+v, want no_socket, cookie 0, pid 0, from port %d, reason NO_SOCKET", rst, closedPort)
 			}
 			got := ofType(evs, "reset_received")
 			if len(got) != 1 || got[0].PID != cli.pid || got[0].State != "SYN_SENT" || got[0].Dport != closedPort {

@@ -86,7 +86,7 @@ func (k *Kernel) readEnums() error {
 		}
 		break
 	}
-	for _, s := range []events.State{events.StateClose, events.StateListen, events.StateSynSent,
+	for _, s := range []events.State{events.StateClose, events.StateListen, events.StateSynSent, events.StateSynRecv,
 		events.StateFinWait1, events.StateLastAck, events.StateTimeWait, events.StateNewSynRecv} {
 		if _, ok := k.states[s]; !ok {
 			return fmt.Errorf("%w: TCP state TCP_%s not found in kernel BTF", ErrHookMissing, s)
