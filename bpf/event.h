@@ -16,6 +16,10 @@ enum event_type {
 	EVENT_RESET_SENT = 3,	  /* tcp_send_reset: we sent an RST */
 	EVENT_RESET_RECEIVED = 4, /* tcp_receive_reset: tcp_reset() ran */
 	EVENT_DESTROY = 5,	  /* tcp_destroy_sock: socket torn down */
+	EVENT_TW_START = 6,	  /* a TIME_WAIT socket's timer was armed */
+	EVENT_TW_EXPIRE = 7,	  /* ... it fired: the TIME_WAIT socket ends */
+	EVENT_TW_CANCEL = 8,	  /* ... it was stopped before it was due */
+	EVENT_TW_RST = 9,	  /* ... and the segment that stopped it was an RST */
 };
 
 enum event_flag {
@@ -42,7 +46,10 @@ struct event {
 	__u8 old_state;	     /* kernel TCP state before (EVENT_STATE) */
 	__u8 state;	     /* kernel TCP state after, or the state at the event */
 	__u8 flags;	     /* enum event_flag bits */
-	__u8 pad[3];
+	__u8 substate;	     /* TIME_WAIT socket's tw_substate (EVENT_TW_*) */
+	__u8 pad[2];
+	__u32 timer_jiffies; /* EVENT_TW_START: jiffies until the timer is due */
+	__u32 pad2;
 	char comm[16];	     /* owner's process name */
 };
 

@@ -33,6 +33,7 @@ typedef _Bool bool;
 enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_SK_STORAGE = 24,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
@@ -114,6 +115,17 @@ struct sk_buff {
 	__u16 network_header;
 };
 
+struct timer_list {
+	unsigned long expires;
+	void (*function)(struct timer_list *);
+};
+
+struct inet_timewait_sock {
+	struct sock_common __tw_common;
+	unsigned char tw_substate;
+	struct timer_list tw_timer;
+};
+
 struct task_struct {
 	struct task_struct *group_leader;
 	char comm[TASK_COMM_LEN];
@@ -128,5 +140,7 @@ struct task_struct {
 #define IPV6_DADDR_OFF 24
 #define TCP_SPORT_OFF 0
 #define TCP_DPORT_OFF 2
+#define TCP_FLAGS_OFF 13
+#define TCP_FLAG_RST 0x04
 
 #endif

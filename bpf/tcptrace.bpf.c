@@ -42,6 +42,12 @@ const volatile __u8 tcp_time_wait = 0;
 const volatile __u8 tcp_new_syn_recv = 0;
 
 /*
+ * Address of tw_timer_handler(), from /proc/kallsyms: the function of every
+ * TIME_WAIT socket's timer. 0 disables TIME_WAIT tracking.
+ */
+const volatile __u64 tw_timer_handler_addr = 0;
+
+/*
  * Wake the reader only once this much data waits in the ring; the reader also
  * polls on a timer. Batching wakeups is most of the tracer's speed. 0 leaves
  * wakeups to the kernel's default (one per record the reader has not seen).
@@ -74,6 +80,50 @@ struct {
 	__type(value, struct sock_info);
 } socks SEC(".maps");
 
+/* The parts of a socket's identity the filters look at. */
+struct sock_id {
+	__u32 netns;
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+};
+
+struct tw_owner {
+	struct owner owner;
+	bool armed; /* a TIME_WAIT socket took over the cookie */
+};
+
+/*
+ * Owners of sockets on their way to TIME_WAIT, by cookie: a TIME_WAIT socket
+ * is a separate, storage-less kernel object that keeps only the cookie.
+ * Added when the owner closes (-> FIN_WAIT1); removed when the TIME_WAIT
+ * timer fires, or at destroy when no TIME_WAIT followed. LRU: a TIME_WAIT
+ * ended early (cancelled) leaves its entry to be evicted.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct tw_owner);
+} tw_owners SEC(".maps");
+
+/* The TIME_WAIT timer stopped last on this CPU, to spot the RST that did it. */
+struct tw_cancel {
+	__u64 ts_ns;
+	__u64 cookie;
+	struct sock_id id;
+	struct owner owner;
+	bool has_owner;
+	__u8 substate;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tw_cancel);
+} tw_cancels SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
@@ -86,14 +136,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
-
-/* The parts of a socket's identity the filters look at. */
-struct sock_id {
-	__u32 netns;
-	__u16 family;
-	__u16 sport;
-	__u16 dport;
-};
 
 static __always_inline bool pid_wanted(__u32 tgid)
 {
@@ -229,6 +271,9 @@ static __always_inline struct event *new_event(__u8 type, const struct sock *sk,
 	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
 	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
+	e->substate = 0;
+	e->timer_jiffies = 0;
+	e->pad2 = 0;
 	if (o) {
 		e->flags |= EVENT_FLAG_OWNER_KNOWN;
 		e->pid = o->tgid;
@@ -322,6 +367,15 @@ static __always_inline bool owner_in_context(int new_state)
 	       new_state == tcp_fin_wait1 || new_state == tcp_last_ack;
 }
 
+/* The owner closed: keep it for the TIME_WAIT socket that may follow. */
+static __always_inline void remember_tw_owner(const struct sock *sk, const struct owner *o)
+{
+	struct tw_owner two = {.owner = *o};
+	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+
+	bpf_map_update_elem(&tw_owners, &cookie, &two, BPF_ANY);
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_state)
 {
@@ -365,6 +419,8 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 	}
 	if (info && info->born_ns)
 		emit_birth(sk, info, &id, o);
+	if (o && new_state == tcp_fin_wait1 && tw_timer_handler_addr)
+		remember_tw_owner(sk, o);
 	if (info) {
 		if (info->state_since_ns) {
 			prev_ns = now - info->state_since_ns;
@@ -484,10 +540,188 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 	return 0;
 }
 
-/* The socket's storage goes with it: nothing to clean up here. */
+/* The socket's storage goes with it; its TIME_WAIT owner unless one followed. */
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(handle_destroy, struct sock *sk)
 {
+	struct tw_owner *two;
+	__u64 cookie;
+
 	emit_sock_event(sk, EVENT_DESTROY, 0, false);
+	if (!tw_timer_handler_addr)
+		return 0;
+	cookie = sk->__sk_common.skc_cookie.counter;
+	two = bpf_map_lookup_elem(&tw_owners, &cookie);
+	if (two && !two->armed)
+		bpf_map_delete_elem(&tw_owners, &cookie);
+	return 0;
+}
+
+/*
+ * TIME_WAIT sockets, seen through their timer (tw_timer, handler
+ * tw_timer_handler) on the timer tracepoints, which fire for every kernel
+ * timer: each program leaves at once unless the timer is a TIME_WAIT one.
+ * The TIME_WAIT socket is reached with container_of and probe reads (its
+ * pointer is not one the verifier can follow).
+ */
+static __always_inline const struct inet_timewait_sock *timer_tw(const struct timer_list *timer)
+{
+	if (!tw_timer_handler_addr || (__u64)timer->function != tw_timer_handler_addr)
+		return NULL;
+	return (const void *)timer - bpf_core_field_offset(struct inet_timewait_sock, tw_timer);
+}
+
+static __always_inline void read_tw_id(const struct inet_timewait_sock *tw, struct sock_id *id)
+{
+	id->family = BPF_CORE_READ(tw, __tw_common.skc_family);
+	id->netns = BPF_CORE_READ(tw, __tw_common.skc_net.net, ns.inum);
+	id->sport = BPF_CORE_READ(tw, __tw_common.skc_num);
+	id->dport = bpf_ntohs(BPF_CORE_READ(tw, __tw_common.skc_dport));
+}
+
+/*
+ * Reserves a TIME_WAIT event if the filters want it. The TIME_WAIT socket
+ * has the cookie of the socket it replaced, and that socket's owner.
+ */
+static __always_inline struct event *new_tw_event(__u8 type, const struct inet_timewait_sock *tw,
+						  __u64 cookie, const struct sock_id *id,
+						  const struct owner *o)
+{
+	struct event *e;
+
+	if (!id_wanted(id) || !owner_wanted(o))
+		return NULL;
+	e = new_event(type, NULL, false, id, o, tcp_time_wait);
+	if (!e)
+		return NULL;
+	e->cookie = cookie;
+	e->substate = BPF_CORE_READ(tw, tw_substate);
+	if (e->family == 4) {
+		BPF_CORE_READ_INTO((__be32 *)e->saddr, tw, __tw_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__be32 *)e->daddr, tw, __tw_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO((struct in6_addr *)e->saddr, tw, __tw_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)e->daddr, tw, __tw_common.skc_v6_daddr);
+	}
+	return e;
+}
+
+static __always_inline struct owner *tw_owner_of(__u64 cookie, bool arm)
+{
+	struct tw_owner *two = bpf_map_lookup_elem(&tw_owners, &cookie);
+
+	if (!two)
+		return NULL;
+	if (arm)
+		two->armed = true;
+	return &two->owner;
+}
+
+SEC("tp_btf/timer_start")
+int BPF_PROG(handle_timer_start, struct timer_list *timer)
+{
+	const struct inet_timewait_sock *tw = timer_tw(timer);
+	struct sock_id id = {};
+	struct event *e;
+	__u64 cookie;
+
+	if (!tw)
+		return 0;
+	cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
+	read_tw_id(tw, &id);
+	e = new_tw_event(EVENT_TW_START, tw, cookie, &id, tw_owner_of(cookie, true));
+	if (!e)
+		return 0;
+	e->timer_jiffies = timer->expires - bpf_jiffies64();
+	submit(e);
+	return 0;
+}
+
+SEC("tp_btf/timer_expire_entry")
+int BPF_PROG(handle_timer_expire, struct timer_list *timer)
+{
+	const struct inet_timewait_sock *tw = timer_tw(timer);
+	struct sock_id id = {};
+	struct event *e;
+	__u64 cookie;
+
+	if (!tw)
+		return 0;
+	cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
+	read_tw_id(tw, &id);
+	e = new_tw_event(EVENT_TW_EXPIRE, tw, cookie, &id, tw_owner_of(cookie, false));
+	if (e)
+		submit(e);
+	bpf_map_delete_elem(&tw_owners, &cookie);
+	return 0;
+}
+
+/*
+ * timer_cancel fires before every expiry (the timer is due then: skipped
+ * here) and before a re-arm into another wheel bucket (a timer_start of the
+ * same timer follows at once: user space pairs them). Anything else is the
+ * TIME_WAIT socket being killed early.
+ */
+SEC("tp_btf/timer_cancel")
+int BPF_PROG(handle_timer_cancel, struct timer_list *timer)
+{
+	const struct inet_timewait_sock *tw = timer_tw(timer);
+	struct tw_cancel *slot;
+	struct owner *o;
+	__u32 zero = 0;
+	struct event *e;
+	__u64 cookie;
+
+	if (!tw || (long)(timer->expires - bpf_jiffies64()) <= 0)
+		return 0;
+	cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
+	slot = bpf_map_lookup_elem(&tw_cancels, &zero);
+	if (!slot)
+		return 0;
+	read_tw_id(tw, &slot->id);
+	o = tw_owner_of(cookie, false);
+	e = new_tw_event(EVENT_TW_CANCEL, tw, cookie, &slot->id, o);
+	if (!e)
+		return 0;
+	slot->ts_ns = e->ts_ns;
+	slot->cookie = cookie;
+	slot->substate = e->substate;
+	slot->has_owner = o != NULL;
+	if (o)
+		slot->owner = *o;
+	submit(e);
+	return 0;
+}
+
+/*
+ * An RST that kills a TIME_WAIT socket (tcp_rfc1337 = 0) is freed right after
+ * the socket's timer is cancelled, on the same CPU: report it then.
+ */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(handle_kfree_skb, struct sk_buff *skb)
+{
+	struct tw_cancel *slot;
+	__u32 zero = 0;
+	__u8 tcp_flags = 0;
+	struct event *e;
+
+	slot = bpf_map_lookup_elem(&tw_cancels, &zero);
+	if (!slot || !slot->ts_ns)
+		return 0;
+	if (bpf_ktime_get_ns() - slot->ts_ns > 100000) {
+		slot->ts_ns = 0;
+		return 0;
+	}
+	slot->ts_ns = 0;
+	bpf_probe_read_kernel(&tcp_flags, 1, skb->head + skb->transport_header + TCP_FLAGS_OFF);
+	if (!(tcp_flags & TCP_FLAG_RST))
+		return 0;
+	e = new_event(EVENT_TW_RST, NULL, false, &slot->id, slot->has_owner ? &slot->owner : NULL,
+		      tcp_time_wait);
+	if (!e)
+		return 0;
+	e->cookie = slot->cookie;
+	e->substate = slot->substate;
+	submit(e);
 	return 0;
 }

@@ -14,25 +14,28 @@ import (
 )
 
 type TcptraceEvent struct {
-	_           structs.HostLayout
-	TsNs        uint64
-	Cookie      uint64
-	CgroupId    uint64
-	PrevStateNs uint64
-	Saddr       [16]uint8
-	Daddr       [16]uint8
-	Netns       uint32
-	Pid         uint32
-	Reason      uint32
-	Sport       uint16
-	Dport       uint16
-	Type        uint8
-	Family      uint8
-	OldState    uint8
-	State       uint8
-	Flags       uint8
-	Pad         [3]uint8
-	Comm        [16]int8
+	_            structs.HostLayout
+	TsNs         uint64
+	Cookie       uint64
+	CgroupId     uint64
+	PrevStateNs  uint64
+	Saddr        [16]uint8
+	Daddr        [16]uint8
+	Netns        uint32
+	Pid          uint32
+	Reason       uint32
+	Sport        uint16
+	Dport        uint16
+	Type         uint8
+	Family       uint8
+	OldState     uint8
+	State        uint8
+	Flags        uint8
+	Substate     uint8
+	Pad          [2]uint8
+	TimerJiffies uint32
+	Pad2         uint32
+	Comm         [16]int8
 }
 
 type TcptraceEventFlag uint32
@@ -52,6 +55,10 @@ const (
 	TcptraceEventTypeEVENT_RESET_SENT     TcptraceEventType = 3
 	TcptraceEventTypeEVENT_RESET_RECEIVED TcptraceEventType = 4
 	TcptraceEventTypeEVENT_DESTROY        TcptraceEventType = 5
+	TcptraceEventTypeEVENT_TW_START       TcptraceEventType = 6
+	TcptraceEventTypeEVENT_TW_EXPIRE      TcptraceEventType = 7
+	TcptraceEventTypeEVENT_TW_CANCEL      TcptraceEventType = 8
+	TcptraceEventTypeEVENT_TW_RST         TcptraceEventType = 9
 )
 
 type TcptraceSockInfo struct {
@@ -67,6 +74,44 @@ type TcptraceSockInfo struct {
 	BornNs       uint64
 }
 
+type TcptraceTwCancel struct {
+	_      structs.HostLayout
+	TsNs   uint64
+	Cookie uint64
+	Id     struct {
+		_      structs.HostLayout
+		Netns  uint32
+		Family uint16
+		Sport  uint16
+		Dport  uint16
+		_      [2]byte
+	}
+	_     [4]byte
+	Owner struct {
+		_        structs.HostLayout
+		CgroupId uint64
+		Tgid     uint32
+		Comm     [16]int8
+		_        [4]byte
+	}
+	HasOwner bool
+	Substate uint8
+	_        [6]byte
+}
+
+type TcptraceTwOwner struct {
+	_     structs.HostLayout
+	Owner struct {
+		_        structs.HostLayout
+		CgroupId uint64
+		Tgid     uint32
+		Comm     [16]int8
+		_        [4]byte
+	}
+	Armed bool
+	_     [7]byte
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -74,13 +119,19 @@ const (
 	TcptraceMapEvents                   = "events"
 	TcptraceMapLost                     = "lost"
 	TcptraceMapSocks                    = "socks"
+	TcptraceMapTwCancels                = "tw_cancels"
+	TcptraceMapTwOwners                 = "tw_owners"
 	TcptraceProgHandleDestroy           = "handle_destroy"
+	TcptraceProgHandleKfreeSkb          = "handle_kfree_skb"
 	TcptraceProgHandleReceiveReset      = "handle_receive_reset"
 	TcptraceProgHandleRetransmit        = "handle_retransmit"
 	TcptraceProgHandleRetransmitNoerr   = "handle_retransmit_noerr"
 	TcptraceProgHandleSendReset         = "handle_send_reset"
 	TcptraceProgHandleSendResetNoreason = "handle_send_reset_noreason"
 	TcptraceProgHandleSetState          = "handle_set_state"
+	TcptraceProgHandleTimerCancel       = "handle_timer_cancel"
+	TcptraceProgHandleTimerExpire       = "handle_timer_expire"
+	TcptraceProgHandleTimerStart        = "handle_timer_start"
 	TcptraceVarFilterFamily             = "filter_family"
 	TcptraceVarFilterNetns              = "filter_netns"
 	TcptraceVarFilterPidCount           = "filter_pid_count"
@@ -95,6 +146,7 @@ const (
 	TcptraceVarTcpSynRecv               = "tcp_syn_recv"
 	TcptraceVarTcpSynSent               = "tcp_syn_sent"
 	TcptraceVarTcpTimeWait              = "tcp_time_wait"
+	TcptraceVarTwTimerHandlerAddr       = "tw_timer_handler_addr"
 	TcptraceVarUnusedEvent              = "unused_event"
 	TcptraceVarUnusedEventFlag          = "unused_event_flag"
 	TcptraceVarUnusedEventType          = "unused_event_type"
@@ -144,45 +196,52 @@ type TcptraceSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceProgramSpecs struct {
 	HandleDestroy           *ebpf.ProgramSpec `ebpf:"handle_destroy"`
+	HandleKfreeSkb          *ebpf.ProgramSpec `ebpf:"handle_kfree_skb"`
 	HandleReceiveReset      *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
 	HandleRetransmit        *ebpf.ProgramSpec `ebpf:"handle_retransmit"`
 	HandleRetransmitNoerr   *ebpf.ProgramSpec `ebpf:"handle_retransmit_noerr"`
 	HandleSendReset         *ebpf.ProgramSpec `ebpf:"handle_send_reset"`
 	HandleSendResetNoreason *ebpf.ProgramSpec `ebpf:"handle_send_reset_noreason"`
 	HandleSetState          *ebpf.ProgramSpec `ebpf:"handle_set_state"`
+	HandleTimerCancel       *ebpf.ProgramSpec `ebpf:"handle_timer_cancel"`
+	HandleTimerExpire       *ebpf.ProgramSpec `ebpf:"handle_timer_expire"`
+	HandleTimerStart        *ebpf.ProgramSpec `ebpf:"handle_timer_start"`
 }
 
 // TcptraceMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceMapSpecs struct {
-	Events *ebpf.MapSpec `ebpf:"events"`
-	Lost   *ebpf.MapSpec `ebpf:"lost"`
-	Socks  *ebpf.MapSpec `ebpf:"socks"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	Lost      *ebpf.MapSpec `ebpf:"lost"`
+	Socks     *ebpf.MapSpec `ebpf:"socks"`
+	TwCancels *ebpf.MapSpec `ebpf:"tw_cancels"`
+	TwOwners  *ebpf.MapSpec `ebpf:"tw_owners"`
 }
 
 // TcptraceVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceVariableSpecs struct {
-	FilterFamily    *ebpf.VariableSpec `ebpf:"filter_family"`
-	FilterNetns     *ebpf.VariableSpec `ebpf:"filter_netns"`
-	FilterPidCount  *ebpf.VariableSpec `ebpf:"filter_pid_count"`
-	FilterPids      *ebpf.VariableSpec `ebpf:"filter_pids"`
-	FilterPortCount *ebpf.VariableSpec `ebpf:"filter_port_count"`
-	FilterPorts     *ebpf.VariableSpec `ebpf:"filter_ports"`
-	TcpClose        *ebpf.VariableSpec `ebpf:"tcp_close"`
-	TcpFinWait1     *ebpf.VariableSpec `ebpf:"tcp_fin_wait1"`
-	TcpLastAck      *ebpf.VariableSpec `ebpf:"tcp_last_ack"`
-	TcpListen       *ebpf.VariableSpec `ebpf:"tcp_listen"`
-	TcpNewSynRecv   *ebpf.VariableSpec `ebpf:"tcp_new_syn_recv"`
-	TcpSynRecv      *ebpf.VariableSpec `ebpf:"tcp_syn_recv"`
-	TcpSynSent      *ebpf.VariableSpec `ebpf:"tcp_syn_sent"`
-	TcpTimeWait     *ebpf.VariableSpec `ebpf:"tcp_time_wait"`
-	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventFlag *ebpf.VariableSpec `ebpf:"unused_event_flag"`
-	UnusedEventType *ebpf.VariableSpec `ebpf:"unused_event_type"`
-	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	FilterFamily       *ebpf.VariableSpec `ebpf:"filter_family"`
+	FilterNetns        *ebpf.VariableSpec `ebpf:"filter_netns"`
+	FilterPidCount     *ebpf.VariableSpec `ebpf:"filter_pid_count"`
+	FilterPids         *ebpf.VariableSpec `ebpf:"filter_pids"`
+	FilterPortCount    *ebpf.VariableSpec `ebpf:"filter_port_count"`
+	FilterPorts        *ebpf.VariableSpec `ebpf:"filter_ports"`
+	TcpClose           *ebpf.VariableSpec `ebpf:"tcp_close"`
+	TcpFinWait1        *ebpf.VariableSpec `ebpf:"tcp_fin_wait1"`
+	TcpLastAck         *ebpf.VariableSpec `ebpf:"tcp_last_ack"`
+	TcpListen          *ebpf.VariableSpec `ebpf:"tcp_listen"`
+	TcpNewSynRecv      *ebpf.VariableSpec `ebpf:"tcp_new_syn_recv"`
+	TcpSynRecv         *ebpf.VariableSpec `ebpf:"tcp_syn_recv"`
+	TcpSynSent         *ebpf.VariableSpec `ebpf:"tcp_syn_sent"`
+	TcpTimeWait        *ebpf.VariableSpec `ebpf:"tcp_time_wait"`
+	TwTimerHandlerAddr *ebpf.VariableSpec `ebpf:"tw_timer_handler_addr"`
+	UnusedEvent        *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventFlag    *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedEventType    *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // TcptraceObjects contains all objects after they have been loaded into the kernel.
@@ -205,9 +264,11 @@ func (o *TcptraceObjects) Close() error {
 //
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptraceMaps struct {
-	Events *ebpf.Map `ebpf:"events"`
-	Lost   *ebpf.Map `ebpf:"lost"`
-	Socks  *ebpf.Map `ebpf:"socks"`
+	Events    *ebpf.Map `ebpf:"events"`
+	Lost      *ebpf.Map `ebpf:"lost"`
+	Socks     *ebpf.Map `ebpf:"socks"`
+	TwCancels *ebpf.Map `ebpf:"tw_cancels"`
+	TwOwners  *ebpf.Map `ebpf:"tw_owners"`
 }
 
 func (m *TcptraceMaps) Close() error {
@@ -215,6 +276,8 @@ func (m *TcptraceMaps) Close() error {
 		m.Events,
 		m.Lost,
 		m.Socks,
+		m.TwCancels,
+		m.TwOwners,
 	)
 }
 
@@ -222,24 +285,25 @@ func (m *TcptraceMaps) Close() error {
 //
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptraceVariables struct {
-	FilterFamily    *ebpf.Variable `ebpf:"filter_family"`
-	FilterNetns     *ebpf.Variable `ebpf:"filter_netns"`
-	FilterPidCount  *ebpf.Variable `ebpf:"filter_pid_count"`
-	FilterPids      *ebpf.Variable `ebpf:"filter_pids"`
-	FilterPortCount *ebpf.Variable `ebpf:"filter_port_count"`
-	FilterPorts     *ebpf.Variable `ebpf:"filter_ports"`
-	TcpClose        *ebpf.Variable `ebpf:"tcp_close"`
-	TcpFinWait1     *ebpf.Variable `ebpf:"tcp_fin_wait1"`
-	TcpLastAck      *ebpf.Variable `ebpf:"tcp_last_ack"`
-	TcpListen       *ebpf.Variable `ebpf:"tcp_listen"`
-	TcpNewSynRecv   *ebpf.Variable `ebpf:"tcp_new_syn_recv"`
-	TcpSynRecv      *ebpf.Variable `ebpf:"tcp_syn_recv"`
-	TcpSynSent      *ebpf.Variable `ebpf:"tcp_syn_sent"`
-	TcpTimeWait     *ebpf.Variable `ebpf:"tcp_time_wait"`
-	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventFlag *ebpf.Variable `ebpf:"unused_event_flag"`
-	UnusedEventType *ebpf.Variable `ebpf:"unused_event_type"`
-	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
+	FilterFamily       *ebpf.Variable `ebpf:"filter_family"`
+	FilterNetns        *ebpf.Variable `ebpf:"filter_netns"`
+	FilterPidCount     *ebpf.Variable `ebpf:"filter_pid_count"`
+	FilterPids         *ebpf.Variable `ebpf:"filter_pids"`
+	FilterPortCount    *ebpf.Variable `ebpf:"filter_port_count"`
+	FilterPorts        *ebpf.Variable `ebpf:"filter_ports"`
+	TcpClose           *ebpf.Variable `ebpf:"tcp_close"`
+	TcpFinWait1        *ebpf.Variable `ebpf:"tcp_fin_wait1"`
+	TcpLastAck         *ebpf.Variable `ebpf:"tcp_last_ack"`
+	TcpListen          *ebpf.Variable `ebpf:"tcp_listen"`
+	TcpNewSynRecv      *ebpf.Variable `ebpf:"tcp_new_syn_recv"`
+	TcpSynRecv         *ebpf.Variable `ebpf:"tcp_syn_recv"`
+	TcpSynSent         *ebpf.Variable `ebpf:"tcp_syn_sent"`
+	TcpTimeWait        *ebpf.Variable `ebpf:"tcp_time_wait"`
+	TwTimerHandlerAddr *ebpf.Variable `ebpf:"tw_timer_handler_addr"`
+	UnusedEvent        *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventFlag    *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedEventType    *ebpf.Variable `ebpf:"unused_event_type"`
+	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // TcptracePrograms contains all programs after they have been loaded into the kernel.
@@ -247,23 +311,31 @@ type TcptraceVariables struct {
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptracePrograms struct {
 	HandleDestroy           *ebpf.Program `ebpf:"handle_destroy"`
+	HandleKfreeSkb          *ebpf.Program `ebpf:"handle_kfree_skb"`
 	HandleReceiveReset      *ebpf.Program `ebpf:"handle_receive_reset"`
 	HandleRetransmit        *ebpf.Program `ebpf:"handle_retransmit"`
 	HandleRetransmitNoerr   *ebpf.Program `ebpf:"handle_retransmit_noerr"`
 	HandleSendReset         *ebpf.Program `ebpf:"handle_send_reset"`
 	HandleSendResetNoreason *ebpf.Program `ebpf:"handle_send_reset_noreason"`
 	HandleSetState          *ebpf.Program `ebpf:"handle_set_state"`
+	HandleTimerCancel       *ebpf.Program `ebpf:"handle_timer_cancel"`
+	HandleTimerExpire       *ebpf.Program `ebpf:"handle_timer_expire"`
+	HandleTimerStart        *ebpf.Program `ebpf:"handle_timer_start"`
 }
 
 func (p *TcptracePrograms) Close() error {
 	return _TcptraceClose(
 		p.HandleDestroy,
+		p.HandleKfreeSkb,
 		p.HandleReceiveReset,
 		p.HandleRetransmit,
 		p.HandleRetransmitNoerr,
 		p.HandleSendReset,
 		p.HandleSendResetNoreason,
 		p.HandleSetState,
+		p.HandleTimerCancel,
+		p.HandleTimerExpire,
+		p.HandleTimerStart,
 	)
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/tracer"
+	"github.com/tcptrace/tcptrace/internal/track"
 )
 
 const usageHead = `tcptrace shows what the Linux kernel does to TCP connections: every state
@@ -46,6 +47,7 @@ type traceFlags struct {
 	ringSize     string
 	wakeupBytes  int
 	pollInterval time.Duration
+	maxSockets   int
 	btfPath      string
 	cpuProfile   string
 	version      bool
@@ -64,6 +66,7 @@ func newFlagSet(f *traceFlags) *pflag.FlagSet {
 	fs.StringVar(&f.ringSize, "ring-size", "4M", "BPF ring buffer size, a power of two (e.g. 512K, 4M, 64M)")
 	fs.DurationVar(&f.pollInterval, "poll-interval", 10*time.Millisecond, "longest delay between an event and its output; shorter costs more CPU under load")
 	fs.IntVar(&f.wakeupBytes, "wakeup-bytes", 64<<10, "wake the reader early once this many bytes wait in the ring (0: for every event)")
+	fs.IntVar(&f.maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once; the least recently active are dropped (counted in stats)")
 	fs.StringVar(&f.readyFile, "ready-file", "", "write this file once every hook is attached (for scripts)")
 	fs.StringVar(&f.btfPath, "btf-path", probe.DefaultBTFPath, "kernel BTF to read")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
@@ -182,6 +185,10 @@ func (f *traceFlags) config() (tracer.Config, error) {
 		return cfg, usageError{fmt.Sprintf("invalid --wakeup-bytes %d: use 0 to the ring size (%d)", f.wakeupBytes, ring)}
 	}
 	cfg.Probe.WakeupBytes = f.wakeupBytes
+	if f.maxSockets < 1 {
+		return cfg, usageError{fmt.Sprintf("invalid --max-sockets %d: must be at least 1", f.maxSockets)}
+	}
+	cfg.MaxSockets = f.maxSockets
 	return cfg, nil
 }
 

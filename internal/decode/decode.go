@@ -29,6 +29,15 @@ type Names struct {
 	// ResetReasons maps an enum sk_rst_reason number to its name
 	// (SK_RST_REASON_ prefix dropped); nil on kernels without the enum.
 	ResetReasons map[uint32]string
+	// HZ is the kernel's tick rate, to turn timer ticks into time; 0 when
+	// unknown.
+	HZ int
+}
+
+var timerActions = map[uint8]events.TimerAction{
+	uint8(bpf.TcptraceEventTypeEVENT_TW_START):  events.TimerStart,
+	uint8(bpf.TcptraceEventTypeEVENT_TW_EXPIRE): events.TimerExpire,
+	uint8(bpf.TcptraceEventTypeEVENT_TW_CANCEL): events.TimerCancel,
 }
 
 // Decoder decodes records. It is not safe for concurrent use.
@@ -94,6 +103,23 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		return &events.ResetReceived{Header: h, State: state}, nil
 	case bpf.TcptraceEventTypeEVENT_DESTROY:
 		return &events.Destroy{Header: h, State: state}, nil
+	case bpf.TcptraceEventTypeEVENT_TW_START, bpf.TcptraceEventTypeEVENT_TW_EXPIRE, bpf.TcptraceEventTypeEVENT_TW_CANCEL:
+		sub, err := d.state(raw.Substate)
+		if err != nil {
+			return nil, err
+		}
+		ev := &events.TimewaitTimer{Header: h, Substate: sub, Action: timerActions[raw.Type]}
+		if ev.Action == events.TimerStart && d.names.HZ > 0 {
+			ev.Timeout = time.Duration(raw.TimerJiffies) * time.Second / time.Duration(d.names.HZ)
+			ev.TimeoutKnown = true
+		}
+		return ev, nil
+	case bpf.TcptraceEventTypeEVENT_TW_RST:
+		sub, err := d.state(raw.Substate)
+		if err != nil {
+			return nil, err
+		}
+		return &events.TimewaitRST{Header: h, Substate: sub}, nil
 	}
 	return nil, fmt.Errorf("unknown event type %d", raw.Type)
 }

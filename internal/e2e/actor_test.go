@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -27,10 +29,15 @@ const actorEnv = "TCPTRACE_E2E_ACTOR"
 //	listen ADDR    listen on ADDR; result: the port
 //	accept         accept one connection
 //	connect ADDR   connect to ADDR; result: the local port
+//	connect-from LOCAL ADDR  the same from a port bound first (SO_REUSEADDR)
+//	linger2 SECS   set TCP_LINGER2: how long an orphaned FIN_WAIT2 lasts
+//	send-syn FROM TO  send one bare SYN from FROM to TO through a raw socket
+//	               (IPv4), as a late or forged segment would arrive
 //	write N        send N bytes
 //	read-eof       read until the peer closes
 //	wait-readable  wait until data is queued, without reading it
 //	linger0        set SO_LINGER {on, 0}: close() sends an RST
+//	shutdown-write send FIN, keep reading (shutdown(SHUT_WR))
 //	close          close the connection
 //	exit           exit (also on end of stdin)
 func runActor() int {
@@ -82,6 +89,28 @@ func (p *peer) run(cmd []string) (string, error) {
 			return "", fmt.Errorf("%s takes one argument", cmd[0])
 		}
 		return cmd[1], nil
+	}
+	if cmd[0] == "send-syn" {
+		if len(cmd) != 3 {
+			return "", errors.New("send-syn FROM TO")
+		}
+		return "", sendSYN(cmd[1], cmd[2])
+	}
+	if cmd[0] == "connect-from" {
+		if len(cmd) != 3 {
+			return "", errors.New("connect-from LOCAL ADDR")
+		}
+		local, err := net.ResolveTCPAddr("tcp", cmd[1])
+		if err != nil {
+			return "", err
+		}
+		d := net.Dialer{LocalAddr: local, Timeout: 10 * time.Second, Control: reuseAddr}
+		c, err := d.Dial("tcp", cmd[2])
+		if err != nil {
+			return "", err
+		}
+		p.conn = c.(*net.TCPConn)
+		return fmt.Sprintf(" %d", c.LocalAddr().(*net.TCPAddr).Port), nil
 	}
 	if cmd[0] != "listen" && cmd[0] != "connect" && cmd[0] != "accept" && p.conn == nil {
 		return "", errors.New("no connection")
@@ -135,6 +164,18 @@ func (p *peer) run(cmd []string) (string, error) {
 		return "", waitReadable(p.conn)
 	case "linger0":
 		return "", p.conn.SetLinger(0)
+	case "linger2":
+		a, err := arg()
+		if err != nil {
+			return "", err
+		}
+		secs, err := strconv.Atoi(a)
+		if err != nil {
+			return "", err
+		}
+		return "", setsockoptInt(p.conn, unix.IPPROTO_TCP, unix.TCP_LINGER2, secs)
+	case "shutdown-write":
+		return "", p.conn.CloseWrite()
 	case "close":
 		return "", p.conn.Close()
 	}
@@ -156,4 +197,81 @@ func waitReadable(conn *net.TCPConn) error {
 		return err
 	}
 	return recvErr
+}
+
+func reuseAddr(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+func setsockoptInt(conn *net.TCPConn, level, opt, value int) error {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), level, opt, value) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+// sendSYN sends a bare SYN (no options, sequence number 1) from one IPv4
+// endpoint to another; the kernel adds the IP header.
+func sendSYN(from, to string) error {
+	src, err := netip.ParseAddrPort(from)
+	if err != nil {
+		return err
+	}
+	dst, err := netip.ParseAddrPort(to)
+	if err != nil {
+		return err
+	}
+	if !src.Addr().Is4() || !dst.Addr().Is4() {
+		return errors.New("send-syn: IPv4 only")
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src.Addr().As4()}); err != nil {
+		return err
+	}
+	seg := make([]byte, 20)
+	binary.BigEndian.PutUint16(seg[0:], src.Port())
+	binary.BigEndian.PutUint16(seg[2:], dst.Port())
+	binary.BigEndian.PutUint32(seg[4:], 1) // sequence number
+	seg[12] = 5 << 4                       // data offset: 5 words
+	seg[13] = 0x02                         // SYN
+	binary.BigEndian.PutUint16(seg[14:], 65535)
+	binary.BigEndian.PutUint16(seg[16:], tcpChecksum(src.Addr().As4(), dst.Addr().As4(), seg))
+	return unix.Sendto(fd, seg, 0, &unix.SockaddrInet4{Addr: dst.Addr().As4()})
+}
+
+// tcpChecksum is the RFC 793 checksum over the IPv4 pseudo-header and seg.
+func tcpChecksum(src, dst [4]byte, seg []byte) uint16 {
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(src[:])
+	add(dst[:])
+	add([]byte{0, unix.IPPROTO_TCP, byte(len(seg) >> 8), byte(len(seg))})
+	add(seg)
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
 }

@@ -126,6 +126,25 @@ func (ns *netns) nft(t *testing.T, ruleset string) {
 	}
 }
 
+// sysctl sets a sysctl inside the namespace.
+func (ns *netns) sysctl(t *testing.T, name, value string) {
+	t.Helper()
+	mustRun(t, "ip", "netns", "exec", ns.name, "sysctl", "-qw", name+"="+value)
+}
+
+// timewaitSockets lists the namespace's TIME_WAIT sockets as "local peer".
+func (ns *netns) timewaitSockets(t *testing.T) []string {
+	t.Helper()
+	out := mustRun(t, "ip", "netns", "exec", ns.name, "ss", "-Htn", "state", "time-wait")
+	var socks []string
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 4 {
+			socks = append(socks, f[2]+" "+f[3])
+		}
+	}
+	return socks
+}
+
 // counters reads the namespace's /proc/net/netstat and /proc/net/snmp as
 // "TcpExt.TW", "Tcp.RetransSegs" and so on.
 func (ns *netns) counters(t *testing.T) map[string]int64 {
@@ -283,6 +302,25 @@ type event struct {
 	PrevStateMs *float64 `json:"prev_state_ms"`
 	Events      int      `json:"events"`
 	Lost        int      `json:"lost"`
+
+	Substate     string         `json:"substate"`
+	TimeoutMs    *float64       `json:"timeout_ms"`
+	Cause        string         `json:"cause"`
+	AgeMs        *float64       `json:"age_ms"`
+	Inferred     bool           `json:"inferred"`
+	InferredFrom string         `json:"inferred_from"`
+	Successor    uint64         `json:"successor"`
+	Kind         string         `json:"kind"`
+	Message      string         `json:"message"`
+	Evidence     map[string]any `json:"evidence"`
+	Sysctls      map[string]any `json:"sysctls"`
+	History      []struct {
+		State          string   `json:"state"`
+		Ms             *float64 `json:"ms"`
+		TimewaitSocket bool     `json:"timewait_socket"`
+	} `json:"history"`
+	ClosedBy string `json:"closed_by"`
+	End      string `json:"end"`
 }
 
 // tracer is a running tcptrace.

@@ -17,6 +17,20 @@ const (
 	TypeResetSent     Type = "reset_sent"
 	TypeResetReceived Type = "reset_received"
 	TypeDestroy       Type = "destroy"
+
+	// What the kernel did to TIME_WAIT sockets, as seen on their timer. The
+	// tracker turns these into the events below; they are recorded, not shown.
+	TypeTimewaitTimerStart  Type = "tw_timer_start"
+	TypeTimewaitTimerExpire Type = "tw_timer_expire"
+	TypeTimewaitTimerCancel Type = "tw_timer_cancel"
+	TypeTimewaitRST         Type = "tw_rst"
+
+	// Made by the tracker from the kernel's events.
+	TypeTimewaitEnter    Type = "timewait_enter"
+	TypeTimewaitEnd      Type = "timewait_end"
+	TypeTimewaitOverflow Type = "timewait_overflow"
+	TypeSummary          Type = "summary"
+	TypeFinding          Type = "finding"
 )
 
 // State is a kernel TCP state by its name without the TCP_ prefix, as the
@@ -105,6 +119,48 @@ type Destroy struct {
 	Header
 	State State
 }
+
+// TimerAction is what happened to a timer.
+type TimerAction uint8
+
+const (
+	TimerStart  TimerAction = iota + 1 // armed or re-armed
+	TimerExpire                        // fired
+	TimerCancel                        // stopped before it was due
+)
+
+// TimewaitTimer is a TIME_WAIT socket's timer being armed, firing or
+// stopped early. The TIME_WAIT socket keeps the cookie of the socket it
+// replaced.
+type TimewaitTimer struct {
+	Header
+	Action TimerAction
+	// Substate is the TIME_WAIT socket's tw_substate: TIME_WAIT, or
+	// FIN_WAIT2 while the peer has not closed yet.
+	Substate State
+	// Timeout is how long until the timer is due (TimerStart only); valid
+	// when TimeoutKnown.
+	Timeout      time.Duration
+	TimeoutKnown bool
+}
+
+// TimewaitRST is the RST that ended a TIME_WAIT socket early: the segment
+// the kernel freed right after it stopped the socket's timer.
+type TimewaitRST struct {
+	Header
+	Substate State
+}
+
+func (e *TimewaitTimer) Type() Type {
+	switch e.Action {
+	case TimerStart:
+		return TypeTimewaitTimerStart
+	case TimerExpire:
+		return TypeTimewaitTimerExpire
+	}
+	return TypeTimewaitTimerCancel
+}
+func (e *TimewaitRST) Type() Type { return TypeTimewaitRST }
 
 func (e *StateChange) Type() Type   { return TypeState }
 func (e *Retransmit) Type() Type    { return TypeRetransmit }

@@ -58,6 +58,48 @@ func AppendJSON(dst []byte, ev Event) []byte {
 		dst = appendStringField(dst, "state", string(e.State))
 	case *Destroy:
 		dst = appendStringField(dst, "state", string(e.State))
+	case *TimewaitTimer:
+		dst = appendStringField(dst, "substate", string(e.Substate))
+		if e.TimeoutKnown {
+			dst = append(dst, `,"timeout_ms":`...)
+			dst = AppendMillis(dst, e.Timeout)
+		}
+	case *TimewaitRST:
+		dst = appendStringField(dst, "substate", string(e.Substate))
+	case *TimewaitEnter:
+		dst = appendStringField(dst, "substate", string(e.Substate))
+		if e.TimeoutKnown {
+			dst = append(dst, `,"timeout_ms":`...)
+			dst = AppendMillis(dst, e.Timeout)
+		}
+	case *TimewaitEnd:
+		dst = appendStringField(dst, "substate", string(e.Substate))
+		dst = appendStringField(dst, "cause", string(e.Cause))
+		if e.AgeKnown {
+			dst = append(dst, `,"age_ms":`...)
+			dst = AppendMillis(dst, e.Age)
+		}
+		if e.Inferred {
+			dst = append(dst, `,"inferred":true`...)
+			dst = appendStringField(dst, "inferred_from", e.InferredFrom)
+		}
+		if e.Successor != 0 {
+			dst = append(dst, `,"successor":`...)
+			dst = strconv.AppendUint(dst, e.Successor, 10)
+		}
+	case *TimewaitOverflow:
+		dst = appendStringField(dst, "state", string(e.State))
+		dst = append(dst, `,"timewait_sockets_seen":`...)
+		dst = strconv.AppendInt(dst, int64(e.TimewaitSockets), 10)
+		dst = append(dst, `,"inferred":true`...)
+		dst = appendStringField(dst, "inferred_from", e.InferredFrom)
+	case *Summary:
+		dst = appendSummary(dst, e)
+	case *Finding:
+		dst = appendStringField(dst, "kind", e.Kind)
+		dst = appendStringField(dst, "message", e.Message)
+		dst = appendObjectField(dst, "evidence", e.Evidence)
+		dst = appendObjectField(dst, "sysctls", e.Sysctls)
 	}
 	return append(dst, '}')
 }
@@ -95,4 +137,57 @@ func AppendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	dst = append(dst, s...)
 	return append(dst, '"')
+}
+
+func appendSummary(dst []byte, e *Summary) []byte {
+	dst = append(dst, `,"history":[`...)
+	for i, p := range e.History {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"state":`...)
+		dst = AppendJSONString(dst, string(p.State))
+		if p.DurationKnown {
+			dst = append(dst, `,"ms":`...)
+			dst = AppendMillis(dst, p.Duration)
+		}
+		if p.Timewait {
+			dst = append(dst, `,"timewait_socket":true`...)
+		}
+		dst = append(dst, '}')
+	}
+	dst = append(dst, ']')
+	if e.ClosedBy != "" {
+		dst = appendStringField(dst, "closed_by", e.ClosedBy)
+	}
+	dst = appendStringField(dst, "end", e.End)
+	for _, f := range []struct {
+		key string
+		n   int
+	}{{"retransmits", e.Retransmits}, {"resets_sent", e.ResetsSent}, {"resets_received", e.ResetsReceived}} {
+		dst = append(dst, `,"`...)
+		dst = append(dst, f.key...)
+		dst = append(dst, `":`...)
+		dst = strconv.AppendInt(dst, int64(f.n), 10)
+	}
+	if e.BeforeTrace {
+		dst = append(dst, `,"started_before_trace":true`...)
+	}
+	return dst
+}
+
+// appendObjectField writes a small map through encoding/json (keys sorted);
+// findings are rare, so speed does not matter here.
+func appendObjectField(dst []byte, key string, m map[string]any) []byte {
+	dst = append(dst, `,"`...)
+	dst = append(dst, key...)
+	dst = append(dst, `":`...)
+	if m == nil {
+		return append(dst, "{}"...)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return append(dst, "{}"...)
+	}
+	return append(dst, b...)
 }

@@ -1,9 +1,13 @@
 package probe
 
 import (
+	"bufio"
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,9 +33,14 @@ const DefaultBTFPath = "/sys/kernel/btf/vmlinux"
 type Kernel struct {
 	Release string // uname -r
 	BTFPath string
-	btf     *btf.Spec
-	names   decode.Names
-	states  map[events.State]uint8
+	// HZ is the kernel's tick rate (CONFIG_HZ), 0 when unknown: timers
+	// count in ticks.
+	HZ             int
+	twTimerHandler uint64
+	kallsymsErr    error
+	btf            *btf.Spec
+	names          decode.Names
+	states         map[events.State]uint8
 }
 
 // OpenKernel reads the kernel's release and its BTF at btfPath (the kernel's
@@ -60,6 +69,11 @@ func OpenKernel(btfPath string) (*Kernel, error) {
 	if err := k.readEnums(); err != nil {
 		return nil, err
 	}
+	k.HZ = readHZ(k.Release)
+	k.names.HZ = k.HZ
+	var addrs map[string]uint64
+	addrs, k.kallsymsErr = kallsyms("/proc/kallsyms", "tw_timer_handler")
+	k.twTimerHandler = addrs["tw_timer_handler"]
 	return k, nil
 }
 
@@ -146,4 +160,82 @@ func BootTime() time.Time {
 		return before
 	}
 	return before.Add(-time.Duration(ts.Nano()))
+}
+
+// kallsyms finds the addresses of the named kernel functions (exact names;
+// the .cold clones are other symbols). Unprivileged readers see zeros.
+func kallsyms(path string, names ...string) (map[string]uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	found := map[string]uint64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 3 || !want[fields[2]] || len(fields) > 3 {
+			continue // four fields: a module's symbol
+		}
+		addr, err := strconv.ParseUint(fields[0], 16, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if addr == 0 {
+			return nil, fmt.Errorf("%s shows no addresses (kernel.kptr_restrict, or not root)", path)
+		}
+		found[fields[2]] = addr
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, n := range names {
+		if found[n] == 0 {
+			return found, fmt.Errorf("%s has no symbol %s", path, n)
+		}
+	}
+	return found, nil
+}
+
+// readHZ reads CONFIG_HZ from the kernel's configuration (/proc/config.gz or
+// /boot/config-RELEASE); 0 when neither has it.
+func readHZ(release string) int {
+	for _, path := range []string{"/proc/config.gz", "/boot/config-" + release} {
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		var r io.Reader = f
+		if strings.HasSuffix(path, ".gz") {
+			gz, err := gzip.NewReader(f)
+			if err != nil {
+				f.Close()
+				continue
+			}
+			r = gz
+		}
+		hz := configHZ(r)
+		f.Close()
+		if hz > 0 {
+			return hz
+		}
+	}
+	return 0
+}
+
+func configHZ(r io.Reader) int {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "CONFIG_HZ="); ok {
+			hz, err := strconv.Atoi(v)
+			if err == nil {
+				return hz
+			}
+		}
+	}
+	return 0
 }

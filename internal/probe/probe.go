@@ -46,19 +46,26 @@ type Config struct {
 
 // Hook is one kernel hook tcptrace uses and how it was attached.
 type Hook struct {
-	Name    string // e.g. "sock/inet_sock_set_state"
-	Kind    string // attach kind: "tp_btf"
-	Program string // BPF program used, empty if none fits
-	Detail  string // which variant and why
-	Err     error  // why it is not attached; nil when attached
+	Name     string // e.g. "sock/inet_sock_set_state"
+	Optional bool   // tcptrace runs without it
+	Kind     string // attach kind: "tp_btf"
+	Program  string // BPF program used, empty if none fits
+	Detail   string // which variant and why
+	Err      error  // why it is not attached; nil when attached
 }
 
-// hookSpec is a tracepoint and its program variants by argument count.
+// hookSpec is a tracepoint and its program variants, most capable first.
 type hookSpec struct {
 	group, tracepoint string
 	variants          []variant
+	// optional hooks add to what tcptrace shows; without them it still runs.
+	optional bool
+	// needs reports what else the hook needs from this kernel, if anything.
+	needs func(*Kernel) error
 }
 
+// variant is a program and the tracepoint arguments it reads: it fits a
+// kernel whose tracepoint passes at least that many.
 type variant struct {
 	args    int
 	program string
@@ -67,23 +74,42 @@ type variant struct {
 
 // hookSpecs lists every hook in the order they are attached.
 var hookSpecs = []hookSpec{
-	{"sock", "inet_sock_set_state", []variant{
+	{group: "sock", tracepoint: "inet_sock_set_state", variants: []variant{
 		{3, bpf.TcptraceProgHandleSetState, "every tcp_set_state()"},
 	}},
-	{"tcp", "tcp_retransmit_skb", []variant{
+	{group: "tcp", tracepoint: "tcp_retransmit_skb", variants: []variant{
 		{3, bpf.TcptraceProgHandleRetransmit, "with err: failed retransmits skipped"},
 		{2, bpf.TcptraceProgHandleRetransmitNoerr, "without err: fires only for sent retransmits"},
 	}},
-	{"tcp", "tcp_send_reset", []variant{
+	{group: "tcp", tracepoint: "tcp_send_reset", variants: []variant{
 		{3, bpf.TcptraceProgHandleSendReset, "with enum sk_rst_reason"},
 		{2, bpf.TcptraceProgHandleSendResetNoreason, "without a reason argument (kernel < 6.10)"},
 	}},
-	{"tcp", "tcp_receive_reset", []variant{
+	{group: "tcp", tracepoint: "tcp_receive_reset", variants: []variant{
 		{1, bpf.TcptraceProgHandleReceiveReset, ""},
 	}},
-	{"tcp", "tcp_destroy_sock", []variant{
+	{group: "tcp", tracepoint: "tcp_destroy_sock", variants: []variant{
 		{1, bpf.TcptraceProgHandleDestroy, ""},
 	}},
+	{group: "timer", tracepoint: "timer_start", optional: true, needs: needTWHandler, variants: []variant{
+		{1, bpf.TcptraceProgHandleTimerStart, "TIME_WAIT sockets armed"},
+	}},
+	{group: "timer", tracepoint: "timer_expire_entry", optional: true, needs: needTWHandler, variants: []variant{
+		{1, bpf.TcptraceProgHandleTimerExpire, "TIME_WAIT sockets expiring"},
+	}},
+	{group: "timer", tracepoint: "timer_cancel", optional: true, needs: needTWHandler, variants: []variant{
+		{1, bpf.TcptraceProgHandleTimerCancel, "TIME_WAIT sockets ended early"},
+	}},
+	{group: "skb", tracepoint: "kfree_skb", optional: true, needs: needTWHandler, variants: []variant{
+		{1, bpf.TcptraceProgHandleKfreeSkb, "the RST that ends a TIME_WAIT socket early"},
+	}},
+}
+
+func needTWHandler(k *Kernel) error {
+	if k.twTimerHandler == 0 {
+		return fmt.Errorf("%w: no address for tw_timer_handler in /proc/kallsyms: %w", ErrHookMissing, k.kallsymsErr)
+	}
+	return nil
 }
 
 // Probe is the loaded and attached BPF side.
@@ -115,15 +141,18 @@ func CheckPrivileges() error {
 func Plan(k *Kernel) []Hook {
 	hooks := make([]Hook, 0, len(hookSpecs))
 	for _, hs := range hookSpecs {
-		h := Hook{Name: hs.group + "/" + hs.tracepoint, Kind: "tp_btf"}
+		h := Hook{Name: hs.group + "/" + hs.tracepoint, Kind: "tp_btf", Optional: hs.optional}
 		args, err := k.tracepointArgs(hs.tracepoint)
+		if err == nil && hs.needs != nil {
+			err = hs.needs(k)
+		}
 		if err != nil {
 			h.Err = err
 			hooks = append(hooks, h)
 			continue
 		}
 		for _, v := range hs.variants {
-			if v.args == args {
+			if v.args <= args {
 				h.Program, h.Detail = v.program, v.detail
 				break
 			}
@@ -154,10 +183,12 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 	hooks := Plan(k)
 	used := map[string]bool{}
 	for _, h := range hooks {
-		if h.Err != nil {
+		if h.Err != nil && !h.Optional {
 			return nil, fmt.Errorf("hook %s: %w", h.Name, h.Err)
 		}
-		used[h.Program] = true
+		if h.Err == nil {
+			used[h.Program] = true
+		}
 	}
 	// Drop the variants this kernel does not need before load.
 	for name := range spec.Programs {
@@ -181,8 +212,15 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 	p := &Probe{kernel: k, coll: coll, hooks: hooks}
 	for i := range p.hooks {
 		h := &p.hooks[i]
+		if h.Err != nil {
+			continue
+		}
 		l, err := link.AttachTracing(link.TracingOptions{Program: coll.Programs[h.Program]})
 		if err != nil {
+			if h.Optional {
+				h.Err = fmt.Errorf("attach: %w", err)
+				continue
+			}
 			p.Close()
 			return nil, fmt.Errorf("attach %s: %w", h.Name, err)
 		}
@@ -216,21 +254,22 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 		family = unix.AF_INET6
 	}
 	vars := map[string]any{
-		bpf.TcptraceVarFilterPidCount:  uint32(len(f.PIDs)),
-		bpf.TcptraceVarFilterPids:      pids,
-		bpf.TcptraceVarFilterPortCount: uint32(len(f.Ports)),
-		bpf.TcptraceVarFilterPorts:     ports,
-		bpf.TcptraceVarFilterNetns:     f.Netns,
-		bpf.TcptraceVarFilterFamily:    family,
-		bpf.TcptraceVarWakeupBytes:     uint32(cfg.WakeupBytes),
-		bpf.TcptraceVarTcpClose:        k.states[events.StateClose],
-		bpf.TcptraceVarTcpListen:       k.states[events.StateListen],
-		bpf.TcptraceVarTcpSynSent:      k.states[events.StateSynSent],
-		bpf.TcptraceVarTcpSynRecv:      k.states[events.StateSynRecv],
-		bpf.TcptraceVarTcpFinWait1:     k.states[events.StateFinWait1],
-		bpf.TcptraceVarTcpLastAck:      k.states[events.StateLastAck],
-		bpf.TcptraceVarTcpTimeWait:     k.states[events.StateTimeWait],
-		bpf.TcptraceVarTcpNewSynRecv:   k.states[events.StateNewSynRecv],
+		bpf.TcptraceVarFilterPidCount:     uint32(len(f.PIDs)),
+		bpf.TcptraceVarFilterPids:         pids,
+		bpf.TcptraceVarFilterPortCount:    uint32(len(f.Ports)),
+		bpf.TcptraceVarFilterPorts:        ports,
+		bpf.TcptraceVarFilterNetns:        f.Netns,
+		bpf.TcptraceVarFilterFamily:       family,
+		bpf.TcptraceVarWakeupBytes:        uint32(cfg.WakeupBytes),
+		bpf.TcptraceVarTwTimerHandlerAddr: k.twTimerHandler,
+		bpf.TcptraceVarTcpClose:           k.states[events.StateClose],
+		bpf.TcptraceVarTcpListen:          k.states[events.StateListen],
+		bpf.TcptraceVarTcpSynSent:         k.states[events.StateSynSent],
+		bpf.TcptraceVarTcpSynRecv:         k.states[events.StateSynRecv],
+		bpf.TcptraceVarTcpFinWait1:        k.states[events.StateFinWait1],
+		bpf.TcptraceVarTcpLastAck:         k.states[events.StateLastAck],
+		bpf.TcptraceVarTcpTimeWait:        k.states[events.StateTimeWait],
+		bpf.TcptraceVarTcpNewSynRecv:      k.states[events.StateNewSynRecv],
 	}
 	for name, value := range vars {
 		v, ok := spec.Variables[name]

@@ -16,9 +16,10 @@ import (
 
 // Stats is the end-of-run account: what was delivered and what was lost.
 type Stats struct {
-	Events      uint64 // events decoded and rendered
+	Events      uint64 // events written
 	Lost        uint64 // records the kernel dropped (ring buffer full)
 	Undecodable uint64 // records that failed to decode
+	Evicted     uint64 // socket histories dropped to stay within --max-sockets
 	ByType      map[events.Type]uint64
 	Duration    time.Duration
 }
@@ -63,6 +64,8 @@ func (j *JSON) Stats(s Stats) error {
 	b = strconv.AppendUint(b, s.Lost, 10)
 	b = append(b, `,"undecodable":`...)
 	b = strconv.AppendUint(b, s.Undecodable, 10)
+	b = append(b, `,"evicted_histories":`...)
+	b = strconv.AppendUint(b, s.Evicted, 10)
 	b = append(b, `,"duration_ms":`...)
 	b = events.AppendMillis(b, s.Duration)
 	b = append(b, `,"by_type":{`...)

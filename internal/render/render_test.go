@@ -67,7 +67,7 @@ func TestJSONStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"type":"stats","events":12,"lost":3,"undecodable":0,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}` + "\n"
+	want := `{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}` + "\n"
 	if out.String() != want {
 		t.Errorf("got  %s\nwant %s", out.String(), want)
 	}

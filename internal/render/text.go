@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/events"
@@ -106,6 +107,91 @@ func appendDetail(b []byte, ev events.Event) []byte {
 	case *events.Destroy:
 		b = append(b, "in "...)
 		b = append(b, e.State...)
+	case *events.TimewaitEnter:
+		b = append(b, "TIME_WAIT socket, substate "...)
+		b = append(b, e.Substate...)
+		if e.TimeoutKnown {
+			b = append(b, ", timer "...)
+			b = appendDuration(b, e.Timeout)
+		}
+	case *events.TimewaitEnd:
+		b = append(b, "TIME_WAIT socket ended: "...)
+		b = append(b, e.Cause...)
+		if e.AgeKnown {
+			b = append(b, " after "...)
+			b = appendDuration(b, e.Age)
+		}
+		if e.Inferred {
+			b = append(b, " (inferred: "...)
+			b = append(b, e.InferredFrom...)
+			b = append(b, ')')
+		}
+	case *events.TimewaitOverflow:
+		b = append(b, "closed from "...)
+		b = append(b, e.State...)
+		b = append(b, " with no TIME_WAIT socket (tcp_max_tw_buckets reached; inferred)"...)
+	case *events.Summary:
+		b = appendSummary(b, e)
+	case *events.Finding:
+		b = append(b, e.Kind...)
+		b = appendWrapped(b, e.Message, "    ", 100)
+	}
+	return b
+}
+
+// appendSummary writes a socket's story on one line:
+// SYN_SENT 0.3 ms > ESTABLISHED 1.2 s > ... [end; closed by local; 2 retransmits].
+func appendSummary(b []byte, e *events.Summary) []byte {
+	for i, p := range e.History {
+		if i > 0 {
+			b = append(b, " > "...)
+		}
+		if p.Timewait {
+			b = append(b, "tw:"...)
+		}
+		b = append(b, p.State...)
+		if p.DurationKnown {
+			b = append(b, ' ')
+			b = appendDuration(b, p.Duration)
+		}
+	}
+	b = append(b, " ["...)
+	b = append(b, e.End...)
+	if e.ClosedBy != "" {
+		b = append(b, "; closed by "...)
+		b = append(b, e.ClosedBy...)
+	}
+	for _, c := range []struct {
+		n    int
+		what string
+	}{{e.Retransmits, " retransmits"}, {e.ResetsSent, " RSTs sent"}, {e.ResetsReceived, " RSTs received"}} {
+		if c.n > 0 {
+			b = append(b, "; "...)
+			b = strconv.AppendInt(b, int64(c.n), 10)
+			b = append(b, c.what...)
+		}
+	}
+	if e.BeforeTrace {
+		b = append(b, "; began before tracing"...)
+	}
+	return append(b, ']')
+}
+
+// appendWrapped writes text as indented lines of at most width characters,
+// each starting on a new line.
+func appendWrapped(b []byte, text, indent string, width int) []byte {
+	line := 0
+	for word := range strings.FieldsSeq(text) {
+		if line == 0 || line+1+len(word) > width {
+			b = append(b, '\n')
+			b = append(b, indent...)
+			line = len(indent)
+		} else {
+			b = append(b, ' ')
+			line++
+		}
+		b = append(b, word...)
+		line += len(word)
 	}
 	return b
 }
@@ -134,6 +220,9 @@ func (t *Text) Stats(s Stats) error {
 	msg := fmt.Sprintf("%d events in %s, %d lost", s.Events, s.Duration.Round(time.Millisecond), s.Lost)
 	if s.Undecodable > 0 {
 		msg += fmt.Sprintf(", %d undecodable", s.Undecodable)
+	}
+	if s.Evicted > 0 {
+		msg += fmt.Sprintf(", %d socket histories dropped (raise --max-sockets)", s.Evicted)
 	}
 	_, err := fmt.Fprintln(t.errw, msg)
 	return err

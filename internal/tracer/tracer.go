@@ -3,6 +3,7 @@ package tracer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,8 +12,11 @@ import (
 
 	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/explain"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/render"
+	"github.com/tcptrace/tcptrace/internal/sysctl"
+	"github.com/tcptrace/tcptrace/internal/track"
 )
 
 // Config is one live run.
@@ -23,6 +27,7 @@ type Config struct {
 	Duration     time.Duration // 0: until ctx is done
 	PollInterval time.Duration // longest delay before a record is shown
 	ReadyFile    string        // written once every hook is attached
+	MaxSockets   int           // socket histories kept at once
 	Stdout       io.Writer
 	Stderr       io.Writer
 }
@@ -57,6 +62,26 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	stats := render.Stats{ByType: map[events.Type]uint64{}}
+	tracker := track.New(cfg.MaxSockets, netnsGone)
+	explainer := explain.New(netnsSysctls)
+	// show renders what the tracker made of an event, and the findings.
+	show := func(evs []events.Event) error {
+		for _, ev := range evs {
+			stats.Events++
+			stats.ByType[ev.Type()]++
+			if err := out.Event(ev); err != nil {
+				return err
+			}
+			for _, f := range explainer.Explain(ev) {
+				stats.Events++
+				stats.ByType[f.Type()]++
+				if err := out.Event(f); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 	var firstDecodeErr error
 	onRecord := func(rec []byte) error {
 		ev, err := dec.Decode(rec)
@@ -68,11 +93,12 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return nil
 		}
-		stats.Events++
-		stats.ByType[ev.Type()]++
-		return out.Event(ev)
+		return show(tracker.Process(ev))
 	}
 	onPoll := func() error {
+		if err := show(tracker.Tick(time.Now())); err != nil {
+			return err
+		}
 		lost, err := p.Lost()
 		if err != nil {
 			return err
@@ -86,6 +112,26 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := p.Read(ctx, cfg.PollInterval, onRecord, onPoll); err != nil {
 		return err
 	}
+	if err := show(tracker.Flush(time.Now())); err != nil {
+		return err
+	}
 	stats.Duration = time.Since(started)
+	stats.Evicted = tracker.Evicted()
 	return out.Stats(stats)
+}
+
+// netnsGone tells whether no process or /run/netns file holds the network
+// namespace with this inode any more.
+func netnsGone(netns uint32) bool {
+	_, err := sysctl.FindNetns(uint64(netns))
+	return errors.Is(err, sysctl.ErrNetnsNotFound)
+}
+
+// netnsSysctls reads the sysctls of the network namespace with this inode.
+func netnsSysctls(netns uint32) (sysctl.Snapshot, error) {
+	path, err := sysctl.FindNetns(uint64(netns))
+	if err != nil {
+		return sysctl.Snapshot{}, err
+	}
+	return sysctl.ReadNetns(path)
 }

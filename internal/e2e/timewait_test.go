@@ -1,0 +1,287 @@
+package e2e
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// ofSocket returns the events of one cookie.
+func ofSocket(evs []event, cookie uint64) []event {
+	var out []event
+	for _, e := range evs {
+		if e.Cookie == cookie {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// one returns the only event of a type, failing the test otherwise.
+func one(t *testing.T, evs []event, typ string) event {
+	t.Helper()
+	got := ofType(evs, typ)
+	if len(got) != 1 {
+		dumpEvents(t, evs)
+		t.Fatalf("%d %s events, want 1", len(got), typ)
+	}
+	return got[0]
+}
+
+func near(got *float64, want, tolerance float64) bool {
+	return got != nil && math.Abs(*got-want) <= tolerance
+}
+
+// freePort picks a port outside the ephemeral range for a client to bind.
+func freePort() int { return 20000 + rand.IntN(10000) }
+
+// closeClientFirst runs a connection where the client sends FIN first and
+// keeps its socket open until the server's FIN came, so that the client's
+// socket goes to TIME_WAIT proper (not the orphaned FIN_WAIT2 substate).
+func closeClientFirst(cli, srv *actor) {
+	cli.do("write 100", "shutdown-write")
+	srv.do("read-eof", "close")
+	cli.do("read-eof", "close")
+}
+
+// TestTimewaitActiveClose: the side that closes first gets a TIME_WAIT
+// socket for 60 s, with the cookie of its socket, shown by ss too.
+func TestTimewaitActiveClose(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			ns := newNetns(t)
+			tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+			srv := ns.listener(t, fam.loopback)
+			cli := ns.client(t, fam.loopback, srv.port)
+			srv.do("accept")
+			closeClientFirst(cli, srv)
+			settle()
+			tws := ns.timewaitSockets(t)
+			evs := tr.stop()
+
+			client := socketWith(evs, func(e event) bool { return e.Sport == cli.port && e.PID == cli.pid })
+			enter := one(t, client, "timewait_enter")
+			if enter.Substate != "TIME_WAIT" || !near(enter.TimeoutMs, 60000, 1000) || enter.PID != cli.pid {
+				t.Errorf("timewait_enter %+v, want substate TIME_WAIT, timeout 60000 ms, pid %d", enter, cli.pid)
+			}
+			if got, want := transitions(client), "CLOSE->SYN_SENT->ESTABLISHED->FIN_WAIT1->FIN_WAIT2->CLOSE"; got != want {
+				t.Errorf("client: %s, want %s", got, want)
+			}
+			if len(ofType(client, "timewait_end")) != 0 {
+				t.Error("TIME_WAIT ended within the test; it lasts 60 s")
+			}
+			// Still open at exit: its summary says so, TIME_WAIT included.
+			sum := one(t, client, "summary")
+			if sum.End != "open" || sum.ClosedBy != "local" || len(sum.History) == 0 ||
+				sum.History[len(sum.History)-1].State != "TIME_WAIT" || !sum.History[len(sum.History)-1].TimewaitSocket {
+				t.Errorf("summary %+v, want open, closed by local, ending in TIME_WAIT", sum)
+			}
+			if len(tws) != 1 {
+				t.Errorf("ss shows TIME_WAIT sockets %v, want one", tws)
+			}
+		})
+	}
+}
+
+// TestTimewaitOrphanExpires: an orphaned FIN_WAIT2 (TCP_LINGER2 = 2) is a
+// TIME_WAIT socket in substate FIN_WAIT2 that expires after 2 s.
+func TestTimewaitOrphanExpires(t *testing.T) {
+	ns := newNetns(t)
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	srv := ns.listener(t, "127.0.0.1")
+	cli := ns.client(t, "127.0.0.1", srv.port)
+	srv.do("accept")
+	before := ns.counters(t)
+	cli.do("linger2 2", "close") // the server never closes
+	time.Sleep(3 * time.Second)
+	after := ns.counters(t)
+	evs := tr.stop()
+
+	client := socketWith(evs, func(e event) bool { return e.Sport == cli.port && e.PID == cli.pid })
+	enter := one(t, client, "timewait_enter")
+	if enter.Substate != "FIN_WAIT2" || !near(enter.TimeoutMs, 2000, 100) {
+		t.Errorf("timewait_enter %+v, want substate FIN_WAIT2, timeout 2000 ms", enter)
+	}
+	end := one(t, client, "timewait_end")
+	if end.Cause != "expired" || end.Inferred || !near(end.AgeMs, 2000, 300) || end.PID != cli.pid {
+		t.Errorf("timewait_end %+v, want expired after about 2000 ms, not inferred, pid %d", end, cli.pid)
+	}
+	// A TIME_WAIT socket that lived 4 s or less is counted as killed.
+	if d := after["TcpExt.TWKilled"] - before["TcpExt.TWKilled"]; d != 1 {
+		t.Errorf("TWKilled delta %d, want 1", d)
+	}
+	sum := one(t, client, "summary")
+	if sum.End != "timewait_expired" || sum.ClosedBy != "local" {
+		t.Errorf("summary %+v, want timewait_expired, closed by local", sum)
+	}
+}
+
+// TestTimewaitConnectReuse: a client that binds its old port and connects
+// again takes over its own TIME_WAIT socket (counted in TWRecycled).
+func TestTimewaitConnectReuse(t *testing.T) {
+	ns := newNetns(t)
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	srv := ns.listener(t, "127.0.0.1")
+	port := freePort()
+	cli := ns.startActor(t)
+	cli.port, _ = strconv.Atoi(cli.do1(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port))))
+	srv.do("accept")
+	closeClientFirst(cli, srv)
+	before := ns.counters(t)
+	again := ns.startActor(t)
+	again.do(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port)))
+	srv.do("accept")
+	settle()
+	after := ns.counters(t)
+	evs := tr.stop()
+
+	if d := after["TcpExt.TWRecycled"] - before["TcpExt.TWRecycled"]; d != 1 {
+		t.Errorf("TWRecycled delta %d, want 1", d)
+	}
+	end := one(t, evs, "timewait_end")
+	successor := socketWith(evs, func(e event) bool { return e.NewState == "SYN_SENT" && e.PID == again.pid })
+	if end.Cause != "connect_reuse" || !end.Inferred || end.Sport != port || len(successor) == 0 ||
+		end.Successor != successor[0].Cookie {
+		t.Errorf("timewait_end %+v, want connect_reuse, inferred, port %d, successor the new socket", end, port)
+	}
+	f := one(t, evs, "finding")
+	if f.Kind != "timewait_connect_reuse" || f.Evidence["port_bound_before_connect"] != true ||
+		!hasSysctl(f, "net.ipv4.tcp_tw_reuse") || f.Sysctls["net.ipv4.tcp_tw_recycle"] != nil {
+		t.Errorf("finding %+v, want timewait_connect_reuse with a bound port, tcp_tw_reuse, and no tcp_tw_recycle", f)
+	}
+}
+
+func hasSysctl(f event, name string) bool {
+	_, ok := f.Sysctls[name]
+	return ok
+}
+
+// TestTimewaitSynAccepted: the server closes first, so the TIME_WAIT is the
+// server's; the client comes back on the same 4-tuple and the server's
+// kernel accepts the newer SYN, ending its TIME_WAIT (seed 003's story).
+func TestTimewaitSynAccepted(t *testing.T) {
+	ns := newNetns(t)
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	srv := ns.listener(t, "127.0.0.1")
+	port := freePort()
+	cli := ns.startActor(t)
+	cli.do(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port)))
+	srv.do("accept", "write 100", "shutdown-write")
+	cli.do("read-eof", "close")
+	srv.do("read-eof", "close")
+	settle()
+	before := ns.counters(t)
+	again := ns.startActor(t)
+	again.do(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port)))
+	srv.do("accept")
+	settle()
+	after := ns.counters(t)
+	evs := tr.stop()
+
+	end := one(t, evs, "timewait_end")
+	if end.Cause != "syn_accepted" || !end.Inferred || end.Sport != srv.port || end.Dport != port || end.PID != srv.pid {
+		t.Errorf("timewait_end %+v, want syn_accepted, inferred, on the server's side (pid %d)", end, srv.pid)
+	}
+	child := socketWith(evs, func(e event) bool { return e.NewState == "SYN_RECV" && e.Dport == port && e.Cookie == end.Successor })
+	if len(child) == 0 {
+		t.Errorf("successor %d is not an accepted socket from port %d", end.Successor, port)
+	}
+	f := one(t, evs, "finding")
+	if f.Kind != "timewait_syn_reuse" || f.Sysctls["net.ipv4.tcp_tw_recycle"] != nil || !hasSysctl(f, "net.ipv4.tcp_timestamps") {
+		t.Errorf("finding %+v, want timewait_syn_reuse naming tcp_timestamps and the absent tcp_tw_recycle", f)
+	}
+	// The passive side's reuse is not a TWRecycled.
+	if d := after["TcpExt.TWRecycled"] - before["TcpExt.TWRecycled"]; d != 0 {
+		t.Errorf("TWRecycled delta %d, want 0", d)
+	}
+}
+
+// TestTimewaitRST: a late SYN from the closed server's side makes the
+// client's TIME_WAIT socket answer with an ACK; the server's kernel has no
+// socket and answers with an RST, in window. With tcp_rfc1337 = 0 that RST
+// kills the TIME_WAIT; with 1 it survives.
+func TestTimewaitRST(t *testing.T) {
+	for _, rfc1337 := range []string{"0", "1"} {
+		t.Run("tcp_rfc1337="+rfc1337, func(t *testing.T) {
+			ns := newNetns(t)
+			ns.sysctl(t, "net.ipv4.tcp_rfc1337", rfc1337)
+			tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+			srv := ns.listener(t, "127.0.0.1")
+			cli := ns.client(t, "127.0.0.1", srv.port)
+			srv.do("accept")
+			closeClientFirst(cli, srv)
+			settle()
+			before := ns.counters(t)
+			raw := ns.startActor(t)
+			raw.do(fmt.Sprintf("send-syn %s %s", addr("127.0.0.1", srv.port), addr("127.0.0.1", cli.port)))
+			settle()
+			after := ns.counters(t)
+			tws := ns.timewaitSockets(t)
+			evs := tr.stop()
+
+			noSocket := 0
+			for _, e := range ofType(evs, "reset_sent") {
+				if e.NoSocket && e.Sport == srv.port {
+					noSocket++
+				}
+			}
+			if d := after["Tcp.OutRsts"] - before["Tcp.OutRsts"]; d != 1 {
+				t.Errorf("Tcp.OutRsts delta %d, want 1 (the server's RST)", d)
+			}
+			ends := ofType(evs, "timewait_end")
+			if rfc1337 == "1" {
+				if len(ends) != 0 || len(tws) != 1 {
+					t.Errorf("with tcp_rfc1337 = 1: timewait_end %+v, ss %v; want none, and the TIME_WAIT socket alive", ends, tws)
+				}
+				return
+			}
+			if len(ends) != 1 || ends[0].Cause != "rst" || ends[0].Inferred || ends[0].Sport != cli.port || len(tws) != 0 {
+				dumpEvents(t, evs)
+				t.Fatalf("timewait_end %+v, ss %v; want one, cause rst, observed, for port %d, and no TIME_WAIT left", ends, tws, cli.port)
+			}
+			f := one(t, evs, "finding")
+			if f.Kind != "timewait_rst_kill" || f.Sysctls["net.ipv4.tcp_rfc1337"] != float64(0) {
+				t.Errorf("finding %+v, want timewait_rst_kill with tcp_rfc1337 0", f)
+			}
+		})
+	}
+}
+
+// TestTimewaitOverflow: with tcp_max_tw_buckets = 0 no TIME_WAIT socket can
+// be made: the closing socket goes straight to CLOSE.
+func TestTimewaitOverflow(t *testing.T) {
+	ns := newNetns(t)
+	ns.sysctl(t, "net.ipv4.tcp_max_tw_buckets", "0")
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	srv := ns.listener(t, "127.0.0.1")
+	cli := ns.client(t, "127.0.0.1", srv.port)
+	srv.do("accept")
+	before := ns.counters(t)
+	closeClientFirst(cli, srv)
+	settle()
+	after := ns.counters(t)
+	evs := tr.stop()
+
+	if d := after["TcpExt.TCPTimeWaitOverflow"] - before["TcpExt.TCPTimeWaitOverflow"]; d != 1 {
+		t.Errorf("TCPTimeWaitOverflow delta %d, want 1", d)
+	}
+	o := one(t, evs, "timewait_overflow")
+	if o.Sport != cli.port || o.PID != cli.pid || o.State != "FIN_WAIT2" {
+		t.Errorf("timewait_overflow %+v, want the client's socket (port %d) closing from FIN_WAIT2", o, cli.port)
+	}
+	if len(ofType(evs, "timewait_enter")) != 0 {
+		t.Error("a TIME_WAIT socket was reported although none could be made")
+	}
+	f := one(t, evs, "finding")
+	if f.Kind != "timewait_overflow" || f.Sysctls["net.ipv4.tcp_max_tw_buckets"] != float64(0) {
+		t.Errorf("finding %+v, want timewait_overflow with tcp_max_tw_buckets 0", f)
+	}
+	sum := socketWith(evs, func(e event) bool { return e.Type == "summary" && e.Sport == cli.port })
+	if len(sum) == 0 || !slices.ContainsFunc(sum, func(e event) bool { return e.End == "timewait_overflow" }) {
+		t.Errorf("client summary %+v, want end timewait_overflow", sum)
+	}
+}

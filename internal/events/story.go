@@ -1,0 +1,98 @@
+package events
+
+import "time"
+
+// EndCause says how a TIME_WAIT socket ended.
+type EndCause string
+
+const (
+	CauseExpired      EndCause = "expired"       // its timer fired
+	CauseRST          EndCause = "rst"           // an RST killed it (tcp_rfc1337 = 0)
+	CauseSynAccepted  EndCause = "syn_accepted"  // a new SYN on its 4-tuple was accepted
+	CauseConnectReuse EndCause = "connect_reuse" // a connect() took its 4-tuple over
+	CausePurged       EndCause = "purged"        // its network namespace went away
+	CauseUnknown      EndCause = "unknown"
+)
+
+// TimewaitEnter: a socket's TIME_WAIT socket began (or changed substate).
+type TimewaitEnter struct {
+	Header
+	Substate     State // TIME_WAIT, or FIN_WAIT2 until the peer closes
+	Timeout      time.Duration
+	TimeoutKnown bool
+}
+
+// TimewaitEnd: a TIME_WAIT socket ended.
+type TimewaitEnd struct {
+	Header
+	Substate State
+	Cause    EndCause
+	Age      time.Duration // valid when AgeKnown
+	AgeKnown bool
+	// Inferred marks a cause concluded from other events rather than
+	// seen; InferredFrom says from what.
+	Inferred     bool
+	InferredFrom string
+	// Successor is the cookie of the socket that took over the 4-tuple
+	// (syn_accepted, connect_reuse).
+	Successor uint64
+	// SuccessorBoundPort: the successor had its local port before it
+	// connected (bind() before connect()).
+	SuccessorBoundPort bool
+}
+
+// TimewaitOverflow: a socket closed without the TIME_WAIT socket it should
+// have had (tcp_max_tw_buckets reached).
+type TimewaitOverflow struct {
+	Header
+	State State // the state it closed from
+	// TimewaitSockets is how many TIME_WAIT sockets tcptrace saw alive in
+	// the namespace then (those made before tracing began not counted).
+	TimewaitSockets int
+	InferredFrom    string
+}
+
+// Phase is one state in a socket's history.
+type Phase struct {
+	State State
+	Start time.Time
+	// Duration is valid when DurationKnown (the phase's start was seen).
+	Duration      time.Duration
+	DurationKnown bool
+	// Timewait marks time spent as a TIME_WAIT socket (state is its
+	// substate), after the full socket was gone.
+	Timewait bool
+}
+
+// Summary is a socket's whole story, told when it ends (or at exit).
+type Summary struct {
+	Header
+	History []Phase
+	// ClosedBy is who closed first: "local", "peer", "reset", or "" when
+	// not seen.
+	ClosedBy string
+	// End is how the story ended: "closed", "reset", "timewait_<cause>",
+	// "timewait_overflow", "never_established", or "open" at exit.
+	End            string
+	Retransmits    int
+	ResetsSent     int
+	ResetsReceived int
+	// BeforeTrace marks a socket that existed before tracing started.
+	BeforeTrace bool
+}
+
+// Finding explains, in plain words, why the kernel did something, with the
+// evidence and the settings that decided it.
+type Finding struct {
+	Header
+	Kind     string
+	Message  string
+	Evidence map[string]any
+	Sysctls  map[string]any
+}
+
+func (e *TimewaitEnter) Type() Type    { return TypeTimewaitEnter }
+func (e *TimewaitEnd) Type() Type      { return TypeTimewaitEnd }
+func (e *TimewaitOverflow) Type() Type { return TypeTimewaitOverflow }
+func (e *Summary) Type() Type          { return TypeSummary }
+func (e *Finding) Type() Type          { return TypeFinding }

@@ -1,0 +1,201 @@
+// Package explain turns what the tracker concluded into findings: plain
+// words on why the kernel did it, the evidence, and the sysctls that decided
+// it. Pure Go: the sysctls come from a function the caller provides.
+package explain
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/sysctl"
+)
+
+// SysctlSource returns the sysctls of a network namespace (by inode).
+type SysctlSource func(netns uint32) (sysctl.Snapshot, error)
+
+// Explainer makes findings. Not safe for concurrent use.
+type Explainer struct {
+	source SysctlSource
+	cache  map[uint32]sysctl.Snapshot
+}
+
+// New returns an explainer reading sysctls from source, once per namespace.
+func New(source SysctlSource) *Explainer {
+	return &Explainer{source: source, cache: map[uint32]sysctl.Snapshot{}}
+}
+
+// Explain returns the findings an event calls for, if any.
+func (x *Explainer) Explain(ev events.Event) []events.Event {
+	switch e := ev.(type) {
+	case *events.TimewaitEnd:
+		switch e.Cause {
+		case events.CauseSynAccepted:
+			return []events.Event{x.synReuse(e)}
+		case events.CauseConnectReuse:
+			return []events.Event{x.connectReuse(e)}
+		case events.CauseRST:
+			return []events.Event{x.rstKill(e)}
+		}
+	case *events.TimewaitOverflow:
+		return []events.Event{x.overflow(e)}
+	}
+	return nil
+}
+
+// sysctls reads the namespace's values of names, as numbers where they are
+// numbers and nil where the kernel has no such sysctl.
+func (x *Explainer) sysctls(netns uint32, names ...string) map[string]any {
+	snap, ok := x.cache[netns]
+	if !ok {
+		var err error
+		if snap, err = x.source(netns); err != nil {
+			snap = sysctl.Snapshot{}
+		}
+		x.cache[netns] = snap
+	}
+	out := map[string]any{}
+	for _, n := range names {
+		v, found := snap.Lookup(n)
+		switch {
+		case !found || !v.Present:
+			out[n] = nil
+		default:
+			if i, err := v.Int(); err == nil {
+				out[n] = i
+			} else {
+				out[n] = v.Raw
+			}
+		}
+	}
+	return out
+}
+
+const (
+	twReuse      = "net.ipv4.tcp_tw_reuse"
+	twReuseDelay = "net.ipv4.tcp_tw_reuse_delay"
+	twRecycle    = "net.ipv4.tcp_tw_recycle"
+	timestamps   = "net.ipv4.tcp_timestamps"
+	rfc1337      = "net.ipv4.tcp_rfc1337"
+	maxTWBuckets = "net.ipv4.tcp_max_tw_buckets"
+	finTimeout   = "net.ipv4.tcp_fin_timeout"
+)
+
+// recycleNote states tcp_tw_recycle's part: none on kernels since 4.12.
+func recycleNote(values map[string]any) string {
+	if v := values[twRecycle]; v != nil {
+		return fmt.Sprintf(" net.ipv4.tcp_tw_recycle is %v on this kernel.", v)
+	}
+	return " net.ipv4.tcp_tw_recycle plays no part: it does not exist on this kernel (removed in Linux 4.12)."
+}
+
+func conn(h events.Header) string {
+	return fmt.Sprintf("%s (local) <-> %s", h.Local, h.Remote)
+}
+
+func age(e *events.TimewaitEnd) string {
+	if !e.AgeKnown {
+		return "of unknown age (it existed before tracing started)"
+	}
+	return fmt.Sprintf("%s old", e.Age.Round(time.Millisecond))
+}
+
+func evidence(e *events.TimewaitEnd) map[string]any {
+	ev := map[string]any{"cause": string(e.Cause), "substate": string(e.Substate)}
+	if e.AgeKnown {
+		ev["age_ms"] = float64(e.Age.Microseconds()) / 1000
+	}
+	if e.Inferred {
+		ev["inferred_from"] = e.InferredFrom
+	}
+	if e.Successor != 0 {
+		ev["successor_cookie"] = e.Successor
+	}
+	return ev
+}
+
+func finding(h events.Header, kind, msg string, ev, sysctls map[string]any) *events.Finding {
+	return &events.Finding{Header: h, Kind: kind, Message: msg, Evidence: ev, Sysctls: sysctls}
+}
+
+func (x *Explainer) synReuse(e *events.TimewaitEnd) *events.Finding {
+	values := x.sysctls(e.Netns, timestamps, twRecycle)
+	msg := fmt.Sprintf("The TIME_WAIT socket of %s was %s when a new SYN on the same 4-tuple arrived, and the kernel "+
+		"ended it and accepted the new connection instead of waiting out the 60 s. Linux does that when the SYN "+
+		"is not rejected by PAWS and either its sequence number is beyond the last one the old connection received "+
+		"(rcv_nxt) or its TCP timestamp is newer than the old connection's (RFC 6191); which of the two held is not "+
+		"visible from tracepoints (the fexit hook on tcp_timewait_state_process shows it).",
+		conn(e.Header), age(e))
+	if ts, ok := values[timestamps].(int64); ok && ts == 0 {
+		msg += " TCP timestamps are off here (tcp_timestamps = 0), so it was the sequence number."
+	}
+	msg += recycleNote(values)
+	return finding(e.Header, "timewait_syn_reuse", msg, evidence(e), values)
+}
+
+func (x *Explainer) connectReuse(e *events.TimewaitEnd) *events.Finding {
+	values := x.sysctls(e.Netns, twReuse, twReuseDelay, timestamps, twRecycle)
+	ev := evidence(e)
+	ev["port_bound_before_connect"] = e.SuccessorBoundPort
+	loopback := isLoopback(e.Local.Addr()) && isLoopback(e.Remote.Addr())
+	ev["loopback"] = loopback
+	var why string
+	if e.SuccessorBoundPort {
+		why = "The new socket had bound its port before connect(), and for an explicitly bound port the kernel " +
+			"takes over a TIME_WAIT socket whose connection used TCP timestamps at once, whatever tcp_tw_reuse says."
+	} else {
+		why = fmt.Sprintf("connect() picked the port itself, so tcp_tw_reuse decided (%s).", describeTWReuse(values, loopback))
+		if d, ok := values[twReuseDelay].(int64); ok {
+			why += fmt.Sprintf(" The TIME_WAIT socket must also be older than tcp_tw_reuse_delay (%d ms).", d)
+		} else {
+			why += " The TIME_WAIT socket must also be at least 1 s old (this kernel has no tcp_tw_reuse_delay)."
+		}
+		why += " Reuse needs the old connection to have used TCP timestamps."
+	}
+	msg := fmt.Sprintf("An outgoing connect() took over the TIME_WAIT socket of %s when it was %s. %s%s",
+		conn(e.Header), age(e), why, recycleNote(values))
+	return finding(e.Header, "timewait_connect_reuse", msg, ev, values)
+}
+
+func describeTWReuse(values map[string]any, loopback bool) string {
+	v, ok := values[twReuse].(int64)
+	switch {
+	case !ok:
+		return "tcp_tw_reuse could not be read"
+	case v == 1:
+		return "tcp_tw_reuse = 1: reuse for any destination"
+	case v == 2 && loopback:
+		return "tcp_tw_reuse = 2: reuse for loopback connections only, and this one is on loopback"
+	case v == 2:
+		return "tcp_tw_reuse = 2 allows reuse on loopback only, yet this connection is not on loopback"
+	}
+	return "tcp_tw_reuse = " + strconv.FormatInt(v, 10) + ", which should have forbidden reuse"
+}
+
+func isLoopback(a netip.Addr) bool { return a.Unmap().IsLoopback() }
+
+func (x *Explainer) rstKill(e *events.TimewaitEnd) *events.Finding {
+	values := x.sysctls(e.Netns, rfc1337, twRecycle)
+	msg := fmt.Sprintf("An RST from the peer ended the TIME_WAIT socket of %s when it was %s, instead of the 60 s it "+
+		"would have lasted. The kernel lets an RST kill TIME_WAIT because net.ipv4.tcp_rfc1337 is 0; with 1 it "+
+		"ignores such RSTs (RFC 1337, TIME-WAIT assassination), and the 4-tuple stays protected.",
+		conn(e.Header), age(e))
+	if v, ok := values[rfc1337].(int64); ok && v != 0 {
+		msg += fmt.Sprintf(" (tcp_rfc1337 reads %d now: it was changed after the RST.)", v)
+	}
+	return finding(e.Header, "timewait_rst_kill", msg+recycleNote(values), evidence(e), values)
+}
+
+func (x *Explainer) overflow(e *events.TimewaitOverflow) *events.Finding {
+	values := x.sysctls(e.Netns, maxTWBuckets, finTimeout, twRecycle)
+	msg := fmt.Sprintf("The socket %s closed from %s without a TIME_WAIT socket: the kernel could not make one, which "+
+		"happens when the namespace already holds net.ipv4.tcp_max_tw_buckets (%v) of them (counted in "+
+		"TCPTimeWaitOverflow). tcptrace saw %d TIME_WAIT sockets alive in this namespace then. Without TIME_WAIT, "+
+		"late segments of this connection can be taken for a new one on the same 4-tuple.",
+		conn(e.Header), e.State, values[maxTWBuckets], e.TimewaitSockets)
+	ev := map[string]any{"closed_from": string(e.State), "inferred_from": e.InferredFrom,
+		"timewait_sockets_seen": e.TimewaitSockets}
+	return finding(e.Header, "timewait_overflow", msg+recycleNote(values), ev, values)
+}

@@ -1,0 +1,416 @@
+// Package track rebuilds each socket's story from the kernel's events: its
+// states and how long each lasted, its TIME_WAIT life and how that ended,
+// who closed first, and how the socket ended. It is pure Go: it runs the
+// same on live events and on recorded ones.
+package track
+
+import (
+	"container/list"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// DefaultMaxSockets bounds the histories kept at once.
+const DefaultMaxSockets = 100000
+
+// successorWindow is how long after a TIME_WAIT socket is stopped early a
+// new connection on its 4-tuple is taken as the reason: a handshake's time.
+const successorWindow = 3 * time.Second
+
+// Tracker turns kernel events into socket stories. Not safe for concurrent use.
+type Tracker struct {
+	maxSockets int
+	netnsGone  func(netns uint32) bool
+	sockets    map[uint64]*list.Element // by cookie; values are *socket
+	lru        *list.List               // least recently active at the front
+	evicted    uint64
+	// stopped are TIME_WAIT sockets stopped early whose cause is not yet
+	// known, by 4-tuple.
+	stopped map[tuple]*socket
+	out     []events.Event
+}
+
+// tuple is a connection's identity across sockets: a TIME_WAIT socket and
+// the connection that replaces it share it.
+type tuple struct {
+	netns         uint32
+	local, remote netip.AddrPort
+}
+
+type socket struct {
+	header      events.Header
+	phases      []events.Phase
+	closedBy    string
+	retransmits int
+	resetsSent  int
+	resetsRecv  int
+	beforeTrace bool
+	// synSentPort: the local port it had when it entered SYN_SENT (a port
+	// bound before connect()).
+	synSentPort uint16
+	destroyed   bool
+	lastReset   time.Time
+	tw          *timewait
+	end         string // how it ended, once known
+}
+
+// timewait is the TIME_WAIT socket that follows a socket.
+type timewait struct {
+	start     time.Time
+	startSeen bool
+	substate  events.State
+	// stopped is when its timer was stopped early (zero while running).
+	stopped time.Time
+	header  events.Header
+}
+
+// New returns a tracker that keeps at most maxSockets histories. netnsGone
+// (may be nil) tells whether a network namespace no longer exists: a
+// TIME_WAIT socket stopped early for no visible reason in a namespace that
+// is gone was purged with it.
+func New(maxSockets int, netnsGone func(netns uint32) bool) *Tracker {
+	if maxSockets <= 0 {
+		maxSockets = DefaultMaxSockets
+	}
+	return &Tracker{
+		maxSockets: maxSockets,
+		netnsGone:  netnsGone,
+		sockets:    map[uint64]*list.Element{},
+		lru:        list.New(),
+		stopped:    map[tuple]*socket{},
+	}
+}
+
+// Evicted is how many histories were dropped to stay within the limit.
+func (t *Tracker) Evicted() uint64 { return t.evicted }
+
+// Tracked is how many sockets have a history now.
+func (t *Tracker) Tracked() int { return len(t.sockets) }
+
+// Process takes one kernel event and returns what to show: the event itself
+// (unless it is one of the raw TIME_WAIT timer events, which only feed the
+// tracker), then whatever it completes. The slice is reused by the next call.
+func (t *Tracker) Process(ev events.Event) []events.Event {
+	t.out = t.out[:0]
+	t.expireStopped(ev.Head().Time)
+	switch e := ev.(type) {
+	case *events.StateChange:
+		t.out = append(t.out, ev)
+		t.stateChange(e)
+	case *events.Retransmit:
+		t.out = append(t.out, ev)
+		if s := t.lookup(e.Header); s != nil {
+			s.retransmits++
+		}
+	case *events.ResetSent:
+		t.out = append(t.out, ev)
+		if s := t.lookup(e.Header); s != nil && !e.NoSocket {
+			s.resetsSent++
+			s.lastReset = e.Time
+		}
+	case *events.ResetReceived:
+		t.out = append(t.out, ev)
+		if s := t.lookup(e.Header); s != nil {
+			s.resetsRecv++
+			s.lastReset = e.Time
+		}
+	case *events.Destroy:
+		t.out = append(t.out, ev)
+		if s := t.lookup(e.Header); s != nil {
+			s.destroyed = true
+			if s.tw == nil {
+				t.finish(s, e.Time, endOf(s))
+			}
+		}
+	case *events.TimewaitTimer:
+		t.timewaitTimer(e)
+	case *events.TimewaitRST:
+		if s := t.lookup(e.Header); s != nil && s.tw != nil && !s.tw.stopped.IsZero() {
+			t.endTimewait(s, e.Time, events.TimewaitEnd{Cause: events.CauseRST})
+		}
+	default:
+		t.out = append(t.out, ev)
+	}
+	return t.out
+}
+
+// Tick lets time pass when no events come: TIME_WAIT sockets stopped early
+// with no reason seen within the successor window end as "unknown".
+func (t *Tracker) Tick(now time.Time) []events.Event {
+	t.out = t.out[:0]
+	t.expireStopped(now)
+	return t.out
+}
+
+// Flush ends every story still open (at the end of tracing).
+func (t *Tracker) Flush(now time.Time) []events.Event {
+	t.out = t.out[:0]
+	t.expireStopped(now.Add(successorWindow))
+	for e := t.lru.Front(); e != nil; {
+		next := e.Next()
+		s := e.Value.(*socket)
+		t.finish(s, now, "open")
+		e = next
+	}
+	return t.out
+}
+
+// lookup finds the socket of an event, creating its history if new.
+func (t *Tracker) lookup(h events.Header) *socket {
+	if h.Cookie == 0 {
+		return nil
+	}
+	if e, ok := t.sockets[h.Cookie]; ok {
+		t.lru.MoveToBack(e)
+		s := e.Value.(*socket)
+		if h.Owner.PID != 0 {
+			s.header.Owner = h.Owner
+		}
+		if h.Local.Port() != 0 {
+			s.header.Local, s.header.Remote = h.Local, h.Remote
+		}
+		return s
+	}
+	if len(t.sockets) >= t.maxSockets {
+		oldest := t.lru.Front()
+		s := oldest.Value.(*socket)
+		t.forget(s)
+		t.evicted++
+	}
+	s := &socket{header: h}
+	t.sockets[h.Cookie] = t.lru.PushBack(s)
+	return s
+}
+
+func (t *Tracker) forget(s *socket) {
+	if e, ok := t.sockets[s.header.Cookie]; ok {
+		t.lru.Remove(e)
+		delete(t.sockets, s.header.Cookie)
+	}
+	if s.tw != nil && !s.tw.stopped.IsZero() {
+		delete(t.stopped, tupleOf(s.tw.header))
+	}
+}
+
+func tupleOf(h events.Header) tuple {
+	return tuple{netns: h.Netns, local: h.Local, remote: h.Remote}
+}
+
+func (t *Tracker) stateChange(e *events.StateChange) {
+	s := t.lookup(e.Header)
+	if s == nil {
+		return
+	}
+	// The full socket closing after it handed over to its TIME_WAIT socket
+	// (whose timer is armed first): the story goes on there.
+	if s.tw != nil && e.New == events.StateClose {
+		return
+	}
+	if len(s.phases) == 0 {
+		// A socket's life starts in CLOSE; a child's with its listener.
+		s.beforeTrace = e.Old != events.StateClose && e.Old != events.StateListen
+		s.phases = append(s.phases, events.Phase{State: e.Old, Start: e.Time.Add(-e.PrevState),
+			Duration: e.PrevState, DurationKnown: e.PrevStateKnown})
+		if e.Old == events.StateListen && e.New == events.StateSynRecv {
+			s.phases = s.phases[:0] // the listener's time is not the child's
+		}
+	} else {
+		last := &s.phases[len(s.phases)-1]
+		last.Duration, last.DurationKnown = e.Time.Sub(last.Start), true
+		if e.PrevStateKnown {
+			last.Duration = e.PrevState
+		}
+	}
+	s.phases = append(s.phases, events.Phase{State: e.New, Start: e.Time})
+
+	switch {
+	case e.New == events.StateSynSent:
+		s.synSentPort = e.Local.Port()
+	case e.New == events.StateFinWait1 && s.closedBy == "":
+		s.closedBy = "local"
+	case e.New == events.StateCloseWait && s.closedBy == "":
+		s.closedBy = "peer"
+	case e.New == events.StateClose && s.closedBy == "" && !s.lastReset.IsZero():
+		s.closedBy = "reset"
+	}
+
+	// A new connection on a 4-tuple whose TIME_WAIT socket was just stopped
+	// is why it was stopped.
+	if (e.Old == events.StateListen && e.New == events.StateSynRecv) ||
+		(e.Old == events.StateSynSent && e.New == events.StateEstablished) {
+		if tw, ok := t.stopped[tupleOf(e.Header)]; ok {
+			end := events.TimewaitEnd{Cause: events.CauseSynAccepted, Inferred: true, Successor: e.Cookie,
+				InferredFrom: fmt.Sprintf("TIME_WAIT timer stopped early, then a connection on the same 4-tuple was accepted (cookie %d)", e.Cookie)}
+			if e.Old == events.StateSynSent {
+				end.Cause = events.CauseConnectReuse
+				end.SuccessorBoundPort = s.synSentPort != 0
+				end.InferredFrom = fmt.Sprintf("TIME_WAIT timer stopped early, then connect() on the same 4-tuple (cookie %d)", e.Cookie)
+			}
+			t.endTimewait(tw, e.Time, end)
+		}
+	}
+
+	// tcp_time_wait() arms the TIME_WAIT socket's timer before it closes
+	// the full socket: closing from FIN_WAIT2 or CLOSING without one, and
+	// not because of an RST, means none could be made.
+	if e.New == events.StateClose && (e.Old == events.StateFinWait2 || e.Old == events.StateClosing) &&
+		s.tw == nil && (s.lastReset.IsZero() || e.Time.Sub(s.lastReset) > time.Second) {
+		t.out = append(t.out, &events.TimewaitOverflow{Header: s.header, State: e.Old,
+			TimewaitSockets: t.timewaitsIn(e.Netns),
+			InferredFrom:    fmt.Sprintf("%s -> CLOSE with no TIME_WAIT socket armed and no RST", e.Old)})
+		s.end = "timewait_overflow"
+	}
+}
+
+func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
+	s := t.lookup(e.Header)
+	if s == nil {
+		return
+	}
+	switch e.Action {
+	case events.TimerStart:
+		if s.tw == nil {
+			s.tw = &timewait{start: e.Time, startSeen: true, substate: e.Substate, header: e.Header}
+			t.enterTimewait(s, e)
+			return
+		}
+		// A re-arm: the cancel before it was no early end.
+		if !s.tw.stopped.IsZero() {
+			delete(t.stopped, tupleOf(s.tw.header))
+			s.tw.stopped = time.Time{}
+		}
+		if e.Substate != s.tw.substate {
+			s.tw.substate = e.Substate
+			t.enterTimewait(s, e)
+		}
+	case events.TimerExpire:
+		if s.tw == nil {
+			s.tw = &timewait{substate: e.Substate, header: e.Header}
+			s.beforeTrace = s.beforeTrace || len(s.phases) == 0
+		}
+		s.tw.substate = e.Substate
+		t.endTimewait(s, e.Time, events.TimewaitEnd{Cause: events.CauseExpired})
+	case events.TimerCancel:
+		if s.tw == nil {
+			s.tw = &timewait{substate: e.Substate, header: e.Header}
+			s.beforeTrace = s.beforeTrace || len(s.phases) == 0
+		}
+		s.tw.stopped = e.Time
+		t.stopped[tupleOf(e.Header)] = s
+	}
+}
+
+// enterTimewait starts a TIME_WAIT phase (or a new substate of one).
+func (t *Tracker) enterTimewait(s *socket, e *events.TimewaitTimer) {
+	if n := len(s.phases); n > 0 && !s.phases[n-1].DurationKnown {
+		last := &s.phases[n-1]
+		last.Duration, last.DurationKnown = e.Time.Sub(last.Start), true
+	}
+	s.phases = append(s.phases, events.Phase{State: e.Substate, Start: e.Time, Timewait: true})
+	t.out = append(t.out, &events.TimewaitEnter{Header: e.Header, Substate: e.Substate,
+		Timeout: e.Timeout, TimeoutKnown: e.TimeoutKnown})
+}
+
+// endTimewait reports how s's TIME_WAIT socket ended, and s's story.
+func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
+	tw := s.tw
+	if !tw.stopped.IsZero() {
+		delete(t.stopped, tupleOf(tw.header))
+		at = tw.stopped // it ended when its timer was stopped
+	}
+	end.Header = tw.header
+	end.Time = at
+	if s.header.Owner.PID != 0 {
+		end.Owner = s.header.Owner
+	}
+	end.Substate = tw.substate
+	if tw.startSeen {
+		end.Age, end.AgeKnown = at.Sub(tw.start), true
+	}
+	t.out = append(t.out, &end)
+	if n := len(s.phases); n > 0 && s.phases[n-1].Timewait {
+		last := &s.phases[n-1]
+		last.Duration, last.DurationKnown = at.Sub(last.Start), tw.startSeen || n > 1
+	}
+	s.tw = nil
+	s.end = "timewait_" + string(end.Cause)
+	t.finish(s, at, s.end)
+}
+
+// expireStopped ends the TIME_WAIT sockets stopped early whose reason did
+// not show up within the successor window.
+func (t *Tracker) expireStopped(now time.Time) {
+	for _, s := range t.stopped {
+		if now.Sub(s.tw.stopped) <= successorWindow {
+			continue
+		}
+		end := events.TimewaitEnd{Cause: events.CauseUnknown, Inferred: true,
+			InferredFrom: "TIME_WAIT timer stopped early; no RST and no new connection on the 4-tuple followed within " + successorWindow.String()}
+		if t.netnsGone != nil && t.netnsGone(s.tw.header.Netns) {
+			end.Cause = events.CausePurged
+			end.InferredFrom = "TIME_WAIT timer stopped early, and its network namespace no longer exists"
+		}
+		t.endTimewait(s, now, end)
+	}
+}
+
+// finish emits s's summary and forgets it.
+func (t *Tracker) finish(s *socket, at time.Time, end string) {
+	sum := &events.Summary{Header: s.header, ClosedBy: s.closedBy, End: end,
+		Retransmits: s.retransmits, ResetsSent: s.resetsSent, ResetsReceived: s.resetsRecv,
+		BeforeTrace: s.beforeTrace}
+	sum.Time = at
+	for _, p := range s.phases {
+		// The final CLOSE is where the story ends, not a phase of it.
+		if p.State == events.StateClose && !p.Timewait && !p.DurationKnown {
+			continue
+		}
+		if end == "open" && !p.DurationKnown {
+			p.Duration, p.DurationKnown = at.Sub(p.Start), !p.Start.IsZero()
+		}
+		sum.History = append(sum.History, p)
+	}
+	// Nothing to tell of a socket seen only being destroyed (a listener:
+	// see the cookie rule in bpf/).
+	if len(s.phases) > 0 {
+		t.out = append(t.out, sum)
+	}
+	t.forget(s)
+}
+
+// endOf says how a socket without a TIME_WAIT socket ended.
+func endOf(s *socket) string {
+	if s.end != "" {
+		return s.end
+	}
+	switch {
+	case s.closedBy == "reset" || (s.lastReset != time.Time{} && s.closedBy == ""):
+		return "reset"
+	case !s.reached(events.StateEstablished):
+		return "never_established"
+	}
+	return "closed"
+}
+
+func (s *socket) reached(state events.State) bool {
+	for _, p := range s.phases {
+		if p.State == state {
+			return true
+		}
+	}
+	return false
+}
+
+// timewaitsIn counts the TIME_WAIT sockets tracked in a network namespace.
+func (t *Tracker) timewaitsIn(netns uint32) int {
+	n := 0
+	for e := t.lru.Front(); e != nil; e = e.Next() {
+		if s := e.Value.(*socket); s.tw != nil && s.tw.header.Netns == netns {
+			n++
+		}
+	}
+	return n
+}
