@@ -49,7 +49,7 @@ func TestCLIErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--pid", "abc"}, 2, `tcptrace: invalid --pid "abc": must be a process id (a positive number)`},
-		{[]string{"--pid", "12,x"}, 2, `tcptrace: invalid --pid "x"`},
+		{[]string{"--pid", "1,x"}, 2, `tcptrace: invalid --pid "x"`},
 		{[]string{"--pid", fmt.Sprint(nopid)}, 2, fmt.Sprintf("tcptrace: invalid --pid %d: no such process", nopid)},
 		{[]string{"--port", "70000"}, 2, `tcptrace: invalid --port "70000": must be a number from 1 to 65535`},
 		{[]string{"--port", "0"}, 2, `tcptrace: invalid --port "0"`},

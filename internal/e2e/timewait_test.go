@@ -10,17 +10,6 @@ import (
 	"time"
 )
 
-// ofSocket returns the events of one cookie.
-func ofSocket(evs []event, cookie uint64) []event {
-	var out []event
-	for _, e := range evs {
-		if e.Cookie == cookie {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 // one returns the only event of a type, failing the test otherwise.
 func one(t *testing.T, evs []event, typ string) event {
 	t.Helper()
