@@ -20,6 +20,7 @@ enum event_type {
 	EVENT_TW_EXPIRE = 7,	  /* ... it fired: the TIME_WAIT socket ends */
 	EVENT_TW_CANCEL = 8,	  /* ... it was stopped before it was due */
 	EVENT_TW_RST = 9,	  /* ... and the segment that stopped it was an RST */
+	EVENT_SNAPSHOT = 10,	  /* a socket that existed when tracing began */
 };
 
 enum event_flag {
@@ -48,7 +49,8 @@ struct event {
 	__u8 flags;	     /* enum event_flag bits */
 	__u8 substate;	     /* TIME_WAIT socket's tw_substate (EVENT_TW_*) */
 	__u8 pad[2];
-	__u32 timer_jiffies; /* EVENT_TW_START: jiffies until the timer is due */
+	__u32 timer_jiffies; /* EVENT_TW_START, EVENT_SNAPSHOT of a TIME_WAIT
+			      * socket: jiffies until its timer is due */
 	__u32 pad2;
 	char comm[16];	     /* owner's process name */
 };

@@ -27,6 +27,7 @@ typedef _Bool bool;
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
+#define IPPROTO_MPTCP 262
 #define TASK_COMM_LEN 16
 
 /* From include/uapi/linux/bpf.h (stable UAPI values). */
@@ -126,9 +127,56 @@ struct inet_timewait_sock {
 	struct timer_list tw_timer;
 };
 
+struct tcp_timewait_sock {
+	struct inet_timewait_sock tw_sk;
+};
+
+struct kernfs_node {
+	__u64 id;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
+
 struct task_struct {
+	int tgid;
 	struct task_struct *group_leader;
+	struct css_set *cgroups;
 	char comm[TASK_COMM_LEN];
+};
+
+struct socket {
+	struct sock *sk;
+};
+
+struct mptcp_sock {
+	struct sock *first;
+};
+
+struct file;
+struct seq_file;
+
+struct bpf_iter_meta {
+	struct seq_file *seq;
+	__u64 session_id;
+	__u64 seq_num;
+};
+
+struct bpf_iter__task_file {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
+	__u32 fd;
+	struct file *file;
+};
+
+struct bpf_iter__tcp {
+	struct bpf_iter_meta *meta;
+	struct sock_common *sk_common;
 };
 
 #pragma clang attribute pop

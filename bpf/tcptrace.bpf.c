@@ -695,12 +695,15 @@ int BPF_PROG(handle_timer_cancel, struct timer_list *timer)
 
 /*
  * An RST that kills a TIME_WAIT socket (tcp_rfc1337 = 0) is freed right after
- * the socket's timer is cancelled, on the same CPU: report it then.
+ * the socket's timer is cancelled, on the same CPU: the first segment of the
+ * TIME_WAIT socket's 4-tuple freed there says what stopped it.
  */
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(handle_kfree_skb, struct sk_buff *skb)
 {
 	struct tw_cancel *slot;
+	__be16 ports[2] = {};
+	unsigned char *th;
 	__u32 zero = 0;
 	__u8 tcp_flags = 0;
 	struct event *e;
@@ -708,12 +711,17 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb)
 	slot = bpf_map_lookup_elem(&tw_cancels, &zero);
 	if (!slot || !slot->ts_ns)
 		return 0;
-	if (bpf_ktime_get_ns() - slot->ts_ns > 100000) {
+	/* Generous, for slow (emulated) machines: the ports must match too. */
+	if (bpf_ktime_get_ns() - slot->ts_ns > 1000000000) {
 		slot->ts_ns = 0;
 		return 0;
 	}
+	th = skb->head + skb->transport_header;
+	bpf_probe_read_kernel(&ports, sizeof(ports), th);
+	if (bpf_ntohs(ports[0]) != slot->id.dport || bpf_ntohs(ports[1]) != slot->id.sport)
+		return 0;
 	slot->ts_ns = 0;
-	bpf_probe_read_kernel(&tcp_flags, 1, skb->head + skb->transport_header + TCP_FLAGS_OFF);
+	bpf_probe_read_kernel(&tcp_flags, 1, th + TCP_FLAGS_OFF);
 	if (!(tcp_flags & TCP_FLAG_RST))
 		return 0;
 	e = new_event(EVENT_TW_RST, NULL, false, &slot->id, slot->has_owner ? &slot->owner : NULL,
@@ -723,5 +731,144 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb)
 	e->cookie = slot->cookie;
 	e->substate = slot->substate;
 	submit(e);
+	return 0;
+}
+
+/*
+ * Owners of MPTCP sockets' first TCP subflows, by the subflow's address: the
+ * subflow, which carries the traffic and which the kernel reports, has no
+ * file of its own. Filled by learn_owners, moved into the subflow's storage
+ * (and removed) by snapshot_tcp.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct owner);
+} subflow_owners SEC(".maps");
+
+static __always_inline void task_owner(struct task_struct *task, struct owner *o)
+{
+	o->tgid = task->tgid;
+	o->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+	bpf_probe_read_kernel_str(o->comm, sizeof(o->comm), task->group_leader->comm);
+}
+
+/*
+ * Start-of-trace snapshot, run by user space before it reads the ring.
+ *
+ * iter/task_file: every open file of every task; for a TCP socket, record
+ * its owner in the socket's storage, so that sockets made before tracing
+ * are attributed (and pass --pid) like new ones.
+ */
+SEC("iter/task_file")
+int learn_owners(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct sock_info *info;
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!task || !file)
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = sock->sk;
+	if (!sk || !pid_wanted(task->tgid))
+		return 0;
+	/*
+	 * An MPTCP socket (Go's listeners since 1.24) carries its traffic on
+	 * TCP subflows; its first subflow is the TCP socket the kernel reports.
+	 */
+	if (sk->sk_protocol == IPPROTO_MPTCP) {
+		struct owner o = {};
+		__u64 first = (__u64)BPF_CORE_READ((struct mptcp_sock *)sk, first);
+
+		task_owner(task, &o);
+		if (first)
+			bpf_map_update_elem(&subflow_owners, &first, &o, BPF_ANY);
+		return 0;
+	}
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	info = bpf_sk_storage_get(&socks, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!info || info->owner.tgid)
+		return 0;
+	task_owner(task, &info->owner);
+	return 0;
+}
+
+/*
+ * iter/tcp: every TCP socket of the namespace user space opened the
+ * iterator in (listeners, connections, TIME_WAIT and request sockets),
+ * written to the iterator's output as EVENT_SNAPSHOT records.
+ */
+SEC("iter/tcp")
+int snapshot_tcp(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_timewait_sock *tw;
+	struct sock_info *info = NULL;
+	struct owner *o = NULL;
+	struct event e = {};
+	struct tcp_sock *tp;
+	struct sock_id id = {};
+	__u8 state;
+
+	if (!skc)
+		return 0;
+	state = skc->skc_state;
+	id.family = skc->skc_family;
+	id.netns = skc->skc_net.net->ns.inum;
+	id.sport = skc->skc_num;
+	id.dport = bpf_ntohs(skc->skc_dport);
+	if (!id_wanted(&id))
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (tp) {
+		__u64 addr = (__u64)skc;
+		struct owner *subflow = bpf_map_lookup_elem(&subflow_owners, &addr);
+
+		info = bpf_sk_storage_get(&socks, tp, NULL, subflow ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+		if (info && subflow && !info->owner.tgid)
+			info->owner = *subflow;
+		if (subflow)
+			bpf_map_delete_elem(&subflow_owners, &addr);
+		if (info && info->owner.tgid)
+			o = &info->owner;
+	}
+	if (!owner_wanted(o))
+		return 0;
+
+	e.type = EVENT_SNAPSHOT;
+	e.ts_ns = bpf_ktime_get_ns();
+	e.state = state;
+	e.netns = id.netns;
+	e.sport = id.sport;
+	e.dport = id.dport;
+	e.family = id.family == AF_INET6 ? 6 : 4;
+	if (o) {
+		e.flags |= EVENT_FLAG_OWNER_KNOWN;
+		e.pid = o->tgid;
+		e.cgroup_id = o->cgroup_id;
+		__builtin_memcpy(e.comm, o->comm, sizeof(e.comm));
+	}
+	if (e.family == 4) {
+		*(__be32 *)e.saddr = skc->skc_rcv_saddr;
+		*(__be32 *)e.daddr = skc->skc_daddr;
+	} else {
+		*(struct in6_addr *)e.saddr = skc->skc_v6_rcv_saddr;
+		*(struct in6_addr *)e.daddr = skc->skc_v6_daddr;
+	}
+	/* TIME_WAIT and request socks get a cookie too, as their timers tell. */
+	e.cookie = state == tcp_listen ? skc->skc_cookie.counter : bpf_get_socket_cookie(skc);
+	tw = bpf_skc_to_tcp_timewait_sock(skc);
+	if (tw) {
+		e.substate = tw->tw_sk.tw_substate;
+		e.timer_jiffies = tw->tw_sk.tw_timer.expires - bpf_jiffies64();
+	}
+	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
 	return 0;
 }

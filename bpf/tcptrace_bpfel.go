@@ -59,17 +59,20 @@ const (
 	TcptraceEventTypeEVENT_TW_EXPIRE      TcptraceEventType = 7
 	TcptraceEventTypeEVENT_TW_CANCEL      TcptraceEventType = 8
 	TcptraceEventTypeEVENT_TW_RST         TcptraceEventType = 9
+	TcptraceEventTypeEVENT_SNAPSHOT       TcptraceEventType = 10
 )
 
+type TcptraceOwner struct {
+	_        structs.HostLayout
+	CgroupId uint64
+	Tgid     uint32
+	Comm     [16]int8
+	_        [4]byte
+}
+
 type TcptraceSockInfo struct {
-	_     structs.HostLayout
-	Owner struct {
-		_        structs.HostLayout
-		CgroupId uint64
-		Tgid     uint32
-		Comm     [16]int8
-		_        [4]byte
-	}
+	_            structs.HostLayout
+	Owner        TcptraceOwner
 	StateSinceNs uint64
 	BornNs       uint64
 }
@@ -86,14 +89,8 @@ type TcptraceTwCancel struct {
 		Dport  uint16
 		_      [2]byte
 	}
-	_     [4]byte
-	Owner struct {
-		_        structs.HostLayout
-		CgroupId uint64
-		Tgid     uint32
-		Comm     [16]int8
-		_        [4]byte
-	}
+	_        [4]byte
+	Owner    TcptraceOwner
 	HasOwner bool
 	Substate uint8
 	_        [6]byte
@@ -101,13 +98,7 @@ type TcptraceTwCancel struct {
 
 type TcptraceTwOwner struct {
 	_     structs.HostLayout
-	Owner struct {
-		_        structs.HostLayout
-		CgroupId uint64
-		Tgid     uint32
-		Comm     [16]int8
-		_        [4]byte
-	}
+	Owner TcptraceOwner
 	Armed bool
 	_     [7]byte
 }
@@ -119,6 +110,7 @@ const (
 	TcptraceMapEvents                   = "events"
 	TcptraceMapLost                     = "lost"
 	TcptraceMapSocks                    = "socks"
+	TcptraceMapSubflowOwners            = "subflow_owners"
 	TcptraceMapTwCancels                = "tw_cancels"
 	TcptraceMapTwOwners                 = "tw_owners"
 	TcptraceProgHandleDestroy           = "handle_destroy"
@@ -132,6 +124,8 @@ const (
 	TcptraceProgHandleTimerCancel       = "handle_timer_cancel"
 	TcptraceProgHandleTimerExpire       = "handle_timer_expire"
 	TcptraceProgHandleTimerStart        = "handle_timer_start"
+	TcptraceProgLearnOwners             = "learn_owners"
+	TcptraceProgSnapshotTcp             = "snapshot_tcp"
 	TcptraceVarFilterFamily             = "filter_family"
 	TcptraceVarFilterNetns              = "filter_netns"
 	TcptraceVarFilterPidCount           = "filter_pid_count"
@@ -206,17 +200,20 @@ type TcptraceProgramSpecs struct {
 	HandleTimerCancel       *ebpf.ProgramSpec `ebpf:"handle_timer_cancel"`
 	HandleTimerExpire       *ebpf.ProgramSpec `ebpf:"handle_timer_expire"`
 	HandleTimerStart        *ebpf.ProgramSpec `ebpf:"handle_timer_start"`
+	LearnOwners             *ebpf.ProgramSpec `ebpf:"learn_owners"`
+	SnapshotTcp             *ebpf.ProgramSpec `ebpf:"snapshot_tcp"`
 }
 
 // TcptraceMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceMapSpecs struct {
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	Lost      *ebpf.MapSpec `ebpf:"lost"`
-	Socks     *ebpf.MapSpec `ebpf:"socks"`
-	TwCancels *ebpf.MapSpec `ebpf:"tw_cancels"`
-	TwOwners  *ebpf.MapSpec `ebpf:"tw_owners"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	Lost          *ebpf.MapSpec `ebpf:"lost"`
+	Socks         *ebpf.MapSpec `ebpf:"socks"`
+	SubflowOwners *ebpf.MapSpec `ebpf:"subflow_owners"`
+	TwCancels     *ebpf.MapSpec `ebpf:"tw_cancels"`
+	TwOwners      *ebpf.MapSpec `ebpf:"tw_owners"`
 }
 
 // TcptraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -264,11 +261,12 @@ func (o *TcptraceObjects) Close() error {
 //
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptraceMaps struct {
-	Events    *ebpf.Map `ebpf:"events"`
-	Lost      *ebpf.Map `ebpf:"lost"`
-	Socks     *ebpf.Map `ebpf:"socks"`
-	TwCancels *ebpf.Map `ebpf:"tw_cancels"`
-	TwOwners  *ebpf.Map `ebpf:"tw_owners"`
+	Events        *ebpf.Map `ebpf:"events"`
+	Lost          *ebpf.Map `ebpf:"lost"`
+	Socks         *ebpf.Map `ebpf:"socks"`
+	SubflowOwners *ebpf.Map `ebpf:"subflow_owners"`
+	TwCancels     *ebpf.Map `ebpf:"tw_cancels"`
+	TwOwners      *ebpf.Map `ebpf:"tw_owners"`
 }
 
 func (m *TcptraceMaps) Close() error {
@@ -276,6 +274,7 @@ func (m *TcptraceMaps) Close() error {
 		m.Events,
 		m.Lost,
 		m.Socks,
+		m.SubflowOwners,
 		m.TwCancels,
 		m.TwOwners,
 	)
@@ -321,6 +320,8 @@ type TcptracePrograms struct {
 	HandleTimerCancel       *ebpf.Program `ebpf:"handle_timer_cancel"`
 	HandleTimerExpire       *ebpf.Program `ebpf:"handle_timer_expire"`
 	HandleTimerStart        *ebpf.Program `ebpf:"handle_timer_start"`
+	LearnOwners             *ebpf.Program `ebpf:"learn_owners"`
+	SnapshotTcp             *ebpf.Program `ebpf:"snapshot_tcp"`
 }
 
 func (p *TcptracePrograms) Close() error {
@@ -336,6 +337,8 @@ func (p *TcptracePrograms) Close() error {
 		p.HandleTimerCancel,
 		p.HandleTimerExpire,
 		p.HandleTimerStart,
+		p.LearnOwners,
+		p.SnapshotTcp,
 	)
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tcptrace/tcptrace/internal/netns"
 	"io"
 	"io/fs"
 	"strconv"
@@ -91,15 +92,15 @@ func chooseNetns(f sysctlFlags, pidSet, netnsSet bool) (netnsTarget, error) {
 		if err != nil {
 			return netnsTarget{}, err
 		}
-		return netnsTarget{path: sysctl.ForPID(int(pid)), flag: fmt.Sprintf("--pid %d", pid), gone: "no such process"}, nil
+		return netnsTarget{path: netns.ForPID(int(pid)), flag: fmt.Sprintf("--pid %d", pid), gone: "no such process"}, nil
 	case netnsSet:
 		flag := "--netns " + f.netns
 		ino, err := strconv.ParseUint(f.netns, 10, 64)
 		if err != nil {
 			return netnsTarget{path: f.netns, flag: flag, gone: "no such file"}, nil
 		}
-		path, err := sysctl.FindNetns(ino)
-		if errors.Is(err, sysctl.ErrNetnsNotFound) {
+		path, err := netns.Find(ino)
+		if errors.Is(err, netns.ErrNotFound) {
 			return netnsTarget{}, usageError{flag + ": no process or /run/netns file is in that network namespace (without root only your own processes are searched)"}
 		}
 		if err != nil {
@@ -117,7 +118,7 @@ func (t netnsTarget) explain(err error) error {
 		return err
 	case errors.Is(err, fs.ErrNotExist):
 		return usageError{t.flag + ": " + t.gone}
-	case errors.Is(err, sysctl.ErrNotNetns):
+	case errors.Is(err, netns.ErrNotNetns):
 		return usageError{fmt.Sprintf("%s: %s is not a network namespace file (use /proc/PID/ns/net or /run/netns/NAME)", t.flag, t.path)}
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Errorf("%s needs root (CAP_SYS_ADMIN) unless it names your own process or network namespace: run it with sudo (%w)", t.flag, err)

@@ -110,8 +110,20 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		}
 		ev := &events.TimewaitTimer{Header: h, Substate: sub, Action: timerActions[raw.Type]}
 		if ev.Action == events.TimerStart && d.names.HZ > 0 {
-			ev.Timeout = time.Duration(raw.TimerJiffies) * time.Second / time.Duration(d.names.HZ)
+			ev.Timeout = d.ticks(raw.TimerJiffies)
 			ev.TimeoutKnown = true
+		}
+		return ev, nil
+	case bpf.TcptraceEventTypeEVENT_SNAPSHOT:
+		ev := &events.Snapshot{Header: h, State: state}
+		if state == events.StateTimeWait {
+			if ev.Substate, err = d.state(raw.Substate); err != nil {
+				return nil, err
+			}
+			if d.names.HZ > 0 {
+				ev.Remaining = d.ticks(raw.TimerJiffies)
+				ev.RemainingKnown = true
+			}
 		}
 		return ev, nil
 	case bpf.TcptraceEventTypeEVENT_TW_RST:
@@ -122,6 +134,11 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		return &events.TimewaitRST{Header: h, Substate: sub}, nil
 	}
 	return nil, fmt.Errorf("unknown event type %d", raw.Type)
+}
+
+// ticks turns a count of kernel ticks (jiffies) into time.
+func (d *Decoder) ticks(n uint32) time.Duration {
+	return time.Duration(int32(n)) * time.Second / time.Duration(d.names.HZ)
 }
 
 func (d *Decoder) header(raw *bpf.TcptraceEvent) (events.Header, error) {

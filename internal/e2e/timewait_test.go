@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -272,5 +274,79 @@ func TestTimewaitOverflow(t *testing.T) {
 	sum := socketWith(evs, func(e event) bool { return e.Type == "summary" && e.Sport == cli.port })
 	if len(sum) == 0 || !slices.ContainsFunc(sum, func(e event) bool { return e.End == "timewait_overflow" }) {
 		t.Errorf("client summary %+v, want end timewait_overflow", sum)
+	}
+}
+
+// TestSnapshot: sockets that exist before tracing starts are reported at
+// start with their owners (learnt from the processes' open files), the
+// TIME_WAIT socket with the time it has left, and --pid finds them.
+func TestSnapshot(t *testing.T) {
+	ns := newNetns(t)
+	srv := ns.listener(t, "127.0.0.1")
+	old := ns.client(t, "127.0.0.1", srv.port)
+	srv.do("accept")
+	closeClientFirst(old, srv) // old's TIME_WAIT socket
+	open := ns.client(t, "127.0.0.1", srv.port)
+	srv.do("accept")
+	time.Sleep(time.Second)
+
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	byPID := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--pid", strconv.Itoa(open.pid))
+	evs := tr.stop()
+	mine := byPID.stop()
+
+	snaps := ofType(evs, "snapshot")
+	var tw, est *event
+	for i, e := range snaps {
+		switch {
+		case e.State == "TIME_WAIT" && e.Sport == old.port:
+			tw = &snaps[i]
+		case e.State == "ESTABLISHED" && e.Sport == open.port:
+			est = &snaps[i]
+		}
+	}
+	if tw == nil || tw.Substate != "TIME_WAIT" || tw.Cookie == 0 {
+		dumpEvents(t, evs)
+		t.Fatalf("no snapshot of the TIME_WAIT socket of port %d with its substate and cookie", old.port)
+	}
+	var remaining map[string]any
+	for _, line := range strings.Split(tr.stdout.String(), "\n") {
+		if strings.Contains(line, `"snapshot"`) && strings.Contains(line, `"TIME_WAIT"`) {
+			json.Unmarshal([]byte(line), &remaining)
+		}
+	}
+	if ms, _ := remaining["remaining_ms"].(float64); ms < 55000 || ms > 60000 {
+		t.Errorf("TIME_WAIT remaining_ms %v, want 55000-60000 (it is about 1 s old)", remaining["remaining_ms"])
+	}
+	// Go (1.24+) listens with MPTCP where it can: the owner is found through
+	// the MPTCP socket for its TCP subflow, the listener the kernel reports.
+	for _, e := range snaps {
+		if e.State == "LISTEN" && e.Sport == srv.port && e.PID != srv.pid {
+			t.Errorf("snapshot of the listener %+v, want owner pid %d", e, srv.pid)
+		}
+	}
+	if est == nil || est.PID != open.pid {
+		t.Errorf("snapshot of the open connection %+v, want owner pid %d", est, open.pid)
+	}
+	var sum *event
+	for _, e := range ofType(evs, "summary") {
+		if e.Cookie == tw.Cookie {
+			sum = &e
+		}
+	}
+	if sum == nil {
+		dumpEvents(t, evs)
+	}
+	if sum == nil || sum.End != "open" || len(sum.History) != 1 || sum.History[0].State != "TIME_WAIT" ||
+		!sum.History[0].TimewaitSocket || !strings.Contains(tr.stdout.String(), `"started_before_trace":true`) {
+		t.Errorf("summary of the old TIME_WAIT %+v, want open, one TIME_WAIT phase, begun before tracing", sum)
+	}
+	if len(mine) == 0 {
+		t.Fatal("--pid tracer saw nothing of the process's existing socket")
+	}
+	for _, e := range mine {
+		if e.PID != open.pid {
+			t.Errorf("--pid %d shows %+v", open.pid, e)
+		}
 	}
 }

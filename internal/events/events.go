@@ -17,6 +17,7 @@ const (
 	TypeResetSent     Type = "reset_sent"
 	TypeResetReceived Type = "reset_received"
 	TypeDestroy       Type = "destroy"
+	TypeSnapshot      Type = "snapshot"
 
 	// What the kernel did to TIME_WAIT sockets, as seen on their timer. The
 	// tracker turns these into the events below; they are recorded, not shown.
@@ -150,6 +151,20 @@ type TimewaitRST struct {
 	Header
 	Substate State
 }
+
+// Snapshot is a socket that existed when tracing started.
+type Snapshot struct {
+	Header
+	State State
+	// Substate and Remaining (time until its timer is due) are set for a
+	// TIME_WAIT socket.
+	Substate  State
+	Remaining time.Duration
+	// RemainingKnown: Remaining is valid.
+	RemainingKnown bool
+}
+
+func (e *Snapshot) Type() Type { return TypeSnapshot }
 
 func (e *TimewaitTimer) Type() Type {
 	switch e.Action {

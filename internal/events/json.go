@@ -58,6 +58,15 @@ func AppendJSON(dst []byte, ev Event) []byte {
 		dst = appendStringField(dst, "state", string(e.State))
 	case *Destroy:
 		dst = appendStringField(dst, "state", string(e.State))
+	case *Snapshot:
+		dst = appendStringField(dst, "state", string(e.State))
+		if e.Substate != "" {
+			dst = appendStringField(dst, "substate", string(e.Substate))
+		}
+		if e.RemainingKnown {
+			dst = append(dst, `,"remaining_ms":`...)
+			dst = AppendMillis(dst, e.Remaining)
+		}
 	case *TimewaitTimer:
 		dst = appendStringField(dst, "substate", string(e.Substate))
 		if e.TimeoutKnown {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/tcptrace/tcptrace/bpf"
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/netns"
 )
 
 // Filter limits what the kernel side reports. Zero values mean "everything".
@@ -114,11 +116,13 @@ func needTWHandler(k *Kernel) error {
 
 // Probe is the loaded and attached BPF side.
 type Probe struct {
-	kernel *Kernel
-	coll   *ebpf.Collection
-	links  []link.Link
-	reader *ringbuf.Reader
-	hooks  []Hook
+	kernel  *Kernel
+	coll    *ebpf.Collection
+	links   []link.Link
+	iters   []*link.Iter
+	tcpIter *link.Iter // nil when the kernel cannot snapshot
+	reader  *ringbuf.Reader
+	hooks   []Hook
 }
 
 // CheckPrivileges reports ErrNotPrivileged unless the process may load and
@@ -176,16 +180,60 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 		}
 		return nil, fmt.Errorf("probe ring buffer support: %w", err)
 	}
-	spec, err := bpf.LoadTcptrace()
-	if err != nil {
-		return nil, err
-	}
-	hooks := Plan(k)
-	used := map[string]bool{}
+	hooks := append(Plan(k), iterHooks()...)
 	for _, h := range hooks {
 		if h.Err != nil && !h.Optional {
 			return nil, fmt.Errorf("hook %s: %w", h.Name, h.Err)
 		}
+	}
+	coll, err := load(k, cfg, hooks)
+	if err != nil {
+		// The snapshot iterators need more of the kernel (5.11+) than the
+		// tracepoints do: trace without them rather than not at all.
+		var iterErr error
+		for i := range hooks {
+			if hooks[i].Kind == "iter" {
+				hooks[i].Err, iterErr = fmt.Errorf("load: %w", err), err
+			}
+		}
+		if iterErr == nil {
+			return nil, err
+		}
+		if coll, err = load(k, cfg, hooks); err != nil {
+			return nil, err
+		}
+	}
+	p := &Probe{kernel: k, coll: coll, hooks: hooks}
+	if err := p.attach(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.reader, err = ringbuf.NewReader(coll.Maps[bpf.TcptraceMapEvents])
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	return p, nil
+}
+
+// iterHooks are the BPF iterators of the start-of-trace snapshot.
+func iterHooks() []Hook {
+	return []Hook{
+		{Name: "iter/task_file", Kind: "iter", Optional: true, Program: bpf.TcptraceProgLearnOwners,
+			Detail: "owners of the sockets open when tracing starts"},
+		{Name: "iter/tcp", Kind: "iter", Optional: true, Program: bpf.TcptraceProgSnapshotTcp,
+			Detail: "the TCP sockets (TIME_WAIT included) that exist when tracing starts"},
+	}
+}
+
+// load loads the programs of the hooks that are available.
+func load(k *Kernel, cfg Config, hooks []Hook) (*ebpf.Collection, error) {
+	spec, err := bpf.LoadTcptrace()
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for _, h := range hooks {
 		if h.Err == nil {
 			used[h.Program] = true
 		}
@@ -199,7 +247,6 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 	if err := configure(spec, k, cfg); err != nil {
 		return nil, err
 	}
-
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
 		Programs: ebpf.ProgramOptions{KernelTypes: k.btf},
 	})
@@ -209,29 +256,81 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 		}
 		return nil, fmt.Errorf("load BPF programs: %w", err)
 	}
-	p := &Probe{kernel: k, coll: coll, hooks: hooks}
+	return coll, nil
+}
+
+// attach learns the owners of existing sockets, then attaches every
+// tracepoint program, so that events of old sockets carry their owner.
+func (p *Probe) attach() error {
 	for i := range p.hooks {
 		h := &p.hooks[i]
-		if h.Err != nil {
+		if h.Err != nil || h.Kind != "iter" {
 			continue
 		}
-		l, err := link.AttachTracing(link.TracingOptions{Program: coll.Programs[h.Program]})
+		it, err := link.AttachIter(link.IterOptions{Program: p.coll.Programs[h.Program]})
+		if err != nil {
+			h.Err = fmt.Errorf("attach: %w", err)
+			continue
+		}
+		p.iters = append(p.iters, it)
+		if h.Program == bpf.TcptraceProgLearnOwners {
+			if _, err := readIter(it); err != nil {
+				h.Err = err
+			}
+		} else {
+			p.tcpIter = it
+		}
+	}
+	for i := range p.hooks {
+		h := &p.hooks[i]
+		if h.Err != nil || h.Kind == "iter" {
+			continue
+		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: p.coll.Programs[h.Program]})
 		if err != nil {
 			if h.Optional {
 				h.Err = fmt.Errorf("attach: %w", err)
 				continue
 			}
-			p.Close()
-			return nil, fmt.Errorf("attach %s: %w", h.Name, err)
+			return fmt.Errorf("attach %s: %w", h.Name, err)
 		}
 		p.links = append(p.links, l)
 	}
-	p.reader, err = ringbuf.NewReader(coll.Maps[bpf.TcptraceMapEvents])
+	return nil
+}
+
+func readIter(it *link.Iter) ([]byte, error) {
+	rd, err := it.Open()
 	if err != nil {
-		p.Close()
-		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+		return nil, fmt.Errorf("open iterator: %w", err)
 	}
-	return p, nil
+	defer rd.Close()
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, fmt.Errorf("read iterator: %w", err)
+	}
+	return b, nil
+}
+
+// Snapshot returns the records of the TCP sockets that exist now in each
+// network namespace in paths (iter/tcp walks the namespace it is opened
+// in); nil when the kernel cannot take one.
+func (p *Probe) Snapshot(paths []string) ([]byte, error) {
+	if p.tcpIter == nil {
+		return nil, nil
+	}
+	var all []byte
+	for _, path := range paths {
+		_, err := netns.Run(path, func() error {
+			b, err := readIter(p.tcpIter)
+			all = append(all, b...)
+			return err
+		})
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return all, fmt.Errorf("snapshot: %w", err)
+		}
+	}
+	return all, nil
 }
 
 func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
@@ -348,6 +447,9 @@ func (p *Probe) detach() {
 // Close detaches and unloads everything.
 func (p *Probe) Close() error {
 	p.detach()
+	for _, it := range p.iters {
+		it.Close()
+	}
 	if p.reader != nil {
 		p.reader.Close()
 	}

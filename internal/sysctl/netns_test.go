@@ -3,6 +3,7 @@ package sysctl
 import (
 	"errors"
 	"fmt"
+	"github.com/tcptrace/tcptrace/internal/netns"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -16,8 +17,8 @@ import (
 )
 
 func TestForPID(t *testing.T) {
-	if got := ForPID(42); got != "/proc/42/ns/net" {
-		t.Errorf("ForPID(42) = %q", got)
+	if got := netns.ForPID(42); got != "/proc/42/ns/net" {
+		t.Errorf("netns.ForPID(42) = %q", got)
 	}
 }
 
@@ -59,9 +60,9 @@ func TestReadNetnsBadFile(t *testing.T) {
 		path string
 		want error
 	}{
-		{"/proc/self/ns/uts", ErrNotNetns}, // a namespace, of another kind
-		{regular, ErrNotNetns},
-		{t.TempDir(), ErrNotNetns},
+		{"/proc/self/ns/uts", netns.ErrNotNetns}, // a namespace, of another kind
+		{regular, netns.ErrNotNetns},
+		{t.TempDir(), netns.ErrNotNetns},
 		{"/nonexistent/netns", fs.ErrNotExist},
 	}
 	for _, tt := range tests {
@@ -73,15 +74,15 @@ func TestReadNetnsBadFile(t *testing.T) {
 
 func TestFindNetns(t *testing.T) {
 	own := netnsInode(t, "/proc/self/ns/net")
-	path, err := FindNetns(own)
+	path, err := netns.Find(own)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := netnsInode(t, path); got != own {
-		t.Errorf("FindNetns(%d) = %s, whose inode is %d", own, path, got)
+		t.Errorf("netns.Find(%d) = %s, whose inode is %d", own, path, got)
 	}
-	if path, err := FindNetns(1); !errors.Is(err, ErrNetnsNotFound) {
-		t.Errorf("FindNetns(1) = %q, %v; want ErrNetnsNotFound", path, err)
+	if path, err := netns.Find(1); !errors.Is(err, netns.ErrNotFound) {
+		t.Errorf("netns.Find(1) = %q, %v; want netns.ErrNotFound", path, err)
 	}
 }
 
@@ -151,7 +152,7 @@ func TestReadNetnsOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
-	inside := ForPID(sleeper.Process.Pid)
+	inside := netns.ForPID(sleeper.Process.Pid)
 	for deadline := time.Now().Add(5 * time.Second); netnsInode(t, inside) != namedIno; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s never entered network namespace %s", inside, name)
@@ -200,7 +201,7 @@ func TestReadNetnsOther(t *testing.T) {
 		}
 	}
 
-	if got, err := FindNetns(namedIno); err != nil || got != named {
+	if got, err := netns.Find(namedIno); err != nil || got != named {
 		t.Errorf("FindNetns = %q, %v; want %s", got, err, named)
 	}
 }

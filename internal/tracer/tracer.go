@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tcptrace/tcptrace/internal/netns"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"time"
 
@@ -49,18 +51,6 @@ func Run(ctx context.Context, cfg Config) error {
 	defer p.Close()
 	dec := decode.New(k.Names(), probe.BootTime())
 
-	started := time.Now()
-	if cfg.ReadyFile != "" {
-		if err := os.WriteFile(cfg.ReadyFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			return fmt.Errorf("write ready file: %w", err)
-		}
-	}
-	if cfg.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
-		defer cancel()
-	}
-
 	stats := render.Stats{ByType: map[events.Type]uint64{}}
 	tracker := track.New(cfg.MaxSockets, netnsGone)
 	explainer := explain.New(netnsSysctls)
@@ -95,6 +85,21 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return show(tracker.Process(ev))
 	}
+	started := time.Now()
+	if err := snapshot(p, cfg.Probe.Filter.Netns, onRecord); err != nil {
+		fmt.Fprintf(cfg.Stderr, "tcptrace: warning: no snapshot of the sockets that exist already: %v\n", err)
+	}
+	if cfg.ReadyFile != "" {
+		if err := os.WriteFile(cfg.ReadyFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			return fmt.Errorf("write ready file: %w", err)
+		}
+	}
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+
 	onPoll := func() error {
 		if err := show(tracker.Tick(time.Now())); err != nil {
 			return err
@@ -120,16 +125,46 @@ func Run(ctx context.Context, cfg Config) error {
 	return out.Stats(stats)
 }
 
+// snapshot passes the records of the sockets that exist now to onRecord:
+// those of the traced namespace, or of every namespace tcptrace can find.
+func snapshot(p *probe.Probe, only uint32, onRecord func([]byte) error) error {
+	var paths []string
+	if only != 0 {
+		path, err := netns.Find(uint64(only))
+		if err != nil {
+			return err
+		}
+		paths = []string{path}
+	} else {
+		all, err := netns.All()
+		if err != nil {
+			return err
+		}
+		for _, path := range all {
+			paths = append(paths, path)
+		}
+		sort.Strings(paths)
+	}
+	recs, err := p.Snapshot(paths)
+	for len(recs) >= decode.RecordSize {
+		if err := onRecord(recs[:decode.RecordSize]); err != nil {
+			return err
+		}
+		recs = recs[decode.RecordSize:]
+	}
+	return err
+}
+
 // netnsGone tells whether no process or /run/netns file holds the network
 // namespace with this inode any more.
-func netnsGone(netns uint32) bool {
-	_, err := sysctl.FindNetns(uint64(netns))
-	return errors.Is(err, sysctl.ErrNetnsNotFound)
+func netnsGone(inode uint32) bool {
+	_, err := netns.Find(uint64(inode))
+	return errors.Is(err, netns.ErrNotFound)
 }
 
 // netnsSysctls reads the sysctls of the network namespace with this inode.
-func netnsSysctls(netns uint32) (sysctl.Snapshot, error) {
-	path, err := sysctl.FindNetns(uint64(netns))
+func netnsSysctls(inode uint32) (sysctl.Snapshot, error) {
+	path, err := netns.Find(uint64(inode))
 	if err != nil {
 		return sysctl.Snapshot{}, err
 	}

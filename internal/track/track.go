@@ -125,6 +125,9 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 				t.finish(s, e.Time, endOf(s))
 			}
 		}
+	case *events.Snapshot:
+		t.out = append(t.out, ev)
+		t.snapshot(e)
 	case *events.TimewaitTimer:
 		t.timewaitTimer(e)
 	case *events.TimewaitRST:
@@ -219,9 +222,11 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 		}
 	} else {
 		last := &s.phases[len(s.phases)-1]
-		last.Duration, last.DurationKnown = e.Time.Sub(last.Start), true
-		if e.PrevStateKnown {
-			last.Duration = e.PrevState
+		switch {
+		case e.PrevStateKnown:
+			last.Duration, last.DurationKnown = e.PrevState, true
+		case !last.Start.IsZero():
+			last.Duration, last.DurationKnown = e.Time.Sub(last.Start), true
 		}
 	}
 	s.phases = append(s.phases, events.Phase{State: e.New, Start: e.Time})
@@ -265,6 +270,21 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	}
 }
 
+// snapshot starts the history of a socket that existed before tracing.
+func (t *Tracker) snapshot(e *events.Snapshot) {
+	s := t.lookup(e.Header)
+	if s == nil || len(s.phases) > 0 {
+		return
+	}
+	s.beforeTrace = true
+	if e.State == events.StateTimeWait {
+		s.tw = &timewait{substate: e.Substate, header: e.Header}
+		s.phases = append(s.phases, events.Phase{State: e.Substate, Timewait: true})
+		return
+	}
+	s.phases = append(s.phases, events.Phase{State: e.State})
+}
+
 func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 	s := t.lookup(e.Header)
 	if s == nil {
@@ -305,7 +325,7 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 
 // enterTimewait starts a TIME_WAIT phase (or a new substate of one).
 func (t *Tracker) enterTimewait(s *socket, e *events.TimewaitTimer) {
-	if n := len(s.phases); n > 0 && !s.phases[n-1].DurationKnown {
+	if n := len(s.phases); n > 0 && !s.phases[n-1].DurationKnown && !s.phases[n-1].Start.IsZero() {
 		last := &s.phases[n-1]
 		last.Duration, last.DurationKnown = e.Time.Sub(last.Start), true
 	}
@@ -333,7 +353,7 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 	t.out = append(t.out, &end)
 	if n := len(s.phases); n > 0 && s.phases[n-1].Timewait {
 		last := &s.phases[n-1]
-		last.Duration, last.DurationKnown = at.Sub(last.Start), tw.startSeen || n > 1
+		last.Duration, last.DurationKnown = at.Sub(last.Start), !last.Start.IsZero()
 	}
 	s.tw = nil
 	s.end = "timewait_" + string(end.Cause)

@@ -1,0 +1,106 @@
+package explain
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/sysctl"
+)
+
+// source serves one namespace's sysctls from a table; a name not in it is
+// absent from the kernel, as tcp_tw_recycle is since 4.12.
+func source(values map[string]string) SysctlSource {
+	return func(uint32) (sysctl.Snapshot, error) {
+		var snap sysctl.Snapshot
+		for _, s := range sysctl.Known {
+			v, ok := values[s.Name]
+			snap.Values = append(snap.Values, sysctl.Value{Sysctl: s, Raw: v, Present: ok})
+		}
+		return snap, nil
+	}
+}
+
+func header(local, remote string) events.Header {
+	return events.Header{Time: time.Unix(0, 0), Cookie: 9, Family: 4, Netns: 1,
+		Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote)}
+}
+
+func TestFindings(t *testing.T) {
+	defaults := map[string]string{"net.ipv4.tcp_tw_reuse": "2", "net.ipv4.tcp_tw_reuse_delay": "1000",
+		"net.ipv4.tcp_timestamps": "1", "net.ipv4.tcp_rfc1337": "0", "net.ipv4.tcp_max_tw_buckets": "0"}
+	tests := []struct {
+		name    string
+		values  map[string]string
+		ev      events.Event
+		kind    string
+		says    []string
+		sysctls map[string]any
+	}{
+		{"SYN accepted in TIME_WAIT", defaults,
+			&events.TimewaitEnd{Header: header("10.0.0.2:80", "10.0.0.1:40000"), Cause: events.CauseSynAccepted,
+				Age: 17 * time.Second, AgeKnown: true, Inferred: true, InferredFrom: "x", Successor: 10},
+			"timewait_syn_reuse",
+			[]string{"17s old", "RFC 6191", "tcp_tw_recycle plays no part: it does not exist"},
+			map[string]any{"net.ipv4.tcp_timestamps": int64(1), "net.ipv4.tcp_tw_recycle": nil}},
+		{"SYN accepted without timestamps", map[string]string{"net.ipv4.tcp_timestamps": "0", "net.ipv4.tcp_tw_recycle": "0"},
+			&events.TimewaitEnd{Header: header("10.0.0.2:80", "10.0.0.1:40000"), Cause: events.CauseSynAccepted},
+			"timewait_syn_reuse",
+			[]string{"of unknown age", "so it was the sequence number", "tcp_tw_recycle is 0 on this kernel"},
+			map[string]any{"net.ipv4.tcp_timestamps": int64(0), "net.ipv4.tcp_tw_recycle": int64(0)}},
+		{"connect() reuse on loopback", defaults,
+			&events.TimewaitEnd{Header: header("127.0.0.1:40000", "127.0.0.1:80"), Cause: events.CauseConnectReuse,
+				Age: 2 * time.Second, AgeKnown: true},
+			"timewait_connect_reuse",
+			[]string{"tcp_tw_reuse = 2: reuse for loopback connections only, and this one is on loopback", "tcp_tw_reuse_delay (1000 ms)"},
+			map[string]any{"net.ipv4.tcp_tw_reuse": int64(2)}},
+		{"connect() reuse of a bound port", defaults,
+			&events.TimewaitEnd{Header: header("10.0.0.1:40000", "10.0.0.2:80"), Cause: events.CauseConnectReuse,
+				SuccessorBoundPort: true},
+			"timewait_connect_reuse", []string{"bound its port before connect()"}, nil},
+		{"RST kill", defaults,
+			&events.TimewaitEnd{Header: header("10.0.0.1:40000", "10.0.0.2:80"), Cause: events.CauseRST, Age: time.Second, AgeKnown: true},
+			"timewait_rst_kill", []string{"net.ipv4.tcp_rfc1337 is 0", "1s old"},
+			map[string]any{"net.ipv4.tcp_rfc1337": int64(0)}},
+		{"overflow", defaults,
+			&events.TimewaitOverflow{Header: header("10.0.0.1:40000", "10.0.0.2:80"), State: events.StateFinWait2, TimewaitSockets: 0},
+			"timewait_overflow", []string{"tcp_max_tw_buckets (0)", "closed from FIN_WAIT2"},
+			map[string]any{"net.ipv4.tcp_max_tw_buckets": int64(0)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := New(source(tt.values)).Explain(tt.ev)
+			if len(got) != 1 {
+				t.Fatalf("%d findings, want 1", len(got))
+			}
+			f := got[0].(*events.Finding)
+			if f.Kind != tt.kind {
+				t.Errorf("kind %s, want %s", f.Kind, tt.kind)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(f.Message, s) {
+					t.Errorf("message lacks %q:\n%s", s, f.Message)
+				}
+			}
+			for k, v := range tt.sysctls {
+				if got, ok := f.Sysctls[k]; !ok || got != v {
+					t.Errorf("sysctl %s = %v (present %v), want %v", k, got, ok, v)
+				}
+			}
+		})
+	}
+}
+
+func TestNoFinding(t *testing.T) {
+	x := New(source(nil))
+	for _, ev := range []events.Event{
+		&events.TimewaitEnd{Header: header("10.0.0.1:1", "10.0.0.2:2"), Cause: events.CauseExpired},
+		&events.StateChange{Header: header("10.0.0.1:1", "10.0.0.2:2")},
+	} {
+		if got := x.Explain(ev); len(got) != 0 {
+			t.Errorf("%T gave findings %+v", ev, got)
+		}
+	}
+}

@@ -1,0 +1,265 @@
+package track
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+var t0 = time.Date(2026, 11, 21, 18, 0, 0, 0, time.UTC)
+
+// stream builds event sequences in the order the kernel emits them (as the
+// privileged tests recorded them on 6.18).
+type stream struct {
+	evs []events.Event
+}
+
+func hdr(ms int, cookie uint64, local, remote string, pid uint32) events.Header {
+	return events.Header{Time: t0.Add(time.Duration(ms) * time.Millisecond), Cookie: cookie, Family: 4, Netns: 7,
+		Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote),
+		Owner: events.Owner{PID: pid, Comm: "app"}}
+}
+
+func (s *stream) state(h events.Header, old, new events.State) *stream {
+	ev := &events.StateChange{Header: h, Old: old, New: new}
+	s.evs = append(s.evs, ev)
+	return s
+}
+
+func (s *stream) add(ev events.Event) *stream { s.evs = append(s.evs, ev); return s }
+
+func (s *stream) timer(h events.Header, action events.TimerAction, sub events.State, timeout time.Duration) *stream {
+	return s.add(&events.TimewaitTimer{Header: h, Action: action, Substate: sub, Timeout: timeout, TimeoutKnown: timeout > 0})
+}
+
+const (
+	client = "10.0.0.1:40000"
+	server = "10.0.0.2:80"
+)
+
+// activeClose is a client socket (cookie 1) that closes first and goes to
+// TIME_WAIT, as the kernel reports it: the TIME_WAIT socket's timer is armed
+// before the full socket moves to CLOSE.
+func activeClose() *stream {
+	s := &stream{}
+	return s.state(hdr(0, 1, "10.0.0.1:0", server, 10), events.StateClose, events.StateSynSent).
+		state(hdr(1, 1, client, server, 10), events.StateSynSent, events.StateEstablished).
+		state(hdr(101, 1, client, server, 10), events.StateEstablished, events.StateFinWait1).
+		state(hdr(102, 1, client, server, 10), events.StateFinWait1, events.StateFinWait2).
+		timer(hdr(150, 1, client, server, 10), events.TimerStart, events.StateTimeWait, time.Minute).
+		state(hdr(150, 1, client, server, 10), events.StateFinWait2, events.StateClose).
+		add(&events.Destroy{Header: hdr(150, 1, client, server, 10), State: events.StateClose})
+}
+
+func run(tr *Tracker, evs []events.Event, end time.Time) []events.Event {
+	var out []events.Event
+	for _, ev := range evs {
+		out = append(out, tr.Process(ev)...)
+	}
+	return append(out, tr.Flush(end)...)
+}
+
+func only[T events.Event](t *testing.T, evs []events.Event) T {
+	t.Helper()
+	var found []T
+	for _, ev := range evs {
+		if e, ok := ev.(T); ok {
+			found = append(found, e)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d %T events, want 1", len(found), *new(T))
+	}
+	return found[0]
+}
+
+func history(s *events.Summary) string {
+	var parts []string
+	for _, p := range s.History {
+		part := string(p.State)
+		if p.Timewait {
+			part = "tw:" + part
+		}
+		if p.DurationKnown {
+			part += " " + p.Duration.String()
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, " > ")
+}
+
+func TestTimewaitEnds(t *testing.T) {
+	tests := []struct {
+		name      string
+		then      func(s *stream) *stream
+		cause     events.EndCause
+		inferred  bool
+		end       string
+		age       time.Duration
+		successor uint64
+	}{
+		{"expired", func(s *stream) *stream {
+			return s.timer(hdr(60150, 1, client, server, 0), events.TimerExpire, events.StateTimeWait, 0)
+		}, events.CauseExpired, false, "timewait_expired", time.Minute, 0},
+		{"killed by an RST", func(s *stream) *stream {
+			return s.timer(hdr(5150, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0).
+				add(&events.TimewaitRST{Header: hdr(5150, 1, client, server, 0), Substate: events.StateTimeWait})
+		}, events.CauseRST, false, "timewait_rst", 5 * time.Second, 0},
+		{"taken over by connect()", func(s *stream) *stream {
+			return s.state(hdr(2000, 2, client, server, 11), events.StateClose, events.StateSynSent).
+				timer(hdr(2000, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0).
+				state(hdr(2001, 2, client, server, 11), events.StateSynSent, events.StateEstablished)
+		}, events.CauseConnectReuse, true, "timewait_connect_reuse", 1850 * time.Millisecond, 2},
+		{"stopped for no visible reason", func(s *stream) *stream {
+			return s.timer(hdr(9150, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0)
+		}, events.CauseUnknown, true, "timewait_unknown", 9 * time.Second, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := run(New(0, nil), tt.then(activeClose()).evs, t0.Add(time.Hour))
+			enter := only[*events.TimewaitEnter](t, out)
+			if enter.Substate != events.StateTimeWait || enter.Timeout != time.Minute {
+				t.Errorf("enter %+v", enter)
+			}
+			end := only[*events.TimewaitEnd](t, out)
+			if end.Cause != tt.cause || end.Inferred != tt.inferred || end.Age != tt.age || !end.AgeKnown ||
+				end.Successor != tt.successor || end.Owner.PID != 10 {
+				t.Errorf("end %+v, want cause %s inferred %v age %v successor %d owner 10", end, tt.cause, tt.inferred, tt.age, tt.successor)
+			}
+			var sum *events.Summary
+			for _, ev := range out {
+				if s, ok := ev.(*events.Summary); ok && s.Cookie == 1 {
+					sum = s
+				}
+			}
+			if sum == nil || sum.End != tt.end || sum.ClosedBy != "local" {
+				t.Fatalf("summary %+v, want end %s closed by local", sum, tt.end)
+			}
+			want := "SYN_SENT 1ms > ESTABLISHED 100ms > FIN_WAIT1 1ms > FIN_WAIT2 48ms > tw:TIME_WAIT " + tt.age.String()
+			if got := history(sum); got != want {
+				t.Errorf("history %s\nwant    %s", got, want)
+			}
+		})
+	}
+}
+
+// A FIN_WAIT2 TIME_WAIT socket re-armed as TIME_WAIT (cancel + start) is
+// one TIME_WAIT life in two substates, not an early end.
+func TestTimewaitRearm(t *testing.T) {
+	s := activeClose()
+	s.evs[4] = &events.TimewaitTimer{Header: hdr(150, 1, client, server, 10), Action: events.TimerStart,
+		Substate: events.StateFinWait2, Timeout: time.Second, TimeoutKnown: true}
+	s.timer(hdr(400, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0).
+		timer(hdr(400, 1, client, server, 0), events.TimerStart, events.StateTimeWait, time.Minute).
+		timer(hdr(60400, 1, client, server, 0), events.TimerExpire, events.StateTimeWait, 0)
+	out := run(New(0, nil), s.evs, t0.Add(time.Hour))
+	var enters []*events.TimewaitEnter
+	for _, ev := range out {
+		if e, ok := ev.(*events.TimewaitEnter); ok {
+			enters = append(enters, e)
+		}
+	}
+	if len(enters) != 2 || enters[0].Substate != events.StateFinWait2 || enters[1].Substate != events.StateTimeWait {
+		t.Errorf("enters %+v, want FIN_WAIT2 then TIME_WAIT", enters)
+	}
+	end := only[*events.TimewaitEnd](t, out)
+	if end.Cause != events.CauseExpired || end.Age != 60250*time.Millisecond {
+		t.Errorf("end %+v, want expired after 60.25 s", end)
+	}
+	sum := only[*events.Summary](t, out)
+	if got, want := history(sum), "SYN_SENT 1ms > ESTABLISHED 100ms > FIN_WAIT1 1ms > FIN_WAIT2 48ms > tw:FIN_WAIT2 250ms > tw:TIME_WAIT 1m0s"; got != want {
+		t.Errorf("history %s\nwant    %s", got, want)
+	}
+}
+
+// A server-side TIME_WAIT stopped, then a child on the same 4-tuple: the
+// SYN was accepted (seed 003).
+func TestTimewaitSynAccepted(t *testing.T) {
+	s := &stream{}
+	s.state(hdr(0, 5, server, client, 20), events.StateEstablished, events.StateFinWait1).
+		state(hdr(1, 5, server, client, 20), events.StateFinWait1, events.StateFinWait2).
+		timer(hdr(2, 5, server, client, 20), events.TimerStart, events.StateTimeWait, time.Minute).
+		state(hdr(2, 5, server, client, 20), events.StateFinWait2, events.StateClose).
+		timer(hdr(17000, 5, server, client, 0), events.TimerCancel, events.StateTimeWait, 0).
+		state(hdr(17001, 6, server, client, 20), events.StateListen, events.StateSynRecv)
+	out := run(New(0, nil), s.evs, t0.Add(time.Hour))
+	end := only[*events.TimewaitEnd](t, out)
+	if end.Cause != events.CauseSynAccepted || !end.Inferred || end.Successor != 6 || end.Age != 16998*time.Millisecond {
+		t.Errorf("end %+v", end)
+	}
+	for _, ev := range out {
+		if sum, ok := ev.(*events.Summary); ok && sum.Cookie == 5 && !sum.BeforeTrace {
+			t.Errorf("socket first seen in ESTABLISHED not marked as begun before tracing: %+v", sum)
+		}
+	}
+}
+
+func TestTimewaitOverflow(t *testing.T) {
+	s := activeClose()
+	s.evs = append(s.evs[:4], s.evs[5:]...) // no TIME_WAIT timer: none was made
+	out := run(New(0, nil), s.evs, t0.Add(time.Hour))
+	o := only[*events.TimewaitOverflow](t, out)
+	if o.State != events.StateFinWait2 || o.Cookie != 1 {
+		t.Errorf("overflow %+v", o)
+	}
+	if sum := only[*events.Summary](t, out); sum.End != "timewait_overflow" {
+		t.Errorf("summary end %s", sum.End)
+	}
+
+	// Closing from FIN_WAIT2 because of an RST is no overflow.
+	s = activeClose()
+	s.evs[4] = &events.ResetReceived{Header: hdr(149, 1, client, server, 10), State: events.StateFinWait2}
+	for _, ev := range run(New(0, nil), s.evs, t0.Add(time.Hour)) {
+		if _, ok := ev.(*events.TimewaitOverflow); ok {
+			t.Error("an RST close reported as an overflow")
+		}
+	}
+}
+
+func TestPurged(t *testing.T) {
+	s := activeClose()
+	s.timer(hdr(1000, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0)
+	gone := func(netns uint32) bool { return netns == 7 }
+	out := run(New(0, gone), s.evs, t0.Add(time.Hour))
+	if end := only[*events.TimewaitEnd](t, out); end.Cause != events.CausePurged || !end.Inferred {
+		t.Errorf("end %+v, want purged", end)
+	}
+}
+
+func TestEviction(t *testing.T) {
+	tr := New(2, nil)
+	for c := uint64(1); c <= 5; c++ {
+		tr.Process(&events.StateChange{Header: hdr(int(c), c, client, server, 1), Old: events.StateClose, New: events.StateSynSent})
+	}
+	if tr.Tracked() != 2 || tr.Evicted() != 3 {
+		t.Errorf("tracked %d evicted %d, want 2 and 3", tr.Tracked(), tr.Evicted())
+	}
+	if out := tr.Flush(t0.Add(time.Second)); len(out) != 2 {
+		t.Errorf("flush gave %d summaries, want 2", len(out))
+	}
+}
+
+func TestPassThroughAndPassiveClose(t *testing.T) {
+	s := &stream{}
+	s.state(hdr(0, 3, server, client, 20), events.StateListen, events.StateSynRecv).
+		state(hdr(1, 3, server, client, 20), events.StateSynRecv, events.StateEstablished).
+		add(&events.Retransmit{Header: hdr(5, 3, server, client, 20), State: events.StateEstablished}).
+		state(hdr(100, 3, server, client, 20), events.StateEstablished, events.StateCloseWait).
+		state(hdr(300, 3, server, client, 20), events.StateCloseWait, events.StateLastAck).
+		state(hdr(301, 3, server, client, 20), events.StateLastAck, events.StateClose).
+		add(&events.Destroy{Header: hdr(301, 3, server, client, 20), State: events.StateClose})
+	out := run(New(0, nil), s.evs, t0.Add(time.Hour))
+	if len(out) != len(s.evs)+1 {
+		t.Fatalf("%d events out, want the %d in plus a summary", len(out), len(s.evs))
+	}
+	sum := out[len(out)-1].(*events.Summary)
+	if sum.End != "closed" || sum.ClosedBy != "peer" || sum.Retransmits != 1 || sum.BeforeTrace {
+		t.Errorf("summary %+v", sum)
+	}
+	if got, want := history(sum), "SYN_RECV 1ms > ESTABLISHED 99ms > CLOSE_WAIT 200ms > LAST_ACK 1ms"; got != want {
+		t.Errorf("history %s, want %s", got, want)
+	}
+}
