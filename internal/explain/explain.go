@@ -125,8 +125,8 @@ func (x *Explainer) synReuse(e *events.TimewaitEnd) *events.Finding {
 	msg := fmt.Sprintf("The TIME_WAIT socket of %s was %s when a new SYN on the same 4-tuple arrived, and the kernel "+
 		"ended it and accepted the new connection instead of waiting out the 60 s. Linux does that when the SYN "+
 		"is not rejected by PAWS and either its sequence number is beyond the last one the old connection received "+
-		"(rcv_nxt) or its TCP timestamp is newer than the old connection's (RFC 6191); which of the two held is not "+
-		"visible from tracepoints (the fexit hook on tcp_timewait_state_process shows it).",
+		"(rcv_nxt) or its TCP timestamp is newer than the old connection's (RFC 6191); which of the two held "+
+		"cannot be seen from tracepoints alone.",
 		conn(e.Header), age(e))
 	if ts, ok := values[timestamps].(int64); ok && ts == 0 {
 		msg += " TCP timestamps are off here (tcp_timestamps = 0), so it was the sequence number."
