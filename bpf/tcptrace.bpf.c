@@ -94,11 +94,12 @@ struct tw_owner {
 };
 
 /*
- * Owners of sockets on their way to TIME_WAIT, by cookie: a TIME_WAIT socket
- * is a separate, storage-less kernel object that keeps only the cookie.
- * Added when the owner closes (-> FIN_WAIT1); removed when the TIME_WAIT
- * timer fires, or at destroy when no TIME_WAIT followed. LRU: a TIME_WAIT
- * ended early (cancelled) leaves its entry to be evicted.
+ * Owners of sockets on their way to TIME_WAIT, by cookie, for --pid: a
+ * TIME_WAIT socket is a separate, storage-less kernel object that keeps only
+ * the cookie. (Without --pid, user space knows the owner from the socket's
+ * earlier events.) Added when the owner closes (-> FIN_WAIT1); removed when
+ * the TIME_WAIT timer fires, or at destroy when no TIME_WAIT followed. LRU: a
+ * TIME_WAIT ended early (cancelled) leaves its entry to be evicted.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -419,7 +420,8 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 	}
 	if (info && info->born_ns)
 		emit_birth(sk, info, &id, o);
-	if (o && new_state == tcp_fin_wait1 && tw_timer_handler_addr)
+	/* Only --pid needs a TIME_WAIT socket's owner here; else user space has it. */
+	if (o && new_state == tcp_fin_wait1 && tw_timer_handler_addr && filter_pid_count)
 		remember_tw_owner(sk, o);
 	if (info) {
 		if (info->state_since_ns) {
@@ -548,7 +550,7 @@ int BPF_PROG(handle_destroy, struct sock *sk)
 	__u64 cookie;
 
 	emit_sock_event(sk, EVENT_DESTROY, 0, false);
-	if (!tw_timer_handler_addr)
+	if (!tw_timer_handler_addr || !filter_pid_count)
 		return 0;
 	cookie = sk->__sk_common.skc_cookie.counter;
 	two = bpf_map_lookup_elem(&tw_owners, &cookie);
@@ -608,8 +610,11 @@ static __always_inline struct event *new_tw_event(__u8 type, const struct inet_t
 
 static __always_inline struct owner *tw_owner_of(__u64 cookie, bool arm)
 {
-	struct tw_owner *two = bpf_map_lookup_elem(&tw_owners, &cookie);
+	struct tw_owner *two;
 
+	if (!filter_pid_count)
+		return NULL;
+	two = bpf_map_lookup_elem(&tw_owners, &cookie);
 	if (!two)
 		return NULL;
 	if (arm)

@@ -46,12 +46,15 @@ type Decoder struct {
 	// boot is the wall-clock time at which CLOCK_MONOTONIC was zero, which
 	// turns bpf_ktime_get_ns() stamps into wall-clock times.
 	boot time.Time
+	// comms interns process names: a few processes make most events, and a
+	// string per event would be an allocation per event.
+	comms map[[16]int8]string
 }
 
 // New returns a decoder for a kernel with the given enum names, whose
 // monotonic clock read zero at boot.
 func New(names Names, boot time.Time) *Decoder {
-	return &Decoder{names: names, boot: boot}
+	return &Decoder{names: names, boot: boot, comms: map[[16]int8]string{}}
 }
 
 // Decode decodes one record. Records that are short, of an unknown type or
@@ -159,7 +162,7 @@ func (d *Decoder) header(raw *bpf.TcptraceEvent) (events.Header, error) {
 		return h, fmt.Errorf("unknown address family %d", raw.Family)
 	}
 	if bpf.TcptraceEventFlag(raw.Flags)&bpf.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN != 0 {
-		h.Owner = events.Owner{PID: raw.Pid, Comm: cString(raw.Comm[:]), CgroupID: raw.CgroupId}
+		h.Owner = events.Owner{PID: raw.Pid, Comm: d.comm(raw.Comm), CgroupID: raw.CgroupId}
 	}
 	return h, nil
 }
@@ -176,6 +179,18 @@ func (d *Decoder) resetReason(n uint32) (string, error) {
 		return r, nil
 	}
 	return "", fmt.Errorf("reset reason %d is not in the kernel's enum sk_rst_reason", n)
+}
+
+func (d *Decoder) comm(c [16]int8) string {
+	if s, ok := d.comms[c]; ok {
+		return s
+	}
+	if len(d.comms) >= 4096 {
+		clear(d.comms)
+	}
+	s := cString(c[:])
+	d.comms[c] = s
+	return s
 }
 
 func cString(b []int8) string {

@@ -47,12 +47,18 @@ func TestTimewaitActiveClose(t *testing.T) {
 			ns := newNetns(t)
 			tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
 			srv := ns.listener(t, fam.loopback)
-			cli := ns.client(t, fam.loopback, srv.port)
+			cli := ns.startActor(t)
+			// With --pid the kernel side must know the TIME_WAIT socket's owner.
+			byPID := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--pid", strconv.Itoa(cli.pid))
+			cli.port, _ = strconv.Atoi(cli.do1("connect " + addr(fam.loopback, srv.port)))
 			srv.do("accept")
 			closeClientFirst(cli, srv)
 			settle()
 			tws := ns.timewaitSockets(t)
 			evs := tr.stop()
+			if e := one(t, byPID.stop(), "timewait_enter"); e.PID != cli.pid || e.Sport != cli.port {
+				t.Errorf("--pid %d: timewait_enter %+v", cli.pid, e)
+			}
 
 			client := socketWith(evs, func(e event) bool { return e.Sport == cli.port && e.PID == cli.pid })
 			enter := one(t, client, "timewait_enter")

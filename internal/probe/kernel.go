@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bufio"
+	"math"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -202,7 +203,8 @@ func kallsyms(path string, names ...string) (map[string]uint64, error) {
 }
 
 // readHZ reads CONFIG_HZ from the kernel's configuration (/proc/config.gz or
-// /boot/config-RELEASE); 0 when neither has it.
+// /boot/config-RELEASE), or else works it out from /proc/timer_list; 0 when
+// nothing tells.
 func readHZ(release string) int {
 	for _, path := range []string{"/proc/config.gz", "/boot/config-" + release} {
 		f, err := os.Open(path)
@@ -221,6 +223,36 @@ func readHZ(release string) int {
 		hz := configHZ(r)
 		f.Close()
 		if hz > 0 {
+			return hz
+		}
+	}
+	b, err := os.ReadFile("/proc/timer_list")
+	if err != nil {
+		return 0
+	}
+	return timerListHZ(string(b))
+}
+
+// timerListHZ works HZ out of /proc/timer_list's "now at N nsecs" and first
+// "jiffies: J": jiffies start at 2^32 - 300*HZ (INITIAL_JIFFIES, so that
+// they wrap 5 minutes after boot) and count HZ a second.
+func timerListHZ(text string) int {
+	var nowNs, jiffies float64
+	for line := range strings.SplitSeq(text, "\n") {
+		if v, ok := strings.CutPrefix(line, "now at "); ok && nowNs == 0 {
+			nowNs, _ = strconv.ParseFloat(strings.TrimSuffix(v, " nsecs"), 64)
+		}
+		if v, ok := strings.CutPrefix(line, "jiffies: "); ok && jiffies == 0 {
+			jiffies, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	secs := nowNs/1e9 - 300
+	if nowNs == 0 || jiffies == 0 || math.Abs(secs) < 1 {
+		return 0
+	}
+	estimate := (jiffies - (1 << 32)) / secs
+	for _, hz := range []int{100, 250, 300, 1000} {
+		if math.Abs(estimate-float64(hz)) < float64(hz)/20 {
 			return hz
 		}
 	}

@@ -330,8 +330,10 @@ func (t *Tracker) enterTimewait(s *socket, e *events.TimewaitTimer) {
 		last.Duration, last.DurationKnown = e.Time.Sub(last.Start), true
 	}
 	s.phases = append(s.phases, events.Phase{State: e.Substate, Start: e.Time, Timewait: true})
-	t.out = append(t.out, &events.TimewaitEnter{Header: e.Header, Substate: e.Substate,
-		Timeout: e.Timeout, TimeoutKnown: e.TimeoutKnown})
+	enter := &events.TimewaitEnter{Header: e.Header, Substate: e.Substate,
+		Timeout: e.Timeout, TimeoutKnown: e.TimeoutKnown}
+	enter.Owner = s.header.Owner // the kernel reports it only under --pid
+	t.out = append(t.out, enter)
 }
 
 // endTimewait reports how s's TIME_WAIT socket ended, and s's story.
@@ -343,9 +345,7 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 	}
 	end.Header = tw.header
 	end.Time = at
-	if s.header.Owner.PID != 0 {
-		end.Owner = s.header.Owner
-	}
+	end.Owner = s.header.Owner
 	end.Substate = tw.substate
 	if tw.startSeen {
 		end.Age, end.AgeKnown = at.Sub(tw.start), true
