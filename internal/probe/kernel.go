@@ -2,11 +2,11 @@ package probe
 
 import (
 	"bufio"
-	"math"
 	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
