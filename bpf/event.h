@@ -28,6 +28,8 @@ enum event_flag {
 	EVENT_FLAG_HAS_REASON = 1 << 1,	   /* reason holds an enum sk_rst_reason */
 	EVENT_FLAG_NO_SOCKET = 1 << 2,	   /* RST for a segment that matched no socket */
 	EVENT_FLAG_PREV_STATE_KNOWN = 1 << 3, /* prev_state_ns is measured */
+	EVENT_FLAG_SEQ_KNOWN = 1 << 4,	      /* seq is set */
+	EVENT_FLAG_TSVAL_KNOWN = 1 << 5,      /* tsval is set */
 };
 
 struct event {
@@ -51,6 +53,9 @@ struct event {
 	__u8 pad[2];
 	__u32 timer_jiffies; /* EVENT_TW_START, EVENT_SNAPSHOT of a TIME_WAIT
 			      * socket: jiffies until its timer is due */
+	__u32 seq;	     /* EVENT_TW_CANCEL: the TIME_WAIT socket's rcv_nxt;
+			      * a child's LISTEN -> SYN_RECV: its SYN's sequence */
+	__u32 tsval;	     /* the same for the TCP timestamp (ts_recent) */
 	__u32 pad2;
 	char comm[16];	     /* owner's process name */
 };

@@ -93,6 +93,7 @@ struct sock_common {
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 	atomic64_t skc_cookie;
+	__u32 skc_tw_rcv_nxt;
 };
 
 struct sock {
@@ -129,6 +130,19 @@ struct inet_timewait_sock {
 
 struct tcp_timewait_sock {
 	struct inet_timewait_sock tw_sk;
+	__u32 tw_ts_recent;
+	int tw_ts_recent_stamp;
+};
+
+struct tcp_options_received {
+	int ts_recent_stamp;
+	__u32 ts_recent;
+};
+
+struct tcp_sock {
+	__u32 rcv_nxt;
+	struct tcp_options_received rx_opt;
+	__u64 bytes_received;
 };
 
 struct kernfs_node {

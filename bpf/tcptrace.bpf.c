@@ -274,6 +274,8 @@ static __always_inline struct event *new_event(__u8 type, const struct sock *sk,
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	e->substate = 0;
 	e->timer_jiffies = 0;
+	e->seq = 0;
+	e->tsval = 0;
 	e->pad2 = 0;
 	if (o) {
 		e->flags |= EVENT_FLAG_OWNER_KNOWN;
@@ -315,11 +317,19 @@ static __always_inline void emit_birth(const struct sock *sk, struct sock_info *
 				       const struct sock_id *id, const struct owner *o)
 {
 	struct event *e = new_event(EVENT_STATE, sk, false, id, o, tcp_syn_recv);
+	const struct tcp_sock *tp = (const void *)sk;
 
 	if (e) {
 		e->ts_ns = info->born_ns;
 		e->old_state = tcp_listen;
 		read_sock_addrs(sk, e);
+		/* Its SYN, which may have ended a TIME_WAIT (see the tracker). */
+		e->seq = BPF_CORE_READ(tp, rcv_nxt) - 1 - (__u32)BPF_CORE_READ(tp, bytes_received);
+		e->flags |= EVENT_FLAG_SEQ_KNOWN;
+		if (BPF_CORE_READ(tp, rx_opt.ts_recent_stamp)) {
+			e->tsval = BPF_CORE_READ(tp, rx_opt.ts_recent);
+			e->flags |= EVENT_FLAG_TSVAL_KNOWN;
+		}
 		submit(e);
 	}
 	info->born_ns = 0;
@@ -688,6 +698,13 @@ int BPF_PROG(handle_timer_cancel, struct timer_list *timer)
 	e = new_tw_event(EVENT_TW_CANCEL, tw, cookie, &slot->id, o);
 	if (!e)
 		return 0;
+	/* What a new SYN on the 4-tuple is compared with (RFC 6191). */
+	e->seq = BPF_CORE_READ(tw, __tw_common.skc_tw_rcv_nxt);
+	e->flags |= EVENT_FLAG_SEQ_KNOWN;
+	if (BPF_CORE_READ((struct tcp_timewait_sock *)tw, tw_ts_recent_stamp)) {
+		e->tsval = BPF_CORE_READ((struct tcp_timewait_sock *)tw, tw_ts_recent);
+		e->flags |= EVENT_FLAG_TSVAL_KNOWN;
+	}
 	slot->ts_ns = e->ts_ns;
 	slot->cookie = cookie;
 	slot->substate = e->substate;

@@ -34,6 +34,8 @@ type TcptraceEvent struct {
 	Substate     uint8
 	Pad          [2]uint8
 	TimerJiffies uint32
+	Seq          uint32
+	Tsval        uint32
 	Pad2         uint32
 	Comm         [16]int8
 }
@@ -45,6 +47,8 @@ const (
 	TcptraceEventFlagEVENT_FLAG_HAS_REASON       TcptraceEventFlag = 2
 	TcptraceEventFlagEVENT_FLAG_NO_SOCKET        TcptraceEventFlag = 4
 	TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN TcptraceEventFlag = 8
+	TcptraceEventFlagEVENT_FLAG_SEQ_KNOWN        TcptraceEventFlag = 16
+	TcptraceEventFlagEVENT_FLAG_TSVAL_KNOWN      TcptraceEventFlag = 32
 )
 
 type TcptraceEventType uint32

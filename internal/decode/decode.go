@@ -86,7 +86,7 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		if err != nil {
 			return nil, err
 		}
-		ev := &events.StateChange{Header: h, Old: old, New: state}
+		ev := &events.StateChange{Header: h, Old: old, New: state, Syn: synInfo(&raw)}
 		if flags&bpf.TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN != 0 {
 			ev.PrevState = time.Duration(raw.PrevStateNs)
 			ev.PrevStateKnown = true
@@ -111,7 +111,7 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		if err != nil {
 			return nil, err
 		}
-		ev := &events.TimewaitTimer{Header: h, Substate: sub, Action: timerActions[raw.Type]}
+		ev := &events.TimewaitTimer{Header: h, Substate: sub, Action: timerActions[raw.Type], Last: synInfo(&raw)}
 		if ev.Action == events.TimerStart && d.names.HZ > 0 {
 			ev.Timeout = d.ticks(raw.TimerJiffies)
 			ev.TimeoutKnown = true
@@ -137,6 +137,14 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		return &events.TimewaitRST{Header: h, Substate: sub}, nil
 	}
 	return nil, fmt.Errorf("unknown event type %d", raw.Type)
+}
+
+func synInfo(raw *bpf.TcptraceEvent) events.SynInfo {
+	flags := bpf.TcptraceEventFlag(raw.Flags)
+	return events.SynInfo{
+		Seq: raw.Seq, SeqKnown: flags&bpf.TcptraceEventFlagEVENT_FLAG_SEQ_KNOWN != 0,
+		TSVal: raw.Tsval, TSValKnown: flags&bpf.TcptraceEventFlagEVENT_FLAG_TSVAL_KNOWN != 0,
+	}
 }
 
 // ticks turns a count of kernel ticks (jiffies) into time.

@@ -191,6 +191,13 @@ func TestTimewaitSynAccepted(t *testing.T) {
 	if f.Kind != "timewait_syn_reuse" || f.Sysctls["net.ipv4.tcp_tw_recycle"] != nil || !hasSysctl(f, "net.ipv4.tcp_timestamps") {
 		t.Errorf("finding %+v, want timewait_syn_reuse naming tcp_timestamps and the absent tcp_tw_recycle", f)
 	}
+	// The kernel's rule (RFC 6191): it accepted the SYN because its
+	// sequence number was after rcv_nxt or its timestamp was newer.
+	seqAfter, seqOK := f.Evidence["syn_seq_after_rcv_nxt"].(bool)
+	tsNewer, tsOK := f.Evidence["syn_ts_newer"].(bool)
+	if !seqOK || !tsOK || !(seqAfter || tsNewer) {
+		t.Errorf("evidence %v: want the SYN's sequence and timestamp compared, one of them newer", f.Evidence)
+	}
 	// The passive side's reuse is not a TWRecycled.
 	if d := after["TcpExt.TWRecycled"] - before["TcpExt.TWRecycled"]; d != 0 {
 		t.Errorf("TWRecycled delta %d, want 0", d)

@@ -88,6 +88,18 @@ type StateChange struct {
 	// (the previous transition was seen).
 	PrevState      time.Duration
 	PrevStateKnown bool
+	// Syn holds the SYN of an accepted socket, on its LISTEN -> SYN_RECV.
+	Syn SynInfo
+}
+
+// SynInfo is what decides whether a SYN may end a TIME_WAIT (RFC 6191): a
+// SYN's sequence number and TCP timestamp value, or a TIME_WAIT socket's
+// rcv_nxt and ts_recent.
+type SynInfo struct {
+	Seq        uint32
+	SeqKnown   bool
+	TSVal      uint32
+	TSValKnown bool
 }
 
 // Retransmit is one retransmitted segment that the stack sent.
@@ -143,6 +155,8 @@ type TimewaitTimer struct {
 	// when TimeoutKnown.
 	Timeout      time.Duration
 	TimeoutKnown bool
+	// Last is the TIME_WAIT socket's rcv_nxt and ts_recent (TimerCancel).
+	Last SynInfo
 }
 
 // TimewaitRST is the RST that ended a TIME_WAIT socket early: the segment

@@ -42,6 +42,7 @@ func AppendJSON(dst []byte, ev Event) []byte {
 			dst = append(dst, `,"prev_state_ms":`...)
 			dst = AppendMillis(dst, e.PrevState)
 		}
+		dst = appendSynInfo(dst, "syn_seq", "syn_tsval", e.Syn)
 	case *Retransmit:
 		dst = appendStringField(dst, "state", string(e.State))
 	case *ResetSent:
@@ -73,6 +74,7 @@ func AppendJSON(dst []byte, ev Event) []byte {
 			dst = append(dst, `,"timeout_ms":`...)
 			dst = AppendMillis(dst, e.Timeout)
 		}
+		dst = appendSynInfo(dst, "rcv_nxt", "ts_recent", e.Last)
 	case *TimewaitRST:
 		dst = appendStringField(dst, "substate", string(e.Substate))
 	case *TimewaitEnter:
@@ -95,6 +97,14 @@ func AppendJSON(dst []byte, ev Event) []byte {
 		if e.Successor != 0 {
 			dst = append(dst, `,"successor":`...)
 			dst = strconv.AppendUint(dst, e.Successor, 10)
+		}
+		if after, ok := e.SynSeqAfter(); ok {
+			dst = append(dst, `,"syn_seq_after_rcv_nxt":`...)
+			dst = strconv.AppendBool(dst, after)
+		}
+		if newer, ok := e.SynTSNewer(); ok {
+			dst = append(dst, `,"syn_ts_newer":`...)
+			dst = strconv.AppendBool(dst, newer)
 		}
 	case *TimewaitOverflow:
 		dst = appendStringField(dst, "state", string(e.State))
@@ -199,4 +209,20 @@ func appendObjectField(dst []byte, key string, m map[string]any) []byte {
 		return append(dst, "{}"...)
 	}
 	return append(dst, b...)
+}
+
+func appendSynInfo(dst []byte, seqKey, tsKey string, si SynInfo) []byte {
+	for _, f := range []struct {
+		key   string
+		value uint32
+		known bool
+	}{{seqKey, si.Seq, si.SeqKnown}, {tsKey, si.TSVal, si.TSValKnown}} {
+		if f.known {
+			dst = append(dst, `,"`...)
+			dst = append(dst, f.key...)
+			dst = append(dst, `":`...)
+			dst = strconv.AppendUint(dst, uint64(f.value), 10)
+		}
+	}
+	return dst
 }

@@ -39,6 +39,27 @@ type TimewaitEnd struct {
 	// SuccessorBoundPort: the successor had its local port before it
 	// connected (bind() before connect()).
 	SuccessorBoundPort bool
+	// For syn_accepted: the new SYN and what the TIME_WAIT socket held,
+	// which tell why the kernel accepted it.
+	Syn, Last SynInfo
+}
+
+// SynSeqAfter tells whether the new SYN's sequence number was after the
+// TIME_WAIT socket's rcv_nxt; ok is false when either is unknown.
+func (e *TimewaitEnd) SynSeqAfter() (after, ok bool) {
+	if !e.Syn.SeqKnown || !e.Last.SeqKnown {
+		return false, false
+	}
+	return int32(e.Syn.Seq-e.Last.Seq) > 0, true
+}
+
+// SynTSNewer tells whether the new SYN's timestamp was newer than the
+// TIME_WAIT socket's ts_recent; ok is false when either is unknown.
+func (e *TimewaitEnd) SynTSNewer() (newer, ok bool) {
+	if !e.Syn.TSValKnown || !e.Last.TSValKnown {
+		return false, false
+	}
+	return int32(e.Syn.TSVal-e.Last.TSVal) > 0, true
 }
 
 // TimewaitOverflow: a socket closed without the TIME_WAIT socket it should

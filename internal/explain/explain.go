@@ -122,17 +122,37 @@ func finding(h events.Header, kind, msg string, ev, sysctls map[string]any) *eve
 
 func (x *Explainer) synReuse(e *events.TimewaitEnd) *events.Finding {
 	values := x.sysctls(e.Netns, timestamps, twRecycle)
+	ev := evidence(e)
 	msg := fmt.Sprintf("The TIME_WAIT socket of %s was %s when a new SYN on the same 4-tuple arrived, and the kernel "+
 		"ended it and accepted the new connection instead of waiting out the 60 s. Linux does that when the SYN "+
-		"is not rejected by PAWS and either its sequence number is beyond the last one the old connection received "+
-		"(rcv_nxt) or its TCP timestamp is newer than the old connection's (RFC 6191); which of the two held "+
-		"cannot be seen from tracepoints alone.",
+		"is not rejected by PAWS and either its sequence number is after the last one the old connection "+
+		"received (rcv_nxt) or its TCP timestamp is newer than the old connection's (RFC 6191). ",
 		conn(e.Header), age(e))
+	after, seqKnown := e.SynSeqAfter()
+	newer, tsKnown := e.SynTSNewer()
+	if seqKnown {
+		ev["syn_seq"], ev["rcv_nxt"], ev["syn_seq_after_rcv_nxt"] = e.Syn.Seq, e.Last.Seq, after
+	}
+	if tsKnown {
+		ev["syn_tsval"], ev["ts_recent"], ev["syn_ts_newer"] = e.Syn.TSVal, e.Last.TSVal, newer
+	}
+	switch {
+	case seqKnown && after:
+		msg += fmt.Sprintf("Here the SYN's sequence number %d was after rcv_nxt %d, which is enough.", e.Syn.Seq, e.Last.Seq)
+	case seqKnown && tsKnown && newer:
+		msg += fmt.Sprintf("Here the SYN's sequence number %d was NOT after rcv_nxt %d; its timestamp %d was newer "+
+			"than the old connection's %d, and that decided it.", e.Syn.Seq, e.Last.Seq, e.Syn.TSVal, e.Last.TSVal)
+	case seqKnown && !tsKnown:
+		msg += fmt.Sprintf("Here the SYN's sequence number %d was not after rcv_nxt %d, and no timestamps were "+
+			"seen on both sides.", e.Syn.Seq, e.Last.Seq)
+	default:
+		msg += "Which of the two held was not seen."
+	}
 	if ts, ok := values[timestamps].(int64); ok && ts == 0 {
-		msg += " TCP timestamps are off here (tcp_timestamps = 0), so it was the sequence number."
+		msg += " TCP timestamps are off here (tcp_timestamps = 0)."
 	}
 	msg += recycleNote(values)
-	return finding(e.Header, "timewait_syn_reuse", msg, evidence(e), values)
+	return finding(e.Header, "timewait_syn_reuse", msg, ev, values)
 }
 
 func (x *Explainer) connectReuse(e *events.TimewaitEnd) *events.Finding {

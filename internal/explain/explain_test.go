@@ -39,16 +39,22 @@ func TestFindings(t *testing.T) {
 		says    []string
 		sysctls map[string]any
 	}{
-		{"SYN accepted in TIME_WAIT", defaults,
+		// Seed 003: seq 3145977016 is not after rcv_nxt 4008801888 (mod 2^32), the timestamp decides.
+		{"SYN accepted for its timestamp", defaults,
 			&events.TimewaitEnd{Header: header("10.0.0.2:80", "10.0.0.1:40000"), Cause: events.CauseSynAccepted,
-				Age: 17 * time.Second, AgeKnown: true, Inferred: true, InferredFrom: "x", Successor: 10},
+				Age: 17 * time.Second, AgeKnown: true, Inferred: true, InferredFrom: "x", Successor: 10,
+				Syn:  events.SynInfo{Seq: 3145977016, SeqKnown: true, TSVal: 5000, TSValKnown: true},
+				Last: events.SynInfo{Seq: 4008801888, SeqKnown: true, TSVal: 800, TSValKnown: true}},
 			"timewait_syn_reuse",
-			[]string{"17s old", "RFC 6191", "tcp_tw_recycle plays no part: it does not exist"},
+			[]string{"17s old", "RFC 6191", "3145977016 was NOT after rcv_nxt 4008801888", "timestamp 5000 was newer",
+				"tcp_tw_recycle plays no part: it does not exist"},
 			map[string]any{"net.ipv4.tcp_timestamps": int64(1), "net.ipv4.tcp_tw_recycle": nil}},
-		{"SYN accepted without timestamps", map[string]string{"net.ipv4.tcp_timestamps": "0", "net.ipv4.tcp_tw_recycle": "0"},
-			&events.TimewaitEnd{Header: header("10.0.0.2:80", "10.0.0.1:40000"), Cause: events.CauseSynAccepted},
+		{"SYN accepted for its sequence number, without timestamps", map[string]string{"net.ipv4.tcp_timestamps": "0", "net.ipv4.tcp_tw_recycle": "0"},
+			&events.TimewaitEnd{Header: header("10.0.0.2:80", "10.0.0.1:40000"), Cause: events.CauseSynAccepted,
+				Syn:  events.SynInfo{Seq: 10, SeqKnown: true},
+				Last: events.SynInfo{Seq: 4294967290, SeqKnown: true}},
 			"timewait_syn_reuse",
-			[]string{"of unknown age", "so it was the sequence number", "tcp_tw_recycle is 0 on this kernel"},
+			[]string{"of unknown age", "sequence number 10 was after rcv_nxt 4294967290", "tcp_timestamps = 0", "tcp_tw_recycle is 0 on this kernel"},
 			map[string]any{"net.ipv4.tcp_timestamps": int64(0), "net.ipv4.tcp_tw_recycle": int64(0)}},
 		{"connect() reuse on loopback", defaults,
 			&events.TimewaitEnd{Header: header("127.0.0.1:40000", "127.0.0.1:80"), Cause: events.CauseConnectReuse,

@@ -64,7 +64,9 @@ type timewait struct {
 	substate  events.State
 	// stopped is when its timer was stopped early (zero while running).
 	stopped time.Time
-	header  events.Header
+	// last is its rcv_nxt and ts_recent when it was stopped.
+	last   events.SynInfo
+	header events.Header
 }
 
 // New returns a tracker that keeps at most maxSockets histories. netnsGone
@@ -248,6 +250,7 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 		(e.Old == events.StateSynSent && e.New == events.StateEstablished) {
 		if tw, ok := t.stopped[tupleOf(e.Header)]; ok {
 			end := events.TimewaitEnd{Cause: events.CauseSynAccepted, Inferred: true, Successor: e.Cookie,
+				Syn: e.Syn, Last: tw.tw.last,
 				InferredFrom: fmt.Sprintf("TIME_WAIT timer stopped early, then a connection on the same 4-tuple was accepted (cookie %d)", e.Cookie)}
 			if e.Old == events.StateSynSent {
 				end.Cause = events.CauseConnectReuse
@@ -319,6 +322,7 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 			s.beforeTrace = s.beforeTrace || len(s.phases) == 0
 		}
 		s.tw.stopped = e.Time
+		s.tw.last = e.Last
 		t.stopped[tupleOf(e.Header)] = s
 	}
 }
