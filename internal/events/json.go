@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"net/netip"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -10,21 +11,59 @@ import (
 // TimeLayout is RFC 3339 with all nine digits of the nanoseconds kept.
 const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-// AppendJSON appends ev as one JSON object (no newline) to dst. It is written
-// by hand rather than through encoding/json because it runs once per event
-// on the live path; docs/json.md documents every field.
+// AppendJSON appends ev as one JSON object (no newline) to dst; see
+// JSONEncoder for the fast way to encode many.
 func AppendJSON(dst []byte, ev Event) []byte {
+	var enc JSONEncoder
+	return enc.Append(dst, ev)
+}
+
+// JSONEncoder writes events as JSON objects. It is written by hand rather
+// than through encoding/json because it runs once per event on the live
+// path; docs/json.md documents every field. Not safe for concurrent use.
+type JSONEncoder struct {
+	// The formatted time up to the seconds, and the zone, of the last
+	// second seen: events come many to a second.
+	sec          int64
+	secs, zone   []byte
+	zoneOffset   int
+	haveSecsZone bool
+}
+
+// appendTime appends t as RFC 3339 with nanoseconds (TimeLayout).
+func (enc *JSONEncoder) appendTime(dst []byte, t time.Time) []byte {
+	_, offset := t.Zone()
+	if sec := t.Unix(); !enc.haveSecsZone || sec != enc.sec || offset != enc.zoneOffset {
+		formatted := t.AppendFormat(nil, TimeLayout)
+		dot := len("2006-01-02T15:04:05")
+		enc.secs = append(enc.secs[:0], formatted[:dot+1]...)
+		enc.zone = append(enc.zone[:0], formatted[dot+10:]...)
+		enc.sec, enc.zoneOffset, enc.haveSecsZone = sec, offset, true
+	}
+	dst = append(dst, enc.secs...)
+	ns := t.Nanosecond()
+	var digits [9]byte
+	for i := 8; i >= 0; i-- {
+		digits[i] = byte('0' + ns%10)
+		ns /= 10
+	}
+	dst = append(dst, digits[:]...)
+	return append(dst, enc.zone...)
+}
+
+// Append appends ev as one JSON object (no newline) to dst.
+func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 	h := ev.Head()
 	dst = append(dst, `{"type":"`...)
 	dst = append(dst, ev.Type()...)
 	dst = append(dst, `","ts":"`...)
-	dst = h.Time.AppendFormat(dst, TimeLayout)
+	dst = enc.appendTime(dst, h.Time)
 	dst = append(dst, `","cookie":`...)
 	dst = strconv.AppendUint(dst, h.Cookie, 10)
 	dst = append(dst, `,"family":`...)
 	dst = strconv.AppendUint(dst, uint64(h.Family), 10)
-	dst = appendAddrPort(dst, "saddr", "sport", h.Local.Addr().String(), h.Local.Port())
-	dst = appendAddrPort(dst, "daddr", "dport", h.Remote.Addr().String(), h.Remote.Port())
+	dst = appendAddrPort(dst, "saddr", "sport", h.Local)
+	dst = appendAddrPort(dst, "daddr", "dport", h.Remote)
 	dst = append(dst, `,"netns":`...)
 	dst = strconv.AppendUint(dst, uint64(h.Netns), 10)
 	dst = append(dst, `,"pid":`...)
@@ -123,17 +162,37 @@ func AppendJSON(dst []byte, ev Event) []byte {
 	return append(dst, '}')
 }
 
-// AppendMillis appends d in milliseconds with microsecond precision.
+// AppendMillis appends d in milliseconds with microsecond precision, as
+// the shortest decimal (1500, 0.335, 42.5), with integer arithmetic.
 func AppendMillis(dst []byte, d time.Duration) []byte {
-	return strconv.AppendFloat(dst, float64(d.Microseconds())/1000, 'f', -1, 64)
+	us := d.Microseconds()
+	if us < 0 {
+		dst = append(dst, '-')
+		us = -us
+	}
+	dst = strconv.AppendInt(dst, us/1000, 10)
+	frac := us % 1000
+	if frac == 0 {
+		return dst
+	}
+	digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := 3
+	for digits[n-1] == '0' {
+		n--
+	}
+	dst = append(dst, '.')
+	return append(dst, digits[:n]...)
 }
 
-func appendAddrPort(dst []byte, addrKey, portKey, addr string, port uint16) []byte {
-	dst = appendStringField(dst, addrKey, addr)
+func appendAddrPort(dst []byte, addrKey, portKey string, ap netip.AddrPort) []byte {
 	dst = append(dst, `,"`...)
+	dst = append(dst, addrKey...)
+	dst = append(dst, `":"`...)
+	dst = ap.Addr().AppendTo(dst)
+	dst = append(dst, `","`...)
 	dst = append(dst, portKey...)
 	dst = append(dst, `":`...)
-	return strconv.AppendUint(dst, uint64(port), 10)
+	return strconv.AppendUint(dst, uint64(ap.Port()), 10)
 }
 
 func appendStringField(dst []byte, key, value string) []byte {

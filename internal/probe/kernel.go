@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -55,6 +56,17 @@ func OpenKernel(btfPath string) (*Kernel, error) {
 	if _, err := os.Stat(btfPath); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrNoBTF, btfPath, err)
 	}
+	// Reading /proc/kallsyms costs about 50 ms of kernel time: overlap it
+	// with parsing BTF.
+	type symbols struct {
+		addrs map[string]uint64
+		err   error
+	}
+	kallsymsDone := make(chan symbols, 1)
+	go func() {
+		addrs, err := kallsyms("/proc/kallsyms", "tw_timer_handler")
+		kallsymsDone <- symbols{addrs, err}
+	}()
 	var spec *btf.Spec
 	var err error
 	if btfPath == DefaultBTFPath {
@@ -72,9 +84,8 @@ func OpenKernel(btfPath string) (*Kernel, error) {
 	}
 	k.HZ = readHZ(k.Release)
 	k.names.HZ = k.HZ
-	var addrs map[string]uint64
-	addrs, k.kallsymsErr = kallsyms("/proc/kallsyms", "tw_timer_handler")
-	k.twTimerHandler = addrs["tw_timer_handler"]
+	syms := <-kallsymsDone
+	k.twTimerHandler, k.kallsymsErr = syms.addrs["tw_timer_handler"], syms.err
 	return k, nil
 }
 
@@ -164,39 +175,40 @@ func BootTime() time.Time {
 }
 
 // kallsyms finds the addresses of the named kernel functions (exact names;
-// the .cold clones are other symbols). Unprivileged readers see zeros.
+// the .cold clones are other symbols, and a module's carry its name after a
+// tab). It stops reading once all are found: the kernel makes this file up
+// as it is read, at some 50 ms for all of it. Unprivileged readers see zeros.
 func kallsyms(path string, names ...string) (map[string]uint64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
 	found := map[string]uint64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 3 || !want[fields[2]] || len(fields) > 3 {
-			continue // four fields: a module's symbol
+	sc := bufio.NewScanner(bufio.NewReaderSize(f, 1<<20))
+	for sc.Scan() && len(found) < len(names) {
+		line := sc.Bytes()
+		for _, name := range names {
+			if !bytes.HasSuffix(line, []byte(" "+name)) {
+				continue
+			}
+			fields := bytes.Fields(line)
+			addr, err := strconv.ParseUint(string(fields[0]), 16, 64)
+			if err != nil || len(fields) != 3 {
+				return found, fmt.Errorf("%s: bad line %q", path, line)
+			}
+			if addr == 0 {
+				return found, fmt.Errorf("%s shows no addresses (kernel.kptr_restrict, or not root)", path)
+			}
+			found[name] = addr
 		}
-		addr, err := strconv.ParseUint(fields[0], 16, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if addr == 0 {
-			return nil, fmt.Errorf("%s shows no addresses (kernel.kptr_restrict, or not root)", path)
-		}
-		found[fields[2]] = addr
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return found, fmt.Errorf("%s: %w", path, err)
 	}
-	for _, n := range names {
-		if found[n] == 0 {
-			return found, fmt.Errorf("%s has no symbol %s", path, n)
+	for _, name := range names {
+		if found[name] == 0 {
+			return found, fmt.Errorf("%s has no symbol %s", path, name)
 		}
 	}
 	return found, nil

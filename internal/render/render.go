@@ -34,7 +34,7 @@ type Renderer interface {
 // New returns the renderer for format "text" or "json". Text sends its
 // closing summary to errw so that stdout holds only events.
 func New(format string, w, errw io.Writer) (Renderer, error) {
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := bufio.NewWriterSize(w, 256<<10)
 	switch format {
 	case "text":
 		return &Text{w: bw, errw: errw, loc: time.Local}, nil
@@ -47,11 +47,12 @@ func New(format string, w, errw io.Writer) (Renderer, error) {
 // JSON writes one JSON object per line (docs/json.md).
 type JSON struct {
 	w   *bufio.Writer
+	enc events.JSONEncoder
 	buf []byte
 }
 
 func (j *JSON) Event(ev events.Event) error {
-	j.buf = events.AppendJSON(j.buf[:0], ev)
+	j.buf = j.enc.Append(j.buf[:0], ev)
 	j.buf = append(j.buf, '\n')
 	_, err := j.w.Write(j.buf)
 	return err

@@ -185,7 +185,7 @@ func (t *Tracker) lookup(h events.Header) *socket {
 		t.forget(s)
 		t.evicted++
 	}
-	s := &socket{header: h}
+	s := &socket{header: h, phases: make([]events.Phase, 0, 8)}
 	t.sockets[h.Cookie] = t.lru.PushBack(s)
 	return s
 }
