@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"io"
 	"encoding/json"
 	"net/netip"
 	"strings"
@@ -105,12 +106,12 @@ func TestText(t *testing.T) {
 }
 
 func BenchmarkJSON(b *testing.B) {
-	r, _ := New("json", &bytes.Buffer{}, nil)
+	r, _ := New("json", io.Discard, nil)
 	ev := &events.StateChange{Header: header("127.0.0.1:35900", "127.0.0.1:9000", 5922, "curl"),
 		Old: events.StateSynSent, New: events.StateEstablished, PrevStateKnown: true}
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Event(ev)
-		r.Flush()
 	}
+	r.Flush()
 }
