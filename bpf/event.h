@@ -21,6 +21,33 @@ enum event_type {
 	EVENT_TW_CANCEL = 8,	  /* ... it was stopped before it was due */
 	EVENT_TW_RST = 9,	  /* ... and the segment that stopped it was an RST */
 	EVENT_SNAPSHOT = 10,	  /* a socket that existed when tracing began */
+	EVENT_TCP_TIMER = 11,	  /* a socket's keepalive or write timer fired */
+	EVENT_WINDOW_OPEN = 12,	  /* the peer reopened a zero window */
+};
+
+enum tcp_timer_kind {
+	TCP_TIMER_KEEPALIVE = 1, /* tcp_keepalive_timer */
+	TCP_TIMER_WRITE = 2,	 /* tcp_write_timer: retransmit, probe0, loss probe */
+};
+
+/* What a socket's timer did (EVENT_TCP_TIMER), read before and after it ran. */
+struct tcp_timer_facts {
+	__u64 entry_ns;		 /* when the handler started */
+	__u32 next_jiffies;	 /* until it is due again; 0 if not re-armed */
+	__u32 idle_jiffies;	 /* since the last segment was received */
+	__u32 rto_jiffies;	 /* icsk_rto after */
+	__u32 keepalive_time;	 /* per-socket TCP_KEEPIDLE, jiffies; 0: the sysctl */
+	__u32 keepalive_intvl;	 /* per-socket TCP_KEEPINTVL, jiffies; 0: the sysctl */
+	__u32 user_timeout_ms;	 /* TCP_USER_TIMEOUT; 0: none */
+	__u32 snd_wnd;		 /* the peer's window */
+	__u8 kind;		 /* enum tcp_timer_kind */
+	__u8 pending;		 /* icsk_pending when it fired (write timer) */
+	__u8 probes_before;	 /* icsk_probes_out before and after */
+	__u8 probes_after;
+	__u8 backoff;		 /* icsk_backoff after */
+	__u8 keepalive_probes;	 /* per-socket TCP_KEEPCNT; 0: the sysctl */
+	__u8 keepalive_on;	 /* SO_KEEPALIVE is set (old_state: the state before) */
+	__u8 pad;
 };
 
 enum event_flag {
@@ -57,6 +84,7 @@ struct event {
 			      * a child's LISTEN -> SYN_RECV: its SYN's sequence */
 	__u32 tsval;	     /* the same for the TCP timestamp (ts_recent) */
 	__u32 pad2;
+	struct tcp_timer_facts timer;
 	char comm[16];	     /* owner's process name */
 };
 

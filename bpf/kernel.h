@@ -94,11 +94,17 @@ struct sock_common {
 	struct in6_addr skc_v6_rcv_saddr;
 	atomic64_t skc_cookie;
 	__u32 skc_tw_rcv_nxt;
+	unsigned long skc_flags; /* sk_flags: sock_flag() bits */
 };
 
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_protocol;
+};
+
+/* The named enum of sock_flag() bits; SOCK_KEEPOPEN is SO_KEEPALIVE. */
+enum sock_flags {
+	SOCK_KEEPOPEN = 3,
 };
 
 struct inet_sock {
@@ -139,10 +145,23 @@ struct tcp_options_received {
 	__u32 ts_recent;
 };
 
+struct inet_connection_sock {
+	__u32 icsk_rto;
+	__u8 icsk_pending;
+	__u8 icsk_backoff;
+	__u8 icsk_probes_out;
+	__u32 icsk_user_timeout;
+};
+
 struct tcp_sock {
 	__u32 rcv_nxt;
+	__u32 snd_wnd;
+	__u32 rcv_tstamp;
 	struct tcp_options_received rx_opt;
 	__u64 bytes_received;
+	unsigned int keepalive_time;
+	unsigned int keepalive_intvl;
+	__u8 keepalive_probes;
 };
 
 struct kernfs_node {
@@ -203,6 +222,7 @@ struct bpf_iter__tcp {
 #define TCP_SPORT_OFF 0
 #define TCP_DPORT_OFF 2
 #define TCP_FLAGS_OFF 13
+#define TCP_WINDOW_OFF 14
 #define TCP_FLAG_RST 0x04
 
 #endif

@@ -19,6 +19,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const struct event *unused_event __attribute__((unused));
 const enum event_type unused_event_type __attribute__((unused));
 const enum event_flag unused_event_flag __attribute__((unused));
+const enum tcp_timer_kind unused_tcp_timer_kind __attribute__((unused));
 
 /* Filters, rewritten by the loader before load (0 / empty = no filter). */
 const volatile __u32 filter_pid_count = 0;
@@ -37,6 +38,7 @@ const volatile __u8 tcp_listen = 0;
 const volatile __u8 tcp_syn_sent = 0;
 const volatile __u8 tcp_syn_recv = 0;
 const volatile __u8 tcp_fin_wait1 = 0;
+const volatile __u8 tcp_fin_wait2 = 0;
 const volatile __u8 tcp_last_ack = 0;
 const volatile __u8 tcp_time_wait = 0;
 const volatile __u8 tcp_new_syn_recv = 0;
@@ -46,6 +48,23 @@ const volatile __u8 tcp_new_syn_recv = 0;
  * TIME_WAIT socket's timer. 0 disables TIME_WAIT tracking.
  */
 const volatile __u64 tw_timer_handler_addr = 0;
+
+/*
+ * Addresses of tcp_keepalive_timer() and tcp_write_timer(), likewise: the
+ * functions of a socket's keepalive and write (retransmit, zero-window
+ * probe, loss probe) timers. 0 disables them.
+ */
+const volatile __u64 tcp_keepalive_timer_addr = 0;
+const volatile __u64 tcp_write_timer_addr = 0;
+/* Offsets of those timers in the socket that owns them. */
+const volatile __u32 keepalive_timer_offset = 0;
+const volatile __u32 write_timer_offset = 0;
+
+/* icsk_pending values (#defines in include/net/inet_connection_sock.h, so
+ * not in BTF; unchanged since 2005/2017). */
+#define ICSK_TIME_RETRANS 1
+#define ICSK_TIME_PROBE0 3
+#define ICSK_TIME_LOSS_PROBE 5
 
 /*
  * Wake the reader only once this much data waits in the ring; the reader also
@@ -94,19 +113,20 @@ struct tw_owner {
 };
 
 /*
- * Owners of sockets on their way to TIME_WAIT, by cookie, for --pid: a
- * TIME_WAIT socket is a separate, storage-less kernel object that keeps only
- * the cookie. (Without --pid, user space knows the owner from the socket's
- * earlier events.) Added when the owner closes (-> FIN_WAIT1); removed when
- * the TIME_WAIT timer fires, or at destroy when no TIME_WAIT followed. LRU: a
- * TIME_WAIT ended early (cancelled) leaves its entry to be evicted.
+ * Owners by cookie, for --pid where a program reaches a socket only as an
+ * address (the timer tracepoints) and cannot use its storage, and for
+ * TIME_WAIT sockets, separate storage-less kernel objects that keep only the
+ * cookie. (Without --pid, user space knows the owner from the socket's
+ * earlier events.) Added when an owner is learnt; removed when the TIME_WAIT
+ * timer fires, or at destroy when no TIME_WAIT followed. LRU: a TIME_WAIT
+ * ended early (cancelled) leaves its entry to be evicted.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, struct tw_owner);
-} tw_owners SEC(".maps");
+} cookie_owners SEC(".maps");
 
 /* The TIME_WAIT timer stopped last on this CPU, to spot the RST that did it. */
 struct tw_cancel {
@@ -272,6 +292,7 @@ static __always_inline struct event *new_event(__u8 type, const struct sock *sk,
 	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
 	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
+	__builtin_memset(&e->timer, 0, sizeof(e->timer));
 	e->substate = 0;
 	e->timer_jiffies = 0;
 	e->seq = 0;
@@ -378,13 +399,12 @@ static __always_inline bool owner_in_context(int new_state)
 	       new_state == tcp_fin_wait1 || new_state == tcp_last_ack;
 }
 
-/* The owner closed: keep it for the TIME_WAIT socket that may follow. */
-static __always_inline void remember_tw_owner(const struct sock *sk, const struct owner *o)
+static __always_inline void remember_owner(const struct sock *sk, const struct owner *o)
 {
 	struct tw_owner two = {.owner = *o};
 	__u64 cookie = bpf_get_socket_cookie((void *)sk);
 
-	bpf_map_update_elem(&tw_owners, &cookie, &two, BPF_ANY);
+	bpf_map_update_elem(&cookie_owners, &cookie, &two, BPF_ANY);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -430,9 +450,9 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 	}
 	if (info && info->born_ns)
 		emit_birth(sk, info, &id, o);
-	/* Only --pid needs a TIME_WAIT socket's owner here; else user space has it. */
-	if (o && new_state == tcp_fin_wait1 && tw_timer_handler_addr && filter_pid_count)
-		remember_tw_owner(sk, o);
+	/* Only --pid needs owners by cookie here; else user space has them. */
+	if (o && filter_pid_count && (owner_in_context(new_state) || old_state == tcp_listen))
+		remember_owner(sk, o);
 	if (info) {
 		if (info->state_since_ns) {
 			prev_ns = now - info->state_since_ns;
@@ -560,12 +580,12 @@ int BPF_PROG(handle_destroy, struct sock *sk)
 	__u64 cookie;
 
 	emit_sock_event(sk, EVENT_DESTROY, 0, false);
-	if (!tw_timer_handler_addr || !filter_pid_count)
+	if (!filter_pid_count)
 		return 0;
 	cookie = sk->__sk_common.skc_cookie.counter;
-	two = bpf_map_lookup_elem(&tw_owners, &cookie);
+	two = bpf_map_lookup_elem(&cookie_owners, &cookie);
 	if (two && !two->armed)
-		bpf_map_delete_elem(&tw_owners, &cookie);
+		bpf_map_delete_elem(&cookie_owners, &cookie);
 	return 0;
 }
 
@@ -624,12 +644,204 @@ static __always_inline struct owner *tw_owner_of(__u64 cookie, bool arm)
 
 	if (!filter_pid_count)
 		return NULL;
-	two = bpf_map_lookup_elem(&tw_owners, &cookie);
+	two = bpf_map_lookup_elem(&cookie_owners, &cookie);
 	if (!two)
 		return NULL;
 	if (arm)
 		two->armed = true;
 	return &two->owner;
+}
+
+/*
+ * A socket's keepalive and write timers: their owner is reached with
+ * container_of and probe reads, as for TIME_WAIT. The handler's effect is
+ * read from the socket before (timer_expire_entry) and after
+ * (timer_expire_exit) it ran: the two fire back to back on one CPU.
+ */
+struct tcp_timer_slot {
+	__u64 timer;
+	__u64 entry_ns;
+	__u8 pending;
+	__u8 probes_before;
+	__u8 state_before;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tcp_timer_slot);
+} tcp_timer_slots SEC(".maps");
+
+/*
+ * Sockets in a zero-window episode (a zero-window probe went out), by
+ * cookie: tcp_probe reports when the peer's window opens again. Added by the
+ * write timer, removed when the window opens; LRU for sockets that close.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} zero_window SEC(".maps");
+
+/*
+ * The socket whose keepalive or write timer this is, and which of the two.
+ * The timers' offsets in the socket are found in the kernel's BTF by the
+ * loader, which knows both layouts (before and after the late-2025 rework).
+ */
+static __always_inline const struct sock *timer_sock(const struct timer_list *timer, __u8 *kind)
+{
+	__u64 fn = (__u64)timer->function;
+
+	if (fn && fn == tcp_keepalive_timer_addr) {
+		*kind = TCP_TIMER_KEEPALIVE;
+		return (const void *)timer - keepalive_timer_offset;
+	}
+	if (fn && fn == tcp_write_timer_addr) {
+		*kind = TCP_TIMER_WRITE;
+		return (const void *)timer - write_timer_offset;
+	}
+	return NULL;
+}
+
+static __always_inline void tcp_timer_entry(const struct timer_list *timer)
+{
+	const struct inet_connection_sock *icsk;
+	struct tcp_timer_slot *slot;
+	__u32 zero = 0;
+	__u8 kind = 0;
+
+	icsk = (const void *)timer_sock(timer, &kind);
+	if (!icsk)
+		return;
+	slot = bpf_map_lookup_elem(&tcp_timer_slots, &zero);
+	if (!slot)
+		return;
+	slot->timer = (__u64)timer;
+	slot->entry_ns = bpf_ktime_get_ns();
+	slot->pending = BPF_CORE_READ(icsk, icsk_pending);
+	slot->probes_before = BPF_CORE_READ(icsk, icsk_probes_out);
+	slot->state_before = BPF_CORE_READ((const struct sock *)icsk, __sk_common.skc_state);
+}
+
+SEC("tp_btf/timer_expire_exit")
+int BPF_PROG(handle_timer_expire_exit, struct timer_list *timer)
+{
+	const struct inet_connection_sock *icsk;
+	const struct tcp_sock *tp;
+	const struct sock *sk;
+	struct tcp_timer_slot *slot;
+	struct sock_id id = {};
+	struct owner *o = NULL;
+	__u64 cookie, now_j;
+	__u32 zero = 0;
+	struct event *e;
+	__u8 kind = 0, state;
+	bool keepalive_on, probed;
+
+	sk = timer_sock(timer, &kind);
+	if (!sk)
+		return 0;
+	slot = bpf_map_lookup_elem(&tcp_timer_slots, &zero);
+	if (!slot || slot->timer != (__u64)timer)
+		return 0;
+	slot->timer = 0;
+	icsk = (const void *)sk;
+	tp = (const void *)sk;
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	keepalive_on = BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_KEEPOPEN));
+	if (kind == TCP_TIMER_KEEPALIVE) {
+		/* sk_timer doubles as the FIN_WAIT2 and SYN-ACK timers: skip those. */
+		if (!keepalive_on || slot->state_before == tcp_fin_wait2 || slot->state_before == tcp_listen)
+			return 0;
+	} else if (slot->pending != ICSK_TIME_RETRANS && slot->pending != ICSK_TIME_PROBE0 &&
+		   slot->pending != ICSK_TIME_LOSS_PROBE) {
+		return 0; /* nothing pending, or a reordering timeout */
+	}
+
+	id.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	id.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	id.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	id.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (!id.sport)
+		id.sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (filter_pid_count)
+		o = tw_owner_of(cookie, false);
+	if (!id_wanted(&id) || !owner_wanted(o))
+		return 0;
+	e = new_event(EVENT_TCP_TIMER, NULL, false, &id, o, state);
+	if (!e)
+		return 0;
+	e->cookie = cookie;
+	if (e->family == 4) {
+		BPF_CORE_READ_INTO((__be32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__be32 *)e->daddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO((struct in6_addr *)e->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)e->daddr, sk, __sk_common.skc_v6_daddr);
+	}
+	now_j = bpf_jiffies64();
+	e->old_state = slot->state_before;
+	e->timer.entry_ns = slot->entry_ns;
+	e->timer.kind = kind;
+	e->timer.pending = slot->pending;
+	e->timer.probes_before = slot->probes_before;
+	e->timer.probes_after = BPF_CORE_READ(icsk, icsk_probes_out);
+	e->timer.backoff = BPF_CORE_READ(icsk, icsk_backoff);
+	e->timer.rto_jiffies = BPF_CORE_READ(icsk, icsk_rto);
+	e->timer.user_timeout_ms = BPF_CORE_READ(icsk, icsk_user_timeout);
+	e->timer.idle_jiffies = (__u32)now_j - BPF_CORE_READ(tp, rcv_tstamp);
+	e->timer.keepalive_time = BPF_CORE_READ(tp, keepalive_time);
+	e->timer.keepalive_intvl = BPF_CORE_READ(tp, keepalive_intvl);
+	e->timer.keepalive_probes = BPF_CORE_READ(tp, keepalive_probes);
+	e->timer.keepalive_on = keepalive_on;
+	e->timer.snd_wnd = BPF_CORE_READ(tp, snd_wnd);
+	if ((long)(timer->expires - now_j) > 0 && state != tcp_close)
+		e->timer.next_jiffies = timer->expires - now_j;
+	probed = e->timer.probes_after > slot->probes_before;
+	submit(e);
+	if (slot->pending == ICSK_TIME_PROBE0 && probed) {
+		__u8 one = 1;
+
+		bpf_map_update_elem(&zero_window, &cookie, &one, BPF_ANY);
+	}
+	return 0;
+}
+
+/*
+ * Every segment received in ESTABLISHED; used only to see a zero window
+ * reopen, so it leaves at once for sockets not in a zero-window episode.
+ */
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(handle_tcp_probe, struct sock *sk, const struct sk_buff *skb)
+{
+	__u64 cookie = sk->__sk_common.skc_cookie.counter;
+	struct sock_id id = {};
+	struct sock_info *info;
+	struct event *e;
+	__be16 wnd = 0;
+
+	if (!cookie || !bpf_map_lookup_elem(&zero_window, &cookie))
+		return 0;
+	/* The window as this segment advertises it, before tcp_ack() applies it. */
+	bpf_probe_read_kernel(&wnd, sizeof(wnd), skb->head + skb->transport_header + TCP_WINDOW_OFF);
+	if (!wnd)
+		return 0;
+	bpf_map_delete_elem(&zero_window, &cookie);
+	read_sock_id(sk, &id);
+	info = bpf_sk_storage_get(&socks, sk, NULL, 0);
+	if (!id_wanted(&id) || !owner_wanted(info && info->owner.tgid ? &info->owner : NULL))
+		return 0;
+	e = new_event(EVENT_WINDOW_OPEN, sk, false, &id, info && info->owner.tgid ? &info->owner : NULL,
+		      sk->__sk_common.skc_state);
+	if (!e)
+		return 0;
+	read_sock_addrs(sk, e);
+	e->timer.snd_wnd = bpf_ntohs(wnd);
+	submit(e);
+	return 0;
 }
 
 SEC("tp_btf/timer_start")
@@ -660,14 +872,16 @@ int BPF_PROG(handle_timer_expire, struct timer_list *timer)
 	struct event *e;
 	__u64 cookie;
 
-	if (!tw)
+	if (!tw) {
+		tcp_timer_entry(timer);
 		return 0;
+	}
 	cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
 	read_tw_id(tw, &id);
 	e = new_tw_event(EVENT_TW_EXPIRE, tw, cookie, &id, tw_owner_of(cookie, false));
 	if (e)
 		submit(e);
-	bpf_map_delete_elem(&tw_owners, &cookie);
+	bpf_map_delete_elem(&cookie_owners, &cookie);
 	return 0;
 }
 

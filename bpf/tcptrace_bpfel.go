@@ -37,7 +37,27 @@ type TcptraceEvent struct {
 	Seq          uint32
 	Tsval        uint32
 	Pad2         uint32
-	Comm         [16]int8
+	Timer        struct {
+		_               structs.HostLayout
+		EntryNs         uint64
+		NextJiffies     uint32
+		IdleJiffies     uint32
+		RtoJiffies      uint32
+		KeepaliveTime   uint32
+		KeepaliveIntvl  uint32
+		UserTimeoutMs   uint32
+		SndWnd          uint32
+		Kind            uint8
+		Pending         uint8
+		ProbesBefore    uint8
+		ProbesAfter     uint8
+		Backoff         uint8
+		KeepaliveProbes uint8
+		KeepaliveOn     uint8
+		Pad             uint8
+		_               [4]byte
+	}
+	Comm [16]int8
 }
 
 type TcptraceEventFlag uint32
@@ -64,6 +84,8 @@ const (
 	TcptraceEventTypeEVENT_TW_CANCEL      TcptraceEventType = 8
 	TcptraceEventTypeEVENT_TW_RST         TcptraceEventType = 9
 	TcptraceEventTypeEVENT_SNAPSHOT       TcptraceEventType = 10
+	TcptraceEventTypeEVENT_TCP_TIMER      TcptraceEventType = 11
+	TcptraceEventTypeEVENT_WINDOW_OPEN    TcptraceEventType = 12
 )
 
 type TcptraceOwner struct {
@@ -79,6 +101,23 @@ type TcptraceSockInfo struct {
 	Owner        TcptraceOwner
 	StateSinceNs uint64
 	BornNs       uint64
+}
+
+type TcptraceTcpTimerKind uint32
+
+const (
+	TcptraceTcpTimerKindTCP_TIMER_KEEPALIVE TcptraceTcpTimerKind = 1
+	TcptraceTcpTimerKindTCP_TIMER_WRITE     TcptraceTcpTimerKind = 2
+)
+
+type TcptraceTcpTimerSlot struct {
+	_            structs.HostLayout
+	Timer        uint64
+	EntryNs      uint64
+	Pending      uint8
+	ProbesBefore uint8
+	StateBefore  uint8
+	_            [5]byte
 }
 
 type TcptraceTwCancel struct {
@@ -111,12 +150,14 @@ type TcptraceTwOwner struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	TcptraceMapCookieOwners             = "cookie_owners"
 	TcptraceMapEvents                   = "events"
 	TcptraceMapLost                     = "lost"
 	TcptraceMapSocks                    = "socks"
 	TcptraceMapSubflowOwners            = "subflow_owners"
+	TcptraceMapTcpTimerSlots            = "tcp_timer_slots"
 	TcptraceMapTwCancels                = "tw_cancels"
-	TcptraceMapTwOwners                 = "tw_owners"
+	TcptraceMapZeroWindow               = "zero_window"
 	TcptraceProgHandleDestroy           = "handle_destroy"
 	TcptraceProgHandleKfreeSkb          = "handle_kfree_skb"
 	TcptraceProgHandleReceiveReset      = "handle_receive_reset"
@@ -125,8 +166,10 @@ const (
 	TcptraceProgHandleSendReset         = "handle_send_reset"
 	TcptraceProgHandleSendResetNoreason = "handle_send_reset_noreason"
 	TcptraceProgHandleSetState          = "handle_set_state"
+	TcptraceProgHandleTcpProbe          = "handle_tcp_probe"
 	TcptraceProgHandleTimerCancel       = "handle_timer_cancel"
 	TcptraceProgHandleTimerExpire       = "handle_timer_expire"
+	TcptraceProgHandleTimerExpireExit   = "handle_timer_expire_exit"
 	TcptraceProgHandleTimerStart        = "handle_timer_start"
 	TcptraceProgLearnOwners             = "learn_owners"
 	TcptraceProgSnapshotTcp             = "snapshot_tcp"
@@ -136,19 +179,25 @@ const (
 	TcptraceVarFilterPids               = "filter_pids"
 	TcptraceVarFilterPortCount          = "filter_port_count"
 	TcptraceVarFilterPorts              = "filter_ports"
+	TcptraceVarKeepaliveTimerOffset     = "keepalive_timer_offset"
 	TcptraceVarTcpClose                 = "tcp_close"
 	TcptraceVarTcpFinWait1              = "tcp_fin_wait1"
+	TcptraceVarTcpFinWait2              = "tcp_fin_wait2"
+	TcptraceVarTcpKeepaliveTimerAddr    = "tcp_keepalive_timer_addr"
 	TcptraceVarTcpLastAck               = "tcp_last_ack"
 	TcptraceVarTcpListen                = "tcp_listen"
 	TcptraceVarTcpNewSynRecv            = "tcp_new_syn_recv"
 	TcptraceVarTcpSynRecv               = "tcp_syn_recv"
 	TcptraceVarTcpSynSent               = "tcp_syn_sent"
 	TcptraceVarTcpTimeWait              = "tcp_time_wait"
+	TcptraceVarTcpWriteTimerAddr        = "tcp_write_timer_addr"
 	TcptraceVarTwTimerHandlerAddr       = "tw_timer_handler_addr"
 	TcptraceVarUnusedEvent              = "unused_event"
 	TcptraceVarUnusedEventFlag          = "unused_event_flag"
 	TcptraceVarUnusedEventType          = "unused_event_type"
+	TcptraceVarUnusedTcpTimerKind       = "unused_tcp_timer_kind"
 	TcptraceVarWakeupBytes              = "wakeup_bytes"
+	TcptraceVarWriteTimerOffset         = "write_timer_offset"
 )
 
 // LoadTcptrace returns the embedded CollectionSpec for Tcptrace.
@@ -201,8 +250,10 @@ type TcptraceProgramSpecs struct {
 	HandleSendReset         *ebpf.ProgramSpec `ebpf:"handle_send_reset"`
 	HandleSendResetNoreason *ebpf.ProgramSpec `ebpf:"handle_send_reset_noreason"`
 	HandleSetState          *ebpf.ProgramSpec `ebpf:"handle_set_state"`
+	HandleTcpProbe          *ebpf.ProgramSpec `ebpf:"handle_tcp_probe"`
 	HandleTimerCancel       *ebpf.ProgramSpec `ebpf:"handle_timer_cancel"`
 	HandleTimerExpire       *ebpf.ProgramSpec `ebpf:"handle_timer_expire"`
+	HandleTimerExpireExit   *ebpf.ProgramSpec `ebpf:"handle_timer_expire_exit"`
 	HandleTimerStart        *ebpf.ProgramSpec `ebpf:"handle_timer_start"`
 	LearnOwners             *ebpf.ProgramSpec `ebpf:"learn_owners"`
 	SnapshotTcp             *ebpf.ProgramSpec `ebpf:"snapshot_tcp"`
@@ -212,37 +263,45 @@ type TcptraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceMapSpecs struct {
+	CookieOwners  *ebpf.MapSpec `ebpf:"cookie_owners"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	Lost          *ebpf.MapSpec `ebpf:"lost"`
 	Socks         *ebpf.MapSpec `ebpf:"socks"`
 	SubflowOwners *ebpf.MapSpec `ebpf:"subflow_owners"`
+	TcpTimerSlots *ebpf.MapSpec `ebpf:"tcp_timer_slots"`
 	TwCancels     *ebpf.MapSpec `ebpf:"tw_cancels"`
-	TwOwners      *ebpf.MapSpec `ebpf:"tw_owners"`
+	ZeroWindow    *ebpf.MapSpec `ebpf:"zero_window"`
 }
 
 // TcptraceVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceVariableSpecs struct {
-	FilterFamily       *ebpf.VariableSpec `ebpf:"filter_family"`
-	FilterNetns        *ebpf.VariableSpec `ebpf:"filter_netns"`
-	FilterPidCount     *ebpf.VariableSpec `ebpf:"filter_pid_count"`
-	FilterPids         *ebpf.VariableSpec `ebpf:"filter_pids"`
-	FilterPortCount    *ebpf.VariableSpec `ebpf:"filter_port_count"`
-	FilterPorts        *ebpf.VariableSpec `ebpf:"filter_ports"`
-	TcpClose           *ebpf.VariableSpec `ebpf:"tcp_close"`
-	TcpFinWait1        *ebpf.VariableSpec `ebpf:"tcp_fin_wait1"`
-	TcpLastAck         *ebpf.VariableSpec `ebpf:"tcp_last_ack"`
-	TcpListen          *ebpf.VariableSpec `ebpf:"tcp_listen"`
-	TcpNewSynRecv      *ebpf.VariableSpec `ebpf:"tcp_new_syn_recv"`
-	TcpSynRecv         *ebpf.VariableSpec `ebpf:"tcp_syn_recv"`
-	TcpSynSent         *ebpf.VariableSpec `ebpf:"tcp_syn_sent"`
-	TcpTimeWait        *ebpf.VariableSpec `ebpf:"tcp_time_wait"`
-	TwTimerHandlerAddr *ebpf.VariableSpec `ebpf:"tw_timer_handler_addr"`
-	UnusedEvent        *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventFlag    *ebpf.VariableSpec `ebpf:"unused_event_flag"`
-	UnusedEventType    *ebpf.VariableSpec `ebpf:"unused_event_type"`
-	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	FilterFamily          *ebpf.VariableSpec `ebpf:"filter_family"`
+	FilterNetns           *ebpf.VariableSpec `ebpf:"filter_netns"`
+	FilterPidCount        *ebpf.VariableSpec `ebpf:"filter_pid_count"`
+	FilterPids            *ebpf.VariableSpec `ebpf:"filter_pids"`
+	FilterPortCount       *ebpf.VariableSpec `ebpf:"filter_port_count"`
+	FilterPorts           *ebpf.VariableSpec `ebpf:"filter_ports"`
+	KeepaliveTimerOffset  *ebpf.VariableSpec `ebpf:"keepalive_timer_offset"`
+	TcpClose              *ebpf.VariableSpec `ebpf:"tcp_close"`
+	TcpFinWait1           *ebpf.VariableSpec `ebpf:"tcp_fin_wait1"`
+	TcpFinWait2           *ebpf.VariableSpec `ebpf:"tcp_fin_wait2"`
+	TcpKeepaliveTimerAddr *ebpf.VariableSpec `ebpf:"tcp_keepalive_timer_addr"`
+	TcpLastAck            *ebpf.VariableSpec `ebpf:"tcp_last_ack"`
+	TcpListen             *ebpf.VariableSpec `ebpf:"tcp_listen"`
+	TcpNewSynRecv         *ebpf.VariableSpec `ebpf:"tcp_new_syn_recv"`
+	TcpSynRecv            *ebpf.VariableSpec `ebpf:"tcp_syn_recv"`
+	TcpSynSent            *ebpf.VariableSpec `ebpf:"tcp_syn_sent"`
+	TcpTimeWait           *ebpf.VariableSpec `ebpf:"tcp_time_wait"`
+	TcpWriteTimerAddr     *ebpf.VariableSpec `ebpf:"tcp_write_timer_addr"`
+	TwTimerHandlerAddr    *ebpf.VariableSpec `ebpf:"tw_timer_handler_addr"`
+	UnusedEvent           *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventFlag       *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedEventType       *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedTcpTimerKind    *ebpf.VariableSpec `ebpf:"unused_tcp_timer_kind"`
+	WakeupBytes           *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WriteTimerOffset      *ebpf.VariableSpec `ebpf:"write_timer_offset"`
 }
 
 // TcptraceObjects contains all objects after they have been loaded into the kernel.
@@ -265,22 +324,26 @@ func (o *TcptraceObjects) Close() error {
 //
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptraceMaps struct {
+	CookieOwners  *ebpf.Map `ebpf:"cookie_owners"`
 	Events        *ebpf.Map `ebpf:"events"`
 	Lost          *ebpf.Map `ebpf:"lost"`
 	Socks         *ebpf.Map `ebpf:"socks"`
 	SubflowOwners *ebpf.Map `ebpf:"subflow_owners"`
+	TcpTimerSlots *ebpf.Map `ebpf:"tcp_timer_slots"`
 	TwCancels     *ebpf.Map `ebpf:"tw_cancels"`
-	TwOwners      *ebpf.Map `ebpf:"tw_owners"`
+	ZeroWindow    *ebpf.Map `ebpf:"zero_window"`
 }
 
 func (m *TcptraceMaps) Close() error {
 	return _TcptraceClose(
+		m.CookieOwners,
 		m.Events,
 		m.Lost,
 		m.Socks,
 		m.SubflowOwners,
+		m.TcpTimerSlots,
 		m.TwCancels,
-		m.TwOwners,
+		m.ZeroWindow,
 	)
 }
 
@@ -288,25 +351,31 @@ func (m *TcptraceMaps) Close() error {
 //
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptraceVariables struct {
-	FilterFamily       *ebpf.Variable `ebpf:"filter_family"`
-	FilterNetns        *ebpf.Variable `ebpf:"filter_netns"`
-	FilterPidCount     *ebpf.Variable `ebpf:"filter_pid_count"`
-	FilterPids         *ebpf.Variable `ebpf:"filter_pids"`
-	FilterPortCount    *ebpf.Variable `ebpf:"filter_port_count"`
-	FilterPorts        *ebpf.Variable `ebpf:"filter_ports"`
-	TcpClose           *ebpf.Variable `ebpf:"tcp_close"`
-	TcpFinWait1        *ebpf.Variable `ebpf:"tcp_fin_wait1"`
-	TcpLastAck         *ebpf.Variable `ebpf:"tcp_last_ack"`
-	TcpListen          *ebpf.Variable `ebpf:"tcp_listen"`
-	TcpNewSynRecv      *ebpf.Variable `ebpf:"tcp_new_syn_recv"`
-	TcpSynRecv         *ebpf.Variable `ebpf:"tcp_syn_recv"`
-	TcpSynSent         *ebpf.Variable `ebpf:"tcp_syn_sent"`
-	TcpTimeWait        *ebpf.Variable `ebpf:"tcp_time_wait"`
-	TwTimerHandlerAddr *ebpf.Variable `ebpf:"tw_timer_handler_addr"`
-	UnusedEvent        *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventFlag    *ebpf.Variable `ebpf:"unused_event_flag"`
-	UnusedEventType    *ebpf.Variable `ebpf:"unused_event_type"`
-	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
+	FilterFamily          *ebpf.Variable `ebpf:"filter_family"`
+	FilterNetns           *ebpf.Variable `ebpf:"filter_netns"`
+	FilterPidCount        *ebpf.Variable `ebpf:"filter_pid_count"`
+	FilterPids            *ebpf.Variable `ebpf:"filter_pids"`
+	FilterPortCount       *ebpf.Variable `ebpf:"filter_port_count"`
+	FilterPorts           *ebpf.Variable `ebpf:"filter_ports"`
+	KeepaliveTimerOffset  *ebpf.Variable `ebpf:"keepalive_timer_offset"`
+	TcpClose              *ebpf.Variable `ebpf:"tcp_close"`
+	TcpFinWait1           *ebpf.Variable `ebpf:"tcp_fin_wait1"`
+	TcpFinWait2           *ebpf.Variable `ebpf:"tcp_fin_wait2"`
+	TcpKeepaliveTimerAddr *ebpf.Variable `ebpf:"tcp_keepalive_timer_addr"`
+	TcpLastAck            *ebpf.Variable `ebpf:"tcp_last_ack"`
+	TcpListen             *ebpf.Variable `ebpf:"tcp_listen"`
+	TcpNewSynRecv         *ebpf.Variable `ebpf:"tcp_new_syn_recv"`
+	TcpSynRecv            *ebpf.Variable `ebpf:"tcp_syn_recv"`
+	TcpSynSent            *ebpf.Variable `ebpf:"tcp_syn_sent"`
+	TcpTimeWait           *ebpf.Variable `ebpf:"tcp_time_wait"`
+	TcpWriteTimerAddr     *ebpf.Variable `ebpf:"tcp_write_timer_addr"`
+	TwTimerHandlerAddr    *ebpf.Variable `ebpf:"tw_timer_handler_addr"`
+	UnusedEvent           *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventFlag       *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedEventType       *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedTcpTimerKind    *ebpf.Variable `ebpf:"unused_tcp_timer_kind"`
+	WakeupBytes           *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WriteTimerOffset      *ebpf.Variable `ebpf:"write_timer_offset"`
 }
 
 // TcptracePrograms contains all programs after they have been loaded into the kernel.
@@ -321,8 +390,10 @@ type TcptracePrograms struct {
 	HandleSendReset         *ebpf.Program `ebpf:"handle_send_reset"`
 	HandleSendResetNoreason *ebpf.Program `ebpf:"handle_send_reset_noreason"`
 	HandleSetState          *ebpf.Program `ebpf:"handle_set_state"`
+	HandleTcpProbe          *ebpf.Program `ebpf:"handle_tcp_probe"`
 	HandleTimerCancel       *ebpf.Program `ebpf:"handle_timer_cancel"`
 	HandleTimerExpire       *ebpf.Program `ebpf:"handle_timer_expire"`
+	HandleTimerExpireExit   *ebpf.Program `ebpf:"handle_timer_expire_exit"`
 	HandleTimerStart        *ebpf.Program `ebpf:"handle_timer_start"`
 	LearnOwners             *ebpf.Program `ebpf:"learn_owners"`
 	SnapshotTcp             *ebpf.Program `ebpf:"snapshot_tcp"`
@@ -338,8 +409,10 @@ func (p *TcptracePrograms) Close() error {
 		p.HandleSendReset,
 		p.HandleSendResetNoreason,
 		p.HandleSetState,
+		p.HandleTcpProbe,
 		p.HandleTimerCancel,
 		p.HandleTimerExpire,
+		p.HandleTimerExpireExit,
 		p.HandleTimerStart,
 		p.LearnOwners,
 		p.SnapshotTcp,

@@ -129,6 +129,10 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 			}
 		}
 		return ev, nil
+	case bpf.TcptraceEventTypeEVENT_TCP_TIMER:
+		return d.tcpTimer(h, &raw, state)
+	case bpf.TcptraceEventTypeEVENT_WINDOW_OPEN:
+		return &events.WindowOpen{Header: h, Window: raw.Timer.SndWnd}, nil
 	case bpf.TcptraceEventTypeEVENT_TW_RST:
 		sub, err := d.state(raw.Substate)
 		if err != nil {
@@ -137,6 +141,40 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		return &events.TimewaitRST{Header: h, Substate: sub}, nil
 	}
 	return nil, fmt.Errorf("unknown event type %d", raw.Type)
+}
+
+// icsk_pending values: #defines in include/net/inet_connection_sock.h, so
+// not in BTF (see bpf/tcptrace.bpf.c).
+var pendings = map[uint8]events.Pending{1: events.PendingRetransmit, 3: events.PendingProbe0, 5: events.PendingLossProbe}
+
+func (d *Decoder) tcpTimer(h events.Header, raw *bpf.TcptraceEvent, state events.State) (events.Event, error) {
+	t := &raw.Timer
+	before, err := d.state(raw.OldState)
+	if err != nil {
+		return nil, err
+	}
+	ev := &events.TCPTimer{Header: h, State: state, StateBefore: before, Entry: d.boot.Add(time.Duration(t.EntryNs)),
+		ProbesBefore: int(t.ProbesBefore), ProbesAfter: int(t.ProbesAfter), Backoff: int(t.Backoff),
+		PeerWindow: t.SndWnd}
+	switch bpf.TcptraceTcpTimerKind(t.Kind) {
+	case bpf.TcptraceTcpTimerKindTCP_TIMER_KEEPALIVE:
+		ev.Kind = events.TimerKeepalive
+	case bpf.TcptraceTcpTimerKindTCP_TIMER_WRITE:
+		ev.Kind = events.TimerWrite
+		if ev.Pending = pendings[t.Pending]; ev.Pending == "" {
+			return nil, fmt.Errorf("write timer pending %d is none tcptrace reports", t.Pending)
+		}
+	default:
+		return nil, fmt.Errorf("unknown timer kind %d", t.Kind)
+	}
+	ev.Settings = events.KeepaliveSettings{On: t.KeepaliveOn != 0, Probes: int(t.KeepaliveProbes),
+		UserTimeout: time.Duration(t.UserTimeoutMs) * time.Millisecond}
+	if d.names.HZ > 0 {
+		ev.TimesKnown = true
+		ev.RTO, ev.Next, ev.Idle = d.ticks(t.RtoJiffies), d.ticks(t.NextJiffies), d.ticks(t.IdleJiffies)
+		ev.Settings.Idle, ev.Settings.Interval = d.ticks(t.KeepaliveTime), d.ticks(t.KeepaliveIntvl)
+	}
+	return ev, nil
 }
 
 func synInfo(raw *bpf.TcptraceEvent) events.SynInfo {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -37,6 +38,11 @@ const actorEnv = "TCPTRACE_E2E_ACTOR"
 //	read-eof       read until the peer closes
 //	wait-readable  wait until data is queued, without reading it
 //	linger0        set SO_LINGER {on, 0}: close() sends an RST
+//	keepalive IDLE INTVL CNT  SO_KEEPALIVE with TCP_KEEPIDLE/KEEPINTVL/KEEPCNT
+//	               (0 0 0: SO_KEEPALIVE alone, the sysctls apply)
+//	user-timeout MS   set TCP_USER_TIMEOUT
+//	rcvbuf N       set SO_RCVBUF on the listener (accepted sockets inherit it)
+//	fill           write until the peer's window is full (a write blocks)
 //	shutdown-write send FIN, keep reading (shutdown(SHUT_WR))
 //	close          close the connection
 //	exit           exit (also on end of stdin)
@@ -104,13 +110,31 @@ func (p *peer) run(cmd []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		d := net.Dialer{LocalAddr: local, Timeout: 10 * time.Second, Control: reuseAddr}
+		d := net.Dialer{LocalAddr: local, Timeout: 10 * time.Second, KeepAlive: -1, Control: reuseAddr}
 		c, err := d.Dial("tcp", cmd[2])
 		if err != nil {
 			return "", err
 		}
 		p.conn = c.(*net.TCPConn)
 		return fmt.Sprintf(" %d", c.LocalAddr().(*net.TCPAddr).Port), nil
+	}
+	if cmd[0] == "rcvbuf" {
+		if len(cmd) != 2 || p.ln == nil {
+			return "", errors.New("rcvbuf N, after listen")
+		}
+		n, err := strconv.Atoi(cmd[1])
+		if err != nil {
+			return "", err
+		}
+		raw, err := p.ln.(*net.TCPListener).SyscallConn()
+		if err != nil {
+			return "", err
+		}
+		var serr error
+		if err := raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n) }); err != nil {
+			return "", err
+		}
+		return "", serr
 	}
 	if cmd[0] != "listen" && cmd[0] != "connect" && cmd[0] != "accept" && p.conn == nil {
 		return "", errors.New("no connection")
@@ -121,7 +145,9 @@ func (p *peer) run(cmd []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if p.ln, err = net.Listen("tcp", a); err != nil {
+		// KeepAlive -1: Go turns keepalive on by default; tests choose.
+		lc := net.ListenConfig{KeepAlive: -1}
+		if p.ln, err = lc.Listen(context.Background(), "tcp", a); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf(" %d", p.ln.Addr().(*net.TCPAddr).Port), nil
@@ -140,7 +166,8 @@ func (p *peer) run(cmd []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		c, err := net.DialTimeout("tcp", a, 10*time.Second)
+		d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
+		c, err := d.Dial("tcp", a)
 		if err != nil {
 			return "", err
 		}
@@ -174,6 +201,50 @@ func (p *peer) run(cmd []string) (string, error) {
 			return "", err
 		}
 		return "", setsockoptInt(p.conn, unix.IPPROTO_TCP, unix.TCP_LINGER2, secs)
+	case "keepalive":
+		if len(cmd) != 4 {
+			return "", errors.New("keepalive IDLE INTVL CNT")
+		}
+		if err := p.conn.SetKeepAlive(true); err != nil {
+			return "", err
+		}
+		for i, opt := range []int{unix.TCP_KEEPIDLE, unix.TCP_KEEPINTVL, unix.TCP_KEEPCNT} {
+			v, err := strconv.Atoi(cmd[1+i])
+			if err != nil {
+				return "", err
+			}
+			if v > 0 {
+				if err := setsockoptInt(p.conn, unix.IPPROTO_TCP, opt, v); err != nil {
+					return "", err
+				}
+			}
+		}
+		return "", nil
+	case "user-timeout":
+		a, err := arg()
+		if err != nil {
+			return "", err
+		}
+		ms, err := strconv.Atoi(a)
+		if err != nil {
+			return "", err
+		}
+		return "", setsockoptInt(p.conn, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, ms)
+	case "fill":
+		buf := make([]byte, 64<<10)
+		total := 0
+		for {
+			p.conn.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+			n, err := p.conn.Write(buf)
+			total += n
+			if err != nil {
+				p.conn.SetWriteDeadline(time.Time{})
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					return fmt.Sprintf(" %d", total), nil
+				}
+				return "", err
+			}
+		}
 	case "shutdown-write":
 		return "", p.conn.CloseWrite()
 	case "close":

@@ -151,6 +151,54 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 		dst = strconv.AppendInt(dst, int64(e.TimewaitSockets), 10)
 		dst = append(dst, `,"inferred":true`...)
 		dst = appendStringField(dst, "inferred_from", e.InferredFrom)
+	case *TCPTimer:
+		dst = appendStringField(dst, "timer", string(e.Kind))
+		if e.Pending != "" {
+			dst = appendStringField(dst, "pending", string(e.Pending))
+		}
+		dst = appendStringField(dst, "state_before", string(e.StateBefore))
+		dst = appendStringField(dst, "state", string(e.State))
+		dst = appendInts(dst, "probes_before", e.ProbesBefore, "probes_after", e.ProbesAfter, "backoff", e.Backoff)
+		if e.TimesKnown {
+			dst = appendMillisFields(dst, "rto_ms", e.RTO, "next_ms", e.Next, "idle_ms", e.Idle)
+		}
+	case *WindowOpen:
+		dst = appendInts(dst, "window", int(e.Window))
+	case *KeepaliveProbe:
+		dst = appendInts(dst, "probe", e.Probe)
+		dst = appendMillisFields(dst, "idle_ms", e.Idle, "interval_ms", e.Interval)
+		dst = appendKeepalive(dst, e.Settings)
+	case *KeepaliveAck:
+		dst = appendInts(dst, "probes", e.Probes)
+		dst = append(dst, `,"inferred":true`...)
+	case *ZeroWindowStart:
+	case *ZeroWindowProbe:
+		dst = appendInts(dst, "probe", e.Probe, "backoff", e.Backoff)
+		dst = appendMillisFields(dst, "interval_ms", e.Interval)
+	case *ZeroWindowEnd:
+		dst = appendStringField(dst, "how", e.How)
+		dst = appendInts(dst, "probes", e.Probes)
+		dst = appendMillisFields(dst, "duration_ms", e.Duration)
+		dst = append(dst, `,"intervals_ms":[`...)
+		for i, d := range e.Intervals {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendMillis(dst, d)
+		}
+		dst = append(dst, ']')
+	case *RTO:
+		dst = appendStringField(dst, "kind", e.Kind)
+		dst = appendInts(dst, "backoff", e.Backoff)
+		dst = appendMillisFields(dst, "rto_ms", e.RTO)
+	case *TimeoutAbort:
+		dst = appendStringField(dst, "timer", e.Timer)
+		dst = appendStringField(dst, "rule", e.Rule)
+		dst = appendInts(dst, "probes", e.Probes)
+		dst = appendMillisFields(dst, "elapsed_ms", e.Elapsed)
+		if e.Timer == "keepalive" {
+			dst = appendKeepalive(dst, e.Settings)
+		}
 	case *Summary:
 		dst = appendSummary(dst, e)
 	case *Finding:
@@ -160,6 +208,15 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 		dst = appendObjectField(dst, "sysctls", e.Sysctls)
 	}
 	return append(dst, '}')
+}
+
+// HumanDuration writes a duration for people: milliseconds below 10 s
+// (0.335 ms, 1500 ms), seconds with one decimal above (60.0 s).
+func HumanDuration(d time.Duration) string {
+	if d < 10*time.Second {
+		return string(AppendMillis(nil, d)) + " ms"
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + " s"
 }
 
 // AppendMillis appends d in milliseconds with microsecond precision, as
@@ -284,4 +341,40 @@ func appendSynInfo(dst []byte, seqKey, tsKey string, si SynInfo) []byte {
 		}
 	}
 	return dst
+}
+
+// appendInts appends key, value pairs of integers.
+func appendInts(dst []byte, kv ...any) []byte {
+	for i := 0; i+1 < len(kv); i += 2 {
+		dst = append(dst, `,"`...)
+		dst = append(dst, kv[i].(string)...)
+		dst = append(dst, `":`...)
+		dst = strconv.AppendInt(dst, int64(kv[i+1].(int)), 10)
+	}
+	return dst
+}
+
+// appendMillisFields appends key, duration pairs in milliseconds.
+func appendMillisFields(dst []byte, kv ...any) []byte {
+	for i := 0; i+1 < len(kv); i += 2 {
+		dst = append(dst, `,"`...)
+		dst = append(dst, kv[i].(string)...)
+		dst = append(dst, `":`...)
+		dst = AppendMillis(dst, kv[i+1].(time.Duration))
+	}
+	return dst
+}
+
+func appendKeepalive(dst []byte, k ResolvedKeepalive) []byte {
+	dst = append(dst, `,"settings":{"idle_s":`...)
+	dst = strconv.AppendFloat(dst, k.Idle.Seconds(), 'f', -1, 64)
+	dst = append(dst, `,"interval_s":`...)
+	dst = strconv.AppendFloat(dst, k.Interval.Seconds(), 'f', -1, 64)
+	dst = append(dst, `,"probes":`...)
+	dst = strconv.AppendInt(dst, int64(k.Probes), 10)
+	dst = append(dst, `,"user_timeout_ms":`...)
+	dst = AppendMillis(dst, k.UserTimeout)
+	dst = append(dst, `,"source":`...)
+	dst = AppendJSONString(dst, k.Source)
+	return append(dst, '}')
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/events"
@@ -19,12 +20,12 @@ type SysctlSource func(netns uint32) (sysctl.Snapshot, error)
 // Explainer makes findings. Not safe for concurrent use.
 type Explainer struct {
 	source SysctlSource
-	cache  map[uint32]sysctl.Snapshot
 }
 
-// New returns an explainer reading sysctls from source, once per namespace.
+// New returns an explainer reading sysctls from source (which should cache:
+// it is asked once per finding).
 func New(source SysctlSource) *Explainer {
-	return &Explainer{source: source, cache: map[uint32]sysctl.Snapshot{}}
+	return &Explainer{source: source}
 }
 
 // Explain returns the findings an event calls for, if any.
@@ -41,6 +42,12 @@ func (x *Explainer) Explain(ev events.Event) []events.Event {
 		}
 	case *events.TimewaitOverflow:
 		return []events.Event{x.overflow(e)}
+	case *events.TimeoutAbort:
+		return []events.Event{x.timeoutAbort(e)}
+	case *events.ZeroWindowEnd:
+		if e.Probes > 0 {
+			return []events.Event{x.zeroWindow(e)}
+		}
 	}
 	return nil
 }
@@ -48,13 +55,9 @@ func (x *Explainer) Explain(ev events.Event) []events.Event {
 // sysctls reads the namespace's values of names, as numbers where they are
 // numbers and nil where the kernel has no such sysctl.
 func (x *Explainer) sysctls(netns uint32, names ...string) map[string]any {
-	snap, ok := x.cache[netns]
-	if !ok {
-		var err error
-		if snap, err = x.source(netns); err != nil {
-			snap = sysctl.Snapshot{}
-		}
-		x.cache[netns] = snap
+	snap, err := x.source(netns)
+	if err != nil {
+		snap = sysctl.Snapshot{}
 	}
 	out := map[string]any{}
 	for _, n := range names {
@@ -219,3 +222,73 @@ func (x *Explainer) overflow(e *events.TimewaitOverflow) *events.Finding {
 		"timewait_sockets_seen": e.TimewaitSockets}
 	return finding(e.Header, "timewait_overflow", msg+recycleNote(values), ev, values)
 }
+
+func (x *Explainer) timeoutAbort(e *events.TimeoutAbort) *events.Finding {
+	ev := map[string]any{"timer": e.Timer, "rule": e.Rule, "probes": e.Probes,
+		"elapsed_ms": float64(e.Elapsed.Microseconds()) / 1000}
+	elapsed := e.Elapsed.Round(time.Millisecond)
+	if e.Rule == "user_timeout" {
+		values := x.sysctls(e.Netns, "net.ipv4.tcp_retries2", "net.ipv4.tcp_keepalive_probes")
+		msg := fmt.Sprintf("The connection %s was aborted (ETIMEDOUT) by TCP_USER_TIMEOUT: the %s timer had gone "+
+			"unanswered for %s (%d probes or retransmissions), longer than the socket's user timeout allows, so the "+
+			"kernel gave up before tcp_retries2 or the keepalive probe count would have.", conn(e.Header), e.Timer, elapsed, e.Probes)
+		if e.Timer == "keepalive" {
+			ev["user_timeout_ms"] = float64(e.Settings.UserTimeout.Milliseconds())
+		}
+		return finding(e.Header, "user_timeout", msg, ev, values)
+	}
+	switch e.Timer {
+	case "keepalive":
+		k := e.Settings
+		ev["settings"] = map[string]any{"idle_s": k.Idle.Seconds(), "interval_s": k.Interval.Seconds(),
+			"probes": k.Probes, "user_timeout_ms": k.UserTimeout.Milliseconds(), "source": k.Source}
+		values := x.sysctls(e.Netns, "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes")
+		where := map[string]string{"socket": "all set on the socket (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT)",
+			"sysctl": "all from the sysctls net.ipv4.tcp_keepalive_time, _intvl and _probes",
+			"mixed":  "partly set on the socket, the rest from the net.ipv4.tcp_keepalive_* sysctls"}[k.Source]
+		msg := fmt.Sprintf("The connection %s was aborted by the keepalive timer: after %s idle the kernel sent "+
+			"keepalive probes every %s, and when %d of them in a row got no answer (%s over the probes) it sent an RST "+
+			"and returned ETIMEDOUT to the application. The settings were %s.",
+			conn(e.Header), human(k.Idle), human(k.Interval), e.Probes, elapsed, where)
+		return finding(e.Header, "keepalive_timeout", msg, ev, values)
+	case "syn":
+		values := x.sysctls(e.Netns, "net.ipv4.tcp_syn_retries")
+		msg := fmt.Sprintf("connect() to %s failed with ETIMEDOUT: the SYN was retransmitted %d times over %s with "+
+			"exponential backoff and never answered; net.ipv4.tcp_syn_retries (%v) decides how many.",
+			e.Remote, e.Probes, elapsed, values["net.ipv4.tcp_syn_retries"])
+		return finding(e.Header, "retransmit_timeout", msg, ev, values)
+	}
+	values := x.sysctls(e.Netns, "net.ipv4.tcp_retries2", "net.ipv4.tcp_orphan_retries")
+	msg := fmt.Sprintf("The connection %s was aborted (ETIMEDOUT) after %d retransmission timeouts over %s without "+
+		"an acknowledgement. net.ipv4.tcp_retries2 (%v) bounds that: the kernel turns it into a time budget of "+
+		"exponentially backed-off RTOs, and gives up when it is spent.",
+		conn(e.Header), e.Probes, elapsed, values["net.ipv4.tcp_retries2"])
+	if e.Timer == "zero_window" {
+		msg = fmt.Sprintf("The connection %s was aborted (ETIMEDOUT) while its peer kept a zero window: %d "+
+			"zero-window probes over %s went unanswered. net.ipv4.tcp_retries2 (%v) bounds them (an orphaned socket: "+
+			"tcp_orphan_retries, %v); a peer that answers the probes, even with a zero window, is never aborted this way.",
+			conn(e.Header), e.Probes, elapsed, values["net.ipv4.tcp_retries2"], values["net.ipv4.tcp_orphan_retries"])
+	}
+	return finding(e.Header, "retransmit_timeout", msg, ev, values)
+}
+
+func (x *Explainer) zeroWindow(e *events.ZeroWindowEnd) *events.Finding {
+	values := x.sysctls(e.Netns, "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_retries2")
+	var series []string
+	intervals := make([]float64, 0, len(e.Intervals))
+	for _, d := range e.Intervals {
+		series = append(series, human(d))
+		intervals = append(intervals, float64(d.Microseconds())/1000)
+	}
+	msg := fmt.Sprintf("The %d probes sent on %s while its peer's window was 0 (for %s, %s) were zero-window probes "+
+		"from the persist timer, not keepalives: they carry no data and the sequence number SND.UNA-1, exactly like a "+
+		"keepalive, which is why capture tools such as Wireshark label them \"TCP Keep-Alive\" (and the answer \"TCP "+
+		"ZeroWindow\"). The keepalive settings (tcp_keepalive_time and friends, SO_KEEPALIVE) played no part: the "+
+		"peer stopped reading and its receive buffer filled. Their spacing doubles each time (backoff): %s.",
+		e.Probes, conn(e.Header), human(e.Duration), e.How, strings.Join(series, ", "))
+	ev := map[string]any{"probes": e.Probes, "zero_window_ms": float64(e.Duration.Microseconds()) / 1000,
+		"ended": e.How, "intervals_ms": intervals}
+	return finding(e.Header, "zero_window_not_keepalive", msg, ev, values)
+}
+
+func human(d time.Duration) string { return events.HumanDuration(d) }

@@ -39,10 +39,14 @@ type Kernel struct {
 	// count in ticks.
 	HZ             int
 	twTimerHandler uint64
-	kallsymsErr    error
-	btf            *btf.Spec
-	names          decode.Names
-	states         map[events.State]uint8
+	// Handlers of a socket's keepalive and write timers, and where those
+	// timers are in the socket.
+	keepaliveTimer, writeTimer             uint64
+	keepaliveTimerOffset, writeTimerOffset uint32
+	kallsymsErr                            error
+	btf                                    *btf.Spec
+	names                                  decode.Names
+	states                                 map[events.State]uint8
 }
 
 // OpenKernel reads the kernel's release and its BTF at btfPath (the kernel's
@@ -64,7 +68,7 @@ func OpenKernel(btfPath string) (*Kernel, error) {
 	}
 	kallsymsDone := make(chan symbols, 1)
 	go func() {
-		addrs, err := kallsyms("/proc/kallsyms", "tw_timer_handler")
+		addrs, err := kallsyms("/proc/kallsyms", "tw_timer_handler", "tcp_keepalive_timer", "tcp_write_timer")
 		kallsymsDone <- symbols{addrs, err}
 	}()
 	var spec *btf.Spec
@@ -82,10 +86,14 @@ func OpenKernel(btfPath string) (*Kernel, error) {
 	if err := k.readEnums(); err != nil {
 		return nil, err
 	}
+	if err := k.readTimerOffsets(); err != nil {
+		return nil, err
+	}
 	k.HZ = readHZ(k.Release)
 	k.names.HZ = k.HZ
 	syms := <-kallsymsDone
 	k.twTimerHandler, k.kallsymsErr = syms.addrs["tw_timer_handler"], syms.err
+	k.keepaliveTimer, k.writeTimer = syms.addrs["tcp_keepalive_timer"], syms.addrs["tcp_write_timer"]
 	return k, nil
 }
 
@@ -113,7 +121,7 @@ func (k *Kernel) readEnums() error {
 		break
 	}
 	for _, s := range []events.State{events.StateClose, events.StateListen, events.StateSynSent, events.StateSynRecv,
-		events.StateFinWait1, events.StateLastAck, events.StateTimeWait, events.StateNewSynRecv} {
+		events.StateFinWait1, events.StateFinWait2, events.StateLastAck, events.StateTimeWait, events.StateNewSynRecv} {
 		if _, ok := k.states[s]; !ok {
 			return fmt.Errorf("%w: TCP state TCP_%s not found in kernel BTF", ErrHookMissing, s)
 		}
@@ -282,4 +290,59 @@ func configHZ(r io.Reader) int {
 		}
 	}
 	return 0
+}
+
+// readTimerOffsets finds a socket's keepalive and write timers: sk_timer and
+// icsk_retransmit_timer up to 6.18; icsk_keepalive_timer and
+// tcp_retransmit_timer after the late-2025 rework (being backported, so the
+// layout is what tells, not the version). Both structs start with the
+// struct sock, so an offset in either is an offset from the socket.
+func (k *Kernel) readTimerOffsets() error {
+	var err error
+	if k.keepaliveTimerOffset, err = k.firstMember([2]string{"inet_connection_sock", "icsk_keepalive_timer"},
+		[2]string{"sock", "sk_timer"}); err != nil {
+		return err
+	}
+	k.writeTimerOffset, err = k.firstMember([2]string{"sock", "tcp_retransmit_timer"},
+		[2]string{"inet_connection_sock", "icsk_retransmit_timer"})
+	return err
+}
+
+// firstMember returns the byte offset of the first {struct, member} the
+// kernel has.
+func (k *Kernel) firstMember(candidates ...[2]string) (uint32, error) {
+	for _, c := range candidates {
+		var st *btf.Struct
+		if err := k.btf.TypeByName(c[0], &st); err != nil {
+			continue
+		}
+		if off, ok := memberOffset(st.Members, c[1]); ok {
+			return off, nil
+		}
+	}
+	return 0, fmt.Errorf("kernel BTF has none of %v", candidates)
+}
+
+// memberOffset finds a member by name, looking into anonymous structs and
+// unions, and returns its offset in bytes.
+func memberOffset(members []btf.Member, name string) (uint32, bool) {
+	for _, m := range members {
+		if m.Name == name {
+			return m.Offset.Bytes(), true
+		}
+		if m.Name != "" {
+			continue
+		}
+		var inner []btf.Member
+		switch t := btf.UnderlyingType(m.Type).(type) {
+		case *btf.Struct:
+			inner = t.Members
+		case *btf.Union:
+			inner = t.Members
+		}
+		if off, ok := memberOffset(inner, name); ok {
+			return m.Offset.Bytes() + off, true
+		}
+	}
+	return 0, false
 }

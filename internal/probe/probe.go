@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -105,6 +106,19 @@ var hookSpecs = []hookSpec{
 	{group: "skb", tracepoint: "kfree_skb", optional: true, needs: needTWHandler, variants: []variant{
 		{1, bpf.TcptraceProgHandleKfreeSkb, "the RST that ends a TIME_WAIT socket early"},
 	}},
+	{group: "timer", tracepoint: "timer_expire_exit", optional: true, needs: needSocketTimers, variants: []variant{
+		{1, bpf.TcptraceProgHandleTimerExpireExit, "keepalive probes, zero-window probes, RTO and loss probes"},
+	}},
+	{group: "tcp", tracepoint: "tcp_probe", optional: true, needs: needSocketTimers, variants: []variant{
+		{2, bpf.TcptraceProgHandleTcpProbe, "a zero window reopening"},
+	}},
+}
+
+func needSocketTimers(k *Kernel) error {
+	if k.keepaliveTimer == 0 || k.writeTimer == 0 {
+		return fmt.Errorf("%w: no address for tcp_keepalive_timer or tcp_write_timer in /proc/kallsyms: %w", ErrHookMissing, k.kallsymsErr)
+	}
+	return nil
 }
 
 func needTWHandler(k *Kernel) error {
@@ -186,22 +200,9 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 			return nil, fmt.Errorf("hook %s: %w", h.Name, h.Err)
 		}
 	}
-	coll, err := load(k, cfg, hooks)
+	coll, err := loadAvailable(k, cfg, hooks)
 	if err != nil {
-		// The snapshot iterators need more of the kernel (5.11+) than the
-		// tracepoints do: trace without them rather than not at all.
-		var iterErr error
-		for i := range hooks {
-			if hooks[i].Kind == "iter" {
-				hooks[i].Err, iterErr = fmt.Errorf("load: %w", err), err
-			}
-		}
-		if iterErr == nil {
-			return nil, err
-		}
-		if coll, err = load(k, cfg, hooks); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	p := &Probe{kernel: k, coll: coll, hooks: hooks}
 	if err := p.attach(); err != nil {
@@ -214,6 +215,27 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
 	}
 	return p, nil
+}
+
+// loadAvailable loads the programs, leaving out the optional ones this kernel
+// refuses (each marked with why) rather than failing.
+func loadAvailable(k *Kernel, cfg Config, hooks []Hook) (*ebpf.Collection, error) {
+	for {
+		coll, err := load(k, cfg, hooks)
+		if err == nil {
+			return coll, nil
+		}
+		refused := false
+		for i := range hooks {
+			h := &hooks[i]
+			if h.Err == nil && h.Optional && strings.Contains(err.Error(), "program "+h.Program+":") {
+				h.Err, refused = fmt.Errorf("load: %w", err), true
+			}
+		}
+		if !refused {
+			return nil, err
+		}
+	}
 }
 
 // iterHooks are the BPF iterators of the start-of-trace snapshot.
@@ -353,22 +375,27 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 		family = unix.AF_INET6
 	}
 	vars := map[string]any{
-		bpf.TcptraceVarFilterPidCount:     uint32(len(f.PIDs)),
-		bpf.TcptraceVarFilterPids:         pids,
-		bpf.TcptraceVarFilterPortCount:    uint32(len(f.Ports)),
-		bpf.TcptraceVarFilterPorts:        ports,
-		bpf.TcptraceVarFilterNetns:        f.Netns,
-		bpf.TcptraceVarFilterFamily:       family,
-		bpf.TcptraceVarWakeupBytes:        uint32(cfg.WakeupBytes),
-		bpf.TcptraceVarTwTimerHandlerAddr: k.twTimerHandler,
-		bpf.TcptraceVarTcpClose:           k.states[events.StateClose],
-		bpf.TcptraceVarTcpListen:          k.states[events.StateListen],
-		bpf.TcptraceVarTcpSynSent:         k.states[events.StateSynSent],
-		bpf.TcptraceVarTcpSynRecv:         k.states[events.StateSynRecv],
-		bpf.TcptraceVarTcpFinWait1:        k.states[events.StateFinWait1],
-		bpf.TcptraceVarTcpLastAck:         k.states[events.StateLastAck],
-		bpf.TcptraceVarTcpTimeWait:        k.states[events.StateTimeWait],
-		bpf.TcptraceVarTcpNewSynRecv:      k.states[events.StateNewSynRecv],
+		bpf.TcptraceVarFilterPidCount:        uint32(len(f.PIDs)),
+		bpf.TcptraceVarFilterPids:            pids,
+		bpf.TcptraceVarFilterPortCount:       uint32(len(f.Ports)),
+		bpf.TcptraceVarFilterPorts:           ports,
+		bpf.TcptraceVarFilterNetns:           f.Netns,
+		bpf.TcptraceVarFilterFamily:          family,
+		bpf.TcptraceVarWakeupBytes:           uint32(cfg.WakeupBytes),
+		bpf.TcptraceVarTwTimerHandlerAddr:    k.twTimerHandler,
+		bpf.TcptraceVarTcpKeepaliveTimerAddr: k.keepaliveTimer,
+		bpf.TcptraceVarTcpWriteTimerAddr:     k.writeTimer,
+		bpf.TcptraceVarKeepaliveTimerOffset:  k.keepaliveTimerOffset,
+		bpf.TcptraceVarWriteTimerOffset:      k.writeTimerOffset,
+		bpf.TcptraceVarTcpFinWait2:           k.states[events.StateFinWait2],
+		bpf.TcptraceVarTcpClose:              k.states[events.StateClose],
+		bpf.TcptraceVarTcpListen:             k.states[events.StateListen],
+		bpf.TcptraceVarTcpSynSent:            k.states[events.StateSynSent],
+		bpf.TcptraceVarTcpSynRecv:            k.states[events.StateSynRecv],
+		bpf.TcptraceVarTcpFinWait1:           k.states[events.StateFinWait1],
+		bpf.TcptraceVarTcpLastAck:            k.states[events.StateLastAck],
+		bpf.TcptraceVarTcpTimeWait:           k.states[events.StateTimeWait],
+		bpf.TcptraceVarTcpNewSynRecv:         k.states[events.StateNewSynRecv],
 	}
 	for name, value := range vars {
 		v, ok := spec.Variables[name]

@@ -2,8 +2,8 @@ package render
 
 import (
 	"bytes"
-	"io"
 	"encoding/json"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"

@@ -130,6 +130,24 @@ func appendDetail(b []byte, ev events.Event) []byte {
 		b = append(b, "closed from "...)
 		b = append(b, e.State...)
 		b = append(b, " with no TIME_WAIT socket (tcp_max_tw_buckets reached; inferred)"...)
+	case *events.KeepaliveProbe:
+		b = fmt.Appendf(b, "keepalive probe #%d, idle %s, next in %s (idle %s, interval %s, %d probes: %s)",
+			e.Probe, human(e.Idle), human(e.Interval), human(e.Settings.Idle), human(e.Settings.Interval),
+			e.Settings.Probes, e.Settings.Source)
+	case *events.KeepaliveAck:
+		b = fmt.Appendf(b, "keepalive answered after %d probe(s) (seen at the timer's next run)", e.Probes)
+	case *events.ZeroWindowStart:
+		b = append(b, "peer window is 0: the persist timer starts probing"...)
+	case *events.ZeroWindowProbe:
+		b = fmt.Appendf(b, "zero-window probe #%d +%s (backoff %d) - not a keepalive", e.Probe, human(e.Interval), e.Backoff)
+	case *events.ZeroWindowEnd:
+		b = fmt.Appendf(b, "zero window over (%s) after %s, %d probes", e.How, human(e.Duration), e.Probes)
+	case *events.RTO:
+		what := map[string]string{"rto": "retransmission timeout", "syn": "SYN retransmission timeout", "loss_probe": "tail loss probe (TLP)"}[e.Kind]
+		b = fmt.Appendf(b, "%s, backoff %d, RTO now %s", what, e.Backoff, human(e.RTO))
+	case *events.TimeoutAbort:
+		b = fmt.Appendf(b, "connection aborted (ETIMEDOUT) by the %s timer after %d probes/retries in %s: %s",
+			e.Timer, e.Probes, human(e.Elapsed), e.Rule)
 	case *events.Summary:
 		b = appendSummary(b, e)
 	case *events.Finding:
@@ -196,15 +214,9 @@ func appendWrapped(b []byte, text, indent string, width int) []byte {
 	return b
 }
 
-// appendDuration prints a duration for people: ms below 10 s, s above.
-func appendDuration(b []byte, d time.Duration) []byte {
-	if d < 10*time.Second {
-		b = events.AppendMillis(b, d)
-		return append(b, " ms"...)
-	}
-	b = strconv.AppendFloat(b, d.Seconds(), 'f', 1, 64)
-	return append(b, " s"...)
-}
+func human(d time.Duration) string { return events.HumanDuration(d) }
+
+func appendDuration(b []byte, d time.Duration) []byte { return append(b, events.HumanDuration(d)...) }
 
 func endpoint(ap netip.AddrPort) string {
 	if !ap.IsValid() {

@@ -52,8 +52,9 @@ func Run(ctx context.Context, cfg Config) error {
 	dec := decode.New(k.Names(), probe.BootTime())
 
 	stats := render.Stats{ByType: map[events.Type]uint64{}}
-	tracker := track.New(cfg.MaxSockets, netnsGone)
-	explainer := explain.New(netnsSysctls)
+	sysctls := &sysctlCache{snaps: map[uint32]sysctl.Snapshot{}}
+	tracker := track.New(track.Options{MaxSockets: cfg.MaxSockets, NetnsGone: netnsGone, Sysctl: sysctls.value})
+	explainer := explain.New(sysctls.snapshot)
 	// show renders what the tracker made of an event, and the findings.
 	show := func(evs []events.Event) error {
 		for _, ev := range evs {
@@ -162,11 +163,37 @@ func netnsGone(inode uint32) bool {
 	return errors.Is(err, netns.ErrNotFound)
 }
 
-// netnsSysctls reads the sysctls of the network namespace with this inode.
-func netnsSysctls(inode uint32) (sysctl.Snapshot, error) {
+// sysctlCache reads each network namespace's sysctls once, when first
+// needed: they explain what the kernel did, and change rarely.
+type sysctlCache struct {
+	snaps map[uint32]sysctl.Snapshot
+}
+
+func (c *sysctlCache) snapshot(inode uint32) (sysctl.Snapshot, error) {
+	if snap, ok := c.snaps[inode]; ok {
+		return snap, nil
+	}
 	path, err := netns.Find(uint64(inode))
 	if err != nil {
 		return sysctl.Snapshot{}, err
 	}
-	return sysctl.ReadNetns(path)
+	snap, err := sysctl.ReadNetns(path)
+	if err != nil {
+		return snap, err
+	}
+	c.snaps[inode] = snap
+	return snap, nil
+}
+
+func (c *sysctlCache) value(inode uint32, name string) (int64, bool) {
+	snap, err := c.snapshot(inode)
+	if err != nil {
+		return 0, false
+	}
+	v, ok := snap.Lookup(name)
+	if !ok || !v.Present {
+		return 0, false
+	}
+	n, err := v.Int()
+	return n, err == nil
 }

@@ -24,6 +24,7 @@ const successorWindow = 3 * time.Second
 type Tracker struct {
 	maxSockets int
 	netnsGone  func(netns uint32) bool
+	sysctl     func(netns uint32, name string) (int64, bool)
 	sockets    map[uint64]*list.Element // by cookie; values are *socket
 	lru        *list.List               // least recently active at the front
 	evicted    uint64
@@ -55,6 +56,7 @@ type socket struct {
 	lastReset   time.Time
 	tw          *timewait
 	end         string // how it ended, once known
+	timers      timers
 }
 
 // timewait is the TIME_WAIT socket that follows a socket.
@@ -69,17 +71,28 @@ type timewait struct {
 	header events.Header
 }
 
-// New returns a tracker that keeps at most maxSockets histories. netnsGone
-// (may be nil) tells whether a network namespace no longer exists: a
-// TIME_WAIT socket stopped early for no visible reason in a namespace that
-// is gone was purged with it.
-func New(maxSockets int, netnsGone func(netns uint32) bool) *Tracker {
-	if maxSockets <= 0 {
-		maxSockets = DefaultMaxSockets
+// Options configure a tracker; zero values are fine.
+type Options struct {
+	// MaxSockets bounds the histories kept (DefaultMaxSockets if 0).
+	MaxSockets int
+	// NetnsGone tells whether a network namespace no longer exists: a
+	// TIME_WAIT socket stopped early for no visible reason in a namespace
+	// that is gone was purged with it.
+	NetnsGone func(netns uint32) bool
+	// Sysctl reads a namespace's sysctl (full name), for the settings the
+	// kernel applied where a socket has none of its own.
+	Sysctl func(netns uint32, name string) (int64, bool)
+}
+
+// New returns a tracker.
+func New(opts Options) *Tracker {
+	if opts.MaxSockets <= 0 {
+		opts.MaxSockets = DefaultMaxSockets
 	}
 	return &Tracker{
-		maxSockets: maxSockets,
-		netnsGone:  netnsGone,
+		maxSockets: opts.MaxSockets,
+		netnsGone:  opts.NetnsGone,
+		sysctl:     opts.Sysctl,
 		sockets:    map[uint64]*list.Element{},
 		lru:        list.New(),
 		stopped:    map[tuple]*socket{},
@@ -123,6 +136,7 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		t.out = append(t.out, ev)
 		if s := t.lookup(e.Header); s != nil {
 			s.destroyed = true
+			t.endZeroWindow(s, s.header, e.Time, "closed")
 			if s.tw == nil {
 				t.finish(s, e.Time, endOf(s))
 			}
@@ -132,6 +146,10 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		t.snapshot(e)
 	case *events.TimewaitTimer:
 		t.timewaitTimer(e)
+	case *events.TCPTimer:
+		t.tcpTimer(e)
+	case *events.WindowOpen:
+		t.windowOpen(e)
 	case *events.TimewaitRST:
 		if s := t.lookup(e.Header); s != nil && s.tw != nil && !s.tw.stopped.IsZero() {
 			t.endTimewait(s, e.Time, events.TimewaitEnd{Cause: events.CauseRST})
@@ -157,6 +175,7 @@ func (t *Tracker) Flush(now time.Time) []events.Event {
 	for e := t.lru.Front(); e != nil; {
 		next := e.Next()
 		s := e.Value.(*socket)
+		t.endZeroWindow(s, s.header, now, "tracing_stopped")
 		t.finish(s, now, "open")
 		e = next
 	}

@@ -119,7 +119,7 @@ func TestTimewaitEnds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := run(New(0, nil), tt.then(activeClose()).evs, t0.Add(time.Hour))
+			out := run(New(Options{}), tt.then(activeClose()).evs, t0.Add(time.Hour))
 			enter := only[*events.TimewaitEnter](t, out)
 			if enter.Substate != events.StateTimeWait || enter.Timeout != time.Minute {
 				t.Errorf("enter %+v", enter)
@@ -155,7 +155,7 @@ func TestTimewaitRearm(t *testing.T) {
 	s.timer(hdr(400, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0).
 		timer(hdr(400, 1, client, server, 0), events.TimerStart, events.StateTimeWait, time.Minute).
 		timer(hdr(60400, 1, client, server, 0), events.TimerExpire, events.StateTimeWait, 0)
-	out := run(New(0, nil), s.evs, t0.Add(time.Hour))
+	out := run(New(Options{}), s.evs, t0.Add(time.Hour))
 	var enters []*events.TimewaitEnter
 	for _, ev := range out {
 		if e, ok := ev.(*events.TimewaitEnter); ok {
@@ -185,7 +185,7 @@ func TestTimewaitSynAccepted(t *testing.T) {
 		state(hdr(2, 5, server, client, 20), events.StateFinWait2, events.StateClose).
 		timer(hdr(17000, 5, server, client, 0), events.TimerCancel, events.StateTimeWait, 0).
 		state(hdr(17001, 6, server, client, 20), events.StateListen, events.StateSynRecv)
-	out := run(New(0, nil), s.evs, t0.Add(time.Hour))
+	out := run(New(Options{}), s.evs, t0.Add(time.Hour))
 	end := only[*events.TimewaitEnd](t, out)
 	if end.Cause != events.CauseSynAccepted || !end.Inferred || end.Successor != 6 || end.Age != 16998*time.Millisecond {
 		t.Errorf("end %+v", end)
@@ -200,7 +200,7 @@ func TestTimewaitSynAccepted(t *testing.T) {
 func TestTimewaitOverflow(t *testing.T) {
 	s := activeClose()
 	s.evs = append(s.evs[:4], s.evs[5:]...) // no TIME_WAIT timer: none was made
-	out := run(New(0, nil), s.evs, t0.Add(time.Hour))
+	out := run(New(Options{}), s.evs, t0.Add(time.Hour))
 	o := only[*events.TimewaitOverflow](t, out)
 	if o.State != events.StateFinWait2 || o.Cookie != 1 {
 		t.Errorf("overflow %+v", o)
@@ -212,7 +212,7 @@ func TestTimewaitOverflow(t *testing.T) {
 	// Closing from FIN_WAIT2 because of an RST is no overflow.
 	s = activeClose()
 	s.evs[4] = &events.ResetReceived{Header: hdr(149, 1, client, server, 10), State: events.StateFinWait2}
-	for _, ev := range run(New(0, nil), s.evs, t0.Add(time.Hour)) {
+	for _, ev := range run(New(Options{}), s.evs, t0.Add(time.Hour)) {
 		if _, ok := ev.(*events.TimewaitOverflow); ok {
 			t.Error("an RST close reported as an overflow")
 		}
@@ -223,14 +223,14 @@ func TestPurged(t *testing.T) {
 	s := activeClose()
 	s.timer(hdr(1000, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0)
 	gone := func(netns uint32) bool { return netns == 7 }
-	out := run(New(0, gone), s.evs, t0.Add(time.Hour))
+	out := run(New(Options{NetnsGone: gone}), s.evs, t0.Add(time.Hour))
 	if end := only[*events.TimewaitEnd](t, out); end.Cause != events.CausePurged || !end.Inferred {
 		t.Errorf("end %+v, want purged", end)
 	}
 }
 
 func TestEviction(t *testing.T) {
-	tr := New(2, nil)
+	tr := New(Options{MaxSockets: 2})
 	for c := uint64(1); c <= 5; c++ {
 		tr.Process(&events.StateChange{Header: hdr(int(c), c, client, server, 1), Old: events.StateClose, New: events.StateSynSent})
 	}
@@ -251,7 +251,7 @@ func TestPassThroughAndPassiveClose(t *testing.T) {
 		state(hdr(300, 3, server, client, 20), events.StateCloseWait, events.StateLastAck).
 		state(hdr(301, 3, server, client, 20), events.StateLastAck, events.StateClose).
 		add(&events.Destroy{Header: hdr(301, 3, server, client, 20), State: events.StateClose})
-	out := run(New(0, nil), s.evs, t0.Add(time.Hour))
+	out := run(New(Options{}), s.evs, t0.Add(time.Hour))
 	if len(out) != len(s.evs)+1 {
 		t.Fatalf("%d events out, want the %d in plus a summary", len(out), len(s.evs))
 	}

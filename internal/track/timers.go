@@ -1,0 +1,188 @@
+package track
+
+import (
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// timers is what a socket's keepalive and write timers have done lately.
+type timers struct {
+	keepaliveProbes int       // probes sent and not yet answered
+	firstKeepalive  time.Time // the first of them
+	zeroWindow      *zeroWindow
+	retransmits     int       // RTO expiries in a row
+	firstRTO        time.Time // the first of them
+}
+
+// zeroWindow is an episode of zero-window probing.
+type zeroWindow struct {
+	start     time.Time
+	probes    int
+	intervals []time.Duration
+}
+
+// tcpTimer turns one run of a socket's timer into what it means.
+func (t *Tracker) tcpTimer(e *events.TCPTimer) {
+	s := t.lookup(e.Header)
+	if s == nil {
+		return
+	}
+	h := e.Header
+	h.Owner = s.header.Owner // the kernel reports it only under --pid
+	aborted := e.State == events.StateClose && e.StateBefore != events.StateClose
+	switch e.Kind {
+	case events.TimerKeepalive:
+		t.keepaliveTimer(s, h, e, aborted)
+	case events.TimerWrite:
+		t.writeTimer(s, h, e, aborted)
+	}
+}
+
+func (t *Tracker) keepaliveTimer(s *socket, h events.Header, e *events.TCPTimer, aborted bool) {
+	settings := t.keepaliveSettings(h.Netns, e)
+	if e.ProbesBefore == 0 && s.timers.keepaliveProbes > 0 {
+		t.out = append(t.out, &events.KeepaliveAck{Header: h, Probes: s.timers.keepaliveProbes})
+		s.timers.keepaliveProbes = 0
+	}
+	if e.ProbesAfter > e.ProbesBefore {
+		if s.timers.keepaliveProbes == 0 {
+			s.timers.firstKeepalive = e.Entry
+		}
+		s.timers.keepaliveProbes = e.ProbesAfter
+		t.out = append(t.out, &events.KeepaliveProbe{Header: h, Probe: e.ProbesAfter, Idle: e.Idle,
+			Interval: e.Next, Settings: settings})
+	}
+	if aborted {
+		rule := "keepalive_probes"
+		if settings.UserTimeout > 0 && e.Idle >= settings.UserTimeout {
+			rule = "user_timeout"
+		}
+		t.out = append(t.out, &events.TimeoutAbort{Header: h, Timer: "keepalive", Rule: rule,
+			Probes: max(e.ProbesBefore, e.ProbesAfter), Elapsed: sinceOrZero(e.Time, s.timers.firstKeepalive),
+			Settings: settings})
+	}
+}
+
+func (t *Tracker) writeTimer(s *socket, h events.Header, e *events.TCPTimer, aborted bool) {
+	userTimeout := e.Settings.UserTimeout
+	switch e.Pending {
+	case events.PendingProbe0:
+		zw := s.timers.zeroWindow
+		if zw == nil {
+			zw = &zeroWindow{start: e.Entry}
+			s.timers.zeroWindow = zw
+			start := &events.ZeroWindowStart{Header: h}
+			start.Time = e.Entry
+			t.out = append(t.out, start)
+		}
+		if e.ProbesAfter > e.ProbesBefore {
+			zw.probes++
+			zw.intervals = append(zw.intervals, e.Next)
+			t.out = append(t.out, &events.ZeroWindowProbe{Header: h, Probe: e.ProbesAfter, Backoff: e.Backoff, Interval: e.Next})
+		}
+		if aborted {
+			rule := "tcp_retries2"
+			if userTimeout > 0 {
+				rule = "user_timeout"
+			}
+			t.out = append(t.out, &events.TimeoutAbort{Header: h, Timer: "zero_window", Rule: rule,
+				Probes: max(e.ProbesBefore, e.ProbesAfter), Elapsed: e.Time.Sub(zw.start)})
+			t.endZeroWindow(s, h, e.Time, "aborted")
+		}
+	case events.PendingRetransmit, events.PendingLossProbe:
+		kind := "rto"
+		switch {
+		case e.Pending == events.PendingLossProbe:
+			kind = "loss_probe"
+		case e.StateBefore == events.StateSynSent:
+			kind = "syn"
+		}
+		if kind != "loss_probe" {
+			if s.timers.retransmits == 0 {
+				s.timers.firstRTO = e.Entry
+			}
+			s.timers.retransmits++
+		}
+		t.out = append(t.out, &events.RTO{Header: h, Kind: kind, Backoff: e.Backoff, RTO: e.RTO})
+		if aborted {
+			timer, rule := "retransmit", "tcp_retries2"
+			if kind == "syn" {
+				timer, rule = "syn", "tcp_syn_retries"
+			}
+			if userTimeout > 0 && e.Time.Sub(s.timers.firstRTO) >= userTimeout {
+				rule = "user_timeout"
+			}
+			t.out = append(t.out, &events.TimeoutAbort{Header: h, Timer: timer, Rule: rule,
+				Probes: s.timers.retransmits, Elapsed: sinceOrZero(e.Time, s.timers.firstRTO)})
+		}
+	}
+}
+
+// windowOpen ends a zero-window episode: the peer's window opened.
+func (t *Tracker) windowOpen(e *events.WindowOpen) {
+	if s := t.lookup(e.Header); s != nil && s.timers.zeroWindow != nil {
+		h := e.Header
+		h.Owner = s.header.Owner
+		t.endZeroWindow(s, h, e.Time, "reopened")
+	}
+}
+
+func (t *Tracker) endZeroWindow(s *socket, h events.Header, at time.Time, how string) {
+	zw := s.timers.zeroWindow
+	if zw == nil {
+		return
+	}
+	end := &events.ZeroWindowEnd{Header: h, How: how, Duration: at.Sub(zw.start), Probes: zw.probes,
+		Intervals: zw.intervals}
+	end.Time = at
+	t.out = append(t.out, end)
+	s.timers.zeroWindow = nil
+}
+
+// keepaliveSettings resolves what applied: the socket's own options where
+// it set them, else the namespace's sysctls.
+func (t *Tracker) keepaliveSettings(netns uint32, e *events.TCPTimer) events.ResolvedKeepalive {
+	r := events.ResolvedKeepalive{UserTimeout: e.Settings.UserTimeout}
+	own := 0
+	pick := func(socket time.Duration, sysctl string) time.Duration {
+		if socket > 0 {
+			own++
+			return socket
+		}
+		v, _ := t.lookupSysctl(netns, sysctl)
+		return time.Duration(v) * time.Second
+	}
+	r.Idle = pick(e.Settings.Idle, "net.ipv4.tcp_keepalive_time")
+	r.Interval = pick(e.Settings.Interval, "net.ipv4.tcp_keepalive_intvl")
+	if e.Settings.Probes > 0 {
+		own++
+		r.Probes = e.Settings.Probes
+	} else {
+		v, _ := t.lookupSysctl(netns, "net.ipv4.tcp_keepalive_probes")
+		r.Probes = int(v)
+	}
+	switch own {
+	case 0:
+		r.Source = "sysctl"
+	case 3:
+		r.Source = "socket"
+	default:
+		r.Source = "mixed"
+	}
+	return r
+}
+
+func (t *Tracker) lookupSysctl(netns uint32, name string) (int64, bool) {
+	if t.sysctl == nil {
+		return 0, false
+	}
+	return t.sysctl(netns, name)
+}
+
+func sinceOrZero(now, since time.Time) time.Duration {
+	if since.IsZero() {
+		return 0
+	}
+	return now.Sub(since)
+}
