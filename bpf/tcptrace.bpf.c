@@ -603,12 +603,27 @@ static __always_inline const struct inet_timewait_sock *timer_tw(const struct ti
 	return (const void *)timer - bpf_core_field_offset(struct inet_timewait_sock, tw_timer);
 }
 
-static __always_inline void read_tw_id(const struct inet_timewait_sock *tw, struct sock_id *id)
+/*
+ * A socket's identity and addresses through probe reads, for sockets reached
+ * by address (from their timer), which the verifier cannot follow.
+ */
+static __always_inline void read_common_id(const struct sock_common *skc, struct sock_id *id)
 {
-	id->family = BPF_CORE_READ(tw, __tw_common.skc_family);
-	id->netns = BPF_CORE_READ(tw, __tw_common.skc_net.net, ns.inum);
-	id->sport = BPF_CORE_READ(tw, __tw_common.skc_num);
-	id->dport = bpf_ntohs(BPF_CORE_READ(tw, __tw_common.skc_dport));
+	id->family = BPF_CORE_READ(skc, skc_family);
+	id->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
+	id->sport = BPF_CORE_READ(skc, skc_num);
+	id->dport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+}
+
+static __always_inline void read_common_addrs(const struct sock_common *skc, struct event *e)
+{
+	if (e->family == 4) {
+		BPF_CORE_READ_INTO((__be32 *)e->saddr, skc, skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__be32 *)e->daddr, skc, skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO((struct in6_addr *)e->saddr, skc, skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)e->daddr, skc, skc_v6_daddr);
+	}
 }
 
 /*
@@ -628,13 +643,7 @@ static __always_inline struct event *new_tw_event(__u8 type, const struct inet_t
 		return NULL;
 	e->cookie = cookie;
 	e->substate = BPF_CORE_READ(tw, tw_substate);
-	if (e->family == 4) {
-		BPF_CORE_READ_INTO((__be32 *)e->saddr, tw, __tw_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__be32 *)e->daddr, tw, __tw_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO((struct in6_addr *)e->saddr, tw, __tw_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO((struct in6_addr *)e->daddr, tw, __tw_common.skc_v6_daddr);
-	}
+	read_common_addrs(&tw->__tw_common, e);
 	return e;
 }
 
@@ -760,11 +769,8 @@ int BPF_PROG(handle_timer_expire_exit, struct timer_list *timer)
 		return 0; /* nothing pending, or a reordering timeout */
 	}
 
-	id.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	id.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-	id.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	id.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (!id.sport)
+	read_common_id(&sk->__sk_common, &id);
+	if (!id.sport) /* an aborted socket has let its port go */
 		id.sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	if (filter_pid_count)
@@ -775,13 +781,7 @@ int BPF_PROG(handle_timer_expire_exit, struct timer_list *timer)
 	if (!e)
 		return 0;
 	e->cookie = cookie;
-	if (e->family == 4) {
-		BPF_CORE_READ_INTO((__be32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__be32 *)e->daddr, sk, __sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO((struct in6_addr *)e->saddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO((struct in6_addr *)e->daddr, sk, __sk_common.skc_v6_daddr);
-	}
+	read_common_addrs(&sk->__sk_common, e);
 	now_j = bpf_jiffies64();
 	e->old_state = slot->state_before;
 	e->timer.entry_ns = slot->entry_ns;
@@ -855,7 +855,7 @@ int BPF_PROG(handle_timer_start, struct timer_list *timer)
 	if (!tw)
 		return 0;
 	cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
-	read_tw_id(tw, &id);
+	read_common_id(&tw->__tw_common, &id);
 	e = new_tw_event(EVENT_TW_START, tw, cookie, &id, tw_owner_of(cookie, true));
 	if (!e)
 		return 0;
@@ -877,7 +877,7 @@ int BPF_PROG(handle_timer_expire, struct timer_list *timer)
 		return 0;
 	}
 	cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
-	read_tw_id(tw, &id);
+	read_common_id(&tw->__tw_common, &id);
 	e = new_tw_event(EVENT_TW_EXPIRE, tw, cookie, &id, tw_owner_of(cookie, false));
 	if (e)
 		submit(e);
@@ -907,7 +907,7 @@ int BPF_PROG(handle_timer_cancel, struct timer_list *timer)
 	slot = bpf_map_lookup_elem(&tw_cancels, &zero);
 	if (!slot)
 		return 0;
-	read_tw_id(tw, &slot->id);
+	read_common_id(&tw->__tw_common, &slot->id);
 	o = tw_owner_of(cookie, false);
 	e = new_tw_event(EVENT_TW_CANCEL, tw, cookie, &slot->id, o);
 	if (!e)

@@ -236,6 +236,16 @@ func (ns *netns) client(t *testing.T, host string, port int) *actor {
 	return a
 }
 
+// connected starts a listener on host and a client connected to it, and
+// has the listener accept: a server and a client process, one connection.
+func (ns *netns) connected(t *testing.T, host string) (srv, cli *actor) {
+	t.Helper()
+	srv = ns.listener(t, host)
+	cli = ns.client(t, host, srv.port)
+	srv.do("accept")
+	return srv, cli
+}
+
 func (a *actor) readLine() string {
 	a.t.Helper()
 	if !a.lines.Scan() {

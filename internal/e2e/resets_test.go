@@ -51,9 +51,7 @@ func TestResets(t *testing.T) {
 			t.Run(fam.name+"/"+tt.name, func(t *testing.T) {
 				ns := newNetns(t)
 				tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
-				srv := ns.listener(t, fam.loopback)
-				cli := ns.client(t, fam.loopback, srv.port)
-				srv.do("accept")
+				srv, cli := ns.connected(t, fam.loopback)
 				before := ns.counters(t)
 				sender, receiver := tt.abort(srv, cli)
 				settle()
@@ -147,9 +145,7 @@ func TestRetransmits(t *testing.T) {
 		t.Run(fam.name, func(t *testing.T) {
 			ns := newNetns(t)
 			tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
-			srv := ns.listener(t, fam.loopback)
-			cli := ns.client(t, fam.loopback, srv.port)
-			srv.do("accept")
+			srv, cli := ns.connected(t, fam.loopback)
 			before := ns.counters(t)
 			// Drop on input: a drop on output fails the send locally, and
 			// failed retransmits are neither counted nor reported.
