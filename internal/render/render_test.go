@@ -92,10 +92,10 @@ func TestText(t *testing.T) {
 		}
 	}
 	r.Stats(Stats{Events: 3, Duration: time.Second})
-	want := `TIME             EVENT           PID      COMM             LOCAL                  REMOTE                 DETAIL
-18:38:21.343312  state           5922     curl             127.0.0.1:35900        127.0.0.1:9000         FIN_WAIT1 -> FIN_WAIT2 (after 42.5 ms in FIN_WAIT1)
-18:38:21.343312  reset_sent      -        ?                127.0.0.1:9000         127.0.0.1:35900        in ESTABLISHED, reason TCP_ABORT_ON_CLOSE
-18:38:21.343312  state           77       server           127.0.0.1:9000         127.0.0.1:35900        ESTABLISHED -> CLOSE_WAIT (after 12.0 s in ESTABLISHED)
+	want := `TIME             EVENT              PID      COMM             LOCAL                  REMOTE                 DETAIL
+18:38:21.343312  state              5922     curl             127.0.0.1:35900        127.0.0.1:9000         FIN_WAIT1 -> FIN_WAIT2 (after 42.5 ms in FIN_WAIT1)
+18:38:21.343312  reset_sent         -        ?                127.0.0.1:9000         127.0.0.1:35900        in ESTABLISHED, reason TCP_ABORT_ON_CLOSE
+18:38:21.343312  state              77       server           127.0.0.1:9000         127.0.0.1:35900        ESTABLISHED -> CLOSE_WAIT (after 12.0 s in ESTABLISHED)
 `
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)

@@ -25,7 +25,7 @@ type Text struct {
 
 const (
 	timeWidth = 15
-	typeWidth = 14
+	typeWidth = 17
 	pidWidth  = 7
 	commWidth = 15
 )

@@ -262,6 +262,10 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	case e.New == events.StateClose && s.closedBy == "" && !s.lastReset.IsZero():
 		s.closedBy = "reset"
 	}
+	// Whoever closed first, an RST just before CLOSE is how it ended.
+	if e.New == events.StateClose && s.end == "" && !s.lastReset.IsZero() && e.Time.Sub(s.lastReset) < time.Second {
+		s.end = "reset"
+	}
 
 	// A new connection on a 4-tuple whose TIME_WAIT socket was just stopped
 	// is why it was stopped.
