@@ -107,6 +107,11 @@ enum sock_flags {
 	SOCK_KEEPOPEN = 3,
 };
 
+struct request_sock {
+	struct sock_common __req_common;
+	__u8 num_retrans;
+};
+
 struct inet_sock {
 	struct sock sk;
 	__be16 inet_sport;

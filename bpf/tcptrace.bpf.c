@@ -844,6 +844,33 @@ int BPF_PROG(handle_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	return 0;
 }
 
+/*
+ * A SYN-ACK retransmitted for a request sock (a connection not yet
+ * accepted: it has no full socket, no storage, and the listener's owner).
+ */
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(handle_retransmit_synack, const struct sock *sk, const struct request_sock *req)
+{
+	struct sock_info *info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
+	struct owner *o = info && info->owner.tgid ? &info->owner : NULL;
+	struct sock_id id = {};
+	struct event *e;
+
+	id.family = req->__req_common.skc_family;
+	id.netns = req->__req_common.skc_net.net->ns.inum;
+	id.sport = req->__req_common.skc_num;
+	id.dport = bpf_ntohs(req->__req_common.skc_dport);
+	if (!id_wanted(&id) || !owner_wanted(o))
+		return 0;
+	e = new_event(EVENT_RETRANSMIT, NULL, false, &id, o, tcp_new_syn_recv);
+	if (!e)
+		return 0;
+	e->cookie = bpf_get_socket_cookie((void *)req);
+	read_common_addrs(&req->__req_common, e);
+	submit(e);
+	return 0;
+}
+
 SEC("tp_btf/timer_start")
 int BPF_PROG(handle_timer_start, struct timer_list *timer)
 {

@@ -163,6 +163,7 @@ const (
 	TcptraceProgHandleReceiveReset      = "handle_receive_reset"
 	TcptraceProgHandleRetransmit        = "handle_retransmit"
 	TcptraceProgHandleRetransmitNoerr   = "handle_retransmit_noerr"
+	TcptraceProgHandleRetransmitSynack  = "handle_retransmit_synack"
 	TcptraceProgHandleSendReset         = "handle_send_reset"
 	TcptraceProgHandleSendResetNoreason = "handle_send_reset_noreason"
 	TcptraceProgHandleSetState          = "handle_set_state"
@@ -247,6 +248,7 @@ type TcptraceProgramSpecs struct {
 	HandleReceiveReset      *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
 	HandleRetransmit        *ebpf.ProgramSpec `ebpf:"handle_retransmit"`
 	HandleRetransmitNoerr   *ebpf.ProgramSpec `ebpf:"handle_retransmit_noerr"`
+	HandleRetransmitSynack  *ebpf.ProgramSpec `ebpf:"handle_retransmit_synack"`
 	HandleSendReset         *ebpf.ProgramSpec `ebpf:"handle_send_reset"`
 	HandleSendResetNoreason *ebpf.ProgramSpec `ebpf:"handle_send_reset_noreason"`
 	HandleSetState          *ebpf.ProgramSpec `ebpf:"handle_set_state"`
@@ -387,6 +389,7 @@ type TcptracePrograms struct {
 	HandleReceiveReset      *ebpf.Program `ebpf:"handle_receive_reset"`
 	HandleRetransmit        *ebpf.Program `ebpf:"handle_retransmit"`
 	HandleRetransmitNoerr   *ebpf.Program `ebpf:"handle_retransmit_noerr"`
+	HandleRetransmitSynack  *ebpf.Program `ebpf:"handle_retransmit_synack"`
 	HandleSendReset         *ebpf.Program `ebpf:"handle_send_reset"`
 	HandleSendResetNoreason *ebpf.Program `ebpf:"handle_send_reset_noreason"`
 	HandleSetState          *ebpf.Program `ebpf:"handle_set_state"`
@@ -406,6 +409,7 @@ func (p *TcptracePrograms) Close() error {
 		p.HandleReceiveReset,
 		p.HandleRetransmit,
 		p.HandleRetransmitNoerr,
+		p.HandleRetransmitSynack,
 		p.HandleSendReset,
 		p.HandleSendResetNoreason,
 		p.HandleSetState,

@@ -272,3 +272,52 @@ func TestSynRetries(t *testing.T) {
 		t.Errorf("syn RTOs %d, timeout_abort %+v; want SYN retries then an abort by tcp_syn_retries", syn, abort)
 	}
 }
+
+// TestSynAckRetries: SYN-ACKs that never arrive are retransmitted by the
+// listener (tcp_synack_retries), while the client retransmits its SYN.
+func TestSynAckRetries(t *testing.T) {
+	ns := newNetns(t)
+	ns.sysctl(t, "net.ipv4.tcp_syn_retries", "1")
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	srv := ns.listener(t, "127.0.0.1")
+	ns.nft(t, fmt.Sprintf(`table inet tcptrace_e2e {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		tcp sport %d tcp flags & (syn | ack) == syn | ack drop
+	}
+}`, srv.port))
+	before := ns.counters(t)
+	cli := ns.startActor(t)
+	if line := cli.try("connect " + addr("127.0.0.1", srv.port)); !strings.Contains(line, "timed out") {
+		t.Errorf("connect: %s, want timed out", line)
+	}
+	after := ns.counters(t)
+	tr.stop()
+	var synack, syn, synackRTO int
+	for line := range strings.SplitSeq(strings.TrimSpace(tr.stdout.String()), "\n") {
+		var e struct {
+			timerEvent
+			State string `json:"state"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case e.Type == "retransmit" && e.State == "NEW_SYN_RECV":
+			synack++
+			if e.PID != srv.pid || e.Sport != srv.port {
+				t.Errorf("SYN-ACK retransmission %+v, want the listener's port %d and owner %d", e, srv.port, srv.pid)
+			}
+		case e.Type == "retransmit" && e.State == "SYN_SENT":
+			syn++
+		case e.Type == "rto" && e.Kind == "synack":
+			synackRTO++
+		}
+	}
+	if d := after["TcpExt.TCPSynRetrans"] - before["TcpExt.TCPSynRetrans"]; synack == 0 || syn == 0 || d != int64(synack+syn) {
+		t.Errorf("TCPSynRetrans delta %d; SYN-ACK retransmissions %d, SYN ones %d: want both, adding up", d, synack, syn)
+	}
+	if synackRTO != synack {
+		t.Errorf("%d synack rto events for %d SYN-ACK retransmissions", synackRTO, synack)
+	}
+}

@@ -84,6 +84,9 @@ var hookSpecs = []hookSpec{
 		{3, bpf.TcptraceProgHandleRetransmit, "with err: failed retransmits skipped"},
 		{2, bpf.TcptraceProgHandleRetransmitNoerr, "without err: fires only for sent retransmits"},
 	}},
+	{group: "tcp", tracepoint: "tcp_retransmit_synack", optional: true, variants: []variant{
+		{2, bpf.TcptraceProgHandleRetransmitSynack, "SYN-ACKs retransmitted for connections not yet accepted"},
+	}},
 	{group: "tcp", tracepoint: "tcp_send_reset", variants: []variant{
 		{3, bpf.TcptraceProgHandleSendReset, "with enum sk_rst_reason"},
 		{2, bpf.TcptraceProgHandleSendResetNoreason, "without a reason argument (kernel < 6.10)"},

@@ -143,7 +143,8 @@ func appendDetail(b []byte, ev events.Event) []byte {
 	case *events.ZeroWindowEnd:
 		b = fmt.Appendf(b, "zero window over (%s) after %s, %d probes", e.How, human(e.Duration), e.Probes)
 	case *events.RTO:
-		what := map[string]string{"rto": "retransmission timeout", "syn": "SYN retransmission timeout", "loss_probe": "tail loss probe (TLP)"}[e.Kind]
+		what := map[string]string{"rto": "retransmission timeout", "syn": "SYN retransmission timeout",
+			"synack": "SYN-ACK retransmission timeout", "loss_probe": "tail loss probe (TLP)"}[e.Kind]
 		b = fmt.Appendf(b, "%s, backoff %d, RTO now %s", what, e.Backoff, human(e.RTO))
 	case *events.TimeoutAbort:
 		b = fmt.Appendf(b, "connection aborted (ETIMEDOUT) by the %s timer after %d probes/retries in %s: %s",

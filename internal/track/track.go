@@ -120,6 +120,11 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		if s := t.lookup(e.Header); s != nil {
 			s.retransmits++
 		}
+		// A request sock has no timer of its own to see: its SYN-ACK
+		// retransmission is its retransmission timeout.
+		if e.State == events.StateNewSynRecv {
+			t.out = append(t.out, &events.RTO{Header: e.Header, Kind: "synack"})
+		}
 	case *events.ResetSent:
 		t.out = append(t.out, ev)
 		if s := t.lookup(e.Header); s != nil && !e.NoSocket {
