@@ -35,7 +35,13 @@ func main() {
 	reps := flag.Int("reps", 7, "traced/untraced pairs")
 	runFor := flag.Duration("duration", 2*time.Second, "length of each load run")
 	compare := flag.String("compare", "", "another tracer command to measure the same way, e.g. tcpstates-bpfcc")
+	sink := flag.String("sink", "file", "where tcptrace's output goes: file (JSON lines to a file) or null (text to /dev/null)")
 	flag.Parse()
+	if *sink != "file" && *sink != "null" {
+		fmt.Fprintln(os.Stderr, "bench: -sink is file or null")
+		os.Exit(2)
+	}
+	toNull = *sink == "null"
 	if err := bench(*tracer, *compare, *reps, *runFor); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -69,8 +75,12 @@ func bench(tracer, compare string, reps int, runFor time.Duration) error {
 			case "untraced":
 				r, err = runOnce(nil, runFor)
 			case "tcptrace":
+				format := "json"
+				if toNull {
+					format = "text"
+				}
 				r, err = runOnce(func(netns uint64) *exec.Cmd {
-					return exec.Command(tracer, "--netns", fmt.Sprint(netns), "-o", "json")
+					return exec.Command(tracer, "--netns", fmt.Sprint(netns), "-o", format)
 				}, runFor)
 			default:
 				r, err = runOnce(func(uint64) *exec.Cmd { return exec.Command("sh", "-c", v) }, runFor)
@@ -114,7 +124,13 @@ func summary(xs []float64, format string) string {
 	return fmt.Sprintf(format+" ["+format+"-"+format+"]", med, s[0], s[len(s)-1])
 }
 
-var statsLine = regexp.MustCompile(`"type":"stats","events":(\d+),"lost":(\d+)`)
+var (
+	statsLine   = regexp.MustCompile(`"type":"stats","events":(\d+),"lost":(\d+)`)
+	textSummary = regexp.MustCompile(`(\d+) events in \S+, (\d+) lost`)
+	// toNull sends tcptrace's output (as text) to /dev/null, to measure the
+	// tracer without the cost of storing what it writes.
+	toNull bool
+)
 
 // runOnce makes a namespace, starts the tracer (if any) and the load in it.
 func runOnce(tracerCmd func(netns uint64) *exec.Cmd, runFor time.Duration) (result, error) {
@@ -151,11 +167,13 @@ func runOnce(tracerCmd func(netns uint64) *exec.Cmd, runFor time.Duration) (resu
 			return r, err
 		}
 		defer outFile.Close()
-		tr.Stdout = outFile
+		tr.Stdout, tr.Stderr = outFile, os.Stderr
+		if isTcptrace && toNull {
+			tr.Stdout, tr.Stderr = nil, outFile // exec's nil is /dev/null
+		}
 		if isTcptrace {
 			tr.Args = append(tr.Args, "--ready-file", ready)
 		}
-		tr.Stderr = os.Stderr
 		start := time.Now()
 		if err := tr.Start(); err != nil {
 			return r, err
@@ -216,7 +234,11 @@ func countOutput(f *os.File) (events, lost int64, err error) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		events++
-		if m := statsLine.FindSubmatch(sc.Bytes()); m != nil {
+		m := statsLine.FindSubmatch(sc.Bytes())
+		if m == nil {
+			m = textSummary.FindSubmatch(sc.Bytes())
+		}
+		if m != nil {
 			events, _ = strconv.ParseInt(string(m[1]), 10, 64)
 			lost, _ = strconv.ParseInt(string(m[2]), 10, 64)
 			return events, lost, nil
