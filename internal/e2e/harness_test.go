@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/tcptrace/tcptrace/internal/privtest"
 	"io"
 	"os"
 	"os/exec"
@@ -69,20 +70,9 @@ func installTracer(dst string) error {
 	return os.WriteFile(dst, data, 0o755)
 }
 
-// requireRoot skips when not root, unless TCPTRACE_REQUIRE_PRIVILEGED=1 (set
-// by `make test` and CI), where a missing privilege is a failure.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("privileged test skipped in -short mode")
-	}
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("TCPTRACE_REQUIRE_PRIVILEGED") == "1" {
-		t.Fatal("privileged test run as non-root: run the suite with sudo")
-	}
-	t.Skip("needs root: run with sudo (make test)")
+	privtest.RequireRoot(t)
 }
 
 // netns is a network namespace made for one scenario.
@@ -169,6 +159,14 @@ func (ns *netns) counters(t *testing.T) map[string]int64 {
 		t.Fatalf("no Tcp counters in:\n%s", out)
 	}
 	return counters
+}
+
+// wantDelta checks that a kernel counter moved by want between two readings.
+func wantDelta(t *testing.T, before, after map[string]int64, counter string, want int64) {
+	t.Helper()
+	if d := after[counter] - before[counter]; d != want {
+		t.Errorf("%s delta %d, want %d", counter, d, want)
+	}
 }
 
 // actor is a TCP peer process (see runActor) inside a namespace.

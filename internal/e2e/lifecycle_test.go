@@ -61,9 +61,7 @@ func TestClientClosesFirst(t *testing.T) {
 				t.Errorf("accepted socket summary %+v, want SYN_RECV..LAST_ACK, closed by peer, end closed", sum)
 			}
 			for _, c := range []string{"Tcp.ActiveOpens", "Tcp.PassiveOpens"} {
-				if d := after[c] - before[c]; d != 1 {
-					t.Errorf("%s delta %d, want 1", c, d)
-				}
+				wantDelta(t, before, after, c, 1)
 			}
 		})
 	}

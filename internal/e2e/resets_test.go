@@ -78,12 +78,8 @@ func TestResets(t *testing.T) {
 				if len(got) != 1 || got[0].Sport != receiver.port || got[0].PID != receiver.pid || got[0].State != "ESTABLISHED" {
 					t.Errorf("reset_received %+v, want one on port %d pid %d in ESTABLISHED", got, receiver.port, receiver.pid)
 				}
-				if d := after["Tcp.OutRsts"] - before["Tcp.OutRsts"]; d != int64(len(sent)) {
-					t.Errorf("Tcp.OutRsts delta %d, reset_sent events %d", d, len(sent))
-				}
-				if d := after[tt.counter] - before[tt.counter]; d != 1 {
-					t.Errorf("%s delta %d, want 1", tt.counter, d)
-				}
+				wantDelta(t, before, after, "Tcp.OutRsts", int64(len(sent)))
+				wantDelta(t, before, after, tt.counter, 1)
 				// Both sockets end in CLOSE straight from ESTABLISHED.
 				for _, a := range []*actor{sender, receiver} {
 					sock := socketWith(evs, func(e event) bool { return e.Sport == a.port && e.Dport != 0 })
@@ -131,9 +127,7 @@ func TestResetForNoSocket(t *testing.T) {
 			if len(got) != 1 || got[0].PID != cli.pid || got[0].State != "SYN_SENT" || got[0].Dport != closedPort {
 				t.Errorf("reset_received %+v, want one for pid %d in SYN_SENT", got, cli.pid)
 			}
-			if d := after["Tcp.OutRsts"] - before["Tcp.OutRsts"]; d != 1 {
-				t.Errorf("Tcp.OutRsts delta %d, want 1", d)
-			}
+			wantDelta(t, before, after, "Tcp.OutRsts", 1)
 		})
 	}
 }
@@ -167,9 +161,7 @@ func TestRetransmits(t *testing.T) {
 			if len(rtx) < 3 {
 				t.Errorf("%d retransmit events, want at least 3", len(rtx))
 			}
-			if d := after["Tcp.RetransSegs"] - before["Tcp.RetransSegs"]; d != int64(len(rtx)) {
-				t.Errorf("Tcp.RetransSegs delta %d, retransmit events %d", d, len(rtx))
-			}
+			wantDelta(t, before, after, "Tcp.RetransSegs", int64(len(rtx)))
 			for _, e := range rtx {
 				if e.Sport != cli.port || e.Dport != srv.port || e.PID != cli.pid || e.State != "ESTABLISHED" {
 					t.Errorf("retransmit %+v, want from client port %d pid %d in ESTABLISHED", e, cli.port, cli.pid)

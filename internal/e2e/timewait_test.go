@@ -106,9 +106,7 @@ func TestTimewaitOrphanExpires(t *testing.T) {
 		t.Errorf("timewait_end %+v, want expired after about 2000 ms, not inferred, pid %d", end, cli.pid)
 	}
 	// A TIME_WAIT socket that lived 4 s or less is counted as killed.
-	if d := after["TcpExt.TWKilled"] - before["TcpExt.TWKilled"]; d != 1 {
-		t.Errorf("TWKilled delta %d, want 1", d)
-	}
+	wantDelta(t, before, after, "TcpExt.TWKilled", 1)
 	sum := one(t, client, "summary")
 	if sum.End != "timewait_expired" || sum.ClosedBy != "local" {
 		t.Errorf("summary %+v, want timewait_expired, closed by local", sum)
@@ -134,9 +132,7 @@ func TestTimewaitConnectReuse(t *testing.T) {
 	after := ns.counters(t)
 	evs := tr.stop()
 
-	if d := after["TcpExt.TWRecycled"] - before["TcpExt.TWRecycled"]; d != 1 {
-		t.Errorf("TWRecycled delta %d, want 1", d)
-	}
+	wantDelta(t, before, after, "TcpExt.TWRecycled", 1)
 	end := one(t, evs, "timewait_end")
 	successor := socketWith(evs, func(e event) bool { return e.NewState == "SYN_SENT" && e.PID == again.pid })
 	if end.Cause != "connect_reuse" || !end.Inferred || end.Sport != port || len(successor) == 0 ||
@@ -197,9 +193,7 @@ func TestTimewaitSynAccepted(t *testing.T) {
 		t.Errorf("evidence %v: want the SYN's sequence and timestamp compared, one of them newer", f.Evidence)
 	}
 	// The passive side's reuse is not a TWRecycled.
-	if d := after["TcpExt.TWRecycled"] - before["TcpExt.TWRecycled"]; d != 0 {
-		t.Errorf("TWRecycled delta %d, want 0", d)
-	}
+	wantDelta(t, before, after, "TcpExt.TWRecycled", 0)
 }
 
 // TestTimewaitRST: a late SYN from the closed server's side makes the
@@ -229,9 +223,7 @@ func TestTimewaitRST(t *testing.T) {
 					noSocket++
 				}
 			}
-			if d := after["Tcp.OutRsts"] - before["Tcp.OutRsts"]; d != 1 {
-				t.Errorf("Tcp.OutRsts delta %d, want 1 (the server's RST)", d)
-			}
+			wantDelta(t, before, after, "Tcp.OutRsts", 1)
 			ends := ofType(evs, "timewait_end")
 			if rfc1337 == "1" {
 				if len(ends) != 0 || len(tws) != 1 {
@@ -264,9 +256,7 @@ func TestTimewaitOverflow(t *testing.T) {
 	after := ns.counters(t)
 	evs := tr.stop()
 
-	if d := after["TcpExt.TCPTimeWaitOverflow"] - before["TcpExt.TCPTimeWaitOverflow"]; d != 1 {
-		t.Errorf("TCPTimeWaitOverflow delta %d, want 1", d)
-	}
+	wantDelta(t, before, after, "TcpExt.TCPTimeWaitOverflow", 1)
 	o := one(t, evs, "timewait_overflow")
 	if o.Sport != cli.port || o.PID != cli.pid || o.State != "FIN_WAIT2" {
 		t.Errorf("timewait_overflow %+v, want the client's socket (port %d) closing from FIN_WAIT2", o, cli.port)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/tcptrace/tcptrace/internal/netns"
+	"github.com/tcptrace/tcptrace/internal/privtest"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -86,20 +87,9 @@ func TestFindNetns(t *testing.T) {
 	}
 }
 
-// requireRoot skips when not root, unless TCPTRACE_REQUIRE_PRIVILEGED=1 (set
-// by make test), where a skip would hide a missing test.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("privileged test skipped in -short mode")
-	}
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("TCPTRACE_REQUIRE_PRIVILEGED") == "1" {
-		t.Fatal("privileged test run as non-root: run the suite with sudo")
-	}
-	t.Skip("needs root: run with sudo (make test)")
+	privtest.RequireRoot(t)
 }
 
 func run(t *testing.T, name string, args ...string) {
