@@ -115,3 +115,14 @@ func BenchmarkJSON(b *testing.B) {
 	}
 	r.Flush()
 }
+
+func BenchmarkText(b *testing.B) {
+	r, _ := New("text", io.Discard, io.Discard)
+	ev := &events.StateChange{Header: header("127.0.0.1:35900", "127.0.0.1:9000", 5922, "curl"),
+		Old: events.StateSynSent, New: events.StateEstablished, PrevState: time.Millisecond, PrevStateKnown: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Event(ev)
+	}
+	r.Flush()
+}

@@ -21,6 +21,11 @@ type Text struct {
 	buf       []byte
 	addrWidth int
 	header    bool
+	// Scratch space for the columns of a line, and the formatted second of
+	// the last event's time.
+	clock, typ, pid, comm, local, remote []byte
+	clockSecs                            []byte
+	clockSec                             int64
 }
 
 const (
@@ -32,25 +37,28 @@ const (
 
 func (t *Text) Event(ev events.Event) error {
 	h := ev.Head()
-	local, remote := endpoint(h.Local), endpoint(h.Remote)
-	t.addrWidth = max(t.addrWidth, 21, len(local), len(remote))
+	t.local = appendEndpoint(t.local[:0], h.Local)
+	t.remote = appendEndpoint(t.remote[:0], h.Remote)
+	t.addrWidth = max(t.addrWidth, 21, len(t.local), len(t.remote))
 	if !t.header {
 		t.header = true
-		t.buf = t.columns(t.buf[:0], "TIME", "EVENT", "PID", "COMM", "LOCAL", "REMOTE")
+		t.buf = t.columns(t.buf[:0], []byte("TIME"), []byte("EVENT"), []byte("PID"), []byte("COMM"), []byte("LOCAL"), []byte("REMOTE"))
 		t.buf = append(t.buf, "DETAIL\n"...)
 		if _, err := t.w.Write(t.buf); err != nil {
 			return err
 		}
 	}
-	pid := "-"
+	t.pid = append(t.pid[:0], '-')
 	if h.Owner.PID != 0 {
-		pid = strconv.FormatUint(uint64(h.Owner.PID), 10)
+		t.pid = strconv.AppendUint(t.pid[:0], uint64(h.Owner.PID), 10)
 	}
-	comm := h.Owner.Comm
-	if comm == "" {
-		comm = "?"
+	t.comm = append(t.comm[:0], h.Owner.Comm...)
+	if len(t.comm) == 0 {
+		t.comm = append(t.comm, '?')
 	}
-	b := t.columns(t.buf[:0], h.Time.In(t.loc).Format("15:04:05.000000"), string(ev.Type()), pid, comm, local, remote)
+	t.clock = t.appendClock(t.clock[:0], h.Time)
+	t.typ = append(t.typ[:0], ev.Type()...)
+	b := t.columns(t.buf[:0], t.clock, t.typ, t.pid, t.comm, t.local, t.remote)
 	b = appendDetail(b, ev)
 	b = append(b, '\n')
 	t.buf = b
@@ -58,12 +66,30 @@ func (t *Text) Event(ev events.Event) error {
 	return err
 }
 
+// appendClock writes the local time to the microsecond, reusing the
+// formatted hours, minutes and seconds while the second does not change.
+func (t *Text) appendClock(b []byte, at time.Time) []byte {
+	at = at.In(t.loc)
+	if sec := at.Unix(); sec != t.clockSec || len(t.clockSecs) == 0 {
+		t.clockSecs = at.AppendFormat(t.clockSecs[:0], "15:04:05.")
+		t.clockSec = sec
+	}
+	b = append(b, t.clockSecs...)
+	us := at.Nanosecond() / 1000
+	var digits [6]byte
+	for i := 5; i >= 0; i-- {
+		digits[i] = byte('0' + us%10)
+		us /= 10
+	}
+	return append(b, digits[:]...)
+}
+
 // columns lays out the fixed columns; a value wider than its column pushes
 // the rest right by one space rather than being cut.
-func (t *Text) columns(b []byte, clock, typ, pid, comm, local, remote string) []byte {
+func (t *Text) columns(b []byte, values ...[]byte) []byte {
 	widths := [...]int{timeWidth, typeWidth, pidWidth, commWidth, t.addrWidth, t.addrWidth}
 	end := 0
-	for i, v := range [...]string{clock, typ, pid, comm, local, remote} {
+	for i, v := range values {
 		b = append(b, v...)
 		end += widths[i] + 2
 		b = append(b, ' ')
@@ -219,11 +245,11 @@ func human(d time.Duration) string { return events.HumanDuration(d) }
 
 func appendDuration(b []byte, d time.Duration) []byte { return append(b, events.HumanDuration(d)...) }
 
-func endpoint(ap netip.AddrPort) string {
+func appendEndpoint(b []byte, ap netip.AddrPort) []byte {
 	if !ap.IsValid() {
-		return "-"
+		return append(b, '-')
 	}
-	return ap.String()
+	return ap.AppendTo(b)
 }
 
 func (t *Text) Stats(s Stats) error {
