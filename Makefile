@@ -7,7 +7,7 @@ BIN := bin/tcptrace
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ARGS ?=
 
-.PHONY: all build generate check-generated test test-short test-kernels lint run bench fuzz
+.PHONY: all build generate check-generated test test-short test-kernels lint run bench fuzz golden
 
 all: build
 
@@ -62,3 +62,12 @@ bench: build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/decode
+	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime 60s ./internal/record
+
+# Record the golden replays of internal/replay/testdata again, from real runs
+# of the privileged scenarios (needed when the record layout changes).
+GOLDEN_TESTS := TestKeepalive$$|TestZeroWindow|TestTimewaitSynAccepted|TestTimewaitConnectReuse|TestTimewaitRST|TestResets$$|TestRetransmitTimeout
+golden: build
+	rm -f internal/replay/testdata/*.rec.gz internal/replay/testdata/*.json
+	TZ=UTC TCPTRACE_RECORD_GOLDEN=$(abspath internal/replay/testdata) TCPTRACE_BINARY=$(abspath $(BIN)) \
+		$(GO) test -count=1 -run '$(GOLDEN_TESTS)' ./internal/e2e

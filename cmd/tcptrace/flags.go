@@ -26,6 +26,7 @@ Usage:
   tcptrace [flags]              trace until Ctrl-C or --duration
   tcptrace features             show the kernel hooks and how each is attached
   tcptrace sysctl [--pid N]     the TCP sysctls of a network namespace, explained
+  tcptrace replay FILE          show a recording again (no root needed; see replay --help)
 
 Examples:
   sudo tcptrace --pid 1234                 sockets of process 1234, accepted ones included
@@ -33,6 +34,7 @@ Examples:
   sudo tcptrace --pid 1234,5678 -6         two processes, IPv6 only
   sudo tcptrace --netns /run/netns/blue    one network namespace (path or inode)
   sudo tcptrace --duration 30s > trace.txt
+  sudo tcptrace --record incident.tcptrace.gz   trace and record, to replay anywhere later
 
 Flags:
 `
@@ -48,6 +50,8 @@ type traceFlags struct {
 	wakeupBytes  int
 	pollInterval time.Duration
 	maxSockets   int
+	record       string
+	recordMax    string
 	btfPath      string
 	cpuProfile   string
 	version      bool
@@ -67,6 +71,8 @@ func newFlagSet(f *traceFlags) *pflag.FlagSet {
 	fs.DurationVar(&f.pollInterval, "poll-interval", 10*time.Millisecond, "longest delay between an event and its output; shorter costs more CPU under load")
 	fs.IntVar(&f.wakeupBytes, "wakeup-bytes", 64<<10, "wake the reader early once this many bytes wait in the ring (0: for every event)")
 	fs.IntVar(&f.maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once; the least recently active are dropped (counted in stats)")
+	fs.StringVar(&f.record, "record", "", "also record the run to this file, for tcptrace replay and report (docs/record.md)")
+	fs.StringVar(&f.recordMax, "record-max-size", "1G", "stop recording (not tracing) once the file reaches this size (e.g. 100M; 0: no limit)")
 	fs.StringVar(&f.readyFile, "ready-file", "", "write this file once every hook is attached (for scripts)")
 	fs.StringVar(&f.btfPath, "btf-path", probe.DefaultBTFPath, "kernel BTF to read")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
@@ -111,6 +117,7 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	cfg.Stdout, cfg.Stderr = stdout, stderr
+	cfg.Args = append([]string{"tcptrace"}, args...)
 	if f.cpuProfile != "" {
 		stop, err := startCPUProfile(f.cpuProfile)
 		if err != nil {
@@ -189,6 +196,12 @@ func (f *traceFlags) config() (tracer.Config, error) {
 		return cfg, usageError{fmt.Sprintf("invalid --max-sockets %d: must be at least 1", f.maxSockets)}
 	}
 	cfg.MaxSockets = f.maxSockets
+	cfg.Record = f.record
+	max, err := parseSize(f.recordMax)
+	if err != nil {
+		return cfg, usageError{fmt.Sprintf("invalid --record-max-size %q: use a size such as 100M or 2G, or 0", f.recordMax)}
+	}
+	cfg.RecordMax = int64(max)
 	return cfg, nil
 }
 

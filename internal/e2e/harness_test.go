@@ -22,7 +22,11 @@ import (
 	"time"
 )
 
-var tracerBinary string
+var (
+	tracerBinary string
+	tracerDir    string // world-readable, for what an unprivileged user runs or reads
+	goldenTaken  = map[string]bool{}
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(actorEnv) != "" {
@@ -43,6 +47,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	tracerDir = dir
 	tracerBinary = filepath.Join(dir, "tcptrace")
 	if err := installTracer(tracerBinary); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -334,6 +339,7 @@ type event struct {
 // tracer is a running tcptrace.
 type tracer struct {
 	t      *testing.T
+	golden string // where its recording and output go, if anywhere
 	cmd    *exec.Cmd
 	stdout bytes.Buffer
 	stderr bytes.Buffer
@@ -348,6 +354,13 @@ func startTracer(t *testing.T, args ...string) *tracer {
 	requireRoot(t)
 	ready := filepath.Join(t.TempDir(), "ready")
 	tr := &tracer{t: t}
+	// TCPTRACE_RECORD_GOLDEN=DIR records each test's first tracer and its
+	// output into DIR: the golden replays of internal/replay/testdata.
+	if dir := os.Getenv("TCPTRACE_RECORD_GOLDEN"); dir != "" && !goldenTaken[t.Name()] {
+		goldenTaken[t.Name()] = true
+		tr.golden = filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_", "=", "_").Replace(t.Name()))
+		args = append(args, "--record", tr.golden+".rec.gz")
+	}
 	tr.cmd = exec.Command(tracerBinary, append([]string{"-o", "json", "--ready-file", ready}, args...)...)
 	tr.cmd.Stdout, tr.cmd.Stderr = &tr.stdout, &tr.stderr
 	if err := tr.cmd.Start(); err != nil {
@@ -393,6 +406,11 @@ func (tr *tracer) stop() []event {
 		}
 		if tr.stats.Lost != 0 {
 			tr.t.Errorf("%d events lost", tr.stats.Lost)
+		}
+		if tr.golden != "" {
+			if err := os.WriteFile(tr.golden+".json", tr.stdout.Bytes(), 0o644); err != nil {
+				tr.t.Fatal(err)
+			}
 		}
 	})
 	return tr.events

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netns finds network namespaces and runs code inside one, on a
 // thread of its own, without moving the rest of the process.
 package netns

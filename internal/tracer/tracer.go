@@ -1,4 +1,7 @@
-// Package tracer runs a live trace: kernel -> probe -> decode -> render.
+//go:build linux
+
+// Package tracer runs a live trace: kernel -> probe -> pipeline (decode ->
+// track -> explain -> render), recording it on request.
 package tracer
 
 import (
@@ -13,12 +16,10 @@ import (
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/decode"
-	"github.com/tcptrace/tcptrace/internal/events"
-	"github.com/tcptrace/tcptrace/internal/explain"
+	"github.com/tcptrace/tcptrace/internal/pipeline"
 	"github.com/tcptrace/tcptrace/internal/probe"
-	"github.com/tcptrace/tcptrace/internal/render"
+	"github.com/tcptrace/tcptrace/internal/record"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
-	"github.com/tcptrace/tcptrace/internal/track"
 )
 
 // Config is one live run.
@@ -30,16 +31,15 @@ type Config struct {
 	PollInterval time.Duration // longest delay before a record is shown
 	ReadyFile    string        // written once every hook is attached
 	MaxSockets   int           // socket histories kept at once
+	Record       string        // a file to record the run to, if any
+	RecordMax    int64         // stop recording past this many bytes (0: no limit)
+	Args         []string      // the command line, for the recording
 	Stdout       io.Writer
 	Stderr       io.Writer
 }
 
 // Run traces until ctx is done or cfg.Duration has passed.
 func Run(ctx context.Context, cfg Config) error {
-	out, err := render.New(cfg.Format, cfg.Stdout, cfg.Stderr)
-	if err != nil {
-		return err
-	}
 	k, err := probe.OpenKernel(cfg.BTFPath)
 	if err != nil {
 		return err
@@ -49,44 +49,33 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer p.Close()
-	dec := decode.New(k.Names(), probe.BootTime())
-
-	stats := render.Stats{ByType: map[events.Type]uint64{}}
-	sysctls := &sysctlCache{snaps: map[uint32]sysctl.Snapshot{}}
-	tracker := track.New(track.Options{MaxSockets: cfg.MaxSockets, NetnsGone: netnsGone, Sysctl: sysctls.value})
-	explainer := explain.New(sysctls.snapshot)
-	// show renders what the tracker made of an event, and the findings.
-	show := func(evs []events.Event) error {
-		for _, ev := range evs {
-			stats.Events++
-			stats.ByType[ev.Type()]++
-			if err := out.Event(ev); err != nil {
-				return err
-			}
-			for _, f := range explainer.Explain(ev) {
-				stats.Events++
-				stats.ByType[f.Type()]++
-				if err := out.Event(f); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	var firstDecodeErr error
-	onRecord := func(rec []byte) error {
-		ev, err := dec.Decode(rec)
-		if err != nil {
-			stats.Undecodable++
-			if firstDecodeErr == nil {
-				firstDecodeErr = err
-				fmt.Fprintf(cfg.Stderr, "tcptrace: warning: undecodable record skipped: %v\n", err)
-			}
-			return nil
-		}
-		return show(tracker.Process(ev))
-	}
+	boot := probe.BootTime()
 	started := time.Now()
+
+	env := &liveEnv{snaps: map[uint32]sysctl.Snapshot{}}
+	if cfg.Record != "" {
+		f, err := os.Create(cfg.Record)
+		if err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+		defer f.Close()
+		if env.rec, err = record.NewWriter(f, header(k, p, boot, started, cfg.Args), cfg.RecordMax); err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+	}
+	pl, err := pipeline.New(pipeline.Config{Names: k.Names(), Boot: boot, Format: cfg.Format,
+		MaxSockets: cfg.MaxSockets, Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
+	if err != nil {
+		return err
+	}
+	onRecord := func(rec []byte) error {
+		if env.rec != nil {
+			if err := env.rec.Rec(rec); err != nil {
+				return fmt.Errorf("record: %w", err)
+			}
+		}
+		return pl.Record(rec)
+	}
 	if err := snapshot(p, cfg.Probe.Filter.Netns, onRecord); err != nil {
 		fmt.Fprintf(cfg.Stderr, "tcptrace: warning: no snapshot of the sockets that exist already: %v\n", err)
 	}
@@ -101,29 +90,121 @@ func Run(ctx context.Context, cfg Config) error {
 		defer cancel()
 	}
 
+	var lost uint64
 	onPoll := func() error {
-		if err := show(tracker.Tick(time.Now())); err != nil {
-			return err
+		if pl.Waiting() {
+			now := time.Now()
+			if env.rec != nil {
+				if err := env.rec.Tick(now); err != nil {
+					return fmt.Errorf("record: %w", err)
+				}
+			}
+			if err := pl.Tick(now); err != nil {
+				return err
+			}
 		}
-		lost, err := p.Lost()
+		n, err := p.Lost()
 		if err != nil {
 			return err
 		}
-		if lost > stats.Lost {
+		if n > lost {
+			lost = n
 			fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %d events lost so far: the ring buffer was full (raise --ring-size)\n", lost)
-			stats.Lost = lost
+			if env.rec != nil {
+				if err := env.rec.Lost(lost); err != nil {
+					return fmt.Errorf("record: %w", err)
+				}
+			}
 		}
-		return out.Flush()
+		if env.rec != nil {
+			full := env.rec.Full()
+			if err := env.rec.Sync(); err != nil {
+				return fmt.Errorf("record: %w", err)
+			}
+			if !full && env.rec.Full() {
+				fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %s reached --record-max-size: recording stopped, tracing goes on\n", cfg.Record)
+			}
+		}
+		return pl.Flush()
 	}
 	if err := p.Read(ctx, cfg.PollInterval, onRecord, onPoll); err != nil {
 		return err
 	}
-	if err := show(tracker.Flush(time.Now())); err != nil {
+	end := time.Now()
+	if err := pl.Finish(end, lost, end.Sub(started)); err != nil {
 		return err
 	}
-	stats.Duration = time.Since(started)
-	stats.Evicted = tracker.Evicted()
-	return out.Stats(stats)
+	if env.rec != nil {
+		if err := env.rec.Close(record.End{UnixNs: end.UnixNano(), DurationNs: int64(end.Sub(started)), Lost: lost}); err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+	}
+	return nil
+}
+
+// header describes the run at the top of its recording.
+func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, args []string) record.Header {
+	names := k.Names()
+	h := record.Header{Created: started, Kernel: k.Release, HZ: names.HZ, BootUnixNs: boot.UnixNano(),
+		RecordSize: decode.RecordSize, States: map[string]string{}, Args: args}
+	for n, s := range names.States {
+		h.States[strconv.Itoa(int(n))] = string(s)
+	}
+	if names.ResetReasons != nil {
+		h.ResetReasons = map[string]string{}
+		for n, r := range names.ResetReasons {
+			h.ResetReasons[strconv.FormatUint(uint64(n), 10)] = r
+		}
+	}
+	for _, hk := range p.Hooks() {
+		rh := record.Hook{Name: hk.Name, Kind: hk.Kind, Program: hk.Program}
+		if hk.Err != nil {
+			rh.Error = hk.Err.Error()
+		}
+		h.Hooks = append(h.Hooks, rh)
+	}
+	return h
+}
+
+// liveEnv answers the pipeline from the running system, and records the
+// answers when recording.
+type liveEnv struct {
+	snaps map[uint32]sysctl.Snapshot
+	rec   *record.Writer
+}
+
+// Sysctls reads each namespace's sysctls once, when first needed: they
+// explain what the kernel did, and change rarely.
+func (e *liveEnv) Sysctls(inode uint32) (sysctl.Snapshot, error) {
+	if snap, ok := e.snaps[inode]; ok {
+		return snap, nil
+	}
+	path, err := netns.Find(uint64(inode))
+	if err != nil {
+		return sysctl.Snapshot{}, err
+	}
+	snap, err := sysctl.ReadNetns(path)
+	if err != nil {
+		return snap, err
+	}
+	e.snaps[inode] = snap
+	if e.rec != nil {
+		if err := e.rec.Sysctls(inode, snap); err != nil {
+			return snap, fmt.Errorf("record: %w", err)
+		}
+	}
+	return snap, nil
+}
+
+// NetnsGone tells whether no process or /run/netns file holds the network
+// namespace with this inode any more.
+func (e *liveEnv) NetnsGone(inode uint32) bool {
+	_, err := netns.Find(uint64(inode))
+	gone := errors.Is(err, netns.ErrNotFound)
+	if e.rec != nil {
+		e.rec.NetnsGone(inode, gone) // a failed write shows at the next Sync
+	}
+	return gone
 }
 
 // snapshot passes the records of the sockets that exist now to onRecord:
@@ -154,46 +235,4 @@ func snapshot(p *probe.Probe, only uint32, onRecord func([]byte) error) error {
 		recs = recs[decode.RecordSize:]
 	}
 	return err
-}
-
-// netnsGone tells whether no process or /run/netns file holds the network
-// namespace with this inode any more.
-func netnsGone(inode uint32) bool {
-	_, err := netns.Find(uint64(inode))
-	return errors.Is(err, netns.ErrNotFound)
-}
-
-// sysctlCache reads each network namespace's sysctls once, when first
-// needed: they explain what the kernel did, and change rarely.
-type sysctlCache struct {
-	snaps map[uint32]sysctl.Snapshot
-}
-
-func (c *sysctlCache) snapshot(inode uint32) (sysctl.Snapshot, error) {
-	if snap, ok := c.snaps[inode]; ok {
-		return snap, nil
-	}
-	path, err := netns.Find(uint64(inode))
-	if err != nil {
-		return sysctl.Snapshot{}, err
-	}
-	snap, err := sysctl.ReadNetns(path)
-	if err != nil {
-		return snap, err
-	}
-	c.snaps[inode] = snap
-	return snap, nil
-}
-
-func (c *sysctlCache) value(inode uint32, name string) (int64, bool) {
-	snap, err := c.snapshot(inode)
-	if err != nil {
-		return 0, false
-	}
-	v, ok := snap.Lookup(name)
-	if !ok || !v.Present {
-		return 0, false
-	}
-	n, err := v.Int()
-	return n, err == nil
 }

@@ -165,6 +165,10 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 	return t.out
 }
 
+// Waiting tells whether a Tick could change anything: TIME_WAIT sockets
+// stopped early are waiting for their reason.
+func (t *Tracker) Waiting() bool { return len(t.stopped) > 0 }
+
 // Tick lets time pass when no events come: TIME_WAIT sockets stopped early
 // with no reason seen within the successor window end as "unknown".
 func (t *Tracker) Tick(now time.Time) []events.Event {

@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRecordReplay: a recording of a real run, replayed by an unprivileged
+// user, prints the live JSON line for line.
+func TestRecordReplay(t *testing.T) {
+	ns := newNetns(t)
+	file := filepath.Join(tracerDir, fmt.Sprintf("replay-%d.rec.gz", os.Getpid()))
+	t.Cleanup(func() { os.Remove(file) })
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--record", file)
+	srv, cli := ns.connected(t, "127.0.0.1")
+	closeClientFirst(cli, srv) // TIME_WAIT on the client
+	port := freePort()
+	a := ns.startActor(t)
+	a.do(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port)))
+	srv.do("accept")
+	closeClientFirst(a, srv)
+	b := ns.startActor(t)
+	b.do(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port))) // takes a's TIME_WAIT over
+	srv.do("accept")
+	b.do("linger0", "close") // an RST
+	settle()
+	tr.stop()
+	live := tr.stdout.String()
+	if !strings.Contains(live, `"finding"`) || !strings.Contains(live, `"timewait_end"`) {
+		t.Fatalf("the live run has no TIME_WAIT story to replay:\n%s", live)
+	}
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	replay := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+		"--bounding-set=-all", tracerBinary, "replay", file, "-o", "json")
+	stdout, stderr, code := runCommand(t, replay)
+	if code != 0 {
+		t.Fatalf("replay as nobody: exit %d: %s", code, stderr)
+	}
+	liveLines, replayLines := strings.Split(live, "\n"), strings.Split(stdout, "\n")
+	for i := range max(len(liveLines), len(replayLines)) {
+		var l, r string
+		if i < len(liveLines) {
+			l = liveLines[i]
+		}
+		if i < len(replayLines) {
+			r = replayLines[i]
+		}
+		if l != r {
+			t.Fatalf("line %d differs:\nlive   %s\nreplay %s", i+1, l, r)
+		}
+	}
+
+	// A recording cut short (a crash) replays up to the cut, with a warning.
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := file + ".cut"
+	if err := os.WriteFile(cut, data[:len(data)*2/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(cut)
+	stdout, stderr, code = runCommand(t, exec.Command(tracerBinary, "replay", cut, "-o", "json"))
+	if code != 0 || !strings.Contains(stderr, "ends early") || len(stdout) == 0 || !strings.HasPrefix(live, firstLine(stdout)) {
+		t.Errorf("cut recording: exit %d, stderr %q, %d bytes out", code, stderr, len(stdout))
+	}
+	// Not a recording at all: one sentence.
+	_, stderr, code = runCommand(t, exec.Command(tracerBinary, "replay", tracerBinary))
+	if code == 0 || !strings.Contains(stderr, "is not a tcptrace recording") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("foreign file: exit %d, %q", code, stderr)
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

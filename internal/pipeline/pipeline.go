@@ -1,0 +1,160 @@
+// Package pipeline is what happens to the kernel's records once they are
+// read, live or from a recording: decode -> track -> explain -> render. Live
+// tracing and replay run exactly this code, so they print the same.
+package pipeline
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/decode"
+	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/explain"
+	"github.com/tcptrace/tcptrace/internal/render"
+	"github.com/tcptrace/tcptrace/internal/sysctl"
+	"github.com/tcptrace/tcptrace/internal/track"
+)
+
+// Env answers what the pipeline asks of the system: live, the running
+// kernel; in a replay, the answers the recording kept.
+type Env interface {
+	// Sysctls returns a network namespace's sysctls.
+	Sysctls(netns uint32) (sysctl.Snapshot, error)
+	// NetnsGone tells whether a network namespace no longer exists.
+	NetnsGone(netns uint32) bool
+}
+
+// Filter keeps some events; zero values keep all. Live tracing filters in
+// the kernel; replay filters here.
+type Filter struct {
+	PIDs         []uint32
+	Ports        []uint16
+	Since, Until time.Time
+}
+
+func (f *Filter) keeps(ev events.Event) bool {
+	h := ev.Head()
+	if len(f.PIDs) > 0 && !slices.Contains(f.PIDs, h.Owner.PID) {
+		return false
+	}
+	if len(f.Ports) > 0 && !slices.Contains(f.Ports, h.Local.Port()) && !slices.Contains(f.Ports, h.Remote.Port()) {
+		return false
+	}
+	return (f.Since.IsZero() || !h.Time.Before(f.Since)) && (f.Until.IsZero() || h.Time.Before(f.Until))
+}
+
+// Config is how the pipeline shows what it made.
+type Config struct {
+	Names      decode.Names
+	Boot       time.Time // when the kernel's monotonic clock read zero
+	Format     string    // "text" or "json"
+	MaxSockets int
+	Filter     Filter
+	Stdout     io.Writer
+	Stderr     io.Writer
+}
+
+// Pipeline turns records into what a person or a tool reads. Not safe for
+// concurrent use.
+type Pipeline struct {
+	dec            *decode.Decoder
+	tracker        *track.Tracker
+	explainer      *explain.Explainer
+	out            render.Renderer
+	filter         Filter
+	stats          render.Stats
+	stderr         io.Writer
+	firstDecodeErr error
+}
+
+// New returns a pipeline asking env what it needs to know of the system.
+func New(cfg Config, env Env) (*Pipeline, error) {
+	out, err := render.New(cfg.Format, cfg.Stdout, cfg.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	value := func(netns uint32, name string) (int64, bool) {
+		snap, err := env.Sysctls(netns)
+		if err != nil {
+			return 0, false
+		}
+		v, ok := snap.Lookup(name)
+		if !ok || !v.Present {
+			return 0, false
+		}
+		n, err := v.Int()
+		return n, err == nil
+	}
+	return &Pipeline{
+		dec:       decode.New(cfg.Names, cfg.Boot),
+		tracker:   track.New(track.Options{MaxSockets: cfg.MaxSockets, NetnsGone: env.NetnsGone, Sysctl: value}),
+		explainer: explain.New(env.Sysctls),
+		out:       out,
+		filter:    cfg.Filter,
+		stats:     render.Stats{ByType: map[events.Type]uint64{}},
+		stderr:    cfg.Stderr,
+	}, nil
+}
+
+// Record takes one ring-buffer record. A record that does not decode is
+// counted and skipped, with a warning the first time.
+func (p *Pipeline) Record(rec []byte) error {
+	ev, err := p.dec.Decode(rec)
+	if err != nil {
+		p.stats.Undecodable++
+		if p.firstDecodeErr == nil {
+			p.firstDecodeErr = err
+			fmt.Fprintf(p.stderr, "tcptrace: warning: undecodable record skipped: %v\n", err)
+		}
+		return nil
+	}
+	if !p.filter.keeps(ev) {
+		return nil
+	}
+	return p.show(p.tracker.Process(ev))
+}
+
+// Tick lets time pass (TIME_WAIT sockets stopped early for no visible
+// reason end after a while).
+func (p *Pipeline) Tick(now time.Time) error { return p.show(p.tracker.Tick(now)) }
+
+// Waiting tells whether a Tick could change anything now.
+func (p *Pipeline) Waiting() bool { return p.tracker.Waiting() }
+
+// Flush writes out what is buffered.
+func (p *Pipeline) Flush() error { return p.out.Flush() }
+
+// Stats is the account so far.
+func (p *Pipeline) Stats() render.Stats { return p.stats }
+
+// Finish ends every story still open and writes the closing stats.
+func (p *Pipeline) Finish(now time.Time, lost uint64, duration time.Duration) error {
+	if err := p.show(p.tracker.Flush(now)); err != nil {
+		return err
+	}
+	p.stats.Lost, p.stats.Duration, p.stats.Evicted = lost, duration, p.tracker.Evicted()
+	return p.out.Stats(p.stats)
+}
+
+// show renders what the tracker made of an event, and the findings.
+func (p *Pipeline) show(evs []events.Event) error {
+	for _, ev := range evs {
+		if err := p.write(ev); err != nil {
+			return err
+		}
+		for _, f := range p.explainer.Explain(ev) {
+			if err := p.write(f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) write(ev events.Event) error {
+	p.stats.Events++
+	p.stats.ByType[ev.Type()]++
+	return p.out.Event(ev)
+}

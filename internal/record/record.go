@@ -1,0 +1,321 @@
+// Package record writes and reads tcptrace recordings: everything a live
+// run saw and asked (kernel records, the answers of the system, the passing
+// of time), so that a replay runs the same pipeline to the same output.
+// docs/record.md documents the format.
+package record
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/sysctl"
+)
+
+// Format and Version name the format in every recording's first line.
+const (
+	Format  = "tcptrace-record"
+	Version = 1
+)
+
+// Header is a recording's first line.
+type Header struct {
+	Format       string            `json:"format"`
+	Version      int               `json:"version"`
+	Created      time.Time         `json:"created"`
+	Kernel       string            `json:"kernel"`
+	HZ           int               `json:"hz"`
+	BootUnixNs   int64             `json:"boot_unix_ns"` // when the kernel's monotonic clock read zero
+	RecordSize   int               `json:"record_size"`
+	States       map[string]string `json:"states"`                  // TCP state number -> name
+	ResetReasons map[string]string `json:"reset_reasons,omitempty"` // enum sk_rst_reason number -> name
+	Hooks        []Hook            `json:"hooks"`
+	Args         []string          `json:"args"` // the command line
+}
+
+// Hook is one kernel hook of the recording run and how it was attached.
+type Hook struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Program string `json:"program,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// line is every other line: exactly one field is set.
+type line struct {
+	Rec       []byte     `json:"rec,omitempty"`  // a ring-buffer record (bpf/event.h, little-endian)
+	Tick      int64      `json:"tick,omitempty"` // time passed: Unix ns
+	Sysctls   *Sysctls   `json:"sysctls,omitempty"`
+	NetnsGone *NetnsGone `json:"netns_gone,omitempty"`
+	Lost      uint64     `json:"lost,omitempty"` // records lost so far
+	End       *End       `json:"end,omitempty"`
+}
+
+// Sysctls is a namespace's sysctls as the run read them.
+type Sysctls struct {
+	Netns  uint32             `json:"netns"`
+	Values map[string]*string `json:"values"` // nil: the kernel has no such sysctl
+}
+
+// NetnsGone is the run's answer to whether a namespace was gone.
+type NetnsGone struct {
+	Netns uint32 `json:"netns"`
+	Gone  bool   `json:"gone"`
+}
+
+// End is the last line of a recording that ended cleanly.
+type End struct {
+	UnixNs     int64  `json:"unix_ns"` // when tracing ended
+	DurationNs int64  `json:"duration_ns"`
+	Lost       uint64 `json:"lost"`
+	Truncated  bool   `json:"truncated,omitempty"` // --record-max-size stopped the recording early
+}
+
+// Writer writes a recording. Not safe for concurrent use.
+type Writer struct {
+	counted *countingWriter
+	gz      *gzip.Writer
+	bw      *bufio.Writer
+	maxSize int64
+	full    bool
+	buf     []byte
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// NewWriter starts a recording on w, stopping it once about maxSize bytes
+// are written (0: no limit).
+func NewWriter(w io.Writer, h Header, maxSize int64) (*Writer, error) {
+	cw := &countingWriter{w: w}
+	gz := gzip.NewWriter(cw)
+	rw := &Writer{counted: cw, gz: gz, bw: bufio.NewWriterSize(gz, 256<<10), maxSize: maxSize}
+	h.Format, h.Version = Format, Version
+	if err := rw.writeJSON(h); err != nil {
+		return nil, err
+	}
+	return rw, nil
+}
+
+// Full tells whether the size limit stopped the recording.
+func (w *Writer) Full() bool { return w.full }
+
+// Rec records one ring-buffer record.
+func (w *Writer) Rec(rec []byte) error {
+	if w.full {
+		return nil
+	}
+	b := append(w.buf[:0], `{"rec":"`...)
+	b = base64.StdEncoding.AppendEncode(b, rec)
+	b = append(b, "\"}\n"...)
+	w.buf = b
+	_, err := w.bw.Write(b)
+	return err
+}
+
+// Tick records that the pipeline was told the time.
+func (w *Writer) Tick(now time.Time) error {
+	return w.writeLine(line{Tick: now.UnixNano()})
+}
+
+// Sysctls records a namespace's sysctls as the pipeline got them.
+func (w *Writer) Sysctls(netns uint32, snap sysctl.Snapshot) error {
+	values := map[string]*string{}
+	for _, v := range snap.Values {
+		if v.Present {
+			raw := v.Raw
+			values[v.Name] = &raw
+		} else {
+			values[v.Name] = nil
+		}
+	}
+	return w.writeLine(line{Sysctls: &Sysctls{Netns: netns, Values: values}})
+}
+
+// NetnsGone records the answer to whether a namespace was gone.
+func (w *Writer) NetnsGone(netns uint32, gone bool) error {
+	return w.writeLine(line{NetnsGone: &NetnsGone{Netns: netns, Gone: gone}})
+}
+
+// Lost records the count of lost records when it grows.
+func (w *Writer) Lost(n uint64) error { return w.writeLine(line{Lost: n}) }
+
+// Sync makes what was recorded so far readable, should the run crash, and
+// stops the recording when it has reached its size limit.
+func (w *Writer) Sync() error {
+	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	if err := w.gz.Flush(); err != nil {
+		return err
+	}
+	if w.maxSize > 0 && w.counted.n >= w.maxSize {
+		w.full = true
+	}
+	return nil
+}
+
+// Close writes the end line and closes the compressed stream (not w's file).
+func (w *Writer) Close(end End) error {
+	end.Truncated = w.full
+	w.full = false
+	if err := w.writeLine(line{End: &end}); err != nil {
+		return err
+	}
+	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	return w.gz.Close()
+}
+
+func (w *Writer) writeLine(l line) error {
+	if w.full {
+		return nil
+	}
+	return w.writeJSON(l)
+}
+
+func (w *Writer) writeJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := w.bw.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Item is one thing a recording holds after its header, in order.
+type Item struct {
+	Rec       []byte
+	Tick      time.Time
+	Sysctls   *Sysctls
+	NetnsGone *NetnsGone
+	Lost      uint64
+	End       *End
+}
+
+// Recording is a whole recording read back.
+type Recording struct {
+	Header Header
+	Items  []Item
+	// Partial: the recording stops without its end line (the run was
+	// killed, or the file was cut); Items hold all its complete lines.
+	Partial bool
+}
+
+// ErrNotRecording is returned for a file that is no tcptrace recording.
+var ErrNotRecording = errors.New("not a tcptrace recording")
+
+// Read reads a recording, up to its last complete line.
+func Read(r io.Reader) (*Recording, error) {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w (not gzip-compressed: %v)", ErrNotRecording, err)
+	}
+	gz.Multistream(false)
+	br := bufio.NewReaderSize(gz, 256<<10)
+	first, err := br.ReadBytes('\n')
+	if err != nil {
+		return nil, fmt.Errorf("%w (no header line: %v)", ErrNotRecording, err)
+	}
+	rec := &Recording{}
+	if err := json.Unmarshal(first, &rec.Header); err != nil || rec.Header.Format != Format {
+		return nil, fmt.Errorf("%w (its first line is no tcptrace header)", ErrNotRecording)
+	}
+	if rec.Header.Version > Version {
+		return nil, fmt.Errorf("the recording's format version %d is newer than this tcptrace reads (%d): use a newer tcptrace",
+			rec.Header.Version, Version)
+	}
+	for {
+		text, err := br.ReadBytes('\n')
+		if len(text) > 0 && text[len(text)-1] == '\n' {
+			item, perr := parseLine(text)
+			if perr != nil {
+				return nil, fmt.Errorf("line %d: %w", len(rec.Items)+2, perr)
+			}
+			rec.Items = append(rec.Items, item)
+			if item.End != nil {
+				return rec, nil
+			}
+		}
+		if err != nil {
+			// io.EOF before the end line, or a cut compressed stream.
+			rec.Partial = true
+			return rec, nil
+		}
+	}
+}
+
+func parseLine(text []byte) (Item, error) {
+	var l line
+	if err := json.Unmarshal(text, &l); err != nil {
+		return Item{}, fmt.Errorf("not a recording line: %w", err)
+	}
+	item := Item{Rec: l.Rec, Sysctls: l.Sysctls, NetnsGone: l.NetnsGone, Lost: l.Lost, End: l.End}
+	if l.Tick != 0 {
+		item.Tick = time.Unix(0, l.Tick)
+	}
+	set := 0
+	for _, b := range []bool{l.Rec != nil, l.Tick != 0, l.Sysctls != nil, l.NetnsGone != nil, l.Lost != 0, l.End != nil} {
+		if b {
+			set++
+		}
+	}
+	if set != 1 {
+		return Item{}, fmt.Errorf("a recording line holds exactly one thing, this one %d", set)
+	}
+	return item, nil
+}
+
+// Snapshot turns recorded sysctls back into a snapshot.
+func (s *Sysctls) Snapshot() sysctl.Snapshot {
+	snap := sysctl.Snapshot{Netns: uint64(s.Netns)}
+	for _, known := range sysctl.Known {
+		v := sysctl.Value{Sysctl: known}
+		if raw, ok := s.Values[known.Name]; ok && raw != nil {
+			v.Raw, v.Present = *raw, true
+		}
+		snap.Values = append(snap.Values, v)
+	}
+	return snap
+}
+
+// StateNames turns the header's state table into the decoder's.
+func (h *Header) StateNames() (map[uint8]string, map[uint32]string, error) {
+	states := map[uint8]string{}
+	for k, v := range h.States {
+		n, err := strconv.ParseUint(k, 10, 8)
+		if err != nil {
+			return nil, nil, fmt.Errorf("header: state %q: %w", k, err)
+		}
+		states[uint8(n)] = v
+	}
+	var reasons map[uint32]string
+	if h.ResetReasons != nil {
+		reasons = map[uint32]string{}
+		for k, v := range h.ResetReasons {
+			n, err := strconv.ParseUint(k, 10, 32)
+			if err != nil {
+				return nil, nil, fmt.Errorf("header: reset reason %q: %w", k, err)
+			}
+			reasons[uint32(n)] = v
+		}
+	}
+	return states, reasons, nil
+}

@@ -1,0 +1,134 @@
+package record
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/sysctl"
+)
+
+func sample(t *testing.T) ([]byte, []Item) {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, Header{Kernel: "6.18", HZ: 250, RecordSize: 4, States: map[string]string{"1": "ESTABLISHED"}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := sysctl.Snapshot{Values: []sysctl.Value{{Sysctl: sysctl.Known[0], Raw: "2", Present: true}, {Sysctl: sysctl.Known[1]}}}
+	tick := time.Unix(100, 5)
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(w.Rec([]byte{1, 2, 3, 4}))
+	must(w.Sysctls(7, snap))
+	must(w.Tick(tick))
+	must(w.NetnsGone(7, true))
+	must(w.Lost(3))
+	must(w.Rec([]byte{5, 6, 7, 8}))
+	must(w.Sync())
+	must(w.Close(End{UnixNs: 200, DurationNs: 100, Lost: 3}))
+	raw := "2"
+	want := []Item{
+		{Rec: []byte{1, 2, 3, 4}},
+		{Sysctls: &Sysctls{Netns: 7, Values: map[string]*string{sysctl.Known[0].Name: &raw, sysctl.Known[1].Name: nil}}},
+		{Tick: tick},
+		{NetnsGone: &NetnsGone{Netns: 7, Gone: true}},
+		{Lost: 3},
+		{Rec: []byte{5, 6, 7, 8}},
+		{End: &End{UnixNs: 200, DurationNs: 100, Lost: 3}},
+	}
+	return buf.Bytes(), want
+}
+
+func TestRoundTrip(t *testing.T) {
+	data, want := sample(t)
+	rec, err := Read(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Partial || rec.Header.Format != Format || rec.Header.Version != Version || rec.Header.HZ != 250 {
+		t.Errorf("header %+v, partial %v", rec.Header, rec.Partial)
+	}
+	if !reflect.DeepEqual(rec.Items, want) {
+		t.Errorf("items\n%+v\nwant\n%+v", rec.Items, want)
+	}
+	snap := rec.Items[1].Sysctls.Snapshot()
+	if v, _ := snap.Lookup(sysctl.Known[0].Name); !v.Present || v.Raw != "2" {
+		t.Errorf("snapshot %+v", v)
+	}
+	if v, _ := snap.Lookup(sysctl.Known[1].Name); v.Present {
+		t.Errorf("absent sysctl came back present: %+v", v)
+	}
+}
+
+// A recording cut anywhere (a crash, a full disk) reads up to its last
+// complete line, never fails and never invents.
+func TestTruncated(t *testing.T) {
+	data, want := sample(t)
+	readable := false // once the header is in, every longer cut reads
+	for cut := 0; cut < len(data); cut++ {
+		rec, err := Read(bytes.NewReader(data[:cut]))
+		if err != nil {
+			if readable || !errors.Is(err, ErrNotRecording) {
+				t.Fatalf("cut at %d of %d: %v", cut, len(data), err)
+			}
+			continue
+		}
+		readable = true
+		if len(rec.Items) > 0 && !reflect.DeepEqual(rec.Items, want[:len(rec.Items)]) {
+			t.Fatalf("cut at %d: items %+v are no prefix of the recording", cut, rec.Items)
+		}
+		if !rec.Partial && len(rec.Items) != len(want) {
+			t.Fatalf("cut at %d: not partial, yet %d of %d items", cut, len(rec.Items), len(want))
+		}
+	}
+}
+
+func TestForeign(t *testing.T) {
+	gz := func(text string) []byte {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		w.Write([]byte(text))
+		w.Close()
+		return b.Bytes()
+	}
+	for name, data := range map[string][]byte{
+		"plain text":      []byte("hello\n"),
+		"empty":           nil,
+		"gzip, not ours":  gz("{\"format\":\"other\"}\n"),
+		"gzip, not JSON":  gz("PK\x03\x04\n"),
+		"gzip, no header": gz(""),
+	} {
+		if _, err := Read(bytes.NewReader(data)); !errors.Is(err, ErrNotRecording) {
+			t.Errorf("%s: %v, want ErrNotRecording", name, err)
+		}
+	}
+	newer := gz(`{"format":"tcptrace-record","version":99}` + "\n")
+	if _, err := Read(bytes.NewReader(newer)); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Errorf("newer version: %v", err)
+	}
+	bad := gz(`{"format":"tcptrace-record","version":1}` + "\n" + `{"rec":"AQ==","tick":5}` + "\n")
+	if _, err := Read(bytes.NewReader(bad)); err == nil {
+		t.Error("a line with two things in it was accepted")
+	}
+}
+
+func FuzzRead(f *testing.F) {
+	data, _ := sample(&testing.T{})
+	f.Add(data)
+	f.Add(data[:len(data)/2])
+	f.Add([]byte("not a recording"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rec, err := Read(bytes.NewReader(data))
+		if err == nil && rec == nil {
+			t.Fatal("no recording and no error")
+		}
+	})
+}

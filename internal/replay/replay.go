@@ -1,0 +1,128 @@
+// Package replay runs a recording through the same pipeline as a live trace.
+// It needs no privileges and runs wherever Go does.
+package replay
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/decode"
+	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/pipeline"
+	"github.com/tcptrace/tcptrace/internal/record"
+	"github.com/tcptrace/tcptrace/internal/sysctl"
+)
+
+// Config is one replay.
+type Config struct {
+	File       string
+	Format     string
+	MaxSockets int
+	Filter     pipeline.Filter
+	Stdout     io.Writer
+	Stderr     io.Writer
+}
+
+// Run replays cfg.File.
+func Run(cfg Config) error {
+	rec, err := Load(cfg.File)
+	if err != nil {
+		return err
+	}
+	p, err := pipeline.New(pipeline.Config{Names: Names(rec), Boot: time.Unix(0, rec.Header.BootUnixNs),
+		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: cfg.Filter,
+		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, newEnv(rec))
+	if err != nil {
+		return err
+	}
+	var lost uint64
+	last := rec.Header.Created
+	for _, item := range rec.Items {
+		switch {
+		case item.Rec != nil:
+			if err := p.Record(item.Rec); err != nil {
+				return err
+			}
+		case !item.Tick.IsZero():
+			last = item.Tick
+			if err := p.Tick(item.Tick); err != nil {
+				return err
+			}
+		case item.Lost != 0:
+			lost = item.Lost
+		case item.End != nil:
+			return p.Finish(time.Unix(0, item.End.UnixNs), item.End.Lost, time.Duration(item.End.DurationNs))
+		}
+	}
+	fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %s ends early (the run was killed or the file cut): replayed what it holds\n", cfg.File)
+	return p.Finish(last, lost, last.Sub(rec.Header.Created))
+}
+
+// Load reads a recording file, with errors a person can act on.
+func Load(path string) (*record.Recording, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rec, err := record.Read(f)
+	if err != nil {
+		if errors.Is(err, record.ErrNotRecording) {
+			return nil, fmt.Errorf("%s is not a tcptrace recording (make one with tcptrace --record FILE): %w", path, err)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if rec.Header.RecordSize != decode.RecordSize {
+		return nil, fmt.Errorf("%s holds records of %d bytes, this tcptrace reads %d: replay it with the tcptrace that made it",
+			path, rec.Header.RecordSize, decode.RecordSize)
+	}
+	return rec, nil
+}
+
+// Names is the decoder's view of the recorded kernel.
+func Names(rec *record.Recording) decode.Names {
+	states, reasons, _ := rec.Header.StateNames()
+	names := decode.Names{States: map[uint8]events.State{}, ResetReasons: reasons, HZ: rec.Header.HZ}
+	for n, s := range states {
+		names.States[n] = events.State(s)
+	}
+	return names
+}
+
+// env answers as the recorded run was answered.
+type env struct {
+	sysctls map[uint32]sysctl.Snapshot
+	gone    map[uint32][]bool
+}
+
+func newEnv(rec *record.Recording) *env {
+	e := &env{sysctls: map[uint32]sysctl.Snapshot{}, gone: map[uint32][]bool{}}
+	for _, item := range rec.Items {
+		if s := item.Sysctls; s != nil {
+			e.sysctls[s.Netns] = s.Snapshot()
+		}
+		if g := item.NetnsGone; g != nil {
+			e.gone[g.Netns] = append(e.gone[g.Netns], g.Gone)
+		}
+	}
+	return e
+}
+
+func (e *env) Sysctls(netns uint32) (sysctl.Snapshot, error) {
+	if snap, ok := e.sysctls[netns]; ok {
+		return snap, nil
+	}
+	return sysctl.Snapshot{}, fmt.Errorf("the recording holds no sysctls of network namespace %d", netns)
+}
+
+func (e *env) NetnsGone(netns uint32) bool {
+	answers := e.gone[netns]
+	if len(answers) == 0 {
+		return false
+	}
+	e.gone[netns] = answers[1:]
+	return answers[0]
+}

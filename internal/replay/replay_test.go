@@ -1,0 +1,118 @@
+package replay
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/pipeline"
+)
+
+func TestMain(m *testing.M) {
+	time.Local = time.UTC // the goldens were recorded in UTC
+	os.Exit(m.Run())
+}
+
+// The golden recordings are real runs of the privileged scenarios (make
+// golden records them again): replaying each must print exactly what the
+// live run printed, and tell the story the scenario is about.
+func TestGoldenReplays(t *testing.T) {
+	stories := map[string][]string{
+		"TestKeepalive":                        {`"keepalive_probe"`, `"keepalive_ack"`, `"kind":"keepalive_timeout"`},
+		"TestZeroWindow_TCP_USER_TIMEOUT_0":    {`"zero_window_probe"`, `"kind":"zero_window_not_keepalive"`},
+		"TestZeroWindow_TCP_USER_TIMEOUT_3000": {`"zero_window_probe"`, `"kind":"user_timeout"`},
+		"TestTimewaitSynAccepted":              {`"cause":"syn_accepted"`, `"kind":"timewait_syn_reuse"`},
+		"TestTimewaitConnectReuse":             {`"cause":"connect_reuse"`, `"kind":"timewait_connect_reuse"`},
+		"TestTimewaitRST_tcp_rfc1337_0":        {`"cause":"rst"`, `"kind":"timewait_rst_kill"`},
+		"TestTimewaitRST_tcp_rfc1337_1":        {`"type":"timewait_enter"`},
+		"TestResets_ipv6_SO_LINGER_0_close":    {`"reset_sent"`, `"reset_received"`},
+		"TestRetransmitTimeout":                {`"type":"rto"`, `"kind":"retransmit_timeout"`},
+	}
+	files, _ := filepath.Glob("testdata/*.rec.gz")
+	if len(files) < len(stories) {
+		t.Fatalf("%d recordings in testdata, want at least %d", len(files), len(stories))
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".rec.gz")
+		t.Run(name, func(t *testing.T) {
+			want, err := os.ReadFile(strings.TrimSuffix(file, ".rec.gz") + ".json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut bytes.Buffer
+			if err := Run(Config{File: file, Format: "json", Stdout: &out, Stderr: &errOut}); err != nil {
+				t.Fatal(err)
+			}
+			if got := out.String(); got != string(want) {
+				gotLines, wantLines := strings.Split(got, "\n"), strings.Split(string(want), "\n")
+				for i := range min(len(gotLines), len(wantLines)) {
+					if gotLines[i] != wantLines[i] {
+						t.Fatalf("line %d:\nreplay %s\nlive   %s", i+1, gotLines[i], wantLines[i])
+					}
+				}
+				t.Fatalf("replay has %d lines, the live run %d", len(gotLines), len(wantLines))
+			}
+			for _, s := range stories[name] {
+				if !strings.Contains(string(want), s) {
+					t.Errorf("the recording does not tell %s", s)
+				}
+			}
+		})
+	}
+}
+
+func TestReplayFilters(t *testing.T) {
+	const file = "testdata/TestTimewaitConnectReuse.rec.gz"
+	var all bytes.Buffer
+	if err := Run(Config{File: file, Format: "json", Stdout: &all, Stderr: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	var first struct {
+		TS    string `json:"ts"`
+		Sport int    `json:"sport"`
+		PID   uint32 `json:"pid"`
+	}
+	json.Unmarshal([]byte(strings.SplitN(all.String(), "\n", 2)[0]), &first)
+	since, _ := time.Parse(time.RFC3339Nano, first.TS)
+	for name, filter := range map[string]pipeline.Filter{
+		"pid":   {PIDs: []uint32{first.PID}},
+		"port":  {Ports: []uint16{uint16(first.Sport)}},
+		"since": {Since: since.Add(time.Millisecond)},
+	} {
+		var out bytes.Buffer
+		if err := Run(Config{File: file, Format: "json", Filter: filter, Stdout: &out, Stderr: io.Discard}); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) < 2 || len(lines) >= len(strings.Split(strings.TrimSpace(all.String()), "\n")) {
+			t.Errorf("%s: %d lines: want fewer than all, and some", name, len(lines))
+		}
+		for _, line := range lines[:len(lines)-1] {
+			var e struct {
+				TS           string
+				PID          uint32
+				Sport, Dport int
+			}
+			json.Unmarshal([]byte(line), &e)
+			ts, _ := time.Parse(time.RFC3339Nano, e.TS)
+			switch {
+			case name == "pid" && e.PID != first.PID,
+				name == "port" && e.Sport != first.Sport && e.Dport != first.Sport,
+				name == "since" && ts.Before(filter.Since) && !strings.Contains(line, `"summary"`):
+				t.Errorf("%s filter let through %s", name, line)
+			}
+		}
+	}
+}
+
+func TestNotARecording(t *testing.T) {
+	err := Run(Config{File: "replay_test.go", Format: "json", Stdout: io.Discard, Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "is not a tcptrace recording") {
+		t.Errorf("%v", err)
+	}
+}
