@@ -7,7 +7,7 @@ BIN := bin/tcptrace
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ARGS ?=
 
-.PHONY: all build generate check-generated test test-short test-kernels lint run bench fuzz golden
+.PHONY: all build generate check-generated test test-short test-kernels lint cross run bench fuzz golden
 
 all: build
 
@@ -44,6 +44,11 @@ test-kernels: build
 # Only the tests that need no privileges.
 test-short:
 	$(GO) test -count=1 -short ./...
+
+# Replay and report must build wherever Go does.
+cross:
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/tcptrace
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/tcptrace
 
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt" >&2; exit 1; fi

@@ -11,8 +11,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-
-	"github.com/tcptrace/tcptrace/internal/probe"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -68,15 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // explain turns the failures a user can fix into one sentence that says what
 // to do; anything else is shown with its context.
 func explain(err error) string {
-	switch {
-	case errors.Is(err, probe.ErrNotPrivileged):
-		return "tcptrace needs root (or the CAP_BPF and CAP_PERFMON capabilities) to load BPF programs: run it with sudo"
-	case errors.Is(err, probe.ErrNoBTF):
-		return fmt.Sprintf("this kernel exposes no BTF type information (%v); tcptrace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, as most distributions ship since 2020", err)
-	case errors.Is(err, probe.ErrNoRingBuffer):
-		return "this kernel has no BPF ring buffer; tcptrace needs Linux 5.8 or newer"
-	case errors.Is(err, probe.ErrHookMissing):
-		return fmt.Sprintf("this kernel lacks a hook tcptrace needs (%v); run 'tcptrace features' to see which", err)
+	if sentence, ok := explainLive(err); ok {
+		return sentence
 	}
 	return err.Error()
 }

@@ -106,8 +106,9 @@ CONF
 	km_build_initramfs "$rel" "$out/initramfs.cpio" "$BOOT_MODULES" "$out/km.conf"
 }
 
-# run_kernel SPEC: boot one kernel, print its result line; returns non-zero
-# if the test failed or the guest never produced an exit code.
+# run_kernel SPEC: boot one kernel, print its result line; returns 1 if the
+# test failed, 2 if the guest died before the test could start (under
+# software emulation Debian's kernels now and then panic while booting).
 run_kernel() {
 	local spec=$1 rel
 	if ! rel=$(km_resolve "$spec"); then
@@ -176,6 +177,7 @@ run_kernel() {
 		echo "  console log: $logdir/console.log (last lines below)"
 		tail -n 15 "$logdir/console.log" 2>/dev/null | sed 's/^/  | /'
 		[[ -s $logdir/qemu.log ]] && sed 's/^/  qemu: /' "$logdir/qemu.log" | tail -n 5
+		return 2
 	fi
 	return 1
 }
@@ -233,8 +235,16 @@ main() {
 		# Each kernel runs as an asynchronous job, waited for at once: bash
 		# ignores set -e in anything called from an 'if' condition, and a job
 		# started outside one keeps it. The jobs still run one at a time.
+		local rc=0
 		run_kernel "$spec" &
-		if wait $!; then
+		wait $! || rc=$?
+		if ((rc == 2)); then
+			echo "kernel $spec: the guest died before the test ran: booting it once more"
+			rc=0
+			run_kernel "$spec" &
+			wait $! || rc=$?
+		fi
+		if ((rc == 0)); then
 			passed=$((passed + 1))
 		else
 			failed=$((failed + 1))
