@@ -28,7 +28,7 @@ check-generated: generate
 
 # Every test. The end-to-end tests need root and fail (not skip) without it.
 test: build
-	TCPTRACE_REQUIRE_PRIVILEGED=1 TCPTRACE_BINARY=$(abspath $(BIN)) $(GO) test -count=1 ./...
+	TCPTRACE_REQUIRE_PRIVILEGED=1 TCPTRACE_REQUIRE_BROWSER=1 TCPTRACE_BINARY=$(abspath $(BIN)) $(GO) test -count=1 ./...
 
 # The privileged suite inside other kernels under qemu (Debian 6.1 and 6.12 by
 # default; KERNELS="6.12" or an exact release to pick). Needs root and

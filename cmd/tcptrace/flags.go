@@ -29,6 +29,7 @@ Usage:
   tcptrace features             show the kernel hooks and how each is attached
   tcptrace sysctl [--pid N]     the TCP sysctls of a network namespace, explained
   tcptrace replay FILE          show a recording again (no root needed; see replay --help)
+  tcptrace report FILE -o report.html   a recording as one HTML page with a timeline per socket
 
 Examples:
   sudo tcptrace --pid 1234                 sockets of process 1234, accepted ones included

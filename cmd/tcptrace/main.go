@@ -49,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runSysctl(args[1:], stdout)
 	case len(args) > 0 && args[0] == "replay":
 		err = runReplay(args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "report":
+		err = runReport(args[1:], stdout)
 	default:
 		err = runTrace(ctx, args, stdout, stderr)
 	}

@@ -52,8 +52,10 @@ type Config struct {
 	Format     string    // "text" or "json"
 	MaxSockets int
 	Filter     Filter
-	Stdout     io.Writer
-	Stderr     io.Writer
+	// Renderer, if set, takes the events instead of one made for Format.
+	Renderer render.Renderer
+	Stdout   io.Writer
+	Stderr   io.Writer
 }
 
 // Pipeline turns records into what a person or a tool reads. Not safe for
@@ -71,9 +73,12 @@ type Pipeline struct {
 
 // New returns a pipeline asking env what it needs to know of the system.
 func New(cfg Config, env Env) (*Pipeline, error) {
-	out, err := render.New(cfg.Format, cfg.Stdout, cfg.Stderr)
-	if err != nil {
-		return nil, err
+	out := cfg.Renderer
+	if out == nil {
+		var err error
+		if out, err = render.New(cfg.Format, cfg.Stdout, cfg.Stderr); err != nil {
+			return nil, err
+		}
 	}
 	value := func(netns uint32, name string) (int64, bool) {
 		snap, err := env.Sysctls(netns)

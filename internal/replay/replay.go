@@ -13,6 +13,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
 	"github.com/tcptrace/tcptrace/internal/record"
+	"github.com/tcptrace/tcptrace/internal/render"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
@@ -22,6 +23,7 @@ type Config struct {
 	Format     string
 	MaxSockets int
 	Filter     pipeline.Filter
+	Renderer   render.Renderer // instead of one for Format, if set
 	Stdout     io.Writer
 	Stderr     io.Writer
 }
@@ -32,8 +34,13 @@ func Run(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	return Play(rec, cfg)
+}
+
+// Play replays a recording already read.
+func Play(rec *record.Recording, cfg Config) error {
 	p, err := pipeline.New(pipeline.Config{Names: Names(rec), Boot: time.Unix(0, rec.Header.BootUnixNs),
-		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: cfg.Filter,
+		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: cfg.Filter, Renderer: cfg.Renderer,
 		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, newEnv(rec))
 	if err != nil {
 		return err
