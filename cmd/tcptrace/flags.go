@@ -121,6 +121,8 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	cfg.Args = append([]string{"tcptrace"}, args...)
+	// A status line only for a person watching text on a terminal.
+	cfg.Status = cfg.Format == "text" && isTerminal(stdout) && isTerminal(stderr)
 	if f.cpuProfile != "" {
 		stop, err := startCPUProfile(f.cpuProfile)
 		if err != nil {
@@ -272,4 +274,13 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runTracer runs the tcptrace binary to completion.
@@ -140,5 +141,34 @@ func TestFeatures(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "kernel:") || !strings.Contains(stdout, "BTF:         /sys/kernel/btf/vmlinux") {
 		t.Errorf("features lacks kernel or BTF source:\n%s", stdout)
+	}
+}
+
+// TestStatusLine: on a terminal (tmux here) text mode keeps a status line
+// with the event rate; piped, it stays plain (checked by every tracer run).
+func TestStatusLine(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Fatal("tmux is needed")
+	}
+	ns := newNetns(t)
+	session := fmt.Sprintf("tcptrace-%d", os.Getpid())
+	mustRun(t, "tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "30",
+		tracerBinary+" --netns "+fmt.Sprint(ns.inode)+" --duration 4s; sleep 5")
+	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
+	time.Sleep(time.Second)
+	srv, cli := ns.connected(t, "127.0.0.1")
+	cli.do("close")
+	srv.do("close")
+	time.Sleep(1500 * time.Millisecond)
+	screen := mustRun(t, "tmux", "capture-pane", "-p", "-t", session)
+	if !strings.Contains(screen, "events/s,") || !strings.Contains(screen, "sockets tracked") ||
+		!strings.Contains(screen, "CLOSE -> LISTEN") {
+		t.Errorf("terminal shows no status line under the events:\n%s", screen)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	screen = mustRun(t, "tmux", "capture-pane", "-p", "-t", session)
+	if strings.Contains(screen, "events/s,") || !strings.Contains(screen, "events in") {
+		t.Errorf("at exit the status line should give way to the summary:\n%s", screen)
 	}
 }

@@ -407,6 +407,9 @@ func (tr *tracer) stop() []event {
 		if tr.stats.Lost != 0 {
 			tr.t.Errorf("%d events lost", tr.stats.Lost)
 		}
+		if strings.Contains(tr.stdout.String()+tr.stderr.String(), "\x1b") {
+			tr.t.Error("terminal escapes in output that goes to a pipe")
+		}
 		if tr.golden != "" {
 			if err := os.WriteFile(tr.golden+".json", tr.stdout.Bytes(), 0o644); err != nil {
 				tr.t.Fatal(err)

@@ -131,6 +131,9 @@ func (p *Pipeline) Waiting() bool { return p.tracker.Waiting() }
 // Flush writes out what is buffered.
 func (p *Pipeline) Flush() error { return p.out.Flush() }
 
+// Tracked is how many sockets have a history now.
+func (p *Pipeline) Tracked() int { return p.tracker.Tracked() }
+
 // Stats is the account so far.
 func (p *Pipeline) Stats() render.Stats { return p.stats }
 

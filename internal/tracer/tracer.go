@@ -34,6 +34,7 @@ type Config struct {
 	Record       string        // a file to record the run to, if any
 	RecordMax    int64         // stop recording past this many bytes (0: no limit)
 	Args         []string      // the command line, for the recording
+	Status       bool          // keep a status line on the terminal (stderr)
 	Stdout       io.Writer
 	Stderr       io.Writer
 }
@@ -91,6 +92,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	var lost uint64
+	status := newStatusLine(cfg.Stderr, started)
 	onPoll := func() error {
 		if pl.Waiting() {
 			now := time.Now()
@@ -125,10 +127,16 @@ func Run(ctx context.Context, cfg Config) error {
 				fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %s reached --record-max-size: recording stopped, tracing goes on\n", cfg.Record)
 			}
 		}
-		return pl.Flush()
+		if !cfg.Status {
+			return pl.Flush()
+		}
+		return status.around(pl.Stats().Events, pl.Tracked(), lost, pl.Flush)
 	}
 	if err := p.Read(ctx, cfg.PollInterval, onRecord, onPoll); err != nil {
 		return err
+	}
+	if cfg.Status {
+		status.clear()
 	}
 	end := time.Now()
 	if err := pl.Finish(end, lost, end.Sub(started)); err != nil {
