@@ -235,9 +235,17 @@ func TestTimewaitRST(t *testing.T) {
 				dumpEvents(t, evs)
 				t.Fatalf("timewait_end %+v, ss %v; want one, cause rst, observed, for port %d, and no TIME_WAIT left", ends, tws, cli.port)
 			}
-			f := one(t, evs, "finding")
-			if f.Kind != "timewait_rst_kill" || f.Sysctls["net.ipv4.tcp_rfc1337"] != float64(0) {
-				t.Errorf("finding %+v, want timewait_rst_kill with tcp_rfc1337 0", f)
+			// Both ends are traced here: the RST was seen leaving the peer
+			// (its listener, still open, answers the ACK), so the
+			// late-segment story is told too (seed 000).
+			findings := ofType(evs, "finding")
+			if len(findings) != 2 || findings[0].Kind != "timewait_rst_kill" || findings[0].Sysctls["net.ipv4.tcp_rfc1337"] != float64(0) ||
+				findings[1].Kind != "late_segment_in_timewait" {
+				dumpEvents(t, evs)
+				t.Errorf("findings %+v, want timewait_rst_kill with tcp_rfc1337 0, then late_segment_in_timewait", findings)
+			}
+			if want := map[bool]string{true: "TCP_FLAGS"}[kernelHasResetReasons(t)]; len(findings) == 2 && findings[1].Evidence["peer_rst_reason"] != want {
+				t.Errorf("late segment evidence %v, want the peer's RST reason %q", findings[1].Evidence, want)
 			}
 		})
 	}

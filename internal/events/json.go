@@ -145,6 +145,12 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 			dst = append(dst, `,"syn_ts_newer":`...)
 			dst = strconv.AppendBool(dst, newer)
 		}
+		if e.PeerRST {
+			dst = append(dst, `,"peer_rst":true`...)
+			if e.PeerRSTReason != "" {
+				dst = appendStringField(dst, "peer_rst_reason", e.PeerRSTReason)
+			}
+		}
 	case *TimewaitOverflow:
 		dst = appendStringField(dst, "state", string(e.State))
 		dst = append(dst, `,"timewait_sockets_seen":`...)

@@ -42,6 +42,12 @@ type TimewaitEnd struct {
 	// For syn_accepted: the new SYN and what the TIME_WAIT socket held,
 	// which tell why the kernel accepted it.
 	Syn, Last SynInfo
+	// PeerRST: the RST that ended it (cause rst) was seen leaving the peer,
+	// sent for no connection (for no socket, or by a listener): the peer's
+	// answer to an ACK of the TIME_WAIT socket, itself the answer to a
+	// late segment. PeerRSTReason is that RST's reason.
+	PeerRST       bool
+	PeerRSTReason string
 }
 
 // SynSeqAfter tells whether the new SYN's sequence number was after the

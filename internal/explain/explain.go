@@ -38,6 +38,9 @@ func (x *Explainer) Explain(ev events.Event) []events.Event {
 		case events.CauseConnectReuse:
 			return []events.Event{x.connectReuse(e)}
 		case events.CauseRST:
+			if e.PeerRST {
+				return []events.Event{x.rstKill(e), x.lateSegment(e)}
+			}
 			return []events.Event{x.rstKill(e)}
 		}
 	case *events.TimewaitOverflow:
@@ -292,3 +295,28 @@ func (x *Explainer) zeroWindow(e *events.ZeroWindowEnd) *events.Finding {
 }
 
 func human(d time.Duration) string { return events.HumanDuration(d) }
+
+// lateSegment tells the story of seed 000: a segment of the old connection
+// arrives after our side entered TIME_WAIT (reordered, duplicated, or
+// retransmitted); the TIME_WAIT socket answers it with an ACK; the peer has
+// no connection any more and answers that ACK with an RST, which is in
+// window, and with tcp_rfc1337 = 0 it kills the TIME_WAIT socket.
+func (x *Explainer) lateSegment(e *events.TimewaitEnd) *events.Finding {
+	values := x.sysctls(e.Netns, rfc1337)
+	ev := evidence(e)
+	ev["peer_rst_reason"] = e.PeerRSTReason
+	msg := fmt.Sprintf("A late segment of the old connection reached the TIME_WAIT socket of %s when it was %s. "+
+		"The TIME_WAIT socket answered it with an ACK (seq = its snd_nxt, ack = its rcv_nxt); the peer, whose side "+
+		"of the connection was already gone, answered that ACK with an RST (seen leaving it%s), and "+
+		"that RST, exactly in window, ended the TIME_WAIT because net.ipv4.tcp_rfc1337 is 0. The late segment itself "+
+		"is not visible from tracepoints; a capture shows it just before the ACK.",
+		conn(e.Header), age(e), reasonNote(e.PeerRSTReason))
+	return finding(e.Header, "late_segment_in_timewait", msg, ev, values)
+}
+
+func reasonNote(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ", reason " + reason
+}

@@ -28,7 +28,7 @@ func TestGoldenReplays(t *testing.T) {
 		"TestZeroWindow_TCP_USER_TIMEOUT_3000": {`"zero_window_probe"`, `"kind":"user_timeout"`},
 		"TestTimewaitSynAccepted":              {`"cause":"syn_accepted"`, `"kind":"timewait_syn_reuse"`},
 		"TestTimewaitConnectReuse":             {`"cause":"connect_reuse"`, `"kind":"timewait_connect_reuse"`},
-		"TestTimewaitRST_tcp_rfc1337_0":        {`"cause":"rst"`, `"kind":"timewait_rst_kill"`},
+		"TestTimewaitRST_tcp_rfc1337_0":        {`"cause":"rst"`, `"kind":"timewait_rst_kill"`, `"kind":"late_segment_in_timewait"`},
 		"TestTimewaitRST_tcp_rfc1337_1":        {`"type":"timewait_enter"`},
 		"TestResets_ipv6_SO_LINGER_0_close":    {`"reset_sent"`, `"reset_received"`},
 		"TestRetransmitTimeout":                {`"type":"rto"`, `"kind":"retransmit_timeout"`},

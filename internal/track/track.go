@@ -31,7 +31,10 @@ type Tracker struct {
 	// stopped are TIME_WAIT sockets stopped early whose cause is not yet
 	// known, by 4-tuple.
 	stopped map[tuple]*socket
-	out     []events.Event
+	// peerlessRSTs are the last RSTs sent for no socket or by a listener
+	// (for no connection of its own), by the sender's side.
+	peerlessRSTs map[endpoint]*events.ResetSent
+	out          []events.Event
 }
 
 // tuple is a connection's identity across sockets: a TIME_WAIT socket and
@@ -90,13 +93,33 @@ func New(opts Options) *Tracker {
 		opts.MaxSockets = DefaultMaxSockets
 	}
 	return &Tracker{
-		maxSockets: opts.MaxSockets,
-		netnsGone:  opts.NetnsGone,
-		sysctl:     opts.Sysctl,
-		sockets:    map[uint64]*list.Element{},
-		lru:        list.New(),
-		stopped:    map[tuple]*socket{},
+		maxSockets:   opts.MaxSockets,
+		netnsGone:    opts.NetnsGone,
+		sysctl:       opts.Sysctl,
+		sockets:      map[uint64]*list.Element{},
+		lru:          list.New(),
+		stopped:      map[tuple]*socket{},
+		peerlessRSTs: map[endpoint]*events.ResetSent{},
 	}
+}
+
+// endpoint is one side of a connection in a namespace.
+type endpoint struct {
+	netns uint32
+	addr  netip.AddrPort
+}
+
+// notePeerlessRST remembers for a second an RST sent for no connection: it
+// may be what ends a TIME_WAIT socket on the other side.
+func (t *Tracker) notePeerlessRST(e *events.ResetSent) {
+	if len(t.peerlessRSTs) > 1000 {
+		for k, rst := range t.peerlessRSTs {
+			if e.Time.Sub(rst.Time) > time.Second {
+				delete(t.peerlessRSTs, k)
+			}
+		}
+	}
+	t.peerlessRSTs[endpoint{e.Netns, e.Local}] = e
 }
 
 // Evicted is how many histories were dropped to stay within the limit.
@@ -127,7 +150,9 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		}
 	case *events.ResetSent:
 		t.out = append(t.out, ev)
-		if s := t.lookup(e.Header); s != nil && !e.NoSocket {
+		if e.NoSocket || e.State == events.StateListen {
+			t.notePeerlessRST(e)
+		} else if s := t.lookup(e.Header); s != nil {
 			s.resetsSent++
 			s.lastReset = e.Time
 		}
@@ -157,7 +182,14 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		t.windowOpen(e)
 	case *events.TimewaitRST:
 		if s := t.lookup(e.Header); s != nil && s.tw != nil && !s.tw.stopped.IsZero() {
-			t.endTimewait(s, e.Time, events.TimewaitEnd{Cause: events.CauseRST})
+			end := events.TimewaitEnd{Cause: events.CauseRST}
+			// Was it the peer's RST, sent for a connection it no longer has
+			// (for no socket, or by its listener)?
+			rst, ok := t.peerlessRSTs[endpoint{e.Netns, s.tw.header.Remote}]
+			if ok && e.Time.Sub(rst.Time) < time.Second && (rst.State == events.StateListen || rst.Remote == s.tw.header.Local) {
+				end.PeerRST, end.PeerRSTReason = true, rst.Reason
+			}
+			t.endTimewait(s, e.Time, end)
 		}
 	default:
 		t.out = append(t.out, ev)

@@ -263,3 +263,17 @@ func TestPassThroughAndPassiveClose(t *testing.T) {
 		t.Errorf("history %s, want %s", got, want)
 	}
 }
+
+// The RST that kills a TIME_WAIT socket, seen leaving the peer's listener:
+// the late-segment story.
+func TestTimewaitPeerRST(t *testing.T) {
+	s := activeClose()
+	s.timer(hdr(5150, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0)
+	listener := hdr(5149, 0, server, "0.0.0.0:0", 20)
+	s.evs = append(s.evs[:len(s.evs)-1], &events.ResetSent{Header: listener, State: events.StateListen, Reason: "TCP_FLAGS"}, s.evs[len(s.evs)-1])
+	s.add(&events.TimewaitRST{Header: hdr(5150, 1, client, server, 0), Substate: events.StateTimeWait})
+	end := only[*events.TimewaitEnd](t, run(New(Options{}), s.evs, t0.Add(time.Hour)))
+	if end.Cause != events.CauseRST || !end.PeerRST || end.PeerRSTReason != "TCP_FLAGS" {
+		t.Errorf("end %+v, want rst answered by the peer's listener", end)
+	}
+}
