@@ -172,10 +172,11 @@ func (k *Kernel) tracepointArgs(tracepoint string) (int, error) {
 }
 
 // BootTime is the wall-clock time at which CLOCK_MONOTONIC (the clock of
-// bpf_ktime_get_ns) read zero.
+// bpf_ktime_get_ns) read zero. It carries no monotonic reading (Round(0)),
+// so that times made from it subtract the same live and in a replay.
 func BootTime() time.Time {
 	var ts unix.Timespec
-	before := time.Now()
+	before := time.Now().Round(0)
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return before
 	}

@@ -50,8 +50,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer p.Close()
+	// Wall-clock times only (Round(0) drops the monotonic reading): a
+	// replay has nothing else, and must compute the same durations.
 	boot := probe.BootTime()
-	started := time.Now()
+	started := time.Now().Round(0)
 
 	env := &liveEnv{snaps: map[uint32]sysctl.Snapshot{}}
 	if cfg.Record != "" {
@@ -95,7 +97,7 @@ func Run(ctx context.Context, cfg Config) error {
 	status := newStatusLine(cfg.Stderr, started)
 	onPoll := func() error {
 		if pl.Waiting() {
-			now := time.Now()
+			now := time.Now().Round(0)
 			if env.rec != nil {
 				if err := env.rec.Tick(now); err != nil {
 					return fmt.Errorf("record: %w", err)
@@ -138,7 +140,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Status {
 		status.clear()
 	}
-	end := time.Now()
+	end := time.Now().Round(0)
 	if err := pl.Finish(end, lost, end.Sub(started)); err != nil {
 		return err
 	}

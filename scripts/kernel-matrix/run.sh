@@ -124,13 +124,16 @@ run_kernel() {
 	}
 	write_job "$work/xfer/job.sh" "$rel"
 
+	# thread=single: multi-threaded TCG mishandles code that one vCPU
+	# patches while another runs it, which the kernel does whenever a
+	# tracepoint is attached (static keys); seen as panics in timer code.
 	local append="console=ttyS0 panic=-1 rdinit=/init mitigations=off"
 	((DEBUG)) || append+=" quiet"
 	# qemu's option syntax escapes a comma in a value by doubling it.
 	local q_work=${work//,/,,} q_log=${logdir//,/,,}
 	local -a qemu=(
 		qemu-system-x86_64
-		-M pc -accel tcg -cpu max -smp "$SMP" -m "$MEMORY"
+		-M pc -accel tcg,thread=single -cpu max -smp "$SMP" -m "$MEMORY"
 		-nodefaults -display none -monitor none -net none -no-reboot
 		-serial "file:$q_log/console.log"
 		-kernel "$KM_CACHE/$rel/vmlinux" -initrd "$work/initramfs.cpio"
