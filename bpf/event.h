@@ -23,6 +23,7 @@ enum event_type {
 	EVENT_SNAPSHOT = 10,	  /* a socket that existed when tracing began */
 	EVENT_TCP_TIMER = 11,	  /* a socket's keepalive or write timer fired */
 	EVENT_WINDOW_OPEN = 12,	  /* the peer reopened a zero window */
+	EVENT_TW_SEGMENT = 13,	  /* a segment reached a TIME_WAIT socket: the verdict */
 };
 
 enum tcp_timer_kind {
@@ -68,7 +69,8 @@ struct event {
 	__u8 daddr[16];	     /* remote address */
 	__u32 netns;	     /* network namespace inode */
 	__u32 pid;	     /* owner's tgid */
-	__u32 reason;	     /* raw enum sk_rst_reason value */
+	__u32 reason;	     /* raw enum sk_rst_reason value; EVENT_TW_SEGMENT:
+			      * the raw enum tcp_tw_status verdict */
 	__u16 sport;	     /* local port, host order */
 	__u16 dport;	     /* remote port, host order */
 	__u8 type;	     /* enum event_type */
@@ -81,8 +83,11 @@ struct event {
 	__u32 timer_jiffies; /* EVENT_TW_START, EVENT_SNAPSHOT of a TIME_WAIT
 			      * socket: jiffies until its timer is due */
 	__u32 seq;	     /* EVENT_TW_CANCEL: the TIME_WAIT socket's rcv_nxt;
-			      * a child's LISTEN -> SYN_RECV: its SYN's sequence */
+			      * a child's LISTEN -> SYN_RECV: its SYN's sequence;
+			      * EVENT_TW_SEGMENT: the segment's sequence */
 	__u32 tsval;	     /* the same for the TCP timestamp (ts_recent) */
+	__u32 tcp_flags;     /* EVENT_TW_SEGMENT: the segment's TCP flags byte */
+	__u32 rcv_nxt;	     /* EVENT_TW_SEGMENT: the TIME_WAIT socket's rcv_nxt */
 	__u32 pad2;
 	struct tcp_timer_facts timer;
 	char comm[16];	     /* owner's process name */

@@ -139,6 +139,13 @@ struct inet_timewait_sock {
 	struct timer_list tw_timer;
 };
 
+struct tcphdr {
+	__be16 source;
+	__be16 dest;
+	__be32 seq;
+	__be32 ack_seq;
+};
+
 struct tcp_timewait_sock {
 	struct inet_timewait_sock tw_sk;
 	__u32 tw_ts_recent;

@@ -36,6 +36,8 @@ type TcptraceEvent struct {
 	TimerJiffies uint32
 	Seq          uint32
 	Tsval        uint32
+	TcpFlags     uint32
+	RcvNxt       uint32
 	Pad2         uint32
 	Timer        struct {
 		_               structs.HostLayout
@@ -86,6 +88,7 @@ const (
 	TcptraceEventTypeEVENT_SNAPSHOT       TcptraceEventType = 10
 	TcptraceEventTypeEVENT_TCP_TIMER      TcptraceEventType = 11
 	TcptraceEventTypeEVENT_WINDOW_OPEN    TcptraceEventType = 12
+	TcptraceEventTypeEVENT_TW_SEGMENT     TcptraceEventType = 13
 )
 
 type TcptraceOwner struct {
@@ -172,6 +175,9 @@ const (
 	TcptraceProgHandleTimerExpire       = "handle_timer_expire"
 	TcptraceProgHandleTimerExpireExit   = "handle_timer_expire_exit"
 	TcptraceProgHandleTimerStart        = "handle_timer_start"
+	TcptraceProgHandleTwVerdict3        = "handle_tw_verdict3"
+	TcptraceProgHandleTwVerdict4        = "handle_tw_verdict4"
+	TcptraceProgHandleTwVerdict5        = "handle_tw_verdict5"
 	TcptraceProgLearnOwners             = "learn_owners"
 	TcptraceProgSnapshotTcp             = "snapshot_tcp"
 	TcptraceVarFilterFamily             = "filter_family"
@@ -257,6 +263,9 @@ type TcptraceProgramSpecs struct {
 	HandleTimerExpire       *ebpf.ProgramSpec `ebpf:"handle_timer_expire"`
 	HandleTimerExpireExit   *ebpf.ProgramSpec `ebpf:"handle_timer_expire_exit"`
 	HandleTimerStart        *ebpf.ProgramSpec `ebpf:"handle_timer_start"`
+	HandleTwVerdict3        *ebpf.ProgramSpec `ebpf:"handle_tw_verdict3"`
+	HandleTwVerdict4        *ebpf.ProgramSpec `ebpf:"handle_tw_verdict4"`
+	HandleTwVerdict5        *ebpf.ProgramSpec `ebpf:"handle_tw_verdict5"`
 	LearnOwners             *ebpf.ProgramSpec `ebpf:"learn_owners"`
 	SnapshotTcp             *ebpf.ProgramSpec `ebpf:"snapshot_tcp"`
 }
@@ -398,6 +407,9 @@ type TcptracePrograms struct {
 	HandleTimerExpire       *ebpf.Program `ebpf:"handle_timer_expire"`
 	HandleTimerExpireExit   *ebpf.Program `ebpf:"handle_timer_expire_exit"`
 	HandleTimerStart        *ebpf.Program `ebpf:"handle_timer_start"`
+	HandleTwVerdict3        *ebpf.Program `ebpf:"handle_tw_verdict3"`
+	HandleTwVerdict4        *ebpf.Program `ebpf:"handle_tw_verdict4"`
+	HandleTwVerdict5        *ebpf.Program `ebpf:"handle_tw_verdict5"`
 	LearnOwners             *ebpf.Program `ebpf:"learn_owners"`
 	SnapshotTcp             *ebpf.Program `ebpf:"snapshot_tcp"`
 }
@@ -418,6 +430,9 @@ func (p *TcptracePrograms) Close() error {
 		p.HandleTimerExpire,
 		p.HandleTimerExpireExit,
 		p.HandleTimerStart,
+		p.HandleTwVerdict3,
+		p.HandleTwVerdict4,
+		p.HandleTwVerdict5,
 		p.LearnOwners,
 		p.SnapshotTcp,
 	)

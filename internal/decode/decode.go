@@ -32,6 +32,9 @@ type Names struct {
 	// HZ is the kernel's tick rate, to turn timer ticks into time; 0 when
 	// unknown.
 	HZ int
+	// TWVerdicts maps enum tcp_tw_status numbers to names (TCP_TW_
+	// dropped).
+	TWVerdicts map[uint32]string
 }
 
 var timerActions = map[uint8]events.TimerAction{
@@ -131,6 +134,17 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		return ev, nil
 	case bpf.TcptraceEventTypeEVENT_TCP_TIMER:
 		return d.tcpTimer(h, &raw, state)
+	case bpf.TcptraceEventTypeEVENT_TW_SEGMENT:
+		sub, err := d.state(raw.Substate)
+		if err != nil {
+			return nil, err
+		}
+		verdict, ok := d.names.TWVerdicts[raw.Reason]
+		if !ok {
+			return nil, fmt.Errorf("TIME_WAIT verdict %d is not in the kernel's enum tcp_tw_status", raw.Reason)
+		}
+		return &events.TimewaitSegment{Header: h, Substate: sub, Verdict: verdict, Flags: uint8(raw.TcpFlags),
+			Seq: raw.Seq, RcvNxt: raw.RcvNxt}, nil
 	case bpf.TcptraceEventTypeEVENT_WINDOW_OPEN:
 		return &events.WindowOpen{Header: h, Window: raw.Timer.SndWnd}, nil
 	case bpf.TcptraceEventTypeEVENT_TW_RST:

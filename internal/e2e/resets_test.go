@@ -14,6 +14,18 @@ func kernelHasResetReasons(t *testing.T) bool {
 	return strings.Contains(mustRun(t, tracerBinary, "features"), "with enum sk_rst_reason")
 }
 
+// hookAttached tells whether tcptrace features reports the hook attached.
+func hookAttached(t *testing.T, hook string) bool {
+	t.Helper()
+	for line := range strings.SplitSeq(mustRun(t, tracerBinary, "features"), "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && f[0] == hook {
+			return f[3] == "attached"
+		}
+	}
+	t.Fatalf("tcptrace features does not list %s", hook)
+	return false
+}
+
 // TestResets: an abortive close sends an RST with the kernel's reason, the
 // peer sees it arrive, and the events match the namespace's counters.
 func TestResets(t *testing.T) {

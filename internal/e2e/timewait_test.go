@@ -192,6 +192,14 @@ func TestTimewaitSynAccepted(t *testing.T) {
 	if !seqOK || !tsOK || !(seqAfter || tsNewer) {
 		t.Errorf("evidence %v: want the SYN's sequence and timestamp compared, one of them newer", f.Evidence)
 	}
+	// Where fexit is allowed (Debian's 6.1 and 6.12 under qemu, not the
+	// 6.18 host), the verdict is seen, and the cause is no longer inferred.
+	if hookAttached(t, "fexit/tcp_timewait_state_process") {
+		verdicts := ofType(evs, "tw_segment")
+		if len(verdicts) == 0 || end.Inferred {
+			t.Errorf("precise hook attached, yet tw_segment %+v, timewait_end inferred %v", verdicts, end.Inferred)
+		}
+	}
 	// The passive side's reuse is not a TWRecycled.
 	wantDelta(t, before, after, "TcpExt.TWRecycled", 0)
 }

@@ -5,6 +5,7 @@ package events
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -25,6 +26,8 @@ const (
 	TypeTimewaitTimerExpire Type = "tw_timer_expire"
 	TypeTimewaitTimerCancel Type = "tw_timer_cancel"
 	TypeTimewaitRST         Type = "tw_rst"
+	// Shown: what a TIME_WAIT socket decided about a segment (fexit).
+	TypeTimewaitSegment Type = "tw_segment"
 
 	// Made by the tracker from the kernel's events.
 	TypeTimewaitEnter    Type = "timewait_enter"
@@ -190,6 +193,34 @@ func (e *TimewaitTimer) Type() Type {
 	return TypeTimewaitTimerCancel
 }
 func (e *TimewaitRST) Type() Type { return TypeTimewaitRST }
+
+// TimewaitSegment is the kernel's verdict on a segment that reached a
+// TIME_WAIT (or FIN_WAIT2) socket: tcp_timewait_state_process()'s return,
+// seen where fexit is allowed.
+type TimewaitSegment struct {
+	Header
+	Substate State
+	// Verdict is the enum tcp_tw_status name without TCP_TW_: SUCCESS
+	// (nothing to send; also an RST that killed it), ACK, ACK_OOW, RST,
+	// SYN (a new connection may take the 4-tuple over).
+	Verdict string
+	Flags   uint8  // the segment's TCP flags byte
+	Seq     uint32 // the segment's sequence number
+	RcvNxt  uint32 // the TIME_WAIT socket's rcv_nxt
+}
+
+// FlagNames spells TCP flags: "SYN,ACK".
+func FlagNames(flags uint8) string {
+	var names []string
+	for i, n := range []string{"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"} {
+		if flags&(1<<i) != 0 {
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+func (e *TimewaitSegment) Type() Type { return TypeTimewaitSegment }
 
 func (e *StateChange) Type() Type   { return TypeState }
 func (e *Retransmit) Type() Type    { return TypeRetransmit }

@@ -116,6 +116,16 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 		dst = appendSynInfo(dst, "rcv_nxt", "ts_recent", e.Last)
 	case *TimewaitRST:
 		dst = appendStringField(dst, "substate", string(e.Substate))
+	case *TimewaitSegment:
+		dst = appendStringField(dst, "substate", string(e.Substate))
+		dst = appendStringField(dst, "verdict", e.Verdict)
+		dst = appendStringField(dst, "flags", FlagNames(e.Flags))
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, uint64(e.Seq), 10)
+		dst = append(dst, `,"rcv_nxt":`...)
+		dst = strconv.AppendUint(dst, uint64(e.RcvNxt), 10)
+		dst = append(dst, `,"seq_after_rcv_nxt":`...)
+		dst = strconv.AppendBool(dst, int32(e.Seq-e.RcvNxt) > 0)
 	case *TimewaitEnter:
 		dst = appendStringField(dst, "substate", string(e.Substate))
 		if e.TimeoutKnown {

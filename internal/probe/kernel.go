@@ -127,6 +127,16 @@ func (k *Kernel) readEnums() error {
 		}
 	}
 
+	var verdicts *btf.Enum
+	if err := k.btf.TypeByName("tcp_tw_status", &verdicts); err == nil {
+		k.names.TWVerdicts = map[uint32]string{}
+		for _, v := range verdicts.Values {
+			if name, ok := strings.CutPrefix(v.Name, "TCP_TW_"); ok && v.Value <= 0xffffffff {
+				k.names.TWVerdicts[uint32(v.Value)] = name
+			}
+		}
+	}
+
 	var reasons *btf.Enum
 	if err := k.btf.TypeByName("sk_rst_reason", &reasons); err == nil {
 		k.names.ResetReasons = map[uint32]string{}
@@ -169,6 +179,19 @@ func (k *Kernel) tracepointArgs(tracepoint string) (int, error) {
 		return 0, fmt.Errorf("btf_trace_%s: not a function pointer", tracepoint)
 	}
 	return len(proto.Params) - 1, nil
+}
+
+// funcParams returns how many parameters a kernel function takes.
+func (k *Kernel) funcParams(name string) (int, error) {
+	var fn *btf.Func
+	if err := k.btf.TypeByName(name, &fn); err != nil {
+		return 0, fmt.Errorf("%w: function %s is not in kernel BTF: %w", ErrHookMissing, name, err)
+	}
+	proto, ok := fn.Type.(*btf.FuncProto)
+	if !ok {
+		return 0, fmt.Errorf("%s: no function prototype in BTF", name)
+	}
+	return len(proto.Params), nil
 }
 
 // BootTime is the wall-clock time at which CLOCK_MONOTONIC (the clock of

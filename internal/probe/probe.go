@@ -57,8 +57,10 @@ type Hook struct {
 	Err      error  // why it is not attached; nil when attached
 }
 
-// hookSpec is a tracepoint and its program variants, most capable first.
+// hookSpec is a tracepoint (or, with kind fexit, a kernel function) and its
+// program variants, most capable first.
 type hookSpec struct {
+	kind              string // "" for tp_btf, or "fexit"
 	group, tracepoint string
 	variants          []variant
 	// optional hooks add to what tcptrace shows; without them it still runs.
@@ -115,6 +117,13 @@ var hookSpecs = []hookSpec{
 	{group: "tcp", tracepoint: "tcp_probe", optional: true, needs: needSocketTimers, variants: []variant{
 		{2, bpf.TcptraceProgHandleTcpProbe, "a zero window reopening"},
 	}},
+	// Precise: where fexit is allowed, the TIME_WAIT verdicts are seen, not
+	// inferred. The tracepoints stay the fallback.
+	{kind: "fexit", group: "fexit", tracepoint: "tcp_timewait_state_process", optional: true, variants: []variant{
+		{5, bpf.TcptraceProgHandleTwVerdict5, "verdict of every segment reaching a TIME_WAIT socket"},
+		{4, bpf.TcptraceProgHandleTwVerdict4, "verdict of every segment reaching a TIME_WAIT socket"},
+		{3, bpf.TcptraceProgHandleTwVerdict3, "verdict of every segment reaching a TIME_WAIT socket"},
+	}},
 }
 
 func needSocketTimers(k *Kernel) error {
@@ -163,7 +172,14 @@ func Plan(k *Kernel) []Hook {
 	hooks := make([]Hook, 0, len(hookSpecs))
 	for _, hs := range hookSpecs {
 		h := Hook{Name: hs.group + "/" + hs.tracepoint, Kind: "tp_btf", Optional: hs.optional}
-		args, err := k.tracepointArgs(hs.tracepoint)
+		var args int
+		var err error
+		if hs.kind == "fexit" {
+			h.Kind = "fexit"
+			args, err = k.funcParams(hs.tracepoint)
+		} else {
+			args, err = k.tracepointArgs(hs.tracepoint)
+		}
 		if err == nil && hs.needs != nil {
 			err = hs.needs(k)
 		}
@@ -173,7 +189,9 @@ func Plan(k *Kernel) []Hook {
 			continue
 		}
 		for _, v := range hs.variants {
-			if v.args <= args {
+			// fexit sees the return value after the parameters: they must
+			// be exactly as many as the program declares.
+			if v.args == args || (hs.kind == "" && v.args < args) {
 				h.Program, h.Detail = v.program, v.detail
 				break
 			}
@@ -233,6 +251,9 @@ func loadAvailable(k *Kernel, cfg Config, hooks []Hook) (*ebpf.Collection, error
 			h := &hooks[i]
 			if h.Err == nil && h.Optional && strings.Contains(err.Error(), "program "+h.Program+":") {
 				h.Err, refused = fmt.Errorf("load: %w", err), true
+				if errors.Is(err, unix.EPERM) {
+					h.Err = fmt.Errorf("this kernel does not permit %s programs (EPERM); the tracepoints tell the same, inferred", h.Kind)
+				}
 			}
 		}
 		if !refused {

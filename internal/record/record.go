@@ -35,6 +35,7 @@ type Header struct {
 	RecordSize   int               `json:"record_size"`
 	States       map[string]string `json:"states"`                  // TCP state number -> name
 	ResetReasons map[string]string `json:"reset_reasons,omitempty"` // enum sk_rst_reason number -> name
+	TWVerdicts   map[string]string `json:"tw_verdicts,omitempty"`   // enum tcp_tw_status number -> name
 	Hooks        []Hook            `json:"hooks"`
 	Args         []string          `json:"args"` // the command line
 }
@@ -296,6 +297,25 @@ func (s *Sysctls) Snapshot() sysctl.Snapshot {
 	return snap
 }
 
+// numbered turns a header table into one keyed by number.
+func numbered(table map[string]string) (map[uint32]string, error) {
+	if table == nil {
+		return nil, nil
+	}
+	out := map[uint32]string{}
+	for k, v := range table {
+		n, err := strconv.ParseUint(k, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("header: %q is no number: %w", k, err)
+		}
+		out[uint32(n)] = v
+	}
+	return out, nil
+}
+
+// TWVerdictNames is the header's enum tcp_tw_status table.
+func (h *Header) TWVerdictNames() (map[uint32]string, error) { return numbered(h.TWVerdicts) }
+
 // StateNames turns the header's state table into the decoder's.
 func (h *Header) StateNames() (map[uint8]string, map[uint32]string, error) {
 	states := map[uint8]string{}
@@ -306,16 +326,6 @@ func (h *Header) StateNames() (map[uint8]string, map[uint32]string, error) {
 		}
 		states[uint8(n)] = v
 	}
-	var reasons map[uint32]string
-	if h.ResetReasons != nil {
-		reasons = map[uint32]string{}
-		for k, v := range h.ResetReasons {
-			n, err := strconv.ParseUint(k, 10, 32)
-			if err != nil {
-				return nil, nil, fmt.Errorf("header: reset reason %q: %w", k, err)
-			}
-			reasons[uint32(n)] = v
-		}
-	}
-	return states, reasons, nil
+	reasons, err := numbered(h.ResetReasons)
+	return states, reasons, err
 }

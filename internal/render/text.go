@@ -156,6 +156,8 @@ func appendDetail(b []byte, ev events.Event) []byte {
 		b = append(b, "closed from "...)
 		b = append(b, e.State...)
 		b = append(b, " with no TIME_WAIT socket (tcp_max_tw_buckets reached; inferred)"...)
+	case *events.TimewaitSegment:
+		b = fmt.Appendf(b, "TIME_WAIT socket got %s seq %d (rcv_nxt %d): verdict %s", events.FlagNames(e.Flags), e.Seq, e.RcvNxt, e.Verdict)
 	case *events.KeepaliveProbe:
 		b = fmt.Appendf(b, "keepalive probe #%d, idle %s, next in %s (idle %s, interval %s, %d probes: %s)",
 			e.Probe, human(e.Idle), human(e.Interval), human(e.Settings.Idle), human(e.Settings.Interval),

@@ -92,7 +92,8 @@ func Load(path string) (*record.Recording, error) {
 // Names is the decoder's view of the recorded kernel.
 func Names(rec *record.Recording) decode.Names {
 	states, reasons, _ := rec.Header.StateNames()
-	names := decode.Names{States: map[uint8]events.State{}, ResetReasons: reasons, HZ: rec.Header.HZ}
+	verdicts, _ := rec.Header.TWVerdictNames()
+	names := decode.Names{States: map[uint8]events.State{}, ResetReasons: reasons, HZ: rec.Header.HZ, TWVerdicts: verdicts}
 	for n, s := range states {
 		names.States[n] = events.State(s)
 	}

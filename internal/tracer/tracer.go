@@ -160,12 +160,7 @@ func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, args []str
 	for n, s := range names.States {
 		h.States[strconv.Itoa(int(n))] = string(s)
 	}
-	if names.ResetReasons != nil {
-		h.ResetReasons = map[string]string{}
-		for n, r := range names.ResetReasons {
-			h.ResetReasons[strconv.FormatUint(uint64(n), 10)] = r
-		}
-	}
+	h.ResetReasons, h.TWVerdicts = byNumber(names.ResetReasons), byNumber(names.TWVerdicts)
 	for _, hk := range p.Hooks() {
 		rh := record.Hook{Name: hk.Name, Kind: hk.Kind, Program: hk.Program}
 		if hk.Err != nil {
@@ -174,6 +169,17 @@ func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, args []str
 		h.Hooks = append(h.Hooks, rh)
 	}
 	return h
+}
+
+func byNumber(table map[uint32]string) map[string]string {
+	if table == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for n, name := range table {
+		out[strconv.FormatUint(uint64(n), 10)] = name
+	}
+	return out
 }
 
 // liveEnv answers the pipeline from the running system, and records the

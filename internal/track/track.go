@@ -70,8 +70,11 @@ type timewait struct {
 	// stopped is when its timer was stopped early (zero while running).
 	stopped time.Time
 	// last is its rcv_nxt and ts_recent when it was stopped.
-	last   events.SynInfo
-	header events.Header
+	last events.SynInfo
+	// synVerdict: the kernel was seen deciding (fexit) that a SYN may take
+	// its 4-tuple over.
+	synVerdict bool
+	header     events.Header
 }
 
 // Options configure a tracker; zero values are fine.
@@ -176,6 +179,11 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		t.snapshot(e)
 	case *events.TimewaitTimer:
 		t.timewaitTimer(e)
+	case *events.TimewaitSegment:
+		t.out = append(t.out, ev)
+		if s := t.lookup(e.Header); s != nil && s.tw != nil && e.Verdict == "SYN" {
+			s.tw.synVerdict = true
+		}
 	case *events.TCPTimer:
 		t.tcpTimer(e)
 	case *events.WindowOpen:
@@ -316,6 +324,10 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 			end := events.TimewaitEnd{Cause: events.CauseSynAccepted, Inferred: true, Successor: e.Cookie,
 				Syn: e.Syn, Last: tw.tw.last,
 				InferredFrom: fmt.Sprintf("TIME_WAIT timer stopped early, then a connection on the same 4-tuple was accepted (cookie %d)", e.Cookie)}
+			if tw.tw.synVerdict {
+				end.Inferred = false
+				end.InferredFrom = ""
+			}
 			if e.Old == events.StateSynSent {
 				end.Cause = events.CauseConnectReuse
 				end.SuccessorBoundPort = s.synSentPort != 0
