@@ -312,6 +312,7 @@ type event struct {
 	State       string   `json:"state"`
 	Reason      string   `json:"reason"`
 	NoSocket    bool     `json:"no_socket"`
+	Verdict     string   `json:"verdict"`
 	PrevStateMs *float64 `json:"prev_state_ms"`
 	Events      int      `json:"events"`
 	Lost        int      `json:"lost"`

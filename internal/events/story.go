@@ -48,6 +48,9 @@ type TimewaitEnd struct {
 	// late segment. PeerRSTReason is that RST's reason.
 	PeerRST       bool
 	PeerRSTReason string
+	// LateSegment is the segment the TIME_WAIT socket got before the RST,
+	// where the precise hook saw it (fexit on tcp_timewait_state_process).
+	LateSegment *TimewaitSegment
 }
 
 // SynSeqAfter tells whether the new SYN's sequence number was after the

@@ -38,7 +38,7 @@ func (x *Explainer) Explain(ev events.Event) []events.Event {
 		case events.CauseConnectReuse:
 			return []events.Event{x.connectReuse(e)}
 		case events.CauseRST:
-			if e.PeerRST {
+			if e.PeerRST || e.LateSegment != nil {
 				return []events.Event{x.rstKill(e), x.lateSegment(e)}
 			}
 			return []events.Event{x.rstKill(e)}
@@ -305,12 +305,21 @@ func (x *Explainer) lateSegment(e *events.TimewaitEnd) *events.Finding {
 	values := x.sysctls(e.Netns, rfc1337)
 	ev := evidence(e)
 	ev["peer_rst_reason"] = e.PeerRSTReason
+	seen := "The late segment itself is not visible from tracepoints; a capture shows it just before the ACK."
+	if seg := e.LateSegment; seg != nil {
+		ev["late_segment"] = map[string]any{"flags": events.FlagNames(seg.Flags), "seq": seg.Seq, "rcv_nxt": seg.RcvNxt,
+			"verdict": seg.Verdict}
+		seen = fmt.Sprintf("The late segment was seen: %s with sequence %d (the TIME_WAIT socket's rcv_nxt was %d), "+
+			"verdict TCP_TW_%s.", events.FlagNames(seg.Flags), seg.Seq, seg.RcvNxt, seg.Verdict)
+	}
+	peer := "the peer, whose side of the connection was already gone, answered that ACK with an RST"
+	if e.PeerRST {
+		peer += " (seen leaving it" + reasonNote(e.PeerRSTReason) + ")"
+	}
 	msg := fmt.Sprintf("A late segment of the old connection reached the TIME_WAIT socket of %s when it was %s. "+
-		"The TIME_WAIT socket answered it with an ACK (seq = its snd_nxt, ack = its rcv_nxt); the peer, whose side "+
-		"of the connection was already gone, answered that ACK with an RST (seen leaving it%s), and "+
-		"that RST, exactly in window, ended the TIME_WAIT because net.ipv4.tcp_rfc1337 is 0. The late segment itself "+
-		"is not visible from tracepoints; a capture shows it just before the ACK.",
-		conn(e.Header), age(e), reasonNote(e.PeerRSTReason))
+		"The TIME_WAIT socket answered it with an ACK (seq = its snd_nxt, ack = its rcv_nxt); %s, and that RST, "+
+		"exactly in window, ended the TIME_WAIT because net.ipv4.tcp_rfc1337 is 0. %s",
+		conn(e.Header), age(e), peer, seen)
 	return finding(e.Header, "late_segment_in_timewait", msg, ev, values)
 }
 

@@ -16,6 +16,9 @@ import (
 // DefaultMaxSockets bounds the histories kept at once.
 const DefaultMaxSockets = 100000
 
+// tcpRST is the RST bit of the TCP flags byte.
+const tcpRST = 0x04
+
 // successorWindow is how long after a TIME_WAIT socket is stopped early a
 // new connection on its 4-tuple is taken as the reason: a handshake's time.
 const successorWindow = 3 * time.Second
@@ -74,7 +77,9 @@ type timewait struct {
 	// synVerdict: the kernel was seen deciding (fexit) that a SYN may take
 	// its 4-tuple over.
 	synVerdict bool
-	header     events.Header
+	// lastSegment is the last segment other than an RST it was seen to get.
+	lastSegment *events.TimewaitSegment
+	header      events.Header
 }
 
 // Options configure a tracker; zero values are fine.
@@ -181,8 +186,12 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		t.timewaitTimer(e)
 	case *events.TimewaitSegment:
 		t.out = append(t.out, ev)
-		if s := t.lookup(e.Header); s != nil && s.tw != nil && e.Verdict == "SYN" {
-			s.tw.synVerdict = true
+		if s := t.lookup(e.Header); s != nil && s.tw != nil {
+			s.tw.synVerdict = s.tw.synVerdict || e.Verdict == "SYN"
+			// What it answered (not an RST): a late segment, if an RST follows.
+			if e.Flags&tcpRST == 0 {
+				s.tw.lastSegment = e
+			}
 		}
 	case *events.TCPTimer:
 		t.tcpTimer(e)
@@ -197,6 +206,7 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 			if ok && e.Time.Sub(rst.Time) < time.Second && (rst.State == events.StateListen || rst.Remote == s.tw.header.Local) {
 				end.PeerRST, end.PeerRSTReason = true, rst.Reason
 			}
+			end.LateSegment = s.tw.lastSegment
 			t.endTimewait(s, e.Time, end)
 		}
 	default:
