@@ -24,6 +24,7 @@ enum event_type {
 	EVENT_TCP_TIMER = 11,	  /* a socket's keepalive or write timer fired */
 	EVENT_WINDOW_OPEN = 12,	  /* the peer reopened a zero window */
 	EVENT_TW_SEGMENT = 13,	  /* a segment reached a TIME_WAIT socket: the verdict */
+	EVENT_PROBE_SENT = 14,	  /* tcp_write_wakeup() sent a keepalive or zero-window probe */
 };
 
 enum tcp_timer_kind {

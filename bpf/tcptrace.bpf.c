@@ -56,6 +56,10 @@ const volatile __u64 tw_timer_handler_addr = 0;
  */
 const volatile __u64 tcp_keepalive_timer_addr = 0;
 const volatile __u64 tcp_write_timer_addr = 0;
+/* LINUX_MIB_TCPKEEPALIVE and LINUX_MIB_TCPWINPROBE, from BTF. */
+const volatile __u32 mib_keepalive = 0;
+const volatile __u32 mib_winprobe = 0;
+
 /* Offsets of those timers in the socket that owns them. */
 const volatile __u32 keepalive_timer_offset = 0;
 const volatile __u32 write_timer_offset = 0;
@@ -1189,5 +1193,41 @@ int BPF_PROG(handle_tw_verdict5, struct inet_timewait_sock *tw, struct sk_buff *
 	     __u32 *tw_isn, void *drop_reason, int verdict)
 {
 	emit_tw_segment(tw, th, verdict);
+	return 0;
+}
+
+/*
+ * Precise hook where fentry is allowed: the probe senders. tcp_write_wakeup()
+ * sends both keepalive and zero-window probes; its MIB argument says which,
+ * at the moment the probe is sent.
+ */
+SEC("fentry/tcp_write_wakeup")
+int BPF_PROG(handle_write_wakeup, struct sock *sk, int mib)
+{
+	struct sock_info *info;
+	struct sock_id id = {};
+	struct owner *o;
+	struct event *e;
+	__u8 kind;
+
+	if ((__u32)mib == mib_keepalive)
+		kind = TCP_TIMER_KEEPALIVE;
+	else if ((__u32)mib == mib_winprobe)
+		kind = TCP_TIMER_WRITE;
+	else
+		return 0;
+	read_sock_id(sk, &id);
+	if (!id_wanted(&id))
+		return 0;
+	info = bpf_sk_storage_get(&socks, sk, NULL, 0);
+	o = info && info->owner.tgid ? &info->owner : NULL;
+	if (!owner_wanted(o))
+		return 0;
+	e = new_event(EVENT_PROBE_SENT, sk, false, &id, o, sk->__sk_common.skc_state);
+	if (!e)
+		return 0;
+	read_sock_addrs(sk, e);
+	e->timer.kind = kind;
+	submit(e);
 	return 0;
 }

@@ -89,6 +89,7 @@ const (
 	TcptraceEventTypeEVENT_TCP_TIMER      TcptraceEventType = 11
 	TcptraceEventTypeEVENT_WINDOW_OPEN    TcptraceEventType = 12
 	TcptraceEventTypeEVENT_TW_SEGMENT     TcptraceEventType = 13
+	TcptraceEventTypeEVENT_PROBE_SENT     TcptraceEventType = 14
 )
 
 type TcptraceOwner struct {
@@ -178,6 +179,7 @@ const (
 	TcptraceProgHandleTwVerdict3        = "handle_tw_verdict3"
 	TcptraceProgHandleTwVerdict4        = "handle_tw_verdict4"
 	TcptraceProgHandleTwVerdict5        = "handle_tw_verdict5"
+	TcptraceProgHandleWriteWakeup       = "handle_write_wakeup"
 	TcptraceProgLearnOwners             = "learn_owners"
 	TcptraceProgSnapshotTcp             = "snapshot_tcp"
 	TcptraceVarFilterFamily             = "filter_family"
@@ -187,6 +189,8 @@ const (
 	TcptraceVarFilterPortCount          = "filter_port_count"
 	TcptraceVarFilterPorts              = "filter_ports"
 	TcptraceVarKeepaliveTimerOffset     = "keepalive_timer_offset"
+	TcptraceVarMibKeepalive             = "mib_keepalive"
+	TcptraceVarMibWinprobe              = "mib_winprobe"
 	TcptraceVarTcpClose                 = "tcp_close"
 	TcptraceVarTcpFinWait1              = "tcp_fin_wait1"
 	TcptraceVarTcpFinWait2              = "tcp_fin_wait2"
@@ -266,6 +270,7 @@ type TcptraceProgramSpecs struct {
 	HandleTwVerdict3        *ebpf.ProgramSpec `ebpf:"handle_tw_verdict3"`
 	HandleTwVerdict4        *ebpf.ProgramSpec `ebpf:"handle_tw_verdict4"`
 	HandleTwVerdict5        *ebpf.ProgramSpec `ebpf:"handle_tw_verdict5"`
+	HandleWriteWakeup       *ebpf.ProgramSpec `ebpf:"handle_write_wakeup"`
 	LearnOwners             *ebpf.ProgramSpec `ebpf:"learn_owners"`
 	SnapshotTcp             *ebpf.ProgramSpec `ebpf:"snapshot_tcp"`
 }
@@ -295,6 +300,8 @@ type TcptraceVariableSpecs struct {
 	FilterPortCount       *ebpf.VariableSpec `ebpf:"filter_port_count"`
 	FilterPorts           *ebpf.VariableSpec `ebpf:"filter_ports"`
 	KeepaliveTimerOffset  *ebpf.VariableSpec `ebpf:"keepalive_timer_offset"`
+	MibKeepalive          *ebpf.VariableSpec `ebpf:"mib_keepalive"`
+	MibWinprobe           *ebpf.VariableSpec `ebpf:"mib_winprobe"`
 	TcpClose              *ebpf.VariableSpec `ebpf:"tcp_close"`
 	TcpFinWait1           *ebpf.VariableSpec `ebpf:"tcp_fin_wait1"`
 	TcpFinWait2           *ebpf.VariableSpec `ebpf:"tcp_fin_wait2"`
@@ -369,6 +376,8 @@ type TcptraceVariables struct {
 	FilterPortCount       *ebpf.Variable `ebpf:"filter_port_count"`
 	FilterPorts           *ebpf.Variable `ebpf:"filter_ports"`
 	KeepaliveTimerOffset  *ebpf.Variable `ebpf:"keepalive_timer_offset"`
+	MibKeepalive          *ebpf.Variable `ebpf:"mib_keepalive"`
+	MibWinprobe           *ebpf.Variable `ebpf:"mib_winprobe"`
 	TcpClose              *ebpf.Variable `ebpf:"tcp_close"`
 	TcpFinWait1           *ebpf.Variable `ebpf:"tcp_fin_wait1"`
 	TcpFinWait2           *ebpf.Variable `ebpf:"tcp_fin_wait2"`
@@ -410,6 +419,7 @@ type TcptracePrograms struct {
 	HandleTwVerdict3        *ebpf.Program `ebpf:"handle_tw_verdict3"`
 	HandleTwVerdict4        *ebpf.Program `ebpf:"handle_tw_verdict4"`
 	HandleTwVerdict5        *ebpf.Program `ebpf:"handle_tw_verdict5"`
+	HandleWriteWakeup       *ebpf.Program `ebpf:"handle_write_wakeup"`
 	LearnOwners             *ebpf.Program `ebpf:"learn_owners"`
 	SnapshotTcp             *ebpf.Program `ebpf:"snapshot_tcp"`
 }
@@ -433,6 +443,7 @@ func (p *TcptracePrograms) Close() error {
 		p.HandleTwVerdict3,
 		p.HandleTwVerdict4,
 		p.HandleTwVerdict5,
+		p.HandleWriteWakeup,
 		p.LearnOwners,
 		p.SnapshotTcp,
 	)

@@ -145,6 +145,12 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		}
 		return &events.TimewaitSegment{Header: h, Substate: sub, Verdict: verdict, Flags: uint8(raw.TcpFlags),
 			Seq: raw.Seq, RcvNxt: raw.RcvNxt}, nil
+	case bpf.TcptraceEventTypeEVENT_PROBE_SENT:
+		timer := events.TimerKeepalive
+		if bpf.TcptraceTcpTimerKind(raw.Timer.Kind) == bpf.TcptraceTcpTimerKindTCP_TIMER_WRITE {
+			timer = events.TimerWrite
+		}
+		return &events.ProbeSent{Header: h, Timer: timer, State: state}, nil
 	case bpf.TcptraceEventTypeEVENT_WINDOW_OPEN:
 		return &events.WindowOpen{Header: h, Window: raw.Timer.SndWnd}, nil
 	case bpf.TcptraceEventTypeEVENT_TW_RST:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -153,10 +154,18 @@ func TestStatusLine(t *testing.T) {
 	}
 	ns := newNetns(t)
 	session := fmt.Sprintf("tcptrace-%d", os.Getpid())
+	ready := filepath.Join(t.TempDir(), "ready")
 	mustRun(t, "tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "30",
-		tracerBinary+" --netns "+fmt.Sprint(ns.inode)+" --duration 4s; sleep 5")
+		tracerBinary+" --netns "+fmt.Sprint(ns.inode)+" --ready-file "+ready+" --duration 6s; sleep 10")
 	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", session).Run() })
-	time.Sleep(time.Second)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tcptrace in tmux not ready after 20 s")
+		}
+	}
 	srv, cli := ns.connected(t, "127.0.0.1")
 	cli.do("close")
 	srv.do("close")
@@ -166,7 +175,7 @@ func TestStatusLine(t *testing.T) {
 		!strings.Contains(screen, "CLOSE -> LISTEN") {
 		t.Errorf("terminal shows no status line under the events:\n%s", screen)
 	}
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(5 * time.Second)
 	screen = mustRun(t, "tmux", "capture-pane", "-p", "-t", session)
 	if strings.Contains(screen, "events/s,") || !strings.Contains(screen, "events in") {
 		t.Errorf("at exit the status line should give way to the summary:\n%s", screen)

@@ -50,6 +50,24 @@ func (tr *tracer) timerEvents(t *testing.T, port int) map[string][]timerEvent {
 	return byType
 }
 
+// checkProbesSent: where the precise hook on tcp_write_wakeup attaches,
+// every probe the timers were seen to send is seen leaving, with its MIB.
+func checkProbesSent(t *testing.T, evs map[string][]timerEvent, timer string, want int) {
+	t.Helper()
+	if !hookAttached(t, "fentry/tcp_write_wakeup") {
+		return
+	}
+	n := 0
+	for _, e := range evs["probe_sent"] {
+		if e.Timer == timer {
+			n++
+		}
+	}
+	if n != want {
+		t.Errorf("%d probe_sent by the %s timer, want %d", n, timer, want)
+	}
+}
+
 // silence drops, on input, every segment to a port: the peer's answers
 // never arrive.
 func (ns *netns) silence(t *testing.T, port int) {
@@ -85,6 +103,7 @@ func TestKeepalive(t *testing.T) {
 	if len(probes) < 5 {
 		t.Errorf("%d keepalive probes, want at least 5", len(probes))
 	}
+	checkProbesSent(t, evs, "keepalive", len(probes))
 	for _, p := range probes {
 		if p.Settings.Source != "socket" || p.Settings.IdleS != 1 || p.Settings.IntervalS != 1 || p.Settings.Probes != 3 || p.PID != cli.pid {
 			t.Errorf("probe %+v, want settings 1 s / 1 s / 3 from the socket, pid %d", p, cli.pid)
@@ -163,6 +182,7 @@ func TestZeroWindow(t *testing.T) {
 			if len(evs["keepalive_probe"]) != 0 {
 				t.Errorf("zero-window probes reported as keepalives: %+v", evs["keepalive_probe"])
 			}
+			checkProbesSent(t, evs, "write", len(probes))
 			// The persist timer backs off: each wait about twice the last
 			// (unless clamped to what is left of a user timeout).
 			for i := 1; i < len(probes) && i < 4 && userTimeout == 0; i++ {

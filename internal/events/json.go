@@ -178,6 +178,9 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 		if e.TimesKnown {
 			dst = appendMillisFields(dst, "rto_ms", e.RTO, "next_ms", e.Next, "idle_ms", e.Idle)
 		}
+	case *ProbeSent:
+		dst = appendStringField(dst, "timer", string(e.Timer))
+		dst = appendStringField(dst, "state", string(e.State))
 	case *WindowOpen:
 		dst = appendInts(dst, "window", int(e.Window))
 	case *KeepaliveProbe:

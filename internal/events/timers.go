@@ -8,6 +8,7 @@ const (
 	TypeTCPTimer   Type = "tcp_timer"   // recorded, not shown
 	TypeWindowOpen Type = "window_open" // recorded, not shown
 
+	TypeProbeSent       Type = "probe_sent" // fentry: a probe leaving
 	TypeKeepaliveProbe  Type = "keepalive_probe"
 	TypeKeepaliveAck    Type = "keepalive_ack"
 	TypeZeroWindowStart Type = "zero_window_start"
@@ -141,6 +142,15 @@ type TimeoutAbort struct {
 	Settings ResolvedKeepalive
 }
 
+// ProbeSent: a probe left, seen at tcp_write_wakeup() where fentry is
+// allowed; Timer says whose (keepalive or the persist/write timer).
+type ProbeSent struct {
+	Header
+	Timer TimerKind
+	State State
+}
+
+func (e *ProbeSent) Type() Type       { return TypeProbeSent }
 func (e *TCPTimer) Type() Type        { return TypeTCPTimer }
 func (e *WindowOpen) Type() Type      { return TypeWindowOpen }
 func (e *KeepaliveProbe) Type() Type  { return TypeKeepaliveProbe }

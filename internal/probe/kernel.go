@@ -43,10 +43,12 @@ type Kernel struct {
 	// timers are in the socket.
 	keepaliveTimer, writeTimer             uint64
 	keepaliveTimerOffset, writeTimerOffset uint32
-	kallsymsErr                            error
-	btf                                    *btf.Spec
-	names                                  decode.Names
-	states                                 map[events.State]uint8
+	// SNMP MIB numbers of keepalive and zero-window probes.
+	mibKeepalive, mibWinProbe uint32
+	kallsymsErr               error
+	btf                       *btf.Spec
+	names                     decode.Names
+	states                    map[events.State]uint8
 }
 
 // OpenKernel reads the kernel's release and its BTF at btfPath (the kernel's
@@ -102,23 +104,39 @@ func OpenKernel(btfPath string) (*Kernel, error) {
 func (k *Kernel) readEnums() error {
 	k.names.States = map[uint8]events.State{}
 	k.states = map[events.State]uint8{}
+	// One pass for both anonymous enums, stopped when both are found: the
+	// TCP states, and the SNMP MIB numbers tcp_write_wakeup() is given.
 	for typ, err := range k.btf.All() {
 		if err != nil {
 			return fmt.Errorf("read kernel BTF: %w", err)
 		}
 		enum, ok := typ.(*btf.Enum)
-		if !ok || enum.Name != "" || !hasEnumerator(enum, "TCP_ESTABLISHED") {
+		if !ok || enum.Name != "" {
 			continue
 		}
-		for _, v := range enum.Values {
-			name, ok := strings.CutPrefix(v.Name, "TCP_")
-			if !ok || v.Value > 255 || name == "MAX_STATES" {
-				continue
+		switch {
+		case hasEnumerator(enum, "TCP_ESTABLISHED"):
+			for _, v := range enum.Values {
+				name, ok := strings.CutPrefix(v.Name, "TCP_")
+				if !ok || v.Value > 255 || name == "MAX_STATES" {
+					continue
+				}
+				k.names.States[uint8(v.Value)] = events.State(name)
+				k.states[events.State(name)] = uint8(v.Value)
 			}
-			k.names.States[uint8(v.Value)] = events.State(name)
-			k.states[events.State(name)] = uint8(v.Value)
+		case hasEnumerator(enum, "LINUX_MIB_TCPKEEPALIVE"):
+			for _, v := range enum.Values {
+				switch v.Name {
+				case "LINUX_MIB_TCPKEEPALIVE":
+					k.mibKeepalive = uint32(v.Value)
+				case "LINUX_MIB_TCPWINPROBE":
+					k.mibWinProbe = uint32(v.Value)
+				}
+			}
 		}
-		break
+		if len(k.states) > 0 && k.mibKeepalive != 0 {
+			break
+		}
 	}
 	for _, s := range []events.State{events.StateClose, events.StateListen, events.StateSynSent, events.StateSynRecv,
 		events.StateFinWait1, events.StateFinWait2, events.StateLastAck, events.StateTimeWait, events.StateNewSynRecv} {

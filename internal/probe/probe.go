@@ -117,13 +117,24 @@ var hookSpecs = []hookSpec{
 	{group: "tcp", tracepoint: "tcp_probe", optional: true, needs: needSocketTimers, variants: []variant{
 		{2, bpf.TcptraceProgHandleTcpProbe, "a zero window reopening"},
 	}},
-	// Precise: where fexit is allowed, the TIME_WAIT verdicts are seen, not
-	// inferred. The tracepoints stay the fallback.
+	// Precise: where fentry/fexit are allowed, the TIME_WAIT verdicts are
+	// seen, not inferred, and each probe at the moment it is sent. The
+	// tracepoints stay the fallback.
+	{kind: "fentry", group: "fentry", tracepoint: "tcp_write_wakeup", optional: true, needs: needMIBs, variants: []variant{
+		{2, bpf.TcptraceProgHandleWriteWakeup, "each keepalive and zero-window probe as it is sent"},
+	}},
 	{kind: "fexit", group: "fexit", tracepoint: "tcp_timewait_state_process", optional: true, variants: []variant{
 		{5, bpf.TcptraceProgHandleTwVerdict5, "verdict of every segment reaching a TIME_WAIT socket"},
 		{4, bpf.TcptraceProgHandleTwVerdict4, "verdict of every segment reaching a TIME_WAIT socket"},
 		{3, bpf.TcptraceProgHandleTwVerdict3, "verdict of every segment reaching a TIME_WAIT socket"},
 	}},
+}
+
+func needMIBs(k *Kernel) error {
+	if k.mibKeepalive == 0 || k.mibWinProbe == 0 {
+		return fmt.Errorf("%w: LINUX_MIB_TCPKEEPALIVE or LINUX_MIB_TCPWINPROBE not in kernel BTF", ErrHookMissing)
+	}
+	return nil
 }
 
 func needSocketTimers(k *Kernel) error {
@@ -174,8 +185,8 @@ func Plan(k *Kernel) []Hook {
 		h := Hook{Name: hs.group + "/" + hs.tracepoint, Kind: "tp_btf", Optional: hs.optional}
 		var args int
 		var err error
-		if hs.kind == "fexit" {
-			h.Kind = "fexit"
+		if hs.kind != "" {
+			h.Kind = hs.kind
 			args, err = k.funcParams(hs.tracepoint)
 		} else {
 			args, err = k.tracepointArgs(hs.tracepoint)
@@ -189,8 +200,8 @@ func Plan(k *Kernel) []Hook {
 			continue
 		}
 		for _, v := range hs.variants {
-			// fexit sees the return value after the parameters: they must
-			// be exactly as many as the program declares.
+			// fentry/fexit programs declare the function's parameters (and
+			// fexit its return value after them): exactly as many.
 			if v.args == args || (hs.kind == "" && v.args < args) {
 				h.Program, h.Detail = v.program, v.detail
 				break
@@ -412,6 +423,8 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 		bpf.TcptraceVarKeepaliveTimerOffset:  k.keepaliveTimerOffset,
 		bpf.TcptraceVarWriteTimerOffset:      k.writeTimerOffset,
 		bpf.TcptraceVarTcpFinWait2:           k.states[events.StateFinWait2],
+		bpf.TcptraceVarMibKeepalive:          k.mibKeepalive,
+		bpf.TcptraceVarMibWinprobe:           k.mibWinProbe,
 		bpf.TcptraceVarTcpClose:              k.states[events.StateClose],
 		bpf.TcptraceVarTcpListen:             k.states[events.StateListen],
 		bpf.TcptraceVarTcpSynSent:            k.states[events.StateSynSent],

@@ -156,6 +156,8 @@ func appendDetail(b []byte, ev events.Event) []byte {
 		b = append(b, "closed from "...)
 		b = append(b, e.State...)
 		b = append(b, " with no TIME_WAIT socket (tcp_max_tw_buckets reached; inferred)"...)
+	case *events.ProbeSent:
+		b = fmt.Appendf(b, "probe sent by the %s timer (tcp_write_wakeup)", e.Timer)
 	case *events.TimewaitSegment:
 		b = fmt.Appendf(b, "TIME_WAIT socket got %s seq %d (rcv_nxt %d): verdict %s", events.FlagNames(e.Flags), e.Seq, e.RcvNxt, e.Verdict)
 	case *events.KeepaliveProbe:
