@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
@@ -227,6 +228,15 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 		return nil, fmt.Errorf("probe ring buffer support: %w", err)
 	}
 	hooks := append(Plan(k), iterHooks()...)
+	// Loading fails whole when one program is refused, and a load costs
+	// tens of ms: ask first, cheaply, whether fentry/fexit are permitted.
+	if err := tracingPermitted(k); err != nil {
+		for i := range hooks {
+			if (hooks[i].Kind == "fentry" || hooks[i].Kind == "fexit") && hooks[i].Err == nil {
+				hooks[i].Err = fmt.Errorf("this kernel does not permit %s programs (%w); the tracepoints tell the same, inferred", hooks[i].Kind, err)
+			}
+		}
+	}
 	for _, h := range hooks {
 		if h.Err != nil && !h.Optional {
 			return nil, fmt.Errorf("hook %s: %w", h.Name, h.Err)
@@ -247,6 +257,26 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
 	}
 	return p, nil
+}
+
+// tracingPermitted loads the smallest fentry program there is: kernels
+// built or configured without BPF trampolines refuse it.
+func tracingPermitted(k *Kernel) error {
+	prog, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
+		Name:         "tcptrace_probe",
+		Type:         ebpf.Tracing,
+		AttachType:   ebpf.AttachTraceFEntry,
+		AttachTo:     "tcp_write_wakeup",
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	}, ebpf.ProgramOptions{KernelTypes: k.btf})
+	if err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return unix.EPERM
+		}
+		return err
+	}
+	return prog.Close()
 }
 
 // loadAvailable loads the programs, leaving out the optional ones this kernel
