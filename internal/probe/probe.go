@@ -154,7 +154,6 @@ func needTWHandler(k *Kernel) error {
 
 // Probe is the loaded and attached BPF side.
 type Probe struct {
-	kernel  *Kernel
 	coll    *ebpf.Collection
 	links   []link.Link
 	iters   []*link.Iter
@@ -246,7 +245,7 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Probe{kernel: k, coll: coll, hooks: hooks}
+	p := &Probe{coll: coll, hooks: hooks}
 	if err := p.attach(); err != nil {
 		p.Close()
 		return nil, err

@@ -58,7 +58,6 @@ type socket struct {
 	// synSentPort: the local port it had when it entered SYN_SENT (a port
 	// bound before connect()).
 	synSentPort uint16
-	destroyed   bool
 	lastReset   time.Time
 	tw          *timewait
 	end         string // how it ended, once known
@@ -173,7 +172,6 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 	case *events.Destroy:
 		t.out = append(t.out, ev)
 		if s := t.lookup(e.Header); s != nil {
-			s.destroyed = true
 			t.endZeroWindow(s, s.header, e.Time, "closed")
 			if s.tw == nil {
 				t.finish(s, e.Time, endOf(s))
