@@ -25,6 +25,7 @@ enum event_type {
 	EVENT_WINDOW_OPEN = 12,	  /* the peer reopened a zero window */
 	EVENT_TW_SEGMENT = 13,	  /* a segment reached a TIME_WAIT socket: the verdict */
 	EVENT_PROBE_SENT = 14,	  /* tcp_write_wakeup() sent a keepalive or zero-window probe */
+	EVENT_SEGMENT = 15,	  /* tcp_rcv_state_process() got a segment in a closing state */
 };
 
 enum tcp_timer_kind {
@@ -59,6 +60,8 @@ enum event_flag {
 	EVENT_FLAG_PREV_STATE_KNOWN = 1 << 3, /* prev_state_ns is measured */
 	EVENT_FLAG_SEQ_KNOWN = 1 << 4,	      /* seq is set */
 	EVENT_FLAG_TSVAL_KNOWN = 1 << 5,      /* tsval is set */
+	EVENT_FLAG_OUT_OF_WINDOW = 1 << 6,    /* EVENT_SEGMENT: outside the receive window */
+	EVENT_FLAG_DATA_AFTER_FIN = 1 << 7,   /* EVENT_SEGMENT: data after the receive side shut */
 };
 
 struct event {
@@ -80,16 +83,18 @@ struct event {
 	__u8 state;	     /* kernel TCP state after, or the state at the event */
 	__u8 flags;	     /* enum event_flag bits */
 	__u8 substate;	     /* TIME_WAIT socket's tw_substate (EVENT_TW_*) */
-	__u8 pad[2];
+	__u16 window;	     /* EVENT_SEGMENT: the segment's window field, unscaled */
 	__u32 timer_jiffies; /* EVENT_TW_START, EVENT_SNAPSHOT of a TIME_WAIT
 			      * socket: jiffies until its timer is due */
 	__u32 seq;	     /* EVENT_TW_CANCEL: the TIME_WAIT socket's rcv_nxt;
 			      * a child's LISTEN -> SYN_RECV: its SYN's sequence;
-			      * EVENT_TW_SEGMENT: the segment's sequence */
+			      * EVENT_TW_SEGMENT, EVENT_SEGMENT: the segment's sequence */
 	__u32 tsval;	     /* the same for the TCP timestamp (ts_recent) */
-	__u32 tcp_flags;     /* EVENT_TW_SEGMENT: the segment's TCP flags byte */
-	__u32 rcv_nxt;	     /* EVENT_TW_SEGMENT: the TIME_WAIT socket's rcv_nxt */
-	__u32 pad2;
+	__u8 tcp_flags;	     /* EVENT_TW_SEGMENT, EVENT_SEGMENT: the segment's TCP flags byte */
+	__u8 pad;
+	__u16 payload_len;   /* EVENT_SEGMENT: bytes of data in the segment */
+	__u32 rcv_nxt;	     /* EVENT_TW_SEGMENT, EVENT_SEGMENT: the socket's rcv_nxt */
+	__u32 ack_seq;	     /* EVENT_SEGMENT: the segment's acknowledgment number */
 	struct tcp_timer_facts timer;
 	char comm[16];	     /* owner's process name */
 };

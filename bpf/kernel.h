@@ -100,7 +100,10 @@ struct sock_common {
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_protocol;
+	__u8 sk_shutdown;
 };
+
+#define RCV_SHUTDOWN 1
 
 /* The named enum of sock_flag() bits; SOCK_KEEPOPEN is SO_KEEPALIVE. */
 enum sock_flags {
@@ -123,6 +126,7 @@ struct net_device {
 
 struct sk_buff {
 	struct net_device *dev;
+	char cb[48];
 	unsigned char *head;
 	__u16 transport_header;
 	__u16 network_header;
@@ -144,6 +148,15 @@ struct tcphdr {
 	__be16 dest;
 	__be32 seq;
 	__be32 ack_seq;
+	__be16 window;
+};
+
+/* What TCP keeps of a received segment in skb->cb (TCP_SKB_CB()). */
+struct tcp_skb_cb {
+	__u32 seq;
+	__u32 end_seq;
+	__u8 tcp_flags;
+	__u32 ack_seq;
 };
 
 struct tcp_timewait_sock {
@@ -167,6 +180,8 @@ struct inet_connection_sock {
 
 struct tcp_sock {
 	__u32 rcv_nxt;
+	__u32 rcv_wup;
+	__u32 rcv_wnd;
 	__u32 snd_wnd;
 	__u32 rcv_tstamp;
 	struct tcp_options_received rx_opt;
@@ -234,6 +249,8 @@ struct bpf_iter__tcp {
 #define TCP_SPORT_OFF 0
 #define TCP_DPORT_OFF 2
 #define TCP_FLAGS_OFF 13
+#define TCPHDR_FIN 0x01
+#define TCPHDR_SYN 0x02
 #define TCP_WINDOW_OFF 14
 #define TCP_FLAG_RST 0x04
 

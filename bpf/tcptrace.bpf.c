@@ -40,6 +40,8 @@ const volatile __u8 tcp_syn_recv = 0;
 const volatile __u8 tcp_fin_wait1 = 0;
 const volatile __u8 tcp_fin_wait2 = 0;
 const volatile __u8 tcp_last_ack = 0;
+const volatile __u8 tcp_closing = 0;
+const volatile __u8 tcp_close_wait = 0;
 const volatile __u8 tcp_time_wait = 0;
 const volatile __u8 tcp_new_syn_recv = 0;
 
@@ -295,15 +297,17 @@ static __always_inline struct event *new_event(__u8 type, const struct sock *sk,
 	e->prev_state_ns = 0;
 	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
 	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-	__builtin_memset(e->pad, 0, sizeof(e->pad));
+	e->window = 0;
 	__builtin_memset(&e->timer, 0, sizeof(e->timer));
 	e->substate = 0;
 	e->timer_jiffies = 0;
 	e->seq = 0;
 	e->tsval = 0;
 	e->tcp_flags = 0;
+	e->pad = 0;
+	e->payload_len = 0;
 	e->rcv_nxt = 0;
-	e->pad2 = 0;
+	e->ack_seq = 0;
 	if (o) {
 		e->flags |= EVENT_FLAG_OWNER_KNOWN;
 		e->pid = o->tgid;
@@ -1228,6 +1232,72 @@ int BPF_PROG(handle_write_wakeup, struct sock *sk, int mib)
 		return 0;
 	read_sock_addrs(sk, e);
 	e->timer.kind = kind;
+	submit(e);
+	return 0;
+}
+
+/*
+ * Precise hook where fentry is allowed: each segment tcp_rcv_state_process()
+ * gets while the connection is closing (FIN_WAIT1/2, CLOSING, LAST_ACK,
+ * CLOSE_WAIT), before it acts on it. Whether it is in the window and whether
+ * it brings data the socket no longer takes are judged with the kernel's own
+ * rules (tcp_sequence(), step 7 of tcp_rcv_state_process()).
+ */
+SEC("fentry/tcp_rcv_state_process")
+int BPF_PROG(handle_rcv_state_process, struct sock *sk, struct sk_buff *skb)
+{
+	const struct tcp_sock *tp = (const void *)sk;
+	const struct tcp_skb_cb *cb;
+	const struct tcphdr *th;
+	struct sock_info *info;
+	struct sock_id id = {};
+	__u32 seq, end_seq, data, rcv_nxt, rcv_wup;
+	__s32 window_end;
+	struct owner *o;
+	struct event *e;
+	__u8 state, flags;
+
+	state = sk->__sk_common.skc_state;
+	if (state != tcp_fin_wait1 && state != tcp_fin_wait2 && state != tcp_closing && state != tcp_last_ack &&
+	    state != tcp_close_wait)
+		return 0;
+	read_sock_id(sk, &id);
+	if (!id_wanted(&id))
+		return 0;
+	info = bpf_sk_storage_get(&socks, sk, NULL, 0);
+	o = info && info->owner.tgid ? &info->owner : NULL;
+	if (!owner_wanted(o))
+		return 0;
+	if (info && info->born_ns)
+		emit_birth(sk, info, &id, o);
+	e = new_event(EVENT_SEGMENT, sk, false, &id, o, state);
+	if (!e)
+		return 0;
+	read_sock_addrs(sk, e);
+	cb = (const void *)skb->cb;
+	seq = BPF_CORE_READ(cb, seq);
+	end_seq = BPF_CORE_READ(cb, end_seq);
+	flags = BPF_CORE_READ(cb, tcp_flags);
+	th = (const void *)(BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, transport_header));
+	/* end_seq counts a SYN and a FIN as one byte each. */
+	data = end_seq - seq - !!(flags & TCPHDR_SYN) - !!(flags & TCPHDR_FIN);
+	e->seq = seq;
+	e->ack_seq = BPF_CORE_READ(cb, ack_seq);
+	e->tcp_flags = flags;
+	e->payload_len = data > 0xffff ? 0xffff : data;
+	e->window = bpf_ntohs(BPF_CORE_READ(th, window));
+	rcv_nxt = BPF_CORE_READ(tp, rcv_nxt);
+	rcv_wup = BPF_CORE_READ(tp, rcv_wup);
+	e->rcv_nxt = rcv_nxt;
+	/* tcp_receive_window(): rcv_wup + rcv_wnd - rcv_nxt, at least 0. */
+	window_end = rcv_wup + BPF_CORE_READ(tp, rcv_wnd) - rcv_nxt;
+	if (window_end < 0)
+		window_end = 0;
+	if ((__s32)(end_seq - rcv_wup) < 0 || (__s32)(seq - (rcv_nxt + window_end)) > 0)
+		e->flags |= EVENT_FLAG_OUT_OF_WINDOW;
+	if (data && (BPF_CORE_READ(sk, sk_shutdown) & RCV_SHUTDOWN) &&
+	    (__s32)(end_seq - !!(flags & TCPHDR_FIN) - rcv_nxt) > 0)
+		e->flags |= EVENT_FLAG_DATA_AFTER_FIN;
 	submit(e);
 	return 0;
 }

@@ -32,13 +32,15 @@ type TcptraceEvent struct {
 	State        uint8
 	Flags        uint8
 	Substate     uint8
-	Pad          [2]uint8
+	Window       uint16
 	TimerJiffies uint32
 	Seq          uint32
 	Tsval        uint32
-	TcpFlags     uint32
+	TcpFlags     uint8
+	Pad          uint8
+	PayloadLen   uint16
 	RcvNxt       uint32
-	Pad2         uint32
+	AckSeq       uint32
 	Timer        struct {
 		_               structs.HostLayout
 		EntryNs         uint64
@@ -71,6 +73,8 @@ const (
 	TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN TcptraceEventFlag = 8
 	TcptraceEventFlagEVENT_FLAG_SEQ_KNOWN        TcptraceEventFlag = 16
 	TcptraceEventFlagEVENT_FLAG_TSVAL_KNOWN      TcptraceEventFlag = 32
+	TcptraceEventFlagEVENT_FLAG_OUT_OF_WINDOW    TcptraceEventFlag = 64
+	TcptraceEventFlagEVENT_FLAG_DATA_AFTER_FIN   TcptraceEventFlag = 128
 )
 
 type TcptraceEventType uint32
@@ -90,6 +94,7 @@ const (
 	TcptraceEventTypeEVENT_WINDOW_OPEN    TcptraceEventType = 12
 	TcptraceEventTypeEVENT_TW_SEGMENT     TcptraceEventType = 13
 	TcptraceEventTypeEVENT_PROBE_SENT     TcptraceEventType = 14
+	TcptraceEventTypeEVENT_SEGMENT        TcptraceEventType = 15
 )
 
 type TcptraceOwner struct {
@@ -164,6 +169,7 @@ const (
 	TcptraceMapZeroWindow               = "zero_window"
 	TcptraceProgHandleDestroy           = "handle_destroy"
 	TcptraceProgHandleKfreeSkb          = "handle_kfree_skb"
+	TcptraceProgHandleRcvStateProcess   = "handle_rcv_state_process"
 	TcptraceProgHandleReceiveReset      = "handle_receive_reset"
 	TcptraceProgHandleRetransmit        = "handle_retransmit"
 	TcptraceProgHandleRetransmitNoerr   = "handle_retransmit_noerr"
@@ -192,6 +198,8 @@ const (
 	TcptraceVarMibKeepalive             = "mib_keepalive"
 	TcptraceVarMibWinprobe              = "mib_winprobe"
 	TcptraceVarTcpClose                 = "tcp_close"
+	TcptraceVarTcpCloseWait             = "tcp_close_wait"
+	TcptraceVarTcpClosing               = "tcp_closing"
 	TcptraceVarTcpFinWait1              = "tcp_fin_wait1"
 	TcptraceVarTcpFinWait2              = "tcp_fin_wait2"
 	TcptraceVarTcpKeepaliveTimerAddr    = "tcp_keepalive_timer_addr"
@@ -255,6 +263,7 @@ type TcptraceSpecs struct {
 type TcptraceProgramSpecs struct {
 	HandleDestroy           *ebpf.ProgramSpec `ebpf:"handle_destroy"`
 	HandleKfreeSkb          *ebpf.ProgramSpec `ebpf:"handle_kfree_skb"`
+	HandleRcvStateProcess   *ebpf.ProgramSpec `ebpf:"handle_rcv_state_process"`
 	HandleReceiveReset      *ebpf.ProgramSpec `ebpf:"handle_receive_reset"`
 	HandleRetransmit        *ebpf.ProgramSpec `ebpf:"handle_retransmit"`
 	HandleRetransmitNoerr   *ebpf.ProgramSpec `ebpf:"handle_retransmit_noerr"`
@@ -303,6 +312,8 @@ type TcptraceVariableSpecs struct {
 	MibKeepalive          *ebpf.VariableSpec `ebpf:"mib_keepalive"`
 	MibWinprobe           *ebpf.VariableSpec `ebpf:"mib_winprobe"`
 	TcpClose              *ebpf.VariableSpec `ebpf:"tcp_close"`
+	TcpCloseWait          *ebpf.VariableSpec `ebpf:"tcp_close_wait"`
+	TcpClosing            *ebpf.VariableSpec `ebpf:"tcp_closing"`
 	TcpFinWait1           *ebpf.VariableSpec `ebpf:"tcp_fin_wait1"`
 	TcpFinWait2           *ebpf.VariableSpec `ebpf:"tcp_fin_wait2"`
 	TcpKeepaliveTimerAddr *ebpf.VariableSpec `ebpf:"tcp_keepalive_timer_addr"`
@@ -379,6 +390,8 @@ type TcptraceVariables struct {
 	MibKeepalive          *ebpf.Variable `ebpf:"mib_keepalive"`
 	MibWinprobe           *ebpf.Variable `ebpf:"mib_winprobe"`
 	TcpClose              *ebpf.Variable `ebpf:"tcp_close"`
+	TcpCloseWait          *ebpf.Variable `ebpf:"tcp_close_wait"`
+	TcpClosing            *ebpf.Variable `ebpf:"tcp_closing"`
 	TcpFinWait1           *ebpf.Variable `ebpf:"tcp_fin_wait1"`
 	TcpFinWait2           *ebpf.Variable `ebpf:"tcp_fin_wait2"`
 	TcpKeepaliveTimerAddr *ebpf.Variable `ebpf:"tcp_keepalive_timer_addr"`
@@ -404,6 +417,7 @@ type TcptraceVariables struct {
 type TcptracePrograms struct {
 	HandleDestroy           *ebpf.Program `ebpf:"handle_destroy"`
 	HandleKfreeSkb          *ebpf.Program `ebpf:"handle_kfree_skb"`
+	HandleRcvStateProcess   *ebpf.Program `ebpf:"handle_rcv_state_process"`
 	HandleReceiveReset      *ebpf.Program `ebpf:"handle_receive_reset"`
 	HandleRetransmit        *ebpf.Program `ebpf:"handle_retransmit"`
 	HandleRetransmitNoerr   *ebpf.Program `ebpf:"handle_retransmit_noerr"`
@@ -428,6 +442,7 @@ func (p *TcptracePrograms) Close() error {
 	return _TcptraceClose(
 		p.HandleDestroy,
 		p.HandleKfreeSkb,
+		p.HandleRcvStateProcess,
 		p.HandleReceiveReset,
 		p.HandleRetransmit,
 		p.HandleRetransmitNoerr,

@@ -46,31 +46,56 @@ var timerActions = map[uint8]events.TimerAction{
 // Decoder decodes records. It is not safe for concurrent use.
 type Decoder struct {
 	names Names
+	// states is names.States as a table: every record names one or two
+	// states, and indexing beats hashing.
+	states [256]events.State
 	// boot is the wall-clock time at which CLOCK_MONOTONIC was zero, which
 	// turns bpf_ktime_get_ns() stamps into wall-clock times.
 	boot time.Time
 	// comms interns process names: a few processes make most events, and a
-	// string per event would be an allocation per event.
-	comms map[[16]int8]string
+	// string per event would be an allocation per event. lastComm is the
+	// one seen last, the usual answer (the zero value is right: no name).
+	comms        map[[16]int8]string
+	lastComm     [16]int8
+	lastCommName string
+	// The events of the kinds that make most records, reused (see Decode).
+	stateChange events.StateChange
+	destroy     events.Destroy
+	timer       events.TimewaitTimer
 }
 
 // New returns a decoder for a kernel with the given enum names, whose
 // monotonic clock read zero at boot.
 func New(names Names, boot time.Time) *Decoder {
-	return &Decoder{names: names, boot: boot, comms: map[[16]int8]string{}}
+	d := &Decoder{names: names, boot: boot, comms: map[[16]int8]string{}}
+	for n, s := range names.States {
+		d.states[n] = s
+	}
+	return d
 }
 
 // Decode decodes one record. Records that are short, of an unknown type or
 // family, or name a state the kernel does not have, are errors.
+//
+// A StateChange, Destroy or TimewaitTimer returned is the decoder's own,
+// overwritten by the next Decode: they are most records, and a new event
+// per record would be most of the garbage a trace makes. Events of other
+// kinds are new each time.
 func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 	if len(rec) < RecordSize {
 		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrShortRecord, len(rec), RecordSize)
 	}
-	var raw bpf.TcptraceEvent
-	// The record was written by the same machine in the generated layout.
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(&raw)), RecordSize), rec)
+	// The record was written by the same machine in the generated layout:
+	// read it in place where it is aligned (the ring buffer reader's are).
+	var raw *bpf.TcptraceEvent
+	if p := unsafe.Pointer(unsafe.SliceData(rec)); uintptr(p)%unsafe.Alignof(*raw) == 0 {
+		raw = (*bpf.TcptraceEvent)(p)
+	} else {
+		raw = new(bpf.TcptraceEvent)
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(raw)), RecordSize), rec)
+	}
 
-	h, err := d.header(&raw)
+	h, err := d.header(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +114,8 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		if err != nil {
 			return nil, err
 		}
-		ev := &events.StateChange{Header: h, Old: old, New: state, Syn: synInfo(&raw)}
+		ev := &d.stateChange
+		*ev = events.StateChange{Header: h, Old: old, New: state, Syn: synInfo(raw)}
 		if flags&bpf.TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN != 0 {
 			ev.PrevState = time.Duration(raw.PrevStateNs)
 			ev.PrevStateKnown = true
@@ -108,13 +134,15 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 	case bpf.TcptraceEventTypeEVENT_RESET_RECEIVED:
 		return &events.ResetReceived{Header: h, State: state}, nil
 	case bpf.TcptraceEventTypeEVENT_DESTROY:
-		return &events.Destroy{Header: h, State: state}, nil
+		d.destroy = events.Destroy{Header: h, State: state}
+		return &d.destroy, nil
 	case bpf.TcptraceEventTypeEVENT_TW_START, bpf.TcptraceEventTypeEVENT_TW_EXPIRE, bpf.TcptraceEventTypeEVENT_TW_CANCEL:
 		sub, err := d.state(raw.Substate)
 		if err != nil {
 			return nil, err
 		}
-		ev := &events.TimewaitTimer{Header: h, Substate: sub, Action: timerActions[raw.Type], Last: synInfo(&raw)}
+		ev := &d.timer
+		*ev = events.TimewaitTimer{Header: h, Substate: sub, Action: timerActions[raw.Type], Last: synInfo(raw)}
 		if ev.Action == events.TimerStart && d.names.HZ > 0 {
 			ev.Timeout = d.ticks(raw.TimerJiffies)
 			ev.TimeoutKnown = true
@@ -133,7 +161,7 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		}
 		return ev, nil
 	case bpf.TcptraceEventTypeEVENT_TCP_TIMER:
-		return d.tcpTimer(h, &raw, state)
+		return d.tcpTimer(h, raw, state)
 	case bpf.TcptraceEventTypeEVENT_TW_SEGMENT:
 		sub, err := d.state(raw.Substate)
 		if err != nil {
@@ -143,8 +171,13 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		if !ok {
 			return nil, fmt.Errorf("TIME_WAIT verdict %d is not in the kernel's enum tcp_tw_status", raw.Reason)
 		}
-		return &events.TimewaitSegment{Header: h, Substate: sub, Verdict: verdict, Flags: uint8(raw.TcpFlags),
+		return &events.TimewaitSegment{Header: h, Substate: sub, Verdict: verdict, Flags: raw.TcpFlags,
 			Seq: raw.Seq, RcvNxt: raw.RcvNxt}, nil
+	case bpf.TcptraceEventTypeEVENT_SEGMENT:
+		return &events.Segment{Header: h, State: state, Flags: raw.TcpFlags, Seq: raw.Seq, Ack: raw.AckSeq,
+			Window: raw.Window, Len: raw.PayloadLen, RcvNxt: raw.RcvNxt,
+			OutOfWindow:  flags&bpf.TcptraceEventFlagEVENT_FLAG_OUT_OF_WINDOW != 0,
+			DataAfterFIN: flags&bpf.TcptraceEventFlagEVENT_FLAG_DATA_AFTER_FIN != 0}, nil
 	case bpf.TcptraceEventTypeEVENT_PROBE_SENT:
 		timer := events.TimerKeepalive
 		if bpf.TcptraceTcpTimerKind(raw.Timer.Kind) == bpf.TcptraceTcpTimerKindTCP_TIMER_WRITE {
@@ -234,7 +267,7 @@ func (d *Decoder) header(raw *bpf.TcptraceEvent) (events.Header, error) {
 }
 
 func (d *Decoder) state(n uint8) (events.State, error) {
-	if s, ok := d.names.States[n]; ok {
+	if s := d.states[n]; s != "" {
 		return s, nil
 	}
 	return "", fmt.Errorf("TCP state %d is not in the kernel's state enum", n)
@@ -248,14 +281,18 @@ func (d *Decoder) resetReason(n uint32) (string, error) {
 }
 
 func (d *Decoder) comm(c [16]int8) string {
-	if s, ok := d.comms[c]; ok {
-		return s
+	if c == d.lastComm {
+		return d.lastCommName
 	}
-	if len(d.comms) >= 4096 {
-		clear(d.comms)
+	s, ok := d.comms[c]
+	if !ok {
+		if len(d.comms) >= 4096 {
+			clear(d.comms)
+		}
+		s = cString(c[:])
+		d.comms[c] = s
 	}
-	s := cString(c[:])
-	d.comms[c] = s
+	d.lastComm, d.lastCommName = c, s
 	return s
 }
 

@@ -104,6 +104,17 @@ func TestDecode(t *testing.T) {
 			&events.ResetReceived{Header: header, State: events.StateEstablished}},
 		{"destroy", with(func(e *bpf.TcptraceEvent) { e.Type, e.State = 5, 7 }),
 			&events.Destroy{Header: header, State: events.StateClose}},
+		{"segment with data after FIN", with(func(e *bpf.TcptraceEvent) {
+			e.Type, e.State, e.TcpFlags = 15, 4, 0x18
+			e.Seq, e.AckSeq, e.Window, e.PayloadLen, e.RcvNxt = 1001, 2002, 512, 100, 1001
+			e.Flags |= uint8(bpf.TcptraceEventFlagEVENT_FLAG_DATA_AFTER_FIN)
+		}), &events.Segment{Header: header, State: events.StateFinWait1, Flags: 0x18, Seq: 1001, Ack: 2002,
+			Window: 512, Len: 100, RcvNxt: 1001, DataAfterFIN: true}},
+		{"segment out of window", with(func(e *bpf.TcptraceEvent) {
+			e.Type, e.State, e.TcpFlags, e.Seq, e.RcvNxt = 15, 4, 0x10, 9000000, 1001
+			e.Flags |= uint8(bpf.TcptraceEventFlagEVENT_FLAG_OUT_OF_WINDOW)
+		}), &events.Segment{Header: header, State: events.StateFinWait1, Flags: 0x10, Seq: 9000000, RcvNxt: 1001,
+			OutOfWindow: true}},
 	}
 	d := New(testNames, boot)
 	for _, tt := range tests {
@@ -131,6 +142,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"type zero", record(func() bpf.TcptraceEvent { e := good; e.Type = 0; return e }())},
 		{"unknown family", record(func() bpf.TcptraceEvent { e := good; e.Family = 5; return e }())},
 		{"unknown state", record(func() bpf.TcptraceEvent { e := good; e.State = 99; return e }())},
+		{"segment in an unknown state", record(func() bpf.TcptraceEvent { e := good; e.Type, e.State = 15, 99; return e }())},
 		{"unknown old state", record(func() bpf.TcptraceEvent { e := good; e.OldState = 99; return e }())},
 		{"unknown reason", record(func() bpf.TcptraceEvent {
 			e := good

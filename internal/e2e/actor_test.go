@@ -32,8 +32,12 @@ const actorEnv = "TCPTRACE_E2E_ACTOR"
 //	connect ADDR   connect to ADDR; result: the local port
 //	connect-from LOCAL ADDR  the same from a port bound first (SO_REUSEADDR)
 //	linger2 SECS   set TCP_LINGER2: how long an orphaned FIN_WAIT2 lasts
-//	send-syn FROM TO  send one bare SYN from FROM to TO through a raw socket
-//	               (IPv4), as a late or forged segment would arrive
+//	send-segment FROM TO FLAGS SEQ ACK [LEN]  send one segment (FLAGS as
+//	               "SYN" or "FIN,ACK", LEN bytes of data) from FROM to TO
+//	               through a raw socket (IPv4), as a late or forged one arrives
+//	seqs           the socket's rcv_nxt and snd_nxt, read in repair mode (the
+//	               socket is ESTABLISHED or CLOSE, e.g. after its TIME_WAIT
+//	               socket took over); result: "RCV_NXT SND_NXT"
 //	write N        send N bytes
 //	read-eof       read until the peer closes
 //	wait-readable  wait until data is queued, without reading it
@@ -44,6 +48,7 @@ const actorEnv = "TCPTRACE_E2E_ACTOR"
 //	rcvbuf N       set SO_RCVBUF on the listener (accepted sockets inherit it)
 //	fill           write until the peer's window is full (a write blocks)
 //	shutdown-write send FIN, keep reading (shutdown(SHUT_WR))
+//	shutdown-both  send FIN and stop receiving (shutdown(SHUT_RDWR))
 //	close          close the connection
 //	exit           exit (also on end of stdin)
 func runActor() int {
@@ -96,11 +101,11 @@ func (p *peer) run(cmd []string) (string, error) {
 		}
 		return cmd[1], nil
 	}
-	if cmd[0] == "send-syn" {
-		if len(cmd) != 3 {
-			return "", errors.New("send-syn FROM TO")
+	if cmd[0] == "send-segment" {
+		if len(cmd) != 6 && len(cmd) != 7 {
+			return "", errors.New("send-segment FROM TO FLAGS SEQ ACK [LEN]")
 		}
-		return "", sendSYN(cmd[1], cmd[2])
+		return "", sendSegment(cmd[1], cmd[2], cmd[3], cmd[4], cmd[5], append(cmd[6:], "0")[0])
 	}
 	if cmd[0] == "connect-from" {
 		if len(cmd) != 3 {
@@ -247,6 +252,13 @@ func (p *peer) run(cmd []string) (string, error) {
 		}
 	case "shutdown-write":
 		return "", p.conn.CloseWrite()
+	case "shutdown-both":
+		if err := p.conn.CloseWrite(); err != nil {
+			return "", err
+		}
+		return "", p.conn.CloseRead()
+	case "seqs":
+		return repairSeqs(p.conn)
 	case "close":
 		return "", p.conn.Close()
 	}
@@ -293,9 +305,9 @@ func setsockoptInt(conn *net.TCPConn, level, opt, value int) error {
 	return serr
 }
 
-// sendSYN sends a bare SYN (no options, sequence number 1) from one IPv4
-// endpoint to another; the kernel adds the IP header.
-func sendSYN(from, to string) error {
+// sendSegment sends one TCP segment without options from one IPv4 endpoint
+// to another; the kernel adds the IP header.
+func sendSegment(from, to, flags, seqArg, ackArg, lenArg string) error {
 	src, err := netip.ParseAddrPort(from)
 	if err != nil {
 		return err
@@ -305,7 +317,27 @@ func sendSYN(from, to string) error {
 		return err
 	}
 	if !src.Addr().Is4() || !dst.Addr().Is4() {
-		return errors.New("send-syn: IPv4 only")
+		return errors.New("send-segment: IPv4 only")
+	}
+	var bits byte
+	for name := range strings.SplitSeq(flags, ",") {
+		bit := strings.Index("FIN SYN RST PSH ACK", name)
+		if bit < 0 || bit%4 != 0 {
+			return fmt.Errorf("send-segment: flag %q", name)
+		}
+		bits |= 1 << (bit / 4)
+	}
+	seq, err := strconv.ParseUint(seqArg, 10, 32)
+	if err != nil {
+		return err
+	}
+	ack, err := strconv.ParseUint(ackArg, 10, 32)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.ParseUint(lenArg, 10, 16)
+	if err != nil {
+		return err
 	}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP)
 	if err != nil {
@@ -315,15 +347,55 @@ func sendSYN(from, to string) error {
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src.Addr().As4()}); err != nil {
 		return err
 	}
-	seg := make([]byte, 20)
+	seg := make([]byte, 20+n)
 	binary.BigEndian.PutUint16(seg[0:], src.Port())
 	binary.BigEndian.PutUint16(seg[2:], dst.Port())
-	binary.BigEndian.PutUint32(seg[4:], 1) // sequence number
-	seg[12] = 5 << 4                       // data offset: 5 words
-	seg[13] = 0x02                         // SYN
+	binary.BigEndian.PutUint32(seg[4:], uint32(seq))
+	binary.BigEndian.PutUint32(seg[8:], uint32(ack))
+	seg[12] = 5 << 4 // data offset: 5 words
+	seg[13] = bits
 	binary.BigEndian.PutUint16(seg[14:], 65535)
 	binary.BigEndian.PutUint16(seg[16:], tcpChecksum(src.Addr().As4(), dst.Addr().As4(), seg))
 	return unix.Sendto(fd, seg, 0, &unix.SockaddrInet4{Addr: dst.Addr().As4()})
+}
+
+// TCP_REPAIR_QUEUE values (include/uapi/linux/tcp.h), not in x/sys/unix.
+const (
+	tcpRecvQueue = 1
+	tcpSendQueue = 2
+)
+
+// repairSeqs reads rcv_nxt and snd_nxt (write_seq) through TCP_REPAIR and
+// leaves repair mode without the window probe TCP_REPAIR_OFF would send.
+func repairSeqs(conn *net.TCPConn) (string, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return "", err
+	}
+	var rcvNxt, sndNxt int
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		f := int(fd)
+		steps := []func() error{
+			func() error { return unix.SetsockoptInt(f, unix.IPPROTO_TCP, unix.TCP_REPAIR, unix.TCP_REPAIR_ON) },
+			func() error { return unix.SetsockoptInt(f, unix.IPPROTO_TCP, unix.TCP_REPAIR_QUEUE, tcpRecvQueue) },
+			func() (err error) { rcvNxt, err = unix.GetsockoptInt(f, unix.IPPROTO_TCP, unix.TCP_QUEUE_SEQ); return },
+			func() error { return unix.SetsockoptInt(f, unix.IPPROTO_TCP, unix.TCP_REPAIR_QUEUE, tcpSendQueue) },
+			func() (err error) { sndNxt, err = unix.GetsockoptInt(f, unix.IPPROTO_TCP, unix.TCP_QUEUE_SEQ); return },
+			func() error {
+				return unix.SetsockoptInt(f, unix.IPPROTO_TCP, unix.TCP_REPAIR, unix.TCP_REPAIR_OFF_NO_WP)
+			},
+		}
+		for _, step := range steps {
+			if serr = step(); serr != nil {
+				return
+			}
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	return fmt.Sprintf(" %d %d", uint32(rcvNxt), uint32(sndNxt)), err
 }
 
 // tcpChecksum is the RFC 793 checksum over the IPv4 pseudo-header and seg.

@@ -224,7 +224,7 @@ func TestTimewaitRST(t *testing.T) {
 			settle()
 			before := ns.counters(t)
 			raw := ns.startActor(t)
-			raw.do(fmt.Sprintf("send-syn %s %s", addr("127.0.0.1", srv.port), addr("127.0.0.1", cli.port)))
+			raw.do(fmt.Sprintf("send-segment %s %s SYN 1 0", addr("127.0.0.1", srv.port), addr("127.0.0.1", cli.port)))
 			settle()
 			after := ns.counters(t)
 			tws := ns.timewaitSockets(t)

@@ -28,9 +28,12 @@ const (
 	TypeTimewaitRST         Type = "tw_rst"
 	// Shown: what a TIME_WAIT socket decided about a segment (fexit).
 	TypeTimewaitSegment Type = "tw_segment"
+	// Shown: a segment received while closing (fentry).
+	TypeSegment Type = "segment"
 
 	// Made by the tracker from the kernel's events.
 	TypeTimewaitEnter    Type = "timewait_enter"
+	TypeTimewaitRestart  Type = "timewait_restart"
 	TypeTimewaitEnd      Type = "timewait_end"
 	TypeTimewaitOverflow Type = "timewait_overflow"
 	TypeSummary          Type = "summary"
@@ -221,6 +224,30 @@ func FlagNames(flags uint8) string {
 }
 
 func (e *TimewaitSegment) Type() Type { return TypeTimewaitSegment }
+
+// Segment is a segment a closing socket (FIN_WAIT1/2, CLOSING, LAST_ACK,
+// CLOSE_WAIT) received, seen as tcp_rcv_state_process() began on it, where
+// fentry is allowed.
+type Segment struct {
+	Header
+	State  State // the socket's state when it arrived
+	Flags  uint8 // the segment's TCP flags byte
+	Seq    uint32
+	Ack    uint32
+	Window uint16 // the segment's window field, unscaled
+	Len    uint16 // bytes of data
+	RcvNxt uint32 // the socket's rcv_nxt
+	// OutOfWindow: outside the socket's receive window (tcp_sequence()):
+	// the kernel drops it and, unless it is an RST, answers with a
+	// duplicate ACK.
+	OutOfWindow bool
+	// DataAfterFIN: data beyond the end of what the socket still takes:
+	// after the peer's FIN (dropped), or after close() (the kernel resets
+	// the connection, TCPAbortOnData).
+	DataAfterFIN bool
+}
+
+func (e *Segment) Type() Type { return TypeSegment }
 
 func (e *StateChange) Type() Type   { return TypeState }
 func (e *Retransmit) Type() Type    { return TypeRetransmit }

@@ -2,7 +2,9 @@ package events
 
 import (
 	"encoding/json"
+	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -28,6 +30,44 @@ type JSONEncoder struct {
 	secs, zone   []byte
 	zoneOffset   int
 	haveSecsZone bool
+	// headers holds the encoded header fields of recent sockets, by
+	// cookie: a socket's events come several to its life, all with the
+	// same addresses and owner.
+	headers [64]encodedHeader
+}
+
+// encodedHeader is a header's fields after the time ("cookie" to
+// "cgroup_id"), as JSON.
+type encodedHeader struct {
+	h    Header // but for Time
+	json []byte
+}
+
+// appendHeader appends h's fields after the time.
+func (enc *JSONEncoder) appendHeader(dst []byte, h *Header) []byte {
+	cached := &enc.headers[h.Cookie%uint64(len(enc.headers))]
+	if cached.json != nil && cached.h.Cookie == h.Cookie && cached.h.Family == h.Family && cached.h.Local == h.Local &&
+		cached.h.Remote == h.Remote && cached.h.Netns == h.Netns && cached.h.Owner == h.Owner {
+		return append(dst, cached.json...)
+	}
+	start := len(dst)
+	dst = append(dst, `,"cookie":`...)
+	dst = strconv.AppendUint(dst, h.Cookie, 10)
+	dst = append(dst, `,"family":`...)
+	dst = strconv.AppendUint(dst, uint64(h.Family), 10)
+	dst = appendAddrPort(dst, "saddr", "sport", h.Local)
+	dst = appendAddrPort(dst, "daddr", "dport", h.Remote)
+	dst = append(dst, `,"netns":`...)
+	dst = strconv.AppendUint(dst, uint64(h.Netns), 10)
+	dst = append(dst, `,"pid":`...)
+	dst = strconv.AppendUint(dst, uint64(h.Owner.PID), 10)
+	dst = append(dst, `,"comm":`...)
+	dst = AppendJSONString(dst, h.Owner.Comm)
+	dst = append(dst, `,"cgroup_id":`...)
+	dst = strconv.AppendUint(dst, h.Owner.CgroupID, 10)
+	cached.h = *h
+	cached.json = append(cached.json[:0], dst[start:]...)
+	return dst
 }
 
 // appendTime appends t as RFC 3339 with nanoseconds (TimeLayout).
@@ -41,7 +81,7 @@ func (enc *JSONEncoder) appendTime(dst []byte, t time.Time) []byte {
 		enc.sec, enc.zoneOffset, enc.haveSecsZone = sec, offset, true
 	}
 	dst = append(dst, enc.secs...)
-	ns := t.Nanosecond()
+	ns := uint32(t.Nanosecond()) // unsigned: cheaper to divide
 	var digits [9]byte
 	for i := 8; i >= 0; i-- {
 		digits[i] = byte('0' + ns%10)
@@ -58,20 +98,8 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 	dst = append(dst, ev.Type()...)
 	dst = append(dst, `","ts":"`...)
 	dst = enc.appendTime(dst, h.Time)
-	dst = append(dst, `","cookie":`...)
-	dst = strconv.AppendUint(dst, h.Cookie, 10)
-	dst = append(dst, `,"family":`...)
-	dst = strconv.AppendUint(dst, uint64(h.Family), 10)
-	dst = appendAddrPort(dst, "saddr", "sport", h.Local)
-	dst = appendAddrPort(dst, "daddr", "dport", h.Remote)
-	dst = append(dst, `,"netns":`...)
-	dst = strconv.AppendUint(dst, uint64(h.Netns), 10)
-	dst = append(dst, `,"pid":`...)
-	dst = strconv.AppendUint(dst, uint64(h.Owner.PID), 10)
-	dst = append(dst, `,"comm":`...)
-	dst = AppendJSONString(dst, h.Owner.Comm)
-	dst = append(dst, `,"cgroup_id":`...)
-	dst = strconv.AppendUint(dst, h.Owner.CgroupID, 10)
+	dst = append(dst, '"')
+	dst = enc.appendHeader(dst, h)
 
 	switch e := ev.(type) {
 	case *StateChange:
@@ -126,6 +154,15 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 		dst = strconv.AppendUint(dst, uint64(e.RcvNxt), 10)
 		dst = append(dst, `,"seq_after_rcv_nxt":`...)
 		dst = strconv.AppendBool(dst, int32(e.Seq-e.RcvNxt) > 0)
+	case *Segment:
+		dst = appendStringField(dst, "state", string(e.State))
+		dst = appendStringField(dst, "flags", FlagNames(e.Flags))
+		dst = appendInts(dst, "seq", int(e.Seq), "ack", int(e.Ack), "window", int(e.Window), "len", int(e.Len),
+			"rcv_nxt", int(e.RcvNxt))
+		dst = append(dst, `,"out_of_window":`...)
+		dst = strconv.AppendBool(dst, e.OutOfWindow)
+		dst = append(dst, `,"data_after_fin":`...)
+		dst = strconv.AppendBool(dst, e.DataAfterFIN)
 	case *TimewaitEnter:
 		dst = appendStringField(dst, "substate", string(e.Substate))
 		if e.TimeoutKnown {
@@ -232,10 +269,15 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 // HumanDuration writes a duration for people: milliseconds below 10 s
 // (0.335 ms, 1500 ms), seconds with one decimal above (60.0 s).
 func HumanDuration(d time.Duration) string {
+	return string(AppendHumanDuration(nil, d))
+}
+
+// AppendHumanDuration appends d as HumanDuration writes it.
+func AppendHumanDuration(dst []byte, d time.Duration) []byte {
 	if d < 10*time.Second {
-		return string(AppendMillis(nil, d)) + " ms"
+		return append(AppendMillis(dst, d), " ms"...)
 	}
-	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + " s"
+	return append(strconv.AppendFloat(dst, d.Seconds(), 'f', 1, 64), " s"...)
 }
 
 // AppendMillis appends d in milliseconds with microsecond precision, as
@@ -330,8 +372,11 @@ func appendSummary(dst []byte, e *Summary) []byte {
 	return dst
 }
 
-// appendObjectField writes a small map through encoding/json (keys sorted);
-// findings are rare, so speed does not matter here.
+// appendObjectField writes a finding's map as encoding/json does (keys
+// sorted, HTML characters escaped). Findings come with every TIME_WAIT
+// socket taken over, thousands a second under connection churn, so the
+// values findings hold are written here; anything else goes through
+// encoding/json.
 func appendObjectField(dst []byte, key string, m map[string]any) []byte {
 	dst = append(dst, `,"`...)
 	dst = append(dst, key...)
@@ -339,11 +384,105 @@ func appendObjectField(dst []byte, key string, m map[string]any) []byte {
 	if m == nil {
 		return append(dst, "{}"...)
 	}
+	if out, ok := appendObject(dst, m); ok {
+		return out
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return append(dst, "{}"...)
 	}
 	return append(dst, b...)
+}
+
+// appendObject appends m as encoding/json would, or reports that m holds a
+// value it leaves to encoding/json (dst is then unchanged).
+func appendObject(dst []byte, m map[string]any) ([]byte, bool) {
+	var space [16]string
+	keys := space[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	start := len(dst)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var ok bool
+		if dst, ok = appendMarshalString(dst, k); !ok {
+			return dst[:start], false
+		}
+		dst = append(dst, ':')
+		if dst, ok = appendValue(dst, m[k]); !ok {
+			return dst[:start], false
+		}
+	}
+	return append(dst, '}'), true
+}
+
+func appendValue(dst []byte, v any) ([]byte, bool) {
+	switch v := v.(type) {
+	case nil:
+		return append(dst, "null"...), true
+	case string:
+		return appendMarshalString(dst, v)
+	case bool:
+		return strconv.AppendBool(dst, v), true
+	case int:
+		return strconv.AppendInt(dst, int64(v), 10), true
+	case int64:
+		return strconv.AppendInt(dst, v, 10), true
+	case uint32:
+		return strconv.AppendUint(dst, uint64(v), 10), true
+	case uint64:
+		return strconv.AppendUint(dst, v, 10), true
+	case float64:
+		return appendMarshalFloat(dst, v)
+	case []float64:
+		if v == nil {
+			return append(dst, "null"...), true
+		}
+		dst = append(dst, '[')
+		for i, f := range v {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var ok bool
+			if dst, ok = appendMarshalFloat(dst, f); !ok {
+				return dst, false
+			}
+		}
+		return append(dst, ']'), true
+	case map[string]any:
+		if v == nil {
+			return append(dst, "null"...), true
+		}
+		return appendObject(dst, v)
+	}
+	return dst, false
+}
+
+// appendMarshalFloat writes f as encoding/json does in the range where it
+// uses plain decimals; exponents, NaN and infinities are left to it.
+func appendMarshalFloat(dst []byte, f float64) ([]byte, bool) {
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) || math.IsNaN(f) {
+		return dst, false
+	}
+	return strconv.AppendFloat(dst, f, 'f', -1, 64), true
+}
+
+// appendMarshalString writes s as encoding/json does when s needs no
+// escape, HTML characters included; other strings are left to it.
+func appendMarshalString(dst []byte, s string) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return dst, false
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"'), true
 }
 
 func appendSynInfo(dst []byte, seqKey, tsKey string, si SynInfo) []byte {

@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -54,6 +55,51 @@ func TestAppendMillis(t *testing.T) {
 	} {
 		if got := string(AppendMillis(nil, d)); got != want {
 			t.Errorf("AppendMillis(%v) = %s, want %s", d, got, want)
+		}
+	}
+}
+
+// Findings' maps must come out exactly as encoding/json writes them, on the
+// fast path and off it.
+func TestJSONObject(t *testing.T) {
+	for _, m := range []map[string]any{
+		nil,
+		{},
+		{"net.ipv4.tcp_tw_reuse": int64(2), "net.ipv4.tcp_tw_recycle": nil, "net.ipv4.tcp_timestamps": "1 2"},
+		{"age_ms": 1196.629, "zero": 0.0, "neg": -0.5, "big": 1e20, "whole": 3.0, "n": 7, "u32": uint32(4294967295),
+			"u64": uint64(18446744073709551615), "yes": true, "no": false, "i64": int64(-9)},
+		{"intervals_ms": []float64{200, 400.5, 0.001}, "none": []float64(nil), "empty": []float64{}},
+		{"settings": map[string]any{"idle_s": 7200.0, "source": "sysctl", "inner": map[string]any{"b": 1, "a": 2}}, "nilmap": map[string]any(nil)},
+		// Left to encoding/json: exponents, escapes, HTML, other types.
+		{"tiny": 1e-7, "ok": 1},
+		{"huge": 1e21},
+		{"s": "a \"quoted\" <b> & \\ é\n"},
+		{"late_segment": map[string]any{"flags": "ACK", "seq": uint32(5), "note": "<x>"}},
+		{"k<": 1},
+		{"f32": float32(0.1), "i8": int8(3)},
+		{"list": []string{"a"}},
+		{"nan": math.NaN()},
+	} {
+		want, err := json.Marshal(m)
+		if m == nil || err != nil {
+			want = []byte("{}")
+		}
+		if got := string(appendObjectField([]byte("x"), "key", m)); got != `x,"key":`+string(want) {
+			t.Errorf("%v:\ngot  %s\nwant x,\"key\":%s", m, got, want)
+		}
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		335 * time.Microsecond: "0.335 ms", 1500 * time.Millisecond: "1500 ms", 9999999 * time.Microsecond: "9999.999 ms",
+		10 * time.Second: "10.0 s", 60 * time.Second: "60.0 s", 90250 * time.Millisecond: "90.2 s",
+	} {
+		if got := HumanDuration(d); got != want {
+			t.Errorf("HumanDuration(%v) = %s, want %s", d, got, want)
+		}
+		if got := string(AppendHumanDuration([]byte("x "), d)); got != "x "+want {
+			t.Errorf("AppendHumanDuration(%v) = %s", d, got)
 		}
 	}
 }

@@ -14,12 +14,15 @@ const (
 	CauseUnknown      EndCause = "unknown"
 )
 
-// TimewaitEnter: a socket's TIME_WAIT socket began (or changed substate).
+// TimewaitEnter: a socket's TIME_WAIT socket began (or changed substate),
+// or, with Restart, its timer started over: a segment it answered with an
+// ACK (a retransmitted FIN, an old SYN...) makes it wait the full time again.
 type TimewaitEnter struct {
 	Header
 	Substate     State // TIME_WAIT, or FIN_WAIT2 until the peer closes
 	Timeout      time.Duration
 	TimeoutKnown bool
+	Restart      bool
 }
 
 // TimewaitEnd: a TIME_WAIT socket ended.
@@ -121,7 +124,12 @@ type Finding struct {
 	Sysctls  map[string]any
 }
 
-func (e *TimewaitEnter) Type() Type    { return TypeTimewaitEnter }
+func (e *TimewaitEnter) Type() Type {
+	if e.Restart {
+		return TypeTimewaitRestart
+	}
+	return TypeTimewaitEnter
+}
 func (e *TimewaitEnd) Type() Type      { return TypeTimewaitEnd }
 func (e *TimewaitOverflow) Type() Type { return TypeTimewaitOverflow }
 func (e *Summary) Type() Type          { return TypeSummary }

@@ -20,12 +20,16 @@ type SysctlSource func(netns uint32) (sysctl.Snapshot, error)
 // Explainer makes findings. Not safe for concurrent use.
 type Explainer struct {
 	source SysctlSource
+	// values holds each namespace's sysctls as findings show them, once
+	// source has answered: under connection churn a namespace makes
+	// thousands of findings a second.
+	values map[uint32]map[string]any
 }
 
-// New returns an explainer reading sysctls from source (which should cache:
-// it is asked once per finding).
+// New returns an explainer reading sysctls from source, once per
+// namespace that answers.
 func New(source SysctlSource) *Explainer {
-	return &Explainer{source: source}
+	return &Explainer{source: source, values: map[uint32]map[string]any{}}
 }
 
 // Explain returns the findings an event calls for, if any.
@@ -58,25 +62,35 @@ func (x *Explainer) Explain(ev events.Event) []events.Event {
 // sysctls reads the namespace's values of names, as numbers where they are
 // numbers and nil where the kernel has no such sysctl.
 func (x *Explainer) sysctls(netns uint32, names ...string) map[string]any {
-	snap, err := x.source(netns)
-	if err != nil {
-		snap = sysctl.Snapshot{}
-	}
-	out := map[string]any{}
-	for _, n := range names {
-		v, found := snap.Lookup(n)
-		switch {
-		case !found || !v.Present:
-			out[n] = nil
-		default:
-			if i, err := v.Int(); err == nil {
-				out[n] = i
-			} else {
-				out[n] = v.Raw
-			}
+	all, ok := x.values[netns]
+	if !ok {
+		if snap, err := x.source(netns); err == nil {
+			all = values(snap)
+			x.values[netns] = all
 		}
 	}
+	out := make(map[string]any, len(names))
+	for _, n := range names {
+		out[n] = all[n]
+	}
 	return out
+}
+
+// values is every sysctl of snap: a number where it is one, nil where the
+// kernel has no such sysctl.
+func values(snap sysctl.Snapshot) map[string]any {
+	all := make(map[string]any, len(snap.Values))
+	for _, v := range snap.Values {
+		switch i, err := v.Int(); {
+		case !v.Present:
+			all[v.Name] = nil
+		case err == nil:
+			all[v.Name] = i
+		default:
+			all[v.Name] = v.Raw
+		}
+	}
+	return all
 }
 
 const (
@@ -98,14 +112,14 @@ func recycleNote(values map[string]any) string {
 }
 
 func conn(h events.Header) string {
-	return fmt.Sprintf("%s (local) <-> %s", h.Local, h.Remote)
+	return h.Local.String() + " (local) <-> " + h.Remote.String()
 }
 
 func age(e *events.TimewaitEnd) string {
 	if !e.AgeKnown {
 		return "of unknown age (it existed before tracing started)"
 	}
-	return fmt.Sprintf("%s old", e.Age.Round(time.Millisecond))
+	return e.Age.Round(time.Millisecond).String() + " old"
 }
 
 func evidence(e *events.TimewaitEnd) map[string]any {
@@ -172,16 +186,16 @@ func (x *Explainer) connectReuse(e *events.TimewaitEnd) *events.Finding {
 		why = "The new socket had bound its port before connect(), and for an explicitly bound port the kernel " +
 			"takes over a TIME_WAIT socket whose connection used TCP timestamps at once, whatever tcp_tw_reuse says."
 	} else {
-		why = fmt.Sprintf("connect() picked the port itself, so tcp_tw_reuse decided (%s).", describeTWReuse(values, loopback))
+		why = "connect() picked the port itself, so tcp_tw_reuse decided (" + describeTWReuse(values, loopback) + ")."
 		if d, ok := values[twReuseDelay].(int64); ok {
-			why += fmt.Sprintf(" The TIME_WAIT socket must also be older than tcp_tw_reuse_delay (%d ms).", d)
+			why += " The TIME_WAIT socket must also be older than tcp_tw_reuse_delay (" + strconv.FormatInt(d, 10) + " ms)."
 		} else {
 			why += " The TIME_WAIT socket must also be at least 1 s old (this kernel has no tcp_tw_reuse_delay)."
 		}
 		why += " Reuse needs the old connection to have used TCP timestamps."
 	}
-	msg := fmt.Sprintf("An outgoing connect() took over the TIME_WAIT socket of %s when it was %s. %s%s",
-		conn(e.Header), age(e), why, recycleNote(values))
+	msg := "An outgoing connect() took over the TIME_WAIT socket of " + conn(e.Header) + " when it was " + age(e) + ". " +
+		why + recycleNote(values)
 	return finding(e.Header, "timewait_connect_reuse", msg, ev, values)
 }
 

@@ -66,9 +66,19 @@ type Pipeline struct {
 	explainer      *explain.Explainer
 	out            render.Renderer
 	filter         Filter
-	stats          render.Stats
+	stats          render.Stats // ByType is filled from byType when asked
+	byType         []typeCount
 	stderr         io.Writer
 	firstDecodeErr error
+}
+
+// typeCount is how many events of a type were written. A handful of types
+// make all the events: a short list searched by the type's name, a string
+// constant whose comparison ends at the pointer, costs less per event than
+// a map lookup, which hashes the name.
+type typeCount struct {
+	typ events.Type
+	n   uint64
 }
 
 // New returns a pipeline asking env what it needs to know of the system.
@@ -98,7 +108,6 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 		explainer: explain.New(env.Sysctls),
 		out:       out,
 		filter:    cfg.Filter,
-		stats:     render.Stats{ByType: map[events.Type]uint64{}},
 		stderr:    cfg.Stderr,
 	}, nil
 }
@@ -135,7 +144,13 @@ func (p *Pipeline) Flush() error { return p.out.Flush() }
 func (p *Pipeline) Tracked() int { return p.tracker.Tracked() }
 
 // Stats is the account so far.
-func (p *Pipeline) Stats() render.Stats { return p.stats }
+func (p *Pipeline) Stats() render.Stats {
+	p.stats.ByType = make(map[events.Type]uint64, len(p.byType))
+	for _, c := range p.byType {
+		p.stats.ByType[c.typ] = c.n
+	}
+	return p.stats
+}
 
 // Finish ends every story still open and writes the closing stats.
 func (p *Pipeline) Finish(now time.Time, lost uint64, duration time.Duration) error {
@@ -143,7 +158,7 @@ func (p *Pipeline) Finish(now time.Time, lost uint64, duration time.Duration) er
 		return err
 	}
 	p.stats.Lost, p.stats.Duration, p.stats.Evicted = lost, duration, p.tracker.Evicted()
-	return p.out.Stats(p.stats)
+	return p.out.Stats(p.Stats())
 }
 
 // show renders what the tracker made of an event, and the findings.
@@ -163,6 +178,16 @@ func (p *Pipeline) show(evs []events.Event) error {
 
 func (p *Pipeline) write(ev events.Event) error {
 	p.stats.Events++
-	p.stats.ByType[ev.Type()]++
+	p.count(ev.Type())
 	return p.out.Event(ev)
+}
+
+func (p *Pipeline) count(typ events.Type) {
+	for i := range p.byType {
+		if p.byType[i].typ == typ {
+			p.byType[i].n++
+			return
+		}
+	}
+	p.byType = append(p.byType, typeCount{typ, 1})
 }

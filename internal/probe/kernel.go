@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
@@ -49,6 +52,9 @@ type Kernel struct {
 	btf                       *btf.Spec
 	names                     decode.Names
 	states                    map[events.State]uint8
+	// btfCache holds the running kernel's BTF, parsed once, for the
+	// loader too; nil when BTF is read from elsewhere.
+	btfCache *btf.Cache
 }
 
 // OpenKernel reads the kernel's release and its BTF at btfPath (the kernel's
@@ -62,22 +68,33 @@ func OpenKernel(btfPath string) (*Kernel, error) {
 	if _, err := os.Stat(btfPath); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrNoBTF, btfPath, err)
 	}
-	// Reading /proc/kallsyms costs about 50 ms of kernel time: overlap it
-	// with parsing BTF.
+	// Overlap what needs no parsed BTF with parsing it: finding the timer
+	// handlers' addresses, and the anonymous enums.
 	type symbols struct {
 		addrs map[string]uint64
 		err   error
 	}
-	kallsymsDone := make(chan symbols, 1)
+	symbolsDone := make(chan symbols, 1)
 	go func() {
-		addrs, err := kallsyms("/proc/kallsyms", "tw_timer_handler", "tcp_keepalive_timer", "tcp_write_timer")
-		kallsymsDone <- symbols{addrs, err}
+		addrs, err := kernelSymbols("tw_timer_handler", "tcp_keepalive_timer", "tcp_write_timer")
+		symbolsDone <- symbols{addrs, err}
+	}()
+	type enums struct {
+		byEnumerator map[string][]btf.EnumValue
+		err          error
+	}
+	enumsDone := make(chan enums, 1)
+	go func() {
+		byEnumerator, err := fileAnonymousEnums(btfPath, "TCP_ESTABLISHED", "LINUX_MIB_TCPKEEPALIVE")
+		enumsDone <- enums{byEnumerator, err}
 	}()
 	var spec *btf.Spec
 	var err error
 	if btfPath == DefaultBTFPath {
-		// The library's cached copy, which the loader itself uses too.
-		spec, err = btf.LoadKernelSpec()
+		// Parsed once, into the cache that the loader looks up attach
+		// targets in as well (each parse costs some 20 ms).
+		k.btfCache = btf.NewCache()
+		spec, err = k.btfCache.Kernel()
 	} else {
 		spec, err = btf.LoadSpec(btfPath)
 	}
@@ -85,7 +102,11 @@ func OpenKernel(btfPath string) (*Kernel, error) {
 		return nil, fmt.Errorf("%w: read %s: %w", ErrNoBTF, btfPath, err)
 	}
 	k.btf = spec
-	if err := k.readEnums(); err != nil {
+	anon := <-enumsDone
+	if anon.err != nil {
+		return nil, fmt.Errorf("find anonymous enums in %s: %w", btfPath, anon.err)
+	}
+	if err := k.readEnums(anon.byEnumerator); err != nil {
 		return nil, err
 	}
 	if err := k.readTimerOffsets(); err != nil {
@@ -93,49 +114,32 @@ func OpenKernel(btfPath string) (*Kernel, error) {
 	}
 	k.HZ = readHZ(k.Release)
 	k.names.HZ = k.HZ
-	syms := <-kallsymsDone
+	syms := <-symbolsDone
 	k.twTimerHandler, k.kallsymsErr = syms.addrs["tw_timer_handler"], syms.err
 	k.keepaliveTimer, k.writeTimer = syms.addrs["tcp_keepalive_timer"], syms.addrs["tcp_write_timer"]
 	return k, nil
 }
 
-// readEnums resolves TCP state and RST reason numbers by name. The TCP state
-// enum is anonymous in the kernel, so it is found by one of its enumerators.
-func (k *Kernel) readEnums() error {
+// readEnums resolves TCP state and RST reason numbers by name. The TCP
+// states and the SNMP MIB numbers tcp_write_wakeup() is given are anonymous
+// enums: anon holds them by one of their enumerators (see anonymousEnums).
+func (k *Kernel) readEnums(anon map[string][]btf.EnumValue) error {
 	k.names.States = map[uint8]events.State{}
 	k.states = map[events.State]uint8{}
-	// One pass for both anonymous enums, stopped when both are found: the
-	// TCP states, and the SNMP MIB numbers tcp_write_wakeup() is given.
-	for typ, err := range k.btf.All() {
-		if err != nil {
-			return fmt.Errorf("read kernel BTF: %w", err)
-		}
-		enum, ok := typ.(*btf.Enum)
-		if !ok || enum.Name != "" {
+	for _, v := range anon["TCP_ESTABLISHED"] {
+		name, ok := strings.CutPrefix(v.Name, "TCP_")
+		if !ok || v.Value > 255 || name == "MAX_STATES" {
 			continue
 		}
-		switch {
-		case hasEnumerator(enum, "TCP_ESTABLISHED"):
-			for _, v := range enum.Values {
-				name, ok := strings.CutPrefix(v.Name, "TCP_")
-				if !ok || v.Value > 255 || name == "MAX_STATES" {
-					continue
-				}
-				k.names.States[uint8(v.Value)] = events.State(name)
-				k.states[events.State(name)] = uint8(v.Value)
-			}
-		case hasEnumerator(enum, "LINUX_MIB_TCPKEEPALIVE"):
-			for _, v := range enum.Values {
-				switch v.Name {
-				case "LINUX_MIB_TCPKEEPALIVE":
-					k.mibKeepalive = uint32(v.Value)
-				case "LINUX_MIB_TCPWINPROBE":
-					k.mibWinProbe = uint32(v.Value)
-				}
-			}
-		}
-		if len(k.states) > 0 && k.mibKeepalive != 0 {
-			break
+		k.names.States[uint8(v.Value)] = events.State(name)
+		k.states[events.State(name)] = uint8(v.Value)
+	}
+	for _, v := range anon["LINUX_MIB_TCPKEEPALIVE"] {
+		switch v.Name {
+		case "LINUX_MIB_TCPKEEPALIVE":
+			k.mibKeepalive = uint32(v.Value)
+		case "LINUX_MIB_TCPWINPROBE":
+			k.mibWinProbe = uint32(v.Value)
 		}
 	}
 	for _, s := range []events.State{events.StateClose, events.StateListen, events.StateSynSent, events.StateSynRecv,
@@ -167,15 +171,6 @@ func (k *Kernel) readEnums() error {
 		return fmt.Errorf("read enum sk_rst_reason from kernel BTF: %w", err)
 	}
 	return nil
-}
-
-func hasEnumerator(e *btf.Enum, name string) bool {
-	for _, v := range e.Values {
-		if v.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // Names returns the kernel's enum names for the decoder.
@@ -222,6 +217,77 @@ func BootTime() time.Time {
 		return before
 	}
 	return before.Add(-time.Duration(ts.Nano()))
+}
+
+// kernelSymbols finds the addresses of the named kernel functions: from
+// the kernel's own symbol lookup where a BPF program may ask it (Linux
+// 5.16+), for well under a millisecond, else from /proc/kallsyms, which the
+// kernel makes up as it is read, some 50 ms for all of it.
+func kernelSymbols(names ...string) (map[string]uint64, error) {
+	if addrs, err := lookupSymbols(names...); err == nil {
+		return addrs, nil
+	}
+	// The file also says why an address is missing (no privileges,
+	// kernel.kptr_restrict, no such symbol).
+	return kallsyms("/proc/kallsyms", names...)
+}
+
+// lookupSymbols asks the kernel for the addresses of the named functions
+// with a BPF syscall program that calls bpf_kallsyms_lookup_name() once
+// for each and stores the addresses in its context, in order.
+func lookupSymbols(names ...string) (map[string]uint64, error) {
+	const nameSlot, resultSlot = -64, -8 // stack offsets
+	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
+	for i, name := range names {
+		// The name, NUL-terminated, onto the stack, 8 bytes at a time.
+		buf := make([]byte, len(name)/8*8+8)
+		if len(buf) > -nameSlot+resultSlot {
+			return nil, fmt.Errorf("symbol name %s too long", name)
+		}
+		copy(buf, name)
+		for off := 0; off < len(buf); off += 8 {
+			insns = append(insns,
+				asm.LoadImm(asm.R1, int64(binary.NativeEndian.Uint64(buf[off:])), asm.DWord),
+				asm.StoreMem(asm.RFP, int16(nameSlot+off), asm.R1, asm.DWord))
+		}
+		insns = append(insns,
+			// The helper leaves the result alone when it fails: 0 then.
+			asm.Mov.Imm(asm.R1, 0),
+			asm.StoreMem(asm.RFP, resultSlot, asm.R1, asm.DWord),
+			asm.Mov.Reg(asm.R1, asm.RFP),
+			asm.Add.Imm(asm.R1, nameSlot),
+			asm.Mov.Imm(asm.R2, int32(len(name)+1)),
+			asm.Mov.Imm(asm.R3, 0),
+			asm.Mov.Reg(asm.R4, asm.RFP),
+			asm.Add.Imm(asm.R4, resultSlot),
+			asm.FnKallsymsLookupName.Call(),
+			asm.LoadMem(asm.R1, asm.RFP, resultSlot, asm.DWord),
+			asm.StoreMem(asm.R6, int16(8*i), asm.R1, asm.DWord))
+	}
+	insns = append(insns, asm.Mov.Imm(asm.R0, 0), asm.Return())
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "tcptrace_ksyms",
+		Type:         ebpf.Syscall,
+		Flags:        unix.BPF_F_SLEEPABLE,
+		License:      "GPL",
+		Instructions: insns,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load symbol lookup: %w", err)
+	}
+	defer prog.Close()
+	addrs := make([]uint64, len(names))
+	if _, err := prog.Run(&ebpf.RunOptions{Context: addrs, ContextOut: addrs}); err != nil {
+		return nil, fmt.Errorf("run symbol lookup: %w", err)
+	}
+	found := map[string]uint64{}
+	for i, name := range names {
+		if addrs[i] == 0 {
+			return nil, fmt.Errorf("kernel symbol lookup found no %s", name)
+		}
+		found[name] = addrs[i]
+	}
+	return found, nil
 }
 
 // kallsyms finds the addresses of the named kernel functions (exact names;

@@ -8,8 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -55,6 +59,7 @@ type Hook struct {
 	Kind     string // attach kind: "tp_btf"
 	Program  string // BPF program used, empty if none fits
 	Detail   string // which variant and why
+	Fallback string // what is shown instead when it is refused
 	Err      error  // why it is not attached; nil when attached
 }
 
@@ -68,7 +73,15 @@ type hookSpec struct {
 	optional bool
 	// needs reports what else the hook needs from this kernel, if anything.
 	needs func(*Kernel) error
+	// fallback says what tcptrace shows instead when the (precise) hook is
+	// refused.
+	fallback string
 }
+
+const (
+	inferredFallback        = "the tracepoints tell the same, inferred"
+	closingSegmentsFallback = "the states are still traced, the segments that drive them are not shown"
+)
 
 // variant is a program and the tracepoint arguments it reads: it fits a
 // kernel whose tracepoint passes at least that many.
@@ -121,10 +134,13 @@ var hookSpecs = []hookSpec{
 	// Precise: where fentry/fexit are allowed, the TIME_WAIT verdicts are
 	// seen, not inferred, and each probe at the moment it is sent. The
 	// tracepoints stay the fallback.
-	{kind: "fentry", group: "fentry", tracepoint: "tcp_write_wakeup", optional: true, needs: needMIBs, variants: []variant{
+	{kind: "fentry", group: "fentry", tracepoint: "tcp_write_wakeup", optional: true, needs: needMIBs, fallback: inferredFallback, variants: []variant{
 		{2, bpf.TcptraceProgHandleWriteWakeup, "each keepalive and zero-window probe as it is sent"},
 	}},
-	{kind: "fexit", group: "fexit", tracepoint: "tcp_timewait_state_process", optional: true, variants: []variant{
+	{kind: "fentry", group: "fentry", tracepoint: "tcp_rcv_state_process", optional: true, fallback: closingSegmentsFallback, variants: []variant{
+		{2, bpf.TcptraceProgHandleRcvStateProcess, "segments received while closing: FIN, data after FIN, out of window"},
+	}},
+	{kind: "fexit", group: "fexit", tracepoint: "tcp_timewait_state_process", optional: true, fallback: inferredFallback, variants: []variant{
 		{5, bpf.TcptraceProgHandleTwVerdict5, "verdict of every segment reaching a TIME_WAIT socket"},
 		{4, bpf.TcptraceProgHandleTwVerdict4, "verdict of every segment reaching a TIME_WAIT socket"},
 		{3, bpf.TcptraceProgHandleTwVerdict3, "verdict of every segment reaching a TIME_WAIT socket"},
@@ -182,7 +198,7 @@ func CheckPrivileges() error {
 func Plan(k *Kernel) []Hook {
 	hooks := make([]Hook, 0, len(hookSpecs))
 	for _, hs := range hookSpecs {
-		h := Hook{Name: hs.group + "/" + hs.tracepoint, Kind: "tp_btf", Optional: hs.optional}
+		h := Hook{Name: hs.group + "/" + hs.tracepoint, Kind: "tp_btf", Optional: hs.optional, Fallback: hs.fallback}
 		var args int
 		var err error
 		if hs.kind != "" {
@@ -232,7 +248,7 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 	if err := tracingPermitted(k); err != nil {
 		for i := range hooks {
 			if (hooks[i].Kind == "fentry" || hooks[i].Kind == "fexit") && hooks[i].Err == nil {
-				hooks[i].Err = fmt.Errorf("this kernel does not permit %s programs (%w); the tracepoints tell the same, inferred", hooks[i].Kind, err)
+				hooks[i].Err = fmt.Errorf("this kernel does not permit %s programs (%w); %s", hooks[i].Kind, err, hooks[i].Fallback)
 			}
 		}
 	}
@@ -261,21 +277,26 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 // tracingPermitted loads the smallest fentry program there is: kernels
 // built or configured without BPF trampolines refuse it.
 func tracingPermitted(k *Kernel) error {
-	prog, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
-		Name:         "tcptrace_probe",
-		Type:         ebpf.Tracing,
-		AttachType:   ebpf.AttachTraceFEntry,
-		AttachTo:     "tcp_write_wakeup",
-		License:      "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	}, ebpf.ProgramOptions{KernelTypes: k.btf})
+	// A collection, not a lone program: only a collection takes the BTF
+	// cache to look the attach target up in, instead of parsing BTF again.
+	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{
+		"tcptrace_probe": {
+			Name:         "tcptrace_probe",
+			Type:         ebpf.Tracing,
+			AttachType:   ebpf.AttachTraceFEntry,
+			AttachTo:     "tcp_write_wakeup",
+			License:      "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+		},
+	}}, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: k.btf}, Cache: k.btfCache})
 	if err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return unix.EPERM
 		}
 		return err
 	}
-	return prog.Close()
+	coll.Close()
+	return nil
 }
 
 // loadAvailable loads the programs, leaving out the optional ones this kernel
@@ -292,7 +313,7 @@ func loadAvailable(k *Kernel, cfg Config, hooks []Hook) (*ebpf.Collection, error
 			if h.Err == nil && h.Optional && strings.Contains(err.Error(), "program "+h.Program+":") {
 				h.Err, refused = fmt.Errorf("load: %w", err), true
 				if errors.Is(err, unix.EPERM) {
-					h.Err = fmt.Errorf("this kernel does not permit %s programs (EPERM); the tracepoints tell the same, inferred", h.Kind)
+					h.Err = fmt.Errorf("this kernel does not permit %s programs (EPERM); %s", h.Kind, h.Fallback)
 				}
 			}
 		}
@@ -333,14 +354,69 @@ func load(k *Kernel, cfg Config, hooks []Hook) (*ebpf.Collection, error) {
 	if err := configure(spec, k, cfg); err != nil {
 		return nil, err
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+	coll, err := loadConcurrently(spec, ebpf.CollectionOptions{
 		Programs: ebpf.ProgramOptions{KernelTypes: k.btf},
+		Cache:    k.btfCache,
 	})
 	if err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return nil, fmt.Errorf("%w: load BPF programs: %w", ErrNotPrivileged, err)
 		}
 		return nil, fmt.Errorf("load BPF programs: %w", err)
+	}
+	return coll, nil
+}
+
+// loadConcurrently creates spec's maps, then loads its programs in one
+// group for each CPU at once, all sharing those maps: the kernel verifies a
+// program in the thread that loads it, and that is most of what loading
+// costs (some 25 ms for all of them, one after the other).
+func loadConcurrently(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions) (*ebpf.Collection, error) {
+	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{
+		Maps: spec.Maps, Variables: spec.Variables, Types: spec.Types,
+	}, opts)
+	if err != nil {
+		return nil, err
+	}
+	// Largest first, each to the group with the fewest instructions yet.
+	names := slices.SortedFunc(maps.Keys(spec.Programs), func(a, b string) int {
+		return len(spec.Programs[b].Instructions) - len(spec.Programs[a].Instructions)
+	})
+	groups := make([]map[string]*ebpf.ProgramSpec, min(runtime.GOMAXPROCS(0), len(names)))
+	sizes := make([]int, len(groups))
+	for i := range groups {
+		groups[i] = map[string]*ebpf.ProgramSpec{}
+	}
+	for _, name := range names {
+		i := slices.Index(sizes, slices.Min(sizes))
+		groups[i][name] = spec.Programs[name]
+		sizes[i] += len(spec.Programs[name].Instructions)
+	}
+	opts.MapReplacements = coll.Maps
+	loaded := make([]*ebpf.Collection, len(groups))
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i, group := range groups {
+		wg.Go(func() {
+			loaded[i], errs[i] = ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{
+				Maps: spec.Maps, Programs: group, Types: spec.Types,
+			}, opts)
+		})
+	}
+	wg.Wait()
+	coll.Programs = map[string]*ebpf.Program{}
+	for _, group := range loaded {
+		if group == nil {
+			continue
+		}
+		maps.Copy(coll.Programs, group.Programs)
+		for _, m := range group.Maps {
+			m.Close() // the group's copies of coll's maps
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		coll.Close()
+		return nil, err
 	}
 	return coll, nil
 }
@@ -460,6 +536,8 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 		bpf.TcptraceVarTcpSynRecv:            k.states[events.StateSynRecv],
 		bpf.TcptraceVarTcpFinWait1:           k.states[events.StateFinWait1],
 		bpf.TcptraceVarTcpLastAck:            k.states[events.StateLastAck],
+		bpf.TcptraceVarTcpClosing:            k.states[events.StateClosing],
+		bpf.TcptraceVarTcpCloseWait:          k.states[events.StateCloseWait],
 		bpf.TcptraceVarTcpTimeWait:           k.states[events.StateTimeWait],
 		bpf.TcptraceVarTcpNewSynRecv:         k.states[events.StateNewSynRecv],
 	}

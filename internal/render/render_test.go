@@ -39,6 +39,9 @@ func TestJSON(t *testing.T) {
 			`{"type":"reset_sent","ts":"2026-11-21T18:38:21.343312123Z","cookie":8193,"family":6,"saddr":"::1","sport":9000,"daddr":"::1","dport":4242,"netns":4026531840,"pid":0,"comm":"","cgroup_id":7,"reason":"NO_SOCKET","no_socket":true}`},
 		{&events.Retransmit{Header: header("10.1.1.1:1", "10.1.1.2:2", 1, "a\"b\x01"), State: events.StateEstablished},
 			`{"type":"retransmit","ts":"2026-11-21T18:38:21.343312123Z","cookie":8193,"family":4,"saddr":"10.1.1.1","sport":1,"daddr":"10.1.1.2","dport":2,"netns":4026531840,"pid":1,"comm":"a\"b\u0001","cgroup_id":7,"state":"ESTABLISHED"}`},
+		{&events.Segment{Header: header("127.0.0.1:35900", "127.0.0.1:9000", 5922, "curl"), State: events.StateFinWait2,
+			Flags: 0x11, Seq: 4294967295, Ack: 7, Window: 65535, RcvNxt: 4294967295},
+			`{"type":"segment","ts":"2026-11-21T18:38:21.343312123Z","cookie":8193,"family":4,"saddr":"127.0.0.1","sport":35900,"daddr":"127.0.0.1","dport":9000,"netns":4026531840,"pid":5922,"comm":"curl","cgroup_id":7,"state":"FIN_WAIT2","flags":"FIN,ACK","seq":4294967295,"ack":7,"window":65535,"len":0,"rcv_nxt":4294967295,"out_of_window":false,"data_after_fin":false}`},
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer
@@ -85,22 +88,25 @@ func TestText(t *testing.T) {
 		&events.ResetSent{Header: header("127.0.0.1:9000", "127.0.0.1:35900", 0, ""), State: events.StateEstablished, Reason: "TCP_ABORT_ON_CLOSE"},
 		&events.StateChange{Header: header("127.0.0.1:9000", "127.0.0.1:35900", 77, "server"),
 			Old: events.StateEstablished, New: events.StateCloseWait, PrevState: 12 * time.Second, PrevStateKnown: true},
+		&events.Segment{Header: header("127.0.0.1:35900", "127.0.0.1:9000", 5922, "curl"), State: events.StateFinWait2,
+			Flags: 0x18, Seq: 10, Ack: 20, Window: 512, Len: 5, RcvNxt: 10, DataAfterFIN: true},
 	}
 	for _, ev := range evs {
 		if err := r.Event(ev); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r.Stats(Stats{Events: 3, Duration: time.Second})
+	r.Stats(Stats{Events: 4, Duration: time.Second})
 	want := `TIME             EVENT              PID      COMM             LOCAL                  REMOTE                 DETAIL
 18:38:21.343312  state              5922     curl             127.0.0.1:35900        127.0.0.1:9000         FIN_WAIT1 -> FIN_WAIT2 (after 42.5 ms in FIN_WAIT1)
 18:38:21.343312  reset_sent         -        ?                127.0.0.1:9000         127.0.0.1:35900        in ESTABLISHED, reason TCP_ABORT_ON_CLOSE
 18:38:21.343312  state              77       server           127.0.0.1:9000         127.0.0.1:35900        ESTABLISHED -> CLOSE_WAIT (after 12.0 s in ESTABLISHED)
+18:38:21.343312  segment            5922     curl             127.0.0.1:35900        127.0.0.1:9000         got PSH,ACK seq 10 ack 20 win 512 len 5 in FIN_WAIT2 (rcv_nxt 10) - data after FIN
 `
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
 	}
-	if got := errOut.String(); got != "3 events in 1s, 0 lost\n" {
+	if got := errOut.String(); got != "4 events in 1s, 0 lost\n" {
 		t.Errorf("summary %q", got)
 	}
 }

@@ -134,7 +134,11 @@ func appendDetail(b []byte, ev events.Event) []byte {
 		b = append(b, "in "...)
 		b = append(b, e.State...)
 	case *events.TimewaitEnter:
-		b = append(b, "TIME_WAIT socket, substate "...)
+		if e.Restart {
+			b = append(b, "TIME_WAIT timer restarted by a segment it answered, substate "...)
+		} else {
+			b = append(b, "TIME_WAIT socket, substate "...)
+		}
 		b = append(b, e.Substate...)
 		if e.TimeoutKnown {
 			b = append(b, ", timer "...)
@@ -160,6 +164,15 @@ func appendDetail(b []byte, ev events.Event) []byte {
 		b = fmt.Appendf(b, "probe sent by the %s timer (tcp_write_wakeup)", e.Timer)
 	case *events.TimewaitSegment:
 		b = fmt.Appendf(b, "TIME_WAIT socket got %s seq %d (rcv_nxt %d): verdict %s", events.FlagNames(e.Flags), e.Seq, e.RcvNxt, e.Verdict)
+	case *events.Segment:
+		b = fmt.Appendf(b, "got %s seq %d ack %d win %d len %d in %s (rcv_nxt %d)",
+			events.FlagNames(e.Flags), e.Seq, e.Ack, e.Window, e.Len, e.State, e.RcvNxt)
+		if e.OutOfWindow {
+			b = append(b, " - out of window"...)
+		}
+		if e.DataAfterFIN {
+			b = append(b, " - data after FIN"...)
+		}
 	case *events.KeepaliveProbe:
 		b = fmt.Appendf(b, "keepalive probe #%d, idle %s, next in %s (idle %s, interval %s, %d probes: %s)",
 			e.Probe, human(e.Idle), human(e.Interval), human(e.Settings.Idle), human(e.Settings.Interval),
@@ -247,7 +260,7 @@ func appendWrapped(b []byte, text, indent string, width int) []byte {
 
 func human(d time.Duration) string { return events.HumanDuration(d) }
 
-func appendDuration(b []byte, d time.Duration) []byte { return append(b, events.HumanDuration(d)...) }
+func appendDuration(b []byte, d time.Duration) []byte { return events.AppendHumanDuration(b, d) }
 
 func appendEndpoint(b []byte, ap netip.AddrPort) []byte {
 	if !ap.IsValid() {

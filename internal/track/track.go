@@ -5,9 +5,8 @@
 package track
 
 import (
-	"container/list"
-	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/events"
@@ -17,7 +16,11 @@ import (
 const DefaultMaxSockets = 100000
 
 // tcpRST is the RST bit of the TCP flags byte.
-const tcpRST = 0x04
+// TCP flag bits.
+const (
+	tcpSYN = 0x02
+	tcpRST = 0x04
+)
 
 // successorWindow is how long after a TIME_WAIT socket is stopped early a
 // new connection on its 4-tuple is taken as the reason: a handshake's time.
@@ -28,9 +31,14 @@ type Tracker struct {
 	maxSockets int
 	netnsGone  func(netns uint32) bool
 	sysctl     func(netns uint32, name string) (int64, bool)
-	sockets    map[uint64]*list.Element // by cookie; values are *socket
-	lru        *list.List               // least recently active at the front
-	evicted    uint64
+	sockets    map[uint64]*socket // by cookie
+	// lru runs from the least recently active socket (lru.next) to the
+	// most (lru.prev), through each socket's own links: a socket a
+	// connection is too many to allocate a list element each.
+	lru     socket
+	evicted uint64
+	// free holds forgotten sockets, to be reused with their phases' space.
+	free []*socket
 	// stopped are TIME_WAIT sockets stopped early whose cause is not yet
 	// known, by 4-tuple.
 	stopped map[tuple]*socket
@@ -48,6 +56,7 @@ type tuple struct {
 }
 
 type socket struct {
+	prev, next  *socket // in Tracker.lru
 	header      events.Header
 	phases      []events.Phase
 	closedBy    string
@@ -99,15 +108,16 @@ func New(opts Options) *Tracker {
 	if opts.MaxSockets <= 0 {
 		opts.MaxSockets = DefaultMaxSockets
 	}
-	return &Tracker{
+	t := &Tracker{
 		maxSockets:   opts.MaxSockets,
 		netnsGone:    opts.NetnsGone,
 		sysctl:       opts.Sysctl,
-		sockets:      map[uint64]*list.Element{},
-		lru:          list.New(),
+		sockets:      map[uint64]*socket{},
 		stopped:      map[tuple]*socket{},
 		peerlessRSTs: map[endpoint]*events.ResetSent{},
 	}
+	t.lru.prev, t.lru.next = &t.lru, &t.lru
+	return t
 }
 
 // endpoint is one side of a connection in a namespace.
@@ -138,6 +148,8 @@ func (t *Tracker) Tracked() int { return len(t.sockets) }
 // Process takes one kernel event and returns what to show: the event itself
 // (unless it is one of the raw TIME_WAIT timer events, which only feed the
 // tracker), then whatever it completes. The slice is reused by the next call.
+// It keeps no StateChange, Destroy or TimewaitTimer it is given: the decoder
+// reuses those.
 func (t *Tracker) Process(ev events.Event) []events.Event {
 	t.out = t.out[:0]
 	t.expireStopped(ev.Head().Time)
@@ -229,12 +241,11 @@ func (t *Tracker) Tick(now time.Time) []events.Event {
 func (t *Tracker) Flush(now time.Time) []events.Event {
 	t.out = t.out[:0]
 	t.expireStopped(now.Add(successorWindow))
-	for e := t.lru.Front(); e != nil; {
-		next := e.Next()
-		s := e.Value.(*socket)
+	for s := t.lru.next; s != &t.lru; {
+		next := s.next
 		t.endZeroWindow(s, s.header, now, "tracing_stopped")
 		t.finish(s, now, "open")
-		e = next
+		s = next
 	}
 	return t.out
 }
@@ -244,9 +255,9 @@ func (t *Tracker) lookup(h events.Header) *socket {
 	if h.Cookie == 0 {
 		return nil
 	}
-	if e, ok := t.sockets[h.Cookie]; ok {
-		t.lru.MoveToBack(e)
-		s := e.Value.(*socket)
+	if s, ok := t.sockets[h.Cookie]; ok {
+		t.unlink(s)
+		t.pushNewest(s)
 		if h.Owner.PID != 0 {
 			s.header.Owner = h.Owner
 		}
@@ -256,24 +267,45 @@ func (t *Tracker) lookup(h events.Header) *socket {
 		return s
 	}
 	if len(t.sockets) >= t.maxSockets {
-		oldest := t.lru.Front()
-		s := oldest.Value.(*socket)
-		t.forget(s)
+		t.forget(t.lru.next)
 		t.evicted++
 	}
-	s := &socket{header: h, phases: make([]events.Phase, 0, 8)}
-	t.sockets[h.Cookie] = t.lru.PushBack(s)
+	var s *socket
+	if n := len(t.free); n > 0 {
+		s = t.free[n-1]
+		t.free = t.free[:n-1]
+		*s = socket{header: h, phases: s.phases[:0]}
+	} else {
+		s = &socket{header: h, phases: make([]events.Phase, 0, 8)}
+	}
+	t.sockets[h.Cookie] = s
+	t.pushNewest(s)
 	return s
 }
 
+// forget drops s's history; s is reused for another socket.
 func (t *Tracker) forget(s *socket) {
-	if e, ok := t.sockets[s.header.Cookie]; ok {
-		t.lru.Remove(e)
-		delete(t.sockets, s.header.Cookie)
+	if t.sockets[s.header.Cookie] != s {
+		return
 	}
+	t.unlink(s)
+	delete(t.sockets, s.header.Cookie)
 	if s.tw != nil && !s.tw.stopped.IsZero() {
 		delete(t.stopped, tupleOf(s.tw.header))
 	}
+	t.free = append(t.free, s)
+}
+
+// pushNewest puts s at the most recently active end of the lru.
+func (t *Tracker) pushNewest(s *socket) {
+	s.prev, s.next = t.lru.prev, &t.lru
+	t.lru.prev.next = s
+	t.lru.prev = s
+}
+
+func (t *Tracker) unlink(s *socket) {
+	s.prev.next, s.next.prev = s.next, s.prev
+	s.prev, s.next = nil, nil
 }
 
 func tupleOf(h events.Header) tuple {
@@ -331,7 +363,8 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 		if tw, ok := t.stopped[tupleOf(e.Header)]; ok {
 			end := events.TimewaitEnd{Cause: events.CauseSynAccepted, Inferred: true, Successor: e.Cookie,
 				Syn: e.Syn, Last: tw.tw.last,
-				InferredFrom: fmt.Sprintf("TIME_WAIT timer stopped early, then a connection on the same 4-tuple was accepted (cookie %d)", e.Cookie)}
+				InferredFrom: "TIME_WAIT timer stopped early, then a connection on the same 4-tuple was accepted (cookie " +
+					strconv.FormatUint(e.Cookie, 10) + ")"}
 			if tw.tw.synVerdict {
 				end.Inferred = false
 				end.InferredFrom = ""
@@ -339,7 +372,8 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 			if e.Old == events.StateSynSent {
 				end.Cause = events.CauseConnectReuse
 				end.SuccessorBoundPort = s.synSentPort != 0
-				end.InferredFrom = fmt.Sprintf("TIME_WAIT timer stopped early, then connect() on the same 4-tuple (cookie %d)", e.Cookie)
+				end.InferredFrom = "TIME_WAIT timer stopped early, then connect() on the same 4-tuple (cookie " +
+					strconv.FormatUint(e.Cookie, 10) + ")"
 			}
 			t.endTimewait(tw, e.Time, end)
 		}
@@ -352,7 +386,7 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 		s.tw == nil && (s.lastReset.IsZero() || e.Time.Sub(s.lastReset) > time.Second) {
 		t.out = append(t.out, &events.TimewaitOverflow{Header: s.header, State: e.Old,
 			TimewaitSockets: t.timewaitsIn(e.Netns),
-			InferredFrom:    fmt.Sprintf("%s -> CLOSE with no TIME_WAIT socket armed and no RST", e.Old)})
+			InferredFrom:    string(e.Old) + " -> CLOSE with no TIME_WAIT socket armed and no RST"})
 		s.end = "timewait_overflow"
 	}
 }
@@ -392,7 +426,12 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 		if e.Substate != s.tw.substate {
 			s.tw.substate = e.Substate
 			t.enterTimewait(s, e)
+			return
 		}
+		restart := &events.TimewaitEnter{Header: e.Header, Substate: e.Substate,
+			Timeout: e.Timeout, TimeoutKnown: e.TimeoutKnown, Restart: true}
+		restart.Owner = s.header.Owner
+		t.out = append(t.out, restart)
 	case events.TimerExpire:
 		if s.tw == nil {
 			s.tw = &timewait{substate: e.Substate, header: e.Header}
@@ -444,8 +483,22 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 		last.Duration, last.DurationKnown = at.Sub(last.Start), !last.Start.IsZero()
 	}
 	s.tw = nil
-	s.end = "timewait_" + string(end.Cause)
+	s.end = timewaitEnds[end.Cause]
+	if s.end == "" {
+		s.end = "timewait_" + string(end.Cause)
+	}
 	t.finish(s, at, s.end)
+}
+
+// timewaitEnds spells how a socket ended by how its TIME_WAIT socket did,
+// without building the string for every socket.
+var timewaitEnds = map[events.EndCause]string{}
+
+func init() {
+	for _, c := range []events.EndCause{events.CauseExpired, events.CauseRST, events.CauseSynAccepted,
+		events.CauseConnectReuse, events.CausePurged, events.CauseUnknown} {
+		timewaitEnds[c] = "timewait_" + string(c)
+	}
 }
 
 // expireStopped ends the TIME_WAIT sockets stopped early whose reason did
@@ -457,7 +510,16 @@ func (t *Tracker) expireStopped(now time.Time) {
 		}
 		end := events.TimewaitEnd{Cause: events.CauseUnknown, Inferred: true,
 			InferredFrom: "TIME_WAIT timer stopped early; no RST and no new connection on the 4-tuple followed within " + successorWindow.String()}
-		if t.netnsGone != nil && t.netnsGone(s.tw.header.Netns) {
+		switch {
+		case s.tw.synVerdict:
+			// Seen accepting a SYN whose connection never got established
+			// (no final ACK): the SYN is all there is to show.
+			end = events.TimewaitEnd{Cause: events.CauseSynAccepted, Last: s.tw.last}
+			if seg := s.tw.lastSegment; seg != nil && seg.Flags&tcpSYN != 0 {
+				end.Syn = events.SynInfo{Seq: seg.Seq, SeqKnown: true}
+				end.Last.Seq, end.Last.SeqKnown = seg.RcvNxt, true
+			}
+		case t.netnsGone != nil && t.netnsGone(s.tw.header.Netns):
 			end.Cause = events.CausePurged
 			end.InferredFrom = "TIME_WAIT timer stopped early, and its network namespace no longer exists"
 		}
@@ -471,6 +533,7 @@ func (t *Tracker) finish(s *socket, at time.Time, end string) {
 		Retransmits: s.retransmits, ResetsSent: s.resetsSent, ResetsReceived: s.resetsRecv,
 		BeforeTrace: s.beforeTrace}
 	sum.Time = at
+	sum.History = make([]events.Phase, 0, len(s.phases))
 	for _, p := range s.phases {
 		// The final CLOSE is where the story ends, not a phase of it.
 		if p.State == events.StateClose && !p.Timewait && !p.DurationKnown {
@@ -515,8 +578,8 @@ func (s *socket) reached(state events.State) bool {
 // timewaitsIn counts the TIME_WAIT sockets tracked in a network namespace.
 func (t *Tracker) timewaitsIn(netns uint32) int {
 	n := 0
-	for e := t.lru.Front(); e != nil; e = e.Next() {
-		if s := e.Value.(*socket); s.tw != nil && s.tw.header.Netns == netns {
+	for s := t.lru.next; s != &t.lru; s = s.next {
+		if s.tw != nil && s.tw.header.Netns == netns {
 			n++
 		}
 	}

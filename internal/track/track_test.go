@@ -175,6 +175,49 @@ func TestTimewaitRearm(t *testing.T) {
 	}
 }
 
+// A TIME_WAIT socket re-armed in the same substate (it answered a segment
+// with an ACK): a restart, and the life goes on to its expiry.
+func TestTimewaitRestart(t *testing.T) {
+	s := activeClose()
+	s.timer(hdr(5150, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0).
+		timer(hdr(5150, 1, client, server, 0), events.TimerStart, events.StateTimeWait, time.Minute).
+		timer(hdr(65150, 1, client, server, 0), events.TimerExpire, events.StateTimeWait, 0)
+	out := run(New(Options{}), s.evs, t0.Add(time.Hour))
+	var restarts []*events.TimewaitEnter
+	for _, ev := range out {
+		if e, ok := ev.(*events.TimewaitEnter); ok && e.Restart {
+			restarts = append(restarts, e)
+		}
+	}
+	if len(restarts) != 1 || restarts[0].Type() != events.TypeTimewaitRestart || restarts[0].Timeout != time.Minute ||
+		!restarts[0].Time.Equal(t0.Add(5150*time.Millisecond)) {
+		t.Errorf("restarts %+v, want one at 5.15 s with a 1 min timer", restarts)
+	}
+	if end := only[*events.TimewaitEnd](t, out); end.Cause != events.CauseExpired {
+		t.Errorf("end %+v, want expired", end)
+	}
+}
+
+// The precise hook saw a SYN verdict and the timer stopped, but no child
+// followed (the handshake did not complete): still syn_accepted, observed,
+// with the SYN's sequence against rcv_nxt.
+func TestTimewaitSynVerdictWithoutChild(t *testing.T) {
+	s := &stream{}
+	s.state(hdr(0, 5, server, client, 20), events.StateEstablished, events.StateFinWait1).
+		state(hdr(1, 5, server, client, 20), events.StateFinWait1, events.StateFinWait2).
+		timer(hdr(2, 5, server, client, 20), events.TimerStart, events.StateTimeWait, time.Minute).
+		state(hdr(2, 5, server, client, 20), events.StateFinWait2, events.StateClose)
+	s.evs = append(s.evs, &events.TimewaitSegment{Header: hdr(3000, 5, server, client, 0), Substate: events.StateTimeWait,
+		Verdict: "SYN", Flags: 0x02, Seq: 5000, RcvNxt: 4000})
+	s.timer(hdr(3000, 5, server, client, 0), events.TimerCancel, events.StateTimeWait, 0)
+	out := run(New(Options{}), s.evs, t0.Add(time.Hour))
+	end := only[*events.TimewaitEnd](t, out)
+	if end.Cause != events.CauseSynAccepted || end.Inferred || end.Successor != 0 ||
+		end.Syn != (events.SynInfo{Seq: 5000, SeqKnown: true}) || end.Last.Seq != 4000 || !end.Last.SeqKnown {
+		t.Errorf("end %+v, want syn_accepted, observed, SYN 5000 against rcv_nxt 4000", end)
+	}
+}
+
 // A server-side TIME_WAIT stopped, then a child on the same 4-tuple: the
 // SYN was accepted (seed 003).
 func TestTimewaitSynAccepted(t *testing.T) {

@@ -1,0 +1,172 @@
+package pipeline_test
+
+import (
+	"io"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/tcptrace/tcptrace/bpf"
+	"github.com/tcptrace/tcptrace/internal/decode"
+	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/pipeline"
+	"github.com/tcptrace/tcptrace/internal/sysctl"
+)
+
+// Kernel TCP state numbers (include/net/tcp_states.h).
+const (
+	established = 1 + iota
+	synSent
+	synRecv
+	finWait1
+	finWait2
+	timeWait
+	closed
+	closeWait
+	lastAck
+	listen
+)
+
+var names = decode.Names{HZ: 1000, States: map[uint8]events.State{
+	established: events.StateEstablished, synSent: events.StateSynSent, synRecv: events.StateSynRecv,
+	finWait1: events.StateFinWait1, finWait2: events.StateFinWait2, timeWait: events.StateTimeWait,
+	closed: events.StateClose, closeWait: events.StateCloseWait, lastAck: events.StateLastAck, listen: events.StateListen,
+}}
+
+const (
+	ownerKnown = uint8(bpf.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN)
+	prevKnown  = uint8(bpf.TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN)
+	synKnown   = uint8(bpf.TcptraceEventFlagEVENT_FLAG_SEQ_KNOWN | bpf.TcptraceEventFlagEVENT_FLAG_TSVAL_KNOWN)
+)
+
+// churn makes the records of n loopback connections as scripts/bench's load
+// makes them: the client connects, both sides exchange a request, the
+// client closes first and its socket enters TIME_WAIT. One connection in
+// three takes over the 4-tuple of an older TIME_WAIT socket (tcp_tw_reuse);
+// the other TIME_WAIT sockets expire, so that the histories kept stay few,
+// and all are gone at the end.
+func churn(n int) []bpf.TcptraceEvent {
+	const (
+		serverPort = 32945
+		keep       = 4096 // TIME_WAIT sockets alive at once
+		step       = 100 * time.Microsecond
+	)
+	var recs []bpf.TcptraceEvent
+	now := time.Second
+	var comm [16]int8
+	for i, c := range "bench" {
+		comm[i] = int8(c)
+	}
+	add := func(e bpf.TcptraceEvent) {
+		now += step / 16
+		e.TsNs, e.Family, e.Netns, e.Comm = uint64(now), 4, 4026532177, comm
+		e.Saddr, e.Daddr = [16]uint8{127, 0, 0, 1}, [16]uint8{127, 0, 0, 1}
+		if e.Flags&ownerKnown != 0 {
+			e.Pid, e.CgroupId = 4242, 1
+		}
+		recs = append(recs, e)
+	}
+	type tw struct {
+		cookie uint64
+		port   uint16
+	}
+	var timewaits []tw // oldest first
+	cookie := uint64(1000)
+	for i := range n {
+		client, server := cookie, cookie+1
+		cookie += 2
+		port := uint16(10000 + i%50000)
+		if len(timewaits) == keep {
+			old := timewaits[0]
+			timewaits = timewaits[1:]
+			if i%3 == 0 {
+				add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_TW_CANCEL), Cookie: old.cookie,
+					Sport: old.port, Dport: serverPort, State: timeWait, Substate: timeWait, Flags: synKnown, Seq: 7, Tsval: 9})
+				port = old.port
+			} else {
+				add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_TW_EXPIRE), Cookie: old.cookie,
+					Sport: old.port, Dport: serverPort, State: timeWait, Substate: timeWait})
+			}
+		}
+		state := func(ck uint64, local, remote uint16, old, new, flags uint8) {
+			add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_STATE), Cookie: ck, Sport: local, Dport: remote,
+				OldState: old, State: new, Flags: flags, PrevStateNs: uint64(step / 4), Seq: 100, Tsval: 200})
+		}
+		state(client, 0, serverPort, closed, synSent, ownerKnown)
+		state(client, port, serverPort, synSent, established, ownerKnown|prevKnown)
+		state(server, serverPort, port, listen, synRecv, ownerKnown|synKnown)
+		state(server, serverPort, port, synRecv, established, ownerKnown|prevKnown)
+		state(client, port, serverPort, established, finWait1, ownerKnown|prevKnown)
+		state(server, serverPort, port, established, closeWait, ownerKnown|prevKnown)
+		state(server, serverPort, port, closeWait, lastAck, ownerKnown|prevKnown)
+		state(client, port, serverPort, finWait1, finWait2, ownerKnown|prevKnown)
+		add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_TW_START), Cookie: client, Sport: port, Dport: serverPort,
+			State: timeWait, Substate: timeWait, TimerJiffies: 60000})
+		state(client, port, serverPort, finWait2, closed, ownerKnown|prevKnown)
+		add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_DESTROY), Cookie: client, Sport: port, Dport: serverPort,
+			State: closed, Flags: ownerKnown})
+		state(server, serverPort, port, lastAck, closed, ownerKnown|prevKnown)
+		add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_DESTROY), Cookie: server, Sport: serverPort, Dport: port,
+			State: closed, Flags: ownerKnown})
+		timewaits = append(timewaits, tw{client, port})
+	}
+	for _, old := range timewaits {
+		add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_TW_EXPIRE), Cookie: old.cookie,
+			Sport: old.port, Dport: serverPort, State: timeWait, Substate: timeWait})
+	}
+	return recs
+}
+
+// env answers as a namespace with the default sysctls.
+type env struct{ snap sysctl.Snapshot }
+
+func newEnv() *env {
+	defaults := map[string]string{"net.ipv4.tcp_tw_reuse": "2", "net.ipv4.tcp_tw_reuse_delay": "1000", "net.ipv4.tcp_timestamps": "1"}
+	var snap sysctl.Snapshot
+	for _, s := range sysctl.Known {
+		v, ok := defaults[s.Name]
+		snap.Values = append(snap.Values, sysctl.Value{Sysctl: s, Raw: v, Present: ok})
+	}
+	return &env{snap}
+}
+
+func (e *env) Sysctls(uint32) (sysctl.Snapshot, error) { return e.snap, nil }
+func (e *env) NetnsGone(uint32) bool                   { return false }
+
+// BenchmarkChurn runs the records of a connection-churn load through the
+// whole pipeline, as a live trace does: per record.
+func BenchmarkChurn(b *testing.B) {
+	recs := churn(20000)
+	span, cookies := recs[len(recs)-1].TsNs, uint64(0)
+	for _, r := range recs {
+		cookies = max(cookies, r.Cookie)
+	}
+	for _, format := range []string{"json", "text"} {
+		b.Run(format, func(b *testing.B) {
+			p, err := pipeline.New(pipeline.Config{Names: names, Boot: time.Unix(1700000000, 0), Format: format,
+				Stdout: io.Discard, Stderr: io.Discard}, newEnv())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				rec := &recs[i%len(recs)]
+				if err := p.Record(unsafe.Slice((*byte)(unsafe.Pointer(rec)), decode.RecordSize)); err != nil {
+					b.Fatal(err)
+				}
+				if i++; i%1024 == 0 {
+					p.Flush()
+				}
+				if i%len(recs) == 0 {
+					// Again, later, with new sockets.
+					for j := range recs {
+						recs[j].TsNs += span
+						recs[j].Cookie += cookies
+					}
+				}
+			}
+			b.ReportMetric(float64(p.Stats().Events)/float64(i), "events/record")
+		})
+	}
+}
