@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"io"
+	"maps"
 	"testing"
 	"time"
 	"unsafe"
@@ -43,12 +44,11 @@ const (
 // makes them: the client connects, both sides exchange a request, the
 // client closes first and its socket enters TIME_WAIT. One connection in
 // three takes over the 4-tuple of an older TIME_WAIT socket (tcp_tw_reuse);
-// the other TIME_WAIT sockets expire, so that the histories kept stay few,
+// the other TIME_WAIT sockets expire, so that no more than keep are alive,
 // and all are gone at the end.
-func churn(n int) []bpf.TcptraceEvent {
+func churn(n, keep int) []bpf.TcptraceEvent {
 	const (
 		serverPort = 32945
-		keep       = 4096 // TIME_WAIT sockets alive at once
 		step       = 100 * time.Microsecond
 	)
 	var recs []bpf.TcptraceEvent
@@ -133,10 +133,40 @@ func newEnv() *env {
 func (e *env) Sysctls(uint32) (sysctl.Snapshot, error) { return e.snap, nil }
 func (e *env) NetnsGone(uint32) bool                   { return false }
 
+// Every connection of the churn tells its whole story: states, TIME_WAIT,
+// summaries, and a finding for each TIME_WAIT socket taken over.
+func TestChurn(t *testing.T) {
+	const n, keep = 30, 9
+	p, err := pipeline.New(pipeline.Config{Names: names, Boot: time.Unix(1700000000, 0), Format: "json",
+		Stdout: io.Discard, Stderr: io.Discard}, newEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range churn(n, keep) {
+		if err := p.Record(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), decode.RecordSize)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reused := 0
+	for i := keep; i < n; i++ {
+		if i%3 == 0 {
+			reused++
+		}
+	}
+	want := map[events.Type]uint64{events.TypeState: 10 * n, events.TypeDestroy: 2 * n, events.TypeTimewaitEnter: n,
+		events.TypeTimewaitEnd: n, events.TypeSummary: 2 * n, events.TypeFinding: uint64(reused)}
+	if got := p.Stats().ByType; !maps.Equal(got, want) {
+		t.Errorf("events by type %v, want %v", got, want)
+	}
+	if p.Tracked() != 0 {
+		t.Errorf("%d sockets still tracked", p.Tracked())
+	}
+}
+
 // BenchmarkChurn runs the records of a connection-churn load through the
 // whole pipeline, as a live trace does: per record.
 func BenchmarkChurn(b *testing.B) {
-	recs := churn(20000)
+	recs := churn(20000, 4096)
 	span, cookies := recs[len(recs)-1].TsNs, uint64(0)
 	for _, r := range recs {
 		cookies = max(cookies, r.Cookie)
