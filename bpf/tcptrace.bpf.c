@@ -273,9 +273,9 @@ static __always_inline __u64 socket_cookie(const struct sock *sk, bool listener)
  * Reserves a record and fills what every event carries; NULL if the ring is
  * full. sk is NULL for an RST that belongs to no socket.
  */
-static __always_inline struct event *new_event(__u8 type, const struct sock *sk, bool listener,
-					       const struct sock_id *id, const struct owner *o,
-					       __u8 state)
+static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const struct sock *sk, bool listener,
+						  const struct sock_id *id, const struct owner *o,
+						  __u8 state)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
@@ -283,7 +283,7 @@ static __always_inline struct event *new_event(__u8 type, const struct sock *sk,
 		count_lost();
 		return NULL;
 	}
-	e->ts_ns = bpf_ktime_get_ns();
+	e->ts_ns = ts_ns;
 	e->cookie = sk ? socket_cookie(sk, listener) : 0;
 	e->netns = id->netns;
 	e->family = id->family == AF_INET6 ? 6 : 4;
@@ -319,6 +319,13 @@ static __always_inline struct event *new_event(__u8 type, const struct sock *sk,
 		__builtin_memset(e->comm, 0, sizeof(e->comm));
 	}
 	return e;
+}
+
+static __always_inline struct event *new_event(__u8 type, const struct sock *sk, bool listener,
+					       const struct sock_id *id, const struct owner *o,
+					       __u8 state)
+{
+	return new_event_at(bpf_ktime_get_ns(), type, sk, listener, id, o, state);
 }
 
 static __always_inline void submit(struct event *e)
@@ -472,9 +479,9 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 	}
 
 	/* A child's first event has old_state LISTEN: it is no listener. */
-	e = new_event(EVENT_STATE, sk,
-		      new_state == tcp_listen || (old_state == tcp_listen && new_state == tcp_close),
-		      &id, o, new_state);
+	e = new_event_at(now, EVENT_STATE, sk,
+			 new_state == tcp_listen || (old_state == tcp_listen && new_state == tcp_close),
+			 &id, o, new_state);
 	if (!e)
 		return 0;
 	e->old_state = old_state;
@@ -583,6 +590,31 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 }
 
 /* The socket's storage goes with it; its TIME_WAIT owner unless one followed. */
+/*
+ * Sockets in a zero-window episode (a zero-window probe went out), by
+ * cookie: tcp_probe reports when the peer's window opens again. Added by the
+ * write timer, removed when the window opens; LRU for sockets that close.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} zero_window SEC(".maps");
+
+/*
+ * Entries added to zero_window and not yet removed (evicted ones stay
+ * counted): while there are none, tcp_probe, which runs for every segment
+ * received, leaves before any map lookup.
+ */
+__u64 zero_window_entries = 0;
+
+static __always_inline void forget_zero_window(__u64 cookie)
+{
+	if (!bpf_map_delete_elem(&zero_window, &cookie))
+		__sync_fetch_and_add(&zero_window_entries, -1);
+}
+
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(handle_destroy, struct sock *sk)
 {
@@ -590,9 +622,11 @@ int BPF_PROG(handle_destroy, struct sock *sk)
 	__u64 cookie;
 
 	emit_sock_event(sk, EVENT_DESTROY, 0, false);
+	cookie = sk->__sk_common.skc_cookie.counter;
+	if (zero_window_entries)
+		forget_zero_window(cookie);
 	if (!filter_pid_count)
 		return 0;
-	cookie = sk->__sk_common.skc_cookie.counter;
 	two = bpf_map_lookup_elem(&cookie_owners, &cookie);
 	if (two && !two->armed)
 		bpf_map_delete_elem(&cookie_owners, &cookie);
@@ -691,18 +725,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tcp_timer_slot);
 } tcp_timer_slots SEC(".maps");
-
-/*
- * Sockets in a zero-window episode (a zero-window probe went out), by
- * cookie: tcp_probe reports when the peer's window opens again. Added by the
- * write timer, removed when the window opens; LRU for sockets that close.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u8);
-} zero_window SEC(".maps");
 
 /*
  * The socket whose keepalive or write timer this is, and which of the two.
@@ -815,7 +837,8 @@ int BPF_PROG(handle_timer_expire_exit, struct timer_list *timer)
 	if (slot->pending == ICSK_TIME_PROBE0 && probed) {
 		__u8 one = 1;
 
-		bpf_map_update_elem(&zero_window, &cookie, &one, BPF_ANY);
+		if (!bpf_map_update_elem(&zero_window, &cookie, &one, BPF_NOEXIST))
+			__sync_fetch_and_add(&zero_window_entries, 1);
 	}
 	return 0;
 }
@@ -833,13 +856,13 @@ int BPF_PROG(handle_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	struct event *e;
 	__be16 wnd = 0;
 
-	if (!cookie || !bpf_map_lookup_elem(&zero_window, &cookie))
+	if (!zero_window_entries || !cookie || !bpf_map_lookup_elem(&zero_window, &cookie))
 		return 0;
 	/* The window as this segment advertises it, before tcp_ack() applies it. */
 	bpf_probe_read_kernel(&wnd, sizeof(wnd), skb->head + skb->transport_header + TCP_WINDOW_OFF);
 	if (!wnd)
 		return 0;
-	bpf_map_delete_elem(&zero_window, &cookie);
+	forget_zero_window(cookie);
 	read_sock_id(sk, &id);
 	info = bpf_sk_storage_get(&socks, sk, NULL, 0);
 	if (!id_wanted(&id) || !owner_wanted(info && info->owner.tgid ? &info->owner : NULL))

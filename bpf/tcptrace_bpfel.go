@@ -217,6 +217,7 @@ const (
 	TcptraceVarUnusedTcpTimerKind       = "unused_tcp_timer_kind"
 	TcptraceVarWakeupBytes              = "wakeup_bytes"
 	TcptraceVarWriteTimerOffset         = "write_timer_offset"
+	TcptraceVarZeroWindowEntries        = "zero_window_entries"
 )
 
 // LoadTcptrace returns the embedded CollectionSpec for Tcptrace.
@@ -331,6 +332,7 @@ type TcptraceVariableSpecs struct {
 	UnusedTcpTimerKind    *ebpf.VariableSpec `ebpf:"unused_tcp_timer_kind"`
 	WakeupBytes           *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WriteTimerOffset      *ebpf.VariableSpec `ebpf:"write_timer_offset"`
+	ZeroWindowEntries     *ebpf.VariableSpec `ebpf:"zero_window_entries"`
 }
 
 // TcptraceObjects contains all objects after they have been loaded into the kernel.
@@ -409,6 +411,7 @@ type TcptraceVariables struct {
 	UnusedTcpTimerKind    *ebpf.Variable `ebpf:"unused_tcp_timer_kind"`
 	WakeupBytes           *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WriteTimerOffset      *ebpf.Variable `ebpf:"write_timer_offset"`
+	ZeroWindowEntries     *ebpf.Variable `ebpf:"zero_window_entries"`
 }
 
 // TcptracePrograms contains all programs after they have been loaded into the kernel.
