@@ -373,6 +373,22 @@ static __always_inline void emit_birth(const struct sock *sk, struct sock_info *
 	info->born_ns = 0;
 }
 
+/*
+ * Reads a socket's identity and owner (from its storage; TIME_WAIT and
+ * request socks have none: the helper checks) for a one-socket event, and
+ * tells whether the filters want it.
+ */
+static __always_inline bool sock_wanted(const struct sock *sk, struct sock_id *id, struct sock_info **info,
+					struct owner **o)
+{
+	read_sock_id(sk, id);
+	if (!id_wanted(id))
+		return false;
+	*info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
+	*o = *info && (*info)->owner.tgid ? &(*info)->owner : NULL;
+	return owner_wanted(*o);
+}
+
 /* Emits a one-socket event (retransmit, resets, destroy) if the filters want it. */
 static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __u32 reason,
 					    bool has_reason)
@@ -383,13 +399,7 @@ static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __
 	struct event *e;
 	__u8 state;
 
-	read_sock_id(sk, &id);
-	if (!id_wanted(&id))
-		return;
-	/* TIME_WAIT and request socks have no storage: the helper checks. */
-	info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
-	o = info && info->owner.tgid ? &info->owner : NULL;
-	if (!owner_wanted(o))
+	if (!sock_wanted(sk, &id, &info, &o))
 		return;
 	if (info && info->born_ns)
 		emit_birth(sk, info, &id, o);
@@ -1243,12 +1253,7 @@ int BPF_PROG(handle_write_wakeup, struct sock *sk, int mib)
 		kind = TCP_TIMER_WRITE;
 	else
 		return 0;
-	read_sock_id(sk, &id);
-	if (!id_wanted(&id))
-		return 0;
-	info = bpf_sk_storage_get(&socks, sk, NULL, 0);
-	o = info && info->owner.tgid ? &info->owner : NULL;
-	if (!owner_wanted(o))
+	if (!sock_wanted(sk, &id, &info, &o))
 		return 0;
 	e = new_event(EVENT_PROBE_SENT, sk, false, &id, o, sk->__sk_common.skc_state);
 	if (!e)
@@ -1284,12 +1289,7 @@ int BPF_PROG(handle_rcv_state_process, struct sock *sk, struct sk_buff *skb)
 	if (state != tcp_fin_wait1 && state != tcp_fin_wait2 && state != tcp_closing && state != tcp_last_ack &&
 	    state != tcp_close_wait)
 		return 0;
-	read_sock_id(sk, &id);
-	if (!id_wanted(&id))
-		return 0;
-	info = bpf_sk_storage_get(&socks, sk, NULL, 0);
-	o = info && info->owner.tgid ? &info->owner : NULL;
-	if (!owner_wanted(o))
+	if (!sock_wanted(sk, &id, &info, &o))
 		return 0;
 	if (info && info->born_ns)
 		emit_birth(sk, info, &id, o);
