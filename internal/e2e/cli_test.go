@@ -143,6 +143,30 @@ func TestFeatures(t *testing.T) {
 	if !strings.Contains(stdout, "kernel:") || !strings.Contains(stdout, "BTF:         /sys/kernel/btf/vmlinux") {
 		t.Errorf("features lacks kernel or BTF source:\n%s", stdout)
 	}
+	// The precise hooks: all attached where the kernel permits fentry/fexit
+	// (Debian's 6.1, 6.12), else each unavailable, saying why and what
+	// tcptrace shows without it (the 6.18 host: EPERM).
+	precise := map[string]string{
+		"fentry/tcp_write_wakeup":          "the tracepoints tell the same, inferred",
+		"fentry/tcp_rcv_state_process":     "the states are still traced, the segments that drive them are not shown",
+		"fexit/tcp_timewait_state_process": "the tracepoints tell the same, inferred",
+	}
+	statuses := map[string]bool{}
+	for line := range strings.SplitSeq(stdout, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || precise[f[0]] == "" {
+			continue
+		}
+		attached := f[3] == "attached"
+		statuses[f[0]] = attached
+		if !attached && (f[3] != "unavailable:" || !strings.Contains(line, "does not permit") || !strings.HasSuffix(line, precise[f[0]])) {
+			t.Errorf("precise hook %s neither attached nor refused with its reason and fallback: %s", f[0], line)
+		}
+	}
+	if len(statuses) != len(precise) || statuses["fentry/tcp_write_wakeup"] != statuses["fentry/tcp_rcv_state_process"] ||
+		statuses["fentry/tcp_write_wakeup"] != statuses["fexit/tcp_timewait_state_process"] {
+		t.Errorf("precise hooks %v, want all three listed, all attached or all refused:\n%s", statuses, stdout)
+	}
 }
 
 // TestStatusLine: on a terminal (tmux here) text mode keeps a status line
