@@ -97,10 +97,15 @@ struct sock_common {
 	unsigned long skc_flags; /* sk_flags: sock_flag() bits */
 };
 
+struct sk_buff_head {
+	__u32 qlen;
+};
+
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_protocol;
 	__u8 sk_shutdown;
+	struct sk_buff_head sk_receive_queue;
 };
 
 #define RCV_SHUTDOWN 1
@@ -108,6 +113,11 @@ struct sock {
 /* The named enum of sock_flag() bits; SOCK_KEEPOPEN is SO_KEEPALIVE. */
 enum sock_flags {
 	SOCK_KEEPOPEN = 3,
+};
+
+/* A drop reason of 6.17+, whose tcp_sequence() it came with (see the segment hook). */
+enum skb_drop_reason {
+	SKB_DROP_REASON_TCP_INVALID_END_SEQUENCE = 1,
 };
 
 struct request_sock {
@@ -151,7 +161,11 @@ struct tcphdr {
 	__be16 window;
 };
 
-/* What TCP keeps of a received segment in skb->cb (TCP_SKB_CB()). */
+/*
+ * What TCP keeps of a received segment in skb->cb (TCP_SKB_CB()).
+ * tcp_flags is a __u16 on newer kernels: its low byte, read here (little
+ * endian), holds the flags of the TCP header.
+ */
 struct tcp_skb_cb {
 	__u32 seq;
 	__u32 end_seq;
@@ -180,6 +194,7 @@ struct inet_connection_sock {
 
 struct tcp_sock {
 	__u32 rcv_nxt;
+	__u32 snd_nxt;
 	__u32 rcv_wup;
 	__u32 rcv_wnd;
 	__u32 snd_wnd;
@@ -251,6 +266,8 @@ struct bpf_iter__tcp {
 #define TCP_FLAGS_OFF 13
 #define TCPHDR_FIN 0x01
 #define TCPHDR_SYN 0x02
+#define TCPHDR_RST 0x04
+#define TCPHDR_ACK 0x10
 #define TCP_WINDOW_OFF 14
 #define TCP_FLAG_RST 0x04
 

@@ -1264,30 +1264,59 @@ int BPF_PROG(handle_write_wakeup, struct sock *sk, int mib)
 	return 0;
 }
 
+#define seq_before(a, b) ((__s32)((a) - (b)) < 0)
+#define seq_after(a, b) seq_before(b, a)
+
 /*
- * Precise hook where fentry is allowed: each segment tcp_rcv_state_process()
- * gets while the connection is closing (FIN_WAIT1/2, CLOSING, LAST_ACK,
- * CLOSE_WAIT), before it acts on it. Whether it is in the window and whether
- * it brings data the socket no longer takes are judged with the kernel's own
- * rules (tcp_sequence(), step 7 of tcp_rcv_state_process()).
+ * Precise hook where fentry is allowed: the segments that matter while a
+ * connection closes (FIN_WAIT1/2, CLOSING, LAST_ACK, CLOSE_WAIT), seen as
+ * tcp_rcv_state_process() begins on them: FIN, SYN and RST segments, those
+ * outside the receive window, data after the receive side was shut, and
+ * the ACK of our FIN. Plain data and ACKs (a half-closed connection can
+ * carry a whole download) are left out. Window and data-after-FIN are
+ * judged with the kernel's own rules (tcp_sequence(), step 7).
  */
 SEC("fentry/tcp_rcv_state_process")
 int BPF_PROG(handle_rcv_state_process, struct sock *sk, struct sk_buff *skb)
 {
 	const struct tcp_sock *tp = (const void *)sk;
-	const struct tcp_skb_cb *cb;
+	const struct tcp_skb_cb *cb = (const void *)skb->cb;
+	__u32 seq, end_seq, ack_seq, rcv_nxt, rcv_wup, limit, data, fin;
+	bool out_of_window, data_after_fin, acks_fin;
 	const struct tcphdr *th;
 	struct sock_info *info;
 	struct sock_id id = {};
-	__u32 seq, end_seq, data, rcv_nxt, rcv_wup;
-	__s32 window_end;
 	struct owner *o;
 	struct event *e;
 	__u8 state, flags;
+	__s32 window;
 
 	state = sk->__sk_common.skc_state;
 	if (state != tcp_fin_wait1 && state != tcp_fin_wait2 && state != tcp_closing && state != tcp_last_ack &&
 	    state != tcp_close_wait)
+		return 0;
+	seq = BPF_CORE_READ(cb, seq);
+	end_seq = BPF_CORE_READ(cb, end_seq);
+	ack_seq = BPF_CORE_READ(cb, ack_seq);
+	flags = BPF_CORE_READ(cb, tcp_flags);
+	fin = !!(flags & TCPHDR_FIN);
+	rcv_nxt = BPF_CORE_READ(tp, rcv_nxt);
+	rcv_wup = BPF_CORE_READ(tp, rcv_wup);
+	/* tcp_receive_window(): rcv_wup + rcv_wnd - rcv_nxt, at least 0. */
+	window = rcv_wup + BPF_CORE_READ(tp, rcv_wnd) - rcv_nxt;
+	limit = rcv_nxt + (window < 0 ? 0 : window);
+	out_of_window = seq_before(end_seq, rcv_wup) || seq_after(seq, limit);
+	/* Since 6.17 also one that ends past the window while data waits to be read. */
+	if (!out_of_window && bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_INVALID_END_SEQUENCE) &&
+	    seq_after(end_seq - fin, limit) && BPF_CORE_READ(sk, sk_receive_queue.qlen))
+		out_of_window = true;
+	/* Step 7 (only an in-window segment with ACK, without RST or SYN, gets there). */
+	data_after_fin = (flags & (TCPHDR_ACK | TCPHDR_RST | TCPHDR_SYN)) == TCPHDR_ACK && !out_of_window &&
+			 end_seq != seq && seq_after(end_seq - fin, rcv_nxt) &&
+			 (BPF_CORE_READ(sk, sk_shutdown) & RCV_SHUTDOWN);
+	acks_fin = (flags & TCPHDR_ACK) && (state == tcp_fin_wait1 || state == tcp_closing || state == tcp_last_ack) &&
+		   ack_seq == BPF_CORE_READ(tp, snd_nxt);
+	if (!(flags & (TCPHDR_FIN | TCPHDR_SYN | TCPHDR_RST)) && !out_of_window && !data_after_fin && !acks_fin)
 		return 0;
 	if (!sock_wanted(sk, &id, &info, &o))
 		return 0;
@@ -1297,29 +1326,18 @@ int BPF_PROG(handle_rcv_state_process, struct sock *sk, struct sk_buff *skb)
 	if (!e)
 		return 0;
 	read_sock_addrs(sk, e);
-	cb = (const void *)skb->cb;
-	seq = BPF_CORE_READ(cb, seq);
-	end_seq = BPF_CORE_READ(cb, end_seq);
-	flags = BPF_CORE_READ(cb, tcp_flags);
 	th = (const void *)(BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, transport_header));
 	/* end_seq counts a SYN and a FIN as one byte each. */
-	data = end_seq - seq - !!(flags & TCPHDR_SYN) - !!(flags & TCPHDR_FIN);
+	data = end_seq - seq - !!(flags & TCPHDR_SYN) - fin;
 	e->seq = seq;
-	e->ack_seq = BPF_CORE_READ(cb, ack_seq);
+	e->ack_seq = ack_seq;
 	e->tcp_flags = flags;
 	e->payload_len = data > 0xffff ? 0xffff : data;
 	e->window = bpf_ntohs(BPF_CORE_READ(th, window));
-	rcv_nxt = BPF_CORE_READ(tp, rcv_nxt);
-	rcv_wup = BPF_CORE_READ(tp, rcv_wup);
 	e->rcv_nxt = rcv_nxt;
-	/* tcp_receive_window(): rcv_wup + rcv_wnd - rcv_nxt, at least 0. */
-	window_end = rcv_wup + BPF_CORE_READ(tp, rcv_wnd) - rcv_nxt;
-	if (window_end < 0)
-		window_end = 0;
-	if ((__s32)(end_seq - rcv_wup) < 0 || (__s32)(seq - (rcv_nxt + window_end)) > 0)
+	if (out_of_window)
 		e->flags |= EVENT_FLAG_OUT_OF_WINDOW;
-	if (data && (BPF_CORE_READ(sk, sk_shutdown) & RCV_SHUTDOWN) &&
-	    (__s32)(end_seq - !!(flags & TCPHDR_FIN) - rcv_nxt) > 0)
+	if (data_after_fin)
 		e->flags |= EVENT_FLAG_DATA_AFTER_FIN;
 	submit(e);
 	return 0;

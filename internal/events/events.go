@@ -225,9 +225,10 @@ func FlagNames(flags uint8) string {
 
 func (e *TimewaitSegment) Type() Type { return TypeTimewaitSegment }
 
-// Segment is a segment a closing socket (FIN_WAIT1/2, CLOSING, LAST_ACK,
-// CLOSE_WAIT) received, seen as tcp_rcv_state_process() began on it, where
-// fentry is allowed.
+// Segment is a segment that matters to a close (FIN, SYN or RST, out of
+// window, data after FIN, the ACK of our FIN) received by a closing socket
+// (FIN_WAIT1/2, CLOSING, LAST_ACK, CLOSE_WAIT), seen as
+// tcp_rcv_state_process() began on it, where fentry is allowed.
 type Segment struct {
 	Header
 	State  State // the socket's state when it arrived
@@ -241,9 +242,10 @@ type Segment struct {
 	// the kernel drops it and, unless it is an RST, answers with a
 	// duplicate ACK.
 	OutOfWindow bool
-	// DataAfterFIN: data beyond the end of what the socket still takes:
-	// after the peer's FIN (dropped), or after close() (the kernel resets
-	// the connection, TCPAbortOnData).
+	// DataAfterFIN: data past rcv_nxt while the receive side is shut: after
+	// close() or shutdown(SHUT_RD) the kernel resets the connection
+	// (TCPAbortOnData); after the peer's FIN it ignores data from rcv_nxt
+	// on and resets for data overlapping it.
 	DataAfterFIN bool
 }
 

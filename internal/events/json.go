@@ -157,8 +157,15 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 	case *Segment:
 		dst = appendStringField(dst, "state", string(e.State))
 		dst = appendStringField(dst, "flags", FlagNames(e.Flags))
-		dst = appendInts(dst, "seq", int(e.Seq), "ack", int(e.Ack), "window", int(e.Window), "len", int(e.Len),
-			"rcv_nxt", int(e.RcvNxt))
+		for _, f := range []struct {
+			key   string
+			value uint32
+		}{{"seq", e.Seq}, {"ack", e.Ack}, {"window", uint32(e.Window)}, {"len", uint32(e.Len)}, {"rcv_nxt", e.RcvNxt}} {
+			dst = append(dst, `,"`...)
+			dst = append(dst, f.key...)
+			dst = append(dst, `":`...)
+			dst = strconv.AppendUint(dst, uint64(f.value), 10)
+		}
 		dst = append(dst, `,"out_of_window":`...)
 		dst = strconv.AppendBool(dst, e.OutOfWindow)
 		dst = append(dst, `,"data_after_fin":`...)

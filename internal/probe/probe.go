@@ -307,13 +307,21 @@ func loadAvailable(k *Kernel, cfg Config, hooks []Hook) (*ebpf.Collection, error
 		if err == nil {
 			return coll, nil
 		}
+		// The program groups load concurrently: an error each.
+		groupErrs := []error{err}
+		var joined interface{ Unwrap() []error }
+		if errors.As(err, &joined) {
+			groupErrs = joined.Unwrap()
+		}
 		refused := false
-		for i := range hooks {
-			h := &hooks[i]
-			if h.Err == nil && h.Optional && strings.Contains(err.Error(), "program "+h.Program+":") {
-				h.Err, refused = fmt.Errorf("load: %w", err), true
-				if errors.Is(err, unix.EPERM) {
-					h.Err = fmt.Errorf("this kernel does not permit %s programs (EPERM); %s", h.Kind, h.Fallback)
+		for _, groupErr := range groupErrs {
+			for i := range hooks {
+				h := &hooks[i]
+				if h.Err == nil && h.Optional && strings.Contains(groupErr.Error(), "program "+h.Program+":") {
+					h.Err, refused = fmt.Errorf("load: %w", groupErr), true
+					if errors.Is(groupErr, unix.EPERM) {
+						h.Err = fmt.Errorf("this kernel does not permit %s programs (EPERM); %s", h.Kind, h.Fallback)
+					}
 				}
 			}
 		}

@@ -82,9 +82,9 @@ type timewait struct {
 	stopped time.Time
 	// last is its rcv_nxt and ts_recent when it was stopped.
 	last events.SynInfo
-	// synVerdict: the kernel was seen deciding (fexit) that a SYN may take
-	// its 4-tuple over.
-	synVerdict bool
+	// synVerdictAt: when the kernel was last seen deciding (fexit) that a
+	// SYN may take its 4-tuple over.
+	synVerdictAt time.Time
 	// lastSegment is the last segment other than an RST it was seen to get.
 	lastSegment *events.TimewaitSegment
 	header      events.Header
@@ -197,7 +197,9 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 	case *events.TimewaitSegment:
 		t.out = append(t.out, ev)
 		if s := t.lookup(e.Header); s != nil && s.tw != nil {
-			s.tw.synVerdict = s.tw.synVerdict || e.Verdict == "SYN"
+			if e.Verdict == "SYN" {
+				s.tw.synVerdictAt = e.Time
+			}
 			// What it answered (not an RST): a late segment, if an RST follows.
 			if e.Flags&tcpRST == 0 {
 				s.tw.lastSegment = e
@@ -365,7 +367,7 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 				Syn: e.Syn, Last: tw.tw.last,
 				InferredFrom: "TIME_WAIT timer stopped early, then a connection on the same 4-tuple was accepted (cookie " +
 					strconv.FormatUint(e.Cookie, 10) + ")"}
-			if tw.tw.synVerdict {
+			if tw.tw.synAccepted() {
 				end.Inferred = false
 				end.InferredFrom = ""
 			}
@@ -501,6 +503,18 @@ func init() {
 	}
 }
 
+// synVerdictLag bounds the time from a SYN verdict to the timer stop it
+// causes (the same softirq; generous for emulated CPUs).
+const synVerdictLag = 10 * time.Millisecond
+
+// synAccepted tells whether a SYN verdict stopped the timer: with no
+// listener to take the SYN, the kernel answers it with an ACK instead, and
+// the TIME_WAIT socket lives on.
+func (tw *timewait) synAccepted() bool {
+	lag := tw.stopped.Sub(tw.synVerdictAt)
+	return !tw.synVerdictAt.IsZero() && !tw.stopped.IsZero() && lag >= 0 && lag < synVerdictLag
+}
+
 // expireStopped ends the TIME_WAIT sockets stopped early whose reason did
 // not show up within the successor window.
 func (t *Tracker) expireStopped(now time.Time) {
@@ -511,7 +525,7 @@ func (t *Tracker) expireStopped(now time.Time) {
 		end := events.TimewaitEnd{Cause: events.CauseUnknown, Inferred: true,
 			InferredFrom: "TIME_WAIT timer stopped early; no RST and no new connection on the 4-tuple followed within " + successorWindow.String()}
 		switch {
-		case s.tw.synVerdict:
+		case s.tw.synAccepted():
 			// Seen accepting a SYN whose connection never got established
 			// (no final ACK): the SYN is all there is to show.
 			end = events.TimewaitEnd{Cause: events.CauseSynAccepted, Last: s.tw.last}

@@ -216,6 +216,13 @@ func TestTimewaitSynVerdictWithoutChild(t *testing.T) {
 		end.Syn != (events.SynInfo{Seq: 5000, SeqKnown: true}) || end.Last.Seq != 4000 || !end.Last.SeqKnown {
 		t.Errorf("end %+v, want syn_accepted, observed, SYN 5000 against rcv_nxt 4000", end)
 	}
+	// A SYN verdict with no listener to take the SYN stops nothing (the
+	// kernel answers with an ACK): a stop 2 s later is not its doing.
+	s.evs[len(s.evs)-1].(*events.TimewaitTimer).Time = t0.Add(5 * time.Second)
+	end = only[*events.TimewaitEnd](t, run(New(Options{}), s.evs, t0.Add(time.Hour)))
+	if end.Cause != events.CauseUnknown || !end.Inferred {
+		t.Errorf("end %+v, want unknown, inferred: the SYN verdict came 2 s before the stop", end)
+	}
 }
 
 // A server-side TIME_WAIT stopped, then a child on the same 4-tuple: the
