@@ -1007,6 +1007,7 @@ int BPF_PROG(handle_timer_cancel, struct timer_list *timer)
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(handle_kfree_skb, struct sk_buff *skb)
 {
+	struct owner owner, *o = NULL;
 	struct tw_cancel *slot;
 	__be16 ports[2] = {};
 	unsigned char *th;
@@ -1030,8 +1031,15 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb)
 	bpf_probe_read_kernel(&tcp_flags, 1, th + TCP_FLAGS_OFF);
 	if (!(tcp_flags & TCP_FLAG_RST))
 		return 0;
-	e = new_event(EVENT_TW_RST, NULL, false, &slot->id, slot->has_owner ? &slot->owner : NULL,
-		      tcp_time_wait);
+	/*
+	 * Through the stack: clang may turn the conditional pointer into
+	 * arithmetic 6.1's verifier takes for a scalar.
+	 */
+	if (slot->has_owner) {
+		owner = slot->owner;
+		o = &owner;
+	}
+	e = new_event(EVENT_TW_RST, NULL, false, &slot->id, o, tcp_time_wait);
 	if (!e)
 		return 0;
 	e->cookie = slot->cookie;

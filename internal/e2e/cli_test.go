@@ -143,6 +143,14 @@ func TestFeatures(t *testing.T) {
 	if !strings.Contains(stdout, "kernel:") || !strings.Contains(stdout, "BTF:         /sys/kernel/btf/vmlinux") {
 		t.Errorf("features lacks kernel or BTF source:\n%s", stdout)
 	}
+	// Every tracepoint and iterator tcptrace uses exists on the kernels it
+	// is tested on (5.11+): an optional one unavailable there is a program
+	// the verifier refused.
+	for line := range strings.SplitSeq(stdout, "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && (f[1] == "tp_btf" || f[1] == "iter") && f[3] != "attached" {
+			t.Errorf("hook %s not attached: %s", f[0], line)
+		}
+	}
 	// The precise hooks: all attached where the kernel permits fentry/fexit
 	// (Debian's 6.1, 6.12), else each unavailable, saying why and what
 	// tcptrace shows without it (the 6.18 host: EPERM).
