@@ -59,11 +59,13 @@ lint:
 run: build
 	./$(BIN) $(ARGS)
 
-# Loopback connection churn, untraced and traced, interleaved; plus the
-# per-event cost of decoding and rendering.
+# Loopback connection churn, untraced and traced, interleaved (and traced by
+# libbpf-tools' tcpstates too where it is installed); plus the per-event cost
+# of decoding, rendering and the whole pipeline.
+TCPSTATES := $(wildcard /usr/sbin/tcpstates)
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/decode ./internal/render
-	$(GO) run ./scripts/bench -tracer $(BIN)
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/decode ./internal/render ./internal/pipeline
+	$(GO) run ./scripts/bench -tracer $(BIN) $(if $(TCPSTATES),-compare "exec $(TCPSTATES)")
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/decode
