@@ -204,6 +204,21 @@ func (c *collector) Event(ev events.Event) error {
 		mark("aborted by the " + e.Timer + " timer (" + e.Rule + ")")
 	case *events.TimewaitOverflow:
 		mark("no TIME_WAIT: tcp_max_tw_buckets")
+	case *events.TimewaitEnter:
+		if e.Restart {
+			mark("TIME_WAIT timer restarted")
+		}
+	case *events.TimewaitSegment:
+		mark(events.FlagNames(e.Flags) + " to TIME_WAIT: " + e.Verdict)
+	case *events.Segment:
+		label := events.FlagNames(e.Flags) + " in " + string(e.State)
+		if e.OutOfWindow {
+			label += ", out of window"
+		}
+		if e.DataAfterFIN {
+			label += ", data after FIN"
+		}
+		mark(label)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/tcptrace/tcptrace/bpf"
+	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/record"
 	"github.com/tcptrace/tcptrace/internal/replay"
 )
@@ -44,6 +45,41 @@ func TestSelfContained(t *testing.T) {
 	}
 	if m := regexp.MustCompile(`(?i)(src|href)\s*=|https?://|@import|url\(`).FindString(html); m != "" {
 		t.Errorf("page refers to something outside it: %q", m)
+	}
+}
+
+// TestMarks: what the precise hooks and the TIME_WAIT timer add to a
+// socket's timeline.
+func TestMarks(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	h := events.Header{Time: t0.Add(1500 * time.Millisecond), Cookie: 7}
+	tests := []struct {
+		ev    events.Event
+		kind  string
+		label string
+	}{
+		{&events.Segment{Header: h, State: events.StateFinWait2, Flags: 0x11}, "segment", "FIN,ACK in FIN_WAIT2"},
+		{&events.Segment{Header: h, State: events.StateFinWait1, Flags: 0x18, OutOfWindow: true, DataAfterFIN: true},
+			"segment", "PSH,ACK in FIN_WAIT1, out of window, data after FIN"},
+		{&events.TimewaitSegment{Header: h, Flags: 0x02, Verdict: "SYN"}, "tw_segment", "SYN to TIME_WAIT: SYN"},
+		{&events.TimewaitEnter{Header: h, Restart: true}, "timewait_restart", "TIME_WAIT timer restarted"},
+		{&events.TimewaitEnter{Header: h}, "", ""},
+	}
+	for _, tt := range tests {
+		c := &collector{start: t0, sockets: map[uint64]*Socket{}}
+		if err := c.Event(tt.ev); err != nil {
+			t.Fatal(err)
+		}
+		marks := c.sockets[7].Marks
+		if tt.kind == "" {
+			if len(marks) != 0 {
+				t.Errorf("%T: marks %+v, want none", tt.ev, marks)
+			}
+			continue
+		}
+		if len(marks) != 1 || marks[0].Kind != tt.kind || marks[0].Label != tt.label || marks[0].At != 1500 {
+			t.Errorf("%T: marks %+v, want one %s %q at 1500 ms", tt.ev, marks, tt.kind, tt.label)
+		}
 	}
 }
 
