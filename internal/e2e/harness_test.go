@@ -239,6 +239,16 @@ func (ns *netns) client(t *testing.T, host string, port int) *actor {
 	return a
 }
 
+// clientFrom starts an actor connected from 127.0.0.1:port (bound first,
+// SO_REUSEADDR) to srv, and has srv accept.
+func (ns *netns) clientFrom(t *testing.T, port int, srv *actor) *actor {
+	t.Helper()
+	a := ns.startActor(t)
+	a.port, _ = strconv.Atoi(a.do1(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port))))
+	srv.do("accept")
+	return a
+}
+
 // connected starts a listener on host and a client connected to it, and
 // has the listener accept: a server and a client process, one connection.
 func (ns *netns) connected(t *testing.T, host string) (srv, cli *actor) {

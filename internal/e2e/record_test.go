@@ -19,14 +19,10 @@ func TestRecordReplay(t *testing.T) {
 	srv, cli := ns.connected(t, "127.0.0.1")
 	closeClientFirst(cli, srv) // TIME_WAIT on the client
 	port := freePort()
-	a := ns.startActor(t)
-	a.do(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port)))
-	srv.do("accept")
+	a := ns.clientFrom(t, port, srv)
 	closeClientFirst(a, srv)
-	b := ns.startActor(t)
-	b.do(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port))) // takes a's TIME_WAIT over
-	srv.do("accept")
-	b.do("linger0", "close") // an RST
+	b := ns.clientFrom(t, port, srv) // takes a's TIME_WAIT over
+	b.do("linger0", "close")         // an RST
 	settle()
 	tr.stop()
 	live := tr.stdout.String()

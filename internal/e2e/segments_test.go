@@ -68,7 +68,7 @@ func TestTimewaitCraftedSegments(t *testing.T) {
 			segment: func(rcvNxt, _ uint32) (string, uint32, uint32) { return "RST", rcvNxt, 0 },
 			verdict: "SUCCESS", survives: true},
 	}
-	precise := hookAttached(t, "fexit/tcp_timewait_state_process")
+	precise := preciseHookAttached(t, "fexit/tcp_timewait_state_process")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := newNetns(t)
@@ -155,7 +155,7 @@ func TestTimewaitCraftedNewerSYN(t *testing.T) {
 	if end.Sport != srvPort || end.Dport != cli.port {
 		t.Errorf("timewait_end %+v, want the server's (port %d)", end, srvPort)
 	}
-	if !hookAttached(t, "fexit/tcp_timewait_state_process") {
+	if !preciseHookAttached(t, "fexit/tcp_timewait_state_process") {
 		// The tracepoints see the timer stop, and nothing else.
 		if end.Cause != "unknown" || !end.Inferred {
 			t.Errorf("timewait_end %+v, want cause unknown, inferred", end)
@@ -196,7 +196,7 @@ func segmentsAgree(t *testing.T, evs []event) {
 // close are shown (the peer's FIN in FIN_WAIT1/2, the last ACK in LAST_ACK),
 // each in the state the tracepoints put the socket in.
 func TestClosingSegments(t *testing.T) {
-	if !hookAttached(t, "fentry/tcp_rcv_state_process") {
+	if !preciseHookAttached(t, "fentry/tcp_rcv_state_process") {
 		t.Skip("fentry/tcp_rcv_state_process is not attached on this kernel (tcptrace features says why); covered by make test-kernels")
 	}
 	ns := newNetns(t)
@@ -254,7 +254,7 @@ func TestDataAfterShutdown(t *testing.T) {
 	if want := map[bool]string{true: "TCP_ABORT_ON_DATA"}[kernelHasResetReasons(t)]; rst.State != "CLOSE" || rst.Reason != want {
 		t.Errorf("reset_sent %+v, want in CLOSE, reason %q", rst, want)
 	}
-	if !hookAttached(t, "fentry/tcp_rcv_state_process") {
+	if !preciseHookAttached(t, "fentry/tcp_rcv_state_process") {
 		return
 	}
 	var data []event
@@ -296,7 +296,7 @@ func TestOutOfWindowSegment(t *testing.T) {
 	// The duplicate ACK: the server's kernel takes it as a duplicate too
 	// and says nothing back.
 	wantDelta(t, before, after, "Tcp.OutSegs", 1)
-	if !hookAttached(t, "fentry/tcp_rcv_state_process") {
+	if !preciseHookAttached(t, "fentry/tcp_rcv_state_process") {
 		return
 	}
 	client := socketWith(evs, func(e event) bool { return e.Sport == cli.port && e.PID == cli.pid })

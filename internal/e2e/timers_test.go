@@ -54,7 +54,7 @@ func (tr *tracer) timerEvents(t *testing.T, port int) map[string][]timerEvent {
 // every probe the timers were seen to send is seen leaving, with its MIB.
 func checkProbesSent(t *testing.T, evs map[string][]timerEvent, timer string, want int) {
 	t.Helper()
-	if !hookAttached(t, "fentry/tcp_write_wakeup") {
+	if !preciseHookAttached(t, "fentry/tcp_write_wakeup") {
 		return
 	}
 	n := 0

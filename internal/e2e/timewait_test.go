@@ -120,14 +120,10 @@ func TestTimewaitConnectReuse(t *testing.T) {
 	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
 	srv := ns.listener(t, "127.0.0.1")
 	port := freePort()
-	cli := ns.startActor(t)
-	cli.port, _ = strconv.Atoi(cli.do1(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port))))
-	srv.do("accept")
+	cli := ns.clientFrom(t, port, srv)
 	closeClientFirst(cli, srv)
 	before := ns.counters(t)
-	again := ns.startActor(t)
-	again.do(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port)))
-	srv.do("accept")
+	again := ns.clientFrom(t, port, srv)
 	settle()
 	after := ns.counters(t)
 	evs := tr.stop()
@@ -159,23 +155,20 @@ func TestTimewaitSynAccepted(t *testing.T) {
 	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
 	srv := ns.listener(t, "127.0.0.1")
 	port := freePort()
-	cli := ns.startActor(t)
-	cli.do(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port)))
-	srv.do("accept", "write 100", "shutdown-write")
+	cli := ns.clientFrom(t, port, srv)
+	srv.do("write 100", "shutdown-write")
 	cli.do("read-eof", "close")
 	srv.do("read-eof", "close")
 	settle()
 	before := ns.counters(t)
-	again := ns.startActor(t)
-	again.do(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port)))
-	srv.do("accept")
+	ns.clientFrom(t, port, srv) // back on the same 4-tuple
 	settle()
 	after := ns.counters(t)
 	evs := tr.stop()
 
 	// Where fexit is allowed (Debian's 6.1 and 6.12 under qemu, not the
 	// 6.18 host), the kernel's verdict is seen and the cause is observed.
-	precise := hookAttached(t, "fexit/tcp_timewait_state_process")
+	precise := preciseHookAttached(t, "fexit/tcp_timewait_state_process")
 	end := one(t, evs, "timewait_end")
 	if end.Cause != "syn_accepted" || end.Inferred == precise || end.Sport != srv.port || end.Dport != port || end.PID != srv.pid {
 		t.Errorf("timewait_end %+v, want syn_accepted, inferred unless the precise hook saw it (%v), on the server's side (pid %d)",
@@ -261,7 +254,7 @@ func TestTimewaitRST(t *testing.T) {
 				t.Errorf("late segment evidence %v, want the peer's RST reason %q", findings[1].Evidence, want)
 			}
 			// With the precise hook the late SYN itself is in the evidence.
-			if hookAttached(t, "fexit/tcp_timewait_state_process") && len(findings) == 2 {
+			if preciseHookAttached(t, "fexit/tcp_timewait_state_process") && len(findings) == 2 {
 				late, _ := findings[1].Evidence["late_segment"].(map[string]any)
 				if late["flags"] != "SYN" || late["seq"] != float64(1) {
 					t.Errorf("late segment %v, want the SYN with sequence 1 that the test sent", late)
