@@ -57,6 +57,7 @@ type traceFlags struct {
 	recordMax    string
 	btfPath      string
 	cpuProfile   string
+	discard      bool
 	version      bool
 }
 
@@ -80,7 +81,9 @@ func newFlagSet(f *traceFlags) *pflag.FlagSet {
 	fs.StringVar(&f.btfPath, "btf-path", probe.DefaultBTFPath, "kernel BTF to read")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the tracer to this file")
+	fs.BoolVar(&f.discard, "discard", false, "read the kernel's records and drop them: no decoding, no output (what the kernel side costs, for make bench)")
 	_ = fs.MarkHidden("btf-path")
+	_ = fs.MarkHidden("discard")
 	_ = fs.MarkHidden("cpuprofile")
 	return fs
 }
@@ -141,6 +144,7 @@ func (f *traceFlags) config() (tracer.Config, error) {
 		Duration:     f.duration,
 		PollInterval: f.pollInterval,
 		ReadyFile:    f.readyFile,
+		Discard:      f.discard,
 	}
 	if f.output != "text" && f.output != "json" {
 		return cfg, usageError{fmt.Sprintf("invalid --output %q: use text or json", f.output)}

@@ -36,6 +36,7 @@ type Config struct {
 	RecordMax    int64         // stop recording past this many bytes (0: no limit)
 	Args         []string      // the command line, for the recording
 	Status       bool          // keep a status line on the terminal (stderr)
+	Discard      bool          // drop the records unread: measures the kernel side alone
 	Stdout       io.Writer
 	Stderr       io.Writer
 }
@@ -79,6 +80,9 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 		return pl.Record(rec)
+	}
+	if cfg.Discard {
+		onRecord = func([]byte) error { return nil }
 	}
 	if err := snapshot(p, cfg.Probe.Filter.Netns, onRecord); err != nil {
 		fmt.Fprintf(cfg.Stderr, "tcptrace: warning: no snapshot of the sockets that exist already: %v\n", err)

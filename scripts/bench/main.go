@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -34,7 +35,8 @@ func main() {
 	tracer := flag.String("tracer", "bin/tcptrace", "tcptrace binary")
 	reps := flag.Int("reps", 7, "traced/untraced pairs")
 	runFor := flag.Duration("duration", 2*time.Second, "length of each load run")
-	compare := flag.String("compare", "", "another tracer command to measure the same way, e.g. tcpstates-bpfcc")
+	var compare compareFlags
+	flag.Var(&compare, "compare", "another tracer command to measure the same way, e.g. \"exec /usr/sbin/tcpstates\"; {netns} stands for the load's namespace inode (repeatable)")
 	sink := flag.String("sink", "file", "where tcptrace's output goes: file (JSON lines to a file) or null (text to /dev/null)")
 	flag.Parse()
 	if *sink != "file" && *sink != "null" {
@@ -42,7 +44,7 @@ func main() {
 		os.Exit(2)
 	}
 	toNull = *sink == "null"
-	if err := bench(*tracer, *compare, *reps, *runFor); err != nil {
+	if err := bench(*tracer, compare, *reps, *runFor); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -51,64 +53,85 @@ func main() {
 // result is one run of the load.
 type result struct {
 	connsPerSec float64
-	events      int64   // delivered by the tracer
-	lost        int64   // reported lost by the tracer
-	tracerCPU   float64 // tracer CPU seconds per second of load
-	ready       time.Duration
+	// cpuPerConn is the machine's busy CPU time (all tasks, softirq
+	// included; not steal) per connection: steadier than throughput on a
+	// shared VM, whose neighbours take CPUs away at random.
+	cpuPerConn time.Duration
+	events     int64   // delivered by the tracer
+	lost       int64   // reported lost by the tracer
+	tracerCPU  float64 // tracer CPU seconds per second, while the load ran
+	ready      time.Duration
 }
 
-func bench(tracer, compare string, reps int, runFor time.Duration) error {
+// compareFlags collects -compare commands; they run interleaved with the rest.
+type compareFlags []string
+
+func (c *compareFlags) String() string       { return strings.Join(*c, ", ") }
+func (c *compareFlags) Set(cmd string) error { *c = append(*c, cmd); return nil }
+
+// variant is one way to run the load: untraced, or under a tracer.
+type variant struct {
+	name   string
+	tracer func(netns uint64) *exec.Cmd // nil: untraced
+}
+
+func bench(tracer string, compare []string, reps int, runFor time.Duration) error {
 	tracer, err := filepath.Abs(tracer)
 	if err != nil {
 		return err
 	}
-	variants := []string{"untraced", "tcptrace"}
-	if compare != "" {
-		variants = append(variants, compare)
+	format := "json"
+	if toNull {
+		format = "text"
+	}
+	tcptrace := func(extra ...string) func(uint64) *exec.Cmd {
+		return func(netns uint64) *exec.Cmd {
+			return exec.Command(tracer, append([]string{"--netns", fmt.Sprint(netns), "-o", format}, extra...)...)
+		}
+	}
+	variants := []variant{
+		{"untraced", nil},
+		{"tcptrace", tcptrace()},
+		// The kernel side alone (BPF programs, ring buffer, reading it):
+		// the rest of tcptrace's cost is its user-space processing.
+		{"tcptrace --discard", tcptrace("--discard")},
+	}
+	for _, c := range compare {
+		variants = append(variants, variant{c, func(netns uint64) *exec.Cmd {
+			return exec.Command("sh", "-c", strings.ReplaceAll(c, "{netns}", fmt.Sprint(netns)))
+		}})
 	}
 	results := map[string][]result{}
 	for rep := range reps {
 		for _, v := range variants {
-			var r result
-			var err error
-			switch v {
-			case "untraced":
-				r, err = runOnce(nil, runFor)
-			case "tcptrace":
-				format := "json"
-				if toNull {
-					format = "text"
-				}
-				r, err = runOnce(func(netns uint64) *exec.Cmd {
-					return exec.Command(tracer, "--netns", fmt.Sprint(netns), "-o", format)
-				}, runFor)
-			default:
-				r, err = runOnce(func(uint64) *exec.Cmd { return exec.Command("sh", "-c", v) }, runFor)
-			}
+			r, err := runOnce(v.tracer, runFor)
 			if err != nil {
-				return fmt.Errorf("rep %d %s: %w", rep, v, err)
+				return fmt.Errorf("rep %d %s: %w", rep, v.name, err)
 			}
-			results[v] = append(results[v], r)
-			fmt.Printf("rep %d %-10s %8.0f conn/s  events %8d  lost %6d  tracer cpu %.2f  ready %v\n",
-				rep, v, r.connsPerSec, r.events, r.lost, r.tracerCPU, r.ready.Round(time.Millisecond))
+			results[v.name] = append(results[v.name], r)
+			fmt.Printf("rep %d %-18s %8.0f conn/s  %5.1f µs CPU/conn  events %8d  lost %6d  tracer CPU %.2f  ready %v\n",
+				rep, v.name, r.connsPerSec, float64(r.cpuPerConn.Nanoseconds())/1e3, r.events, r.lost, r.tracerCPU,
+				r.ready.Round(time.Millisecond))
 		}
 	}
 	fmt.Println()
+	base := results["untraced"]
 	for _, v := range variants[1:] {
-		var ratios, evRate, cpu, lost, ready []float64
-		for i := range reps {
-			ratios = append(ratios, results[v][i].connsPerSec/results["untraced"][i].connsPerSec)
-			evRate = append(evRate, float64(results[v][i].events)/runFor.Seconds())
-			cpu = append(cpu, results[v][i].tracerCPU)
-			lost = append(lost, float64(results[v][i].lost))
-			ready = append(ready, float64(results[v][i].ready.Milliseconds()))
+		var ratios, cpuRatios, evRate, cpu, lost, ready []float64
+		for i, r := range results[v.name] {
+			ratios = append(ratios, r.connsPerSec/base[i].connsPerSec)
+			cpuRatios = append(cpuRatios, float64(base[i].cpuPerConn)/float64(r.cpuPerConn))
+			evRate = append(evRate, float64(r.events)/runFor.Seconds())
+			cpu = append(cpu, r.tracerCPU)
+			lost = append(lost, float64(r.lost))
+			ready = append(ready, float64(r.ready.Milliseconds()))
 		}
-		fmt.Printf("%s: throughput ratio traced/untraced %s\n", v, summary(ratios, "%.3f"))
-		if v == "tcptrace" {
-			fmt.Printf("%s: events/s delivered %s, lost per run %s, tracer CPU %s s/s, start to ready %s ms\n",
-				v, summary(evRate, "%.0f"), summary(lost, "%.0f"), summary(cpu, "%.2f"), summary(ready, "%.0f"))
-		} else {
-			fmt.Printf("%s: tracer CPU %s s/s\n", v, summary(cpu, "%.2f"))
+		fmt.Printf("%s: throughput ratio traced/untraced %s\n", v.name, summary(ratios, "%.3f"))
+		fmt.Printf("%s: CPU per connection, untraced/traced %s\n", v.name, summary(cpuRatios, "%.3f"))
+		fmt.Printf("%s: tracer CPU during the load %s s/s\n", v.name, summary(cpu, "%.2f"))
+		if v.name == "tcptrace" {
+			fmt.Printf("%s: events/s delivered %s, lost per run %s, start to ready %s ms\n",
+				v.name, summary(evRate, "%.0f"), summary(lost, "%.0f"), summary(ready, "%.0f"))
 		}
 	}
 	return nil
@@ -201,22 +224,44 @@ func runOnce(tracerCmd func(netns uint64) *exec.Cmd, runFor time.Duration) (resu
 	}
 	load := exec.Command("ip", "netns", "exec", name, self)
 	load.Env = append(os.Environ(), loadEnv+"="+runFor.String())
+	busyBefore, err := busyCPU()
+	if err != nil {
+		return r, err
+	}
+	var tracerBefore time.Duration
+	if tr != nil {
+		if tracerBefore, err = processCPU(tr.Process.Pid); err != nil {
+			return r, err
+		}
+	}
+	loadStart := time.Now()
 	out, err := load.Output()
 	if err != nil {
 		return r, fmt.Errorf("load: %w", err)
 	}
-	if r.connsPerSec, err = strconv.ParseFloat(strings.TrimSpace(string(out)), 64); err != nil {
+	busy, err := busyCPU()
+	if err != nil {
+		return r, err
+	}
+	var conns int64
+	if _, err := fmt.Sscan(string(out), &r.connsPerSec, &conns); err != nil || conns == 0 {
 		return r, fmt.Errorf("load said %q", out)
 	}
+	r.cpuPerConn = (busy - busyBefore) / time.Duration(conns)
 
 	if tr != nil {
+		// Its start-up is not the load's concern: only the CPU it used
+		// while the load ran counts.
+		tracerCPU, err := processCPU(tr.Process.Pid)
+		if err != nil {
+			return r, err
+		}
+		r.tracerCPU = (tracerCPU - tracerBefore).Seconds() / time.Since(loadStart).Seconds()
 		time.Sleep(50 * time.Millisecond)
 		tr.Process.Signal(os.Interrupt)
 		if err := tr.Wait(); err != nil {
 			return r, fmt.Errorf("tracer: %w", err)
 		}
-		cpu := tr.ProcessState.UserTime() + tr.ProcessState.SystemTime()
-		r.tracerCPU = cpu.Seconds() / runFor.Seconds()
 		if r.events, r.lost, err = countOutput(outFile); err != nil {
 			return r, err
 		}
@@ -283,9 +328,58 @@ func runLoad(d string) int {
 	}
 	start := time.Now()
 	wg.Wait()
-	fmt.Printf("%.1f\n", float64(done.Load())/time.Since(start).Seconds())
+	fmt.Printf("%.1f %d\n", float64(done.Load())/time.Since(start).Seconds(), done.Load())
 	return 0
 }
+
+// busyCPU is the CPU time all CPUs spent busy since boot: user, nice,
+// system, irq and softirq from /proc/stat; idle, iowait and steal are not.
+func busyCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected %q", line)
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// processCPU is the user and system CPU time a process has used.
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which may hold spaces: state,
+	// ppid, ... utime and stime are the 12th and 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/stat: 100 on every Linux ABI.
+const clockTicks = 100
 
 func serve(ln net.Listener) {
 	for {
