@@ -24,12 +24,21 @@ type Explainer struct {
 	// source has answered: under connection churn a namespace makes
 	// thousands of findings a second.
 	values map[uint32]map[string]any
+	// picked holds the sets of them findings show, made once: findings
+	// only read them.
+	picked map[pickKey]map[string]any
+}
+
+// pickKey names a set of sysctls of a namespace.
+type pickKey struct {
+	netns uint32
+	names [4]string
 }
 
 // New returns an explainer reading sysctls from source, once per
 // namespace that answers.
 func New(source SysctlSource) *Explainer {
-	return &Explainer{source: source, values: map[uint32]map[string]any{}}
+	return &Explainer{source: source, values: map[uint32]map[string]any{}, picked: map[pickKey]map[string]any{}}
 }
 
 // Explain returns the findings an event calls for, if any.
@@ -61,17 +70,27 @@ func (x *Explainer) Explain(ev events.Event) []events.Event {
 
 // sysctls reads the namespace's values of names, as numbers where they are
 // numbers and nil where the kernel has no such sysctl.
+// The map is shared: do not change it.
 func (x *Explainer) sysctls(netns uint32, names ...string) map[string]any {
+	key := pickKey{netns: netns}
+	cacheable := copy(key.names[:], names) == len(names)
+	if out, ok := x.picked[key]; ok && cacheable {
+		return out
+	}
 	all, ok := x.values[netns]
 	if !ok {
 		if snap, err := x.source(netns); err == nil {
-			all = values(snap)
+			all, ok = values(snap), true
 			x.values[netns] = all
 		}
 	}
 	out := make(map[string]any, len(names))
 	for _, n := range names {
 		out[n] = all[n]
+	}
+	// Not while the namespace's sysctls cannot be read: they may be later.
+	if ok && cacheable {
+		x.picked[key] = out
 	}
 	return out
 }

@@ -46,6 +46,34 @@ type Tracker struct {
 	// (for no connection of its own), by the sender's side.
 	peerlessRSTs map[endpoint]*events.ResetSent
 	out          []events.Event
+	// The events made most often (a few per connection), reused from one
+	// call to the next like out: allocating them was most of the
+	// tracker's garbage under connection churn.
+	summaries reused[events.Summary]
+	enters    reused[events.TimewaitEnter]
+	ends      reused[events.TimewaitEnd]
+}
+
+// reused hands out objects that stay valid until the next call of the
+// tracker (see Process).
+type reused[T any] struct {
+	items []*T
+	used  int
+}
+
+// next returns an object to fill in, with what it held before.
+func (r *reused[T]) next() *T {
+	if r.used == len(r.items) {
+		r.items = append(r.items, new(T))
+	}
+	r.used++
+	return r.items[r.used-1]
+}
+
+// reset makes every object available again, at the start of a call.
+func (t *Tracker) reset() {
+	t.out = t.out[:0]
+	t.summaries.used, t.enters.used, t.ends.used = 0, 0, 0
 }
 
 // tuple is a connection's identity across sockets: a TIME_WAIT socket and
@@ -68,7 +96,8 @@ type socket struct {
 	// bound before connect()).
 	synSentPort uint16
 	lastReset   time.Time
-	tw          *timewait
+	tw          *timewait // nil, or twSpace
+	twSpace     timewait
 	end         string // how it ended, once known
 	timers      timers
 }
@@ -147,11 +176,12 @@ func (t *Tracker) Tracked() int { return len(t.sockets) }
 
 // Process takes one kernel event and returns what to show: the event itself
 // (unless it is one of the raw TIME_WAIT timer events, which only feed the
-// tracker), then whatever it completes. The slice is reused by the next call.
-// It keeps no StateChange, Destroy or TimewaitTimer it is given: the decoder
-// reuses those.
+// tracker), then whatever it completes. The slice, and the summaries and
+// TIME_WAIT enters and ends in it, are reused by the next call: use them
+// before. It keeps no StateChange, Destroy or TimewaitTimer it is given: the
+// decoder reuses those.
 func (t *Tracker) Process(ev events.Event) []events.Event {
-	t.out = t.out[:0]
+	t.reset()
 	t.expireStopped(ev.Head().Time)
 	switch e := ev.(type) {
 	case *events.StateChange:
@@ -234,14 +264,14 @@ func (t *Tracker) Waiting() bool { return len(t.stopped) > 0 }
 // Tick lets time pass when no events come: TIME_WAIT sockets stopped early
 // with no reason seen within the successor window end as "unknown".
 func (t *Tracker) Tick(now time.Time) []events.Event {
-	t.out = t.out[:0]
+	t.reset()
 	t.expireStopped(now)
 	return t.out
 }
 
 // Flush ends every story still open (at the end of tracing).
 func (t *Tracker) Flush(now time.Time) []events.Event {
-	t.out = t.out[:0]
+	t.reset()
 	t.expireStopped(now.Add(successorWindow))
 	for s := t.lru.next; s != &t.lru; {
 		next := s.next
@@ -401,7 +431,7 @@ func (t *Tracker) snapshot(e *events.Snapshot) {
 	}
 	s.beforeTrace = true
 	if e.State == events.StateTimeWait {
-		s.tw = &timewait{substate: e.Substate, header: e.Header}
+		s.startTimewait(timewait{substate: e.Substate, header: e.Header})
 		s.phases = append(s.phases, events.Phase{State: e.Substate, Timewait: true})
 		return
 	}
@@ -416,7 +446,7 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 	switch e.Action {
 	case events.TimerStart:
 		if s.tw == nil {
-			s.tw = &timewait{start: e.Time, startSeen: true, substate: e.Substate, header: e.Header}
+			s.startTimewait(timewait{start: e.Time, startSeen: true, substate: e.Substate, header: e.Header})
 			t.enterTimewait(s, e)
 			return
 		}
@@ -430,26 +460,33 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 			t.enterTimewait(s, e)
 			return
 		}
-		restart := &events.TimewaitEnter{Header: e.Header, Substate: e.Substate,
+		restart := t.enters.next()
+		*restart = events.TimewaitEnter{Header: e.Header, Substate: e.Substate,
 			Timeout: e.Timeout, TimeoutKnown: e.TimeoutKnown, Restart: true}
 		restart.Owner = s.header.Owner
 		t.out = append(t.out, restart)
 	case events.TimerExpire:
 		if s.tw == nil {
-			s.tw = &timewait{substate: e.Substate, header: e.Header}
+			s.startTimewait(timewait{substate: e.Substate, header: e.Header})
 			s.beforeTrace = s.beforeTrace || len(s.phases) == 0
 		}
 		s.tw.substate = e.Substate
 		t.endTimewait(s, e.Time, events.TimewaitEnd{Cause: events.CauseExpired})
 	case events.TimerCancel:
 		if s.tw == nil {
-			s.tw = &timewait{substate: e.Substate, header: e.Header}
+			s.startTimewait(timewait{substate: e.Substate, header: e.Header})
 			s.beforeTrace = s.beforeTrace || len(s.phases) == 0
 		}
 		s.tw.stopped = e.Time
 		s.tw.last = e.Last
 		t.stopped[tupleOf(e.Header)] = s
 	}
+}
+
+// startTimewait gives s its TIME_WAIT socket, in space s keeps for it.
+func (s *socket) startTimewait(tw timewait) {
+	s.twSpace = tw
+	s.tw = &s.twSpace
 }
 
 // enterTimewait starts a TIME_WAIT phase (or a new substate of one).
@@ -459,7 +496,8 @@ func (t *Tracker) enterTimewait(s *socket, e *events.TimewaitTimer) {
 		last.Duration, last.DurationKnown = e.Time.Sub(last.Start), true
 	}
 	s.phases = append(s.phases, events.Phase{State: e.Substate, Start: e.Time, Timewait: true})
-	enter := &events.TimewaitEnter{Header: e.Header, Substate: e.Substate,
+	enter := t.enters.next()
+	*enter = events.TimewaitEnter{Header: e.Header, Substate: e.Substate,
 		Timeout: e.Timeout, TimeoutKnown: e.TimeoutKnown}
 	enter.Owner = s.header.Owner // the kernel reports it only under --pid
 	t.out = append(t.out, enter)
@@ -479,7 +517,9 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 	if tw.startSeen {
 		end.Age, end.AgeKnown = at.Sub(tw.start), true
 	}
-	t.out = append(t.out, &end)
+	made := t.ends.next()
+	*made = end
+	t.out = append(t.out, made)
 	if n := len(s.phases); n > 0 && s.phases[n-1].Timewait {
 		last := &s.phases[n-1]
 		last.Duration, last.DurationKnown = at.Sub(last.Start), !last.Start.IsZero()
@@ -543,11 +583,12 @@ func (t *Tracker) expireStopped(now time.Time) {
 
 // finish emits s's summary and forgets it.
 func (t *Tracker) finish(s *socket, at time.Time, end string) {
-	sum := &events.Summary{Header: s.header, ClosedBy: s.closedBy, End: end,
+	sum := t.summaries.next()
+	history := sum.History[:0]
+	*sum = events.Summary{Header: s.header, ClosedBy: s.closedBy, End: end,
 		Retransmits: s.retransmits, ResetsSent: s.resetsSent, ResetsReceived: s.resetsRecv,
-		BeforeTrace: s.beforeTrace}
+		BeforeTrace: s.beforeTrace, History: history}
 	sum.Time = at
-	sum.History = make([]events.Phase, 0, len(s.phases))
 	for _, p := range s.phases {
 		// The final CLOSE is where the story ends, not a phase of it.
 		if p.State == events.StateClose && !p.Timewait && !p.DurationKnown {

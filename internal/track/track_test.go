@@ -2,6 +2,7 @@ package track
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,9 +58,29 @@ func activeClose() *stream {
 func run(tr *Tracker, evs []events.Event, end time.Time) []events.Event {
 	var out []events.Event
 	for _, ev := range evs {
-		out = append(out, tr.Process(ev)...)
+		out = appendKept(out, tr.Process(ev))
 	}
-	return append(out, tr.Flush(end)...)
+	return appendKept(out, tr.Flush(end))
+}
+
+// appendKept appends copies of what the tracker reuses at its next call.
+func appendKept(out, made []events.Event) []events.Event {
+	for _, ev := range made {
+		switch e := ev.(type) {
+		case *events.Summary:
+			c := *e
+			c.History = slices.Clone(e.History)
+			ev = &c
+		case *events.TimewaitEnter:
+			c := *e
+			ev = &c
+		case *events.TimewaitEnd:
+			c := *e
+			ev = &c
+		}
+		out = append(out, ev)
+	}
+	return out
 }
 
 func only[T events.Event](t *testing.T, evs []events.Event) T {
@@ -287,8 +308,19 @@ func TestEviction(t *testing.T) {
 	if tr.Tracked() != 2 || tr.Evicted() != 3 {
 		t.Errorf("tracked %d evicted %d, want 2 and 3", tr.Tracked(), tr.Evicted())
 	}
-	if out := tr.Flush(t0.Add(time.Second)); len(out) != 2 {
-		t.Errorf("flush gave %d summaries, want 2", len(out))
+	out := tr.Flush(t0.Add(time.Second))
+	if len(out) != 2 {
+		t.Fatalf("flush gave %d summaries, want 2", len(out))
+	}
+	// Summaries made in one call are distinct objects, and the next call
+	// starts over with the same ones.
+	if a, b := out[0].(*events.Summary), out[1].(*events.Summary); a == b || a.Cookie == b.Cookie {
+		t.Errorf("flush summaries share an object or a cookie: %d, %d", a.Cookie, b.Cookie)
+	}
+	first := out[0]
+	tr.Process(&events.StateChange{Header: hdr(9, 9, client, server, 1), Old: events.StateClose, New: events.StateSynSent})
+	if again := tr.Flush(t0.Add(2 * time.Second)); len(again) != 1 || again[0] != first || again[0].Head().Cookie != 9 {
+		t.Errorf("second flush: %d summaries, reused %v", len(again), len(again) == 1 && again[0] == first)
 	}
 }
 

@@ -1,8 +1,15 @@
 // Command bench measures what tracing costs a loopback connection-churn load:
-// runs of the same load untraced and traced by tcptrace, interleaved, each in
-// a fresh network namespace, with the traced/untraced throughput ratio of
-// each pair reported as median [min-max]. It also reports the events the
-// tracer delivered and lost, its CPU time, and its time from start to ready.
+// runs of the same load untraced, traced by tcptrace, and traced by tcptrace
+// --discard (its kernel side alone: the records are read and dropped),
+// interleaved, each in a fresh network namespace. For each pair with the
+// untraced run next to it, it reports as median [min-max]:
+//   - the throughput ratio traced/untraced;
+//   - the ratio of the machine's busy CPU time per connection, untraced over
+//     traced: on a shared VM, whose neighbours take CPU away at random, this
+//     moves less than throughput does;
+//   - the tracer's own CPU while the load ran, the events it delivered and
+//     lost, and its time from start to ready.
+//
 // Run as root: make bench.
 package main
 
