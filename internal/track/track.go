@@ -42,6 +42,9 @@ type Tracker struct {
 	// stopped are TIME_WAIT sockets stopped early whose cause is not yet
 	// known, by 4-tuple.
 	stopped map[tuple]*socket
+	// stoppedDue is when the first of them may be due to end (an
+	// earlier bound is fine): until then no event needs to look.
+	stoppedDue time.Time
 	// peerlessRSTs are the last RSTs sent for no socket or by a listener
 	// (for no connection of its own), by the sender's side.
 	peerlessRSTs map[endpoint]*events.ResetSent
@@ -480,6 +483,9 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 		s.tw.stopped = e.Time
 		s.tw.last = e.Last
 		t.stopped[tupleOf(e.Header)] = s
+		if due := e.Time.Add(successorWindow); t.stoppedDue.IsZero() || due.Before(t.stoppedDue) {
+			t.stoppedDue = due
+		}
 	}
 }
 
@@ -558,8 +564,15 @@ func (tw *timewait) synAccepted() bool {
 // expireStopped ends the TIME_WAIT sockets stopped early whose reason did
 // not show up within the successor window.
 func (t *Tracker) expireStopped(now time.Time) {
+	if len(t.stopped) == 0 || !now.After(t.stoppedDue) {
+		return
+	}
+	t.stoppedDue = time.Time{}
 	for _, s := range t.stopped {
 		if now.Sub(s.tw.stopped) <= successorWindow {
+			if due := s.tw.stopped.Add(successorWindow); t.stoppedDue.IsZero() || due.Before(t.stoppedDue) {
+				t.stoppedDue = due
+			}
 			continue
 		}
 		end := events.TimewaitEnd{Cause: events.CauseUnknown, Inferred: true,

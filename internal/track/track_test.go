@@ -359,3 +359,35 @@ func TestTimewaitPeerRST(t *testing.T) {
 		t.Errorf("end %+v, want rst answered by the peer's listener", end)
 	}
 }
+
+// TIME_WAIT sockets stopped early end as "unknown" each when its own
+// successor window has passed, at the first event after it, not before.
+func TestStoppedTimewaitsEndInTurn(t *testing.T) {
+	tr := New(Options{})
+	other := "10.0.0.1:40001"
+	for _, ev := range []events.Event{
+		&events.TimewaitTimer{Header: hdr(0, 1, client, server, 10), Action: events.TimerStart, Substate: events.StateTimeWait},
+		&events.TimewaitTimer{Header: hdr(0, 2, other, server, 10), Action: events.TimerStart, Substate: events.StateTimeWait},
+		&events.TimewaitTimer{Header: hdr(1000, 1, client, server, 10), Action: events.TimerCancel, Substate: events.StateTimeWait},
+		&events.TimewaitTimer{Header: hdr(2000, 2, other, server, 10), Action: events.TimerCancel, Substate: events.StateTimeWait},
+	} {
+		tr.Process(ev)
+	}
+	unrelated := func(ms int) []uint64 {
+		var ended []uint64
+		for _, ev := range tr.Process(&events.Retransmit{Header: hdr(ms, 9, "10.0.0.9:1", server, 10)}) {
+			if end, ok := ev.(*events.TimewaitEnd); ok && end.Cause == events.CauseUnknown {
+				ended = append(ended, end.Cookie)
+			}
+		}
+		return ended
+	}
+	for _, step := range []struct {
+		ms   int
+		want []uint64
+	}{{3500, nil}, {4000, nil}, {4001, []uint64{1}}, {4500, nil}, {5001, []uint64{2}}, {9000, nil}} {
+		if got := unrelated(step.ms); !slices.Equal(got, step.want) {
+			t.Errorf("at %d ms: ended %v, want %v", step.ms, got, step.want)
+		}
+	}
+}
