@@ -55,6 +55,16 @@ func activeClose() *stream {
 		add(&events.Destroy{Header: hdr(150, 1, client, server, 10), State: events.StateClose})
 }
 
+// serverActiveClose is an accepted socket (cookie 5) that closes first and
+// goes to TIME_WAIT on the server's side.
+func serverActiveClose() *stream {
+	s := &stream{}
+	return s.state(hdr(0, 5, server, client, 20), events.StateEstablished, events.StateFinWait1).
+		state(hdr(1, 5, server, client, 20), events.StateFinWait1, events.StateFinWait2).
+		timer(hdr(2, 5, server, client, 20), events.TimerStart, events.StateTimeWait, time.Minute).
+		state(hdr(2, 5, server, client, 20), events.StateFinWait2, events.StateClose)
+}
+
 func run(tr *Tracker, evs []events.Event, end time.Time) []events.Event {
 	var out []events.Event
 	for _, ev := range evs {
@@ -223,11 +233,7 @@ func TestTimewaitRestart(t *testing.T) {
 // followed (the handshake did not complete): still syn_accepted, observed,
 // with the SYN's sequence against rcv_nxt.
 func TestTimewaitSynVerdictWithoutChild(t *testing.T) {
-	s := &stream{}
-	s.state(hdr(0, 5, server, client, 20), events.StateEstablished, events.StateFinWait1).
-		state(hdr(1, 5, server, client, 20), events.StateFinWait1, events.StateFinWait2).
-		timer(hdr(2, 5, server, client, 20), events.TimerStart, events.StateTimeWait, time.Minute).
-		state(hdr(2, 5, server, client, 20), events.StateFinWait2, events.StateClose)
+	s := serverActiveClose()
 	s.evs = append(s.evs, &events.TimewaitSegment{Header: hdr(3000, 5, server, client, 0), Substate: events.StateTimeWait,
 		Verdict: "SYN", Flags: 0x02, Seq: 5000, RcvNxt: 4000})
 	s.timer(hdr(3000, 5, server, client, 0), events.TimerCancel, events.StateTimeWait, 0)
@@ -249,11 +255,7 @@ func TestTimewaitSynVerdictWithoutChild(t *testing.T) {
 // A server-side TIME_WAIT stopped, then a child on the same 4-tuple: the
 // SYN was accepted (seed 003).
 func TestTimewaitSynAccepted(t *testing.T) {
-	s := &stream{}
-	s.state(hdr(0, 5, server, client, 20), events.StateEstablished, events.StateFinWait1).
-		state(hdr(1, 5, server, client, 20), events.StateFinWait1, events.StateFinWait2).
-		timer(hdr(2, 5, server, client, 20), events.TimerStart, events.StateTimeWait, time.Minute).
-		state(hdr(2, 5, server, client, 20), events.StateFinWait2, events.StateClose).
+	s := serverActiveClose().
 		timer(hdr(17000, 5, server, client, 0), events.TimerCancel, events.StateTimeWait, 0).
 		state(hdr(17001, 6, server, client, 20), events.StateListen, events.StateSynRecv)
 	out := run(New(Options{}), s.evs, t0.Add(time.Hour))
