@@ -213,3 +213,20 @@ func TestStatusLine(t *testing.T) {
 		t.Errorf("at exit the status line should give way to the summary:\n%s", screen)
 	}
 }
+
+// TestDiscard: --discard (make bench's kernel-side-only run) traces with
+// every hook attached but reads the records without showing one, and loses
+// none.
+func TestDiscard(t *testing.T) {
+	ns := newNetns(t)
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--discard")
+	before := ns.counters(t)
+	srv, cli := ns.connected(t, "127.0.0.1")
+	cli.do("write 100", "close")
+	srv.do("read-eof", "close")
+	settle()
+	wantDelta(t, before, ns.counters(t), "Tcp.ActiveOpens", 1)
+	if evs := tr.stop(); len(evs) != 0 || tr.stats.Events != 0 {
+		t.Errorf("--discard showed %d events (stats: %d), want none", len(evs), tr.stats.Events)
+	}
+}
