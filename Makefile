@@ -7,7 +7,7 @@ BIN := bin/tcptrace
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ARGS ?=
 
-.PHONY: all build generate check-generated test test-short test-kernels lint cross run bench fuzz golden
+.PHONY: all deps build generate check-generated test test-short test-kernels lint cross run bench fuzz golden
 
 all: build
 
@@ -26,8 +26,14 @@ check-generated: generate
 		exit 1; \
 	fi
 
-# Every test. The end-to-end tests need root and fail (not skip) without it.
-test: build
+# The Debian packages the build and the tests use, where missing (root).
+deps:
+	scripts/install-deps.sh
+
+# Every test. The end-to-end tests need root and fail (not skip) without it;
+# the packages they use are installed first, so that a fresh machine needs
+# nothing else.
+test: deps build
 	TCPTRACE_REQUIRE_PRIVILEGED=1 TCPTRACE_REQUIRE_BROWSER=1 TCPTRACE_BINARY=$(abspath $(BIN)) $(GO) test -count=1 ./...
 
 # The privileged suite inside other kernels under qemu (Debian 6.1 and 6.12 by
