@@ -88,15 +88,19 @@ struct owner {
 struct sock_info {
 	struct owner owner;
 	__u64 state_since_ns; /* when the socket entered its current state */
-	__u64 born_ns;	      /* a child's LISTEN -> SYN_RECV, not yet reported */
 };
 
 /*
- * Per-socket owner and state clock, stored on the socket itself: created when
- * a socket's owner is first learnt (connect, listen, close in process
- * context), freed by the kernel with the socket. BPF_F_CLONE copies a
- * listener's entry to each child it spawns, which is how an accepted socket,
- * created in softirq, inherits its server's owner.
+ * Per-socket owner and state clock, stored on the socket itself, for --pid
+ * only: the filter must know the owner of a socket whose events run in
+ * softirq. Created when a socket's owner is first learnt (connect, listen,
+ * close in process context), freed by the kernel with the socket. BPF_F_CLONE
+ * copies a listener's entry to each child it spawns, which is how an accepted
+ * socket, created in softirq, inherits its server's owner. Without --pid no
+ * entry is made: allocating and freeing one (through RCU) for every socket
+ * was the largest kernel-side cost of tracing; user space knows each
+ * socket's owner and state times from its earlier events (and an accepted
+ * socket's from its listener's).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -104,6 +108,32 @@ struct {
 	__type(key, int);
 	__type(value, struct sock_info);
 } socks SEC(".maps");
+
+/*
+ * A listener's owner, stored on it, without --pid: for its own later events
+ * (its close, its RSTs, its SYN-ACK retransmits). Not cloned: its children's
+ * owner user space takes from the listener's events.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct owner);
+} listener_owners SEC(".maps");
+
+/*
+ * The owner kept on a socket: under --pid in its storage (every socket of a
+ * wanted process has one); otherwise a listener's only.
+ */
+static __always_inline struct owner *kept_owner(const struct sock *sk)
+{
+	struct sock_info *info;
+
+	if (!filter_pid_count)
+		return bpf_sk_storage_get(&listener_owners, (void *)sk, NULL, 0);
+	info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
+	return info && info->owner.tgid ? &info->owner : NULL;
+}
 
 /* The parts of a socket's identity the filters look at. */
 struct sock_id {
@@ -243,8 +273,12 @@ static __always_inline void current_owner(struct owner *o)
 
 	o->tgid = bpf_get_current_pid_tgid() >> 32;
 	o->cgroup_id = bpf_get_current_cgroup_id();
-	/* The process's name, not the name of the thread that happens to run. */
-	bpf_probe_read_kernel_str(o->comm, sizeof(o->comm), task->group_leader->comm);
+	/*
+	 * The process's name, not the name of the thread that happens to run:
+	 * read directly through BTF, cheaper than a probe-read helper (the
+	 * kernel pads comm with NULs).
+	 */
+	__builtin_memcpy(o->comm, task->group_leader->comm, sizeof(o->comm));
 }
 
 static __always_inline void count_lost(void)
@@ -346,46 +380,78 @@ static __always_inline void submit(struct event *e)
 }
 
 /*
- * Reports a child's LISTEN -> SYN_RECV, held back until its next event: older
- * kernels (Debian's 6.1 and 6.12 among them) announce the child before they
- * give it its remote port and its cookie (copied from the request sock), so
- * only now is its identity right. The record keeps the transition's own time.
+ * Children whose LISTEN -> SYN_RECV is held back, by socket address, with the
+ * transition's time: older kernels (Debian's 6.1 and 6.12 among them)
+ * announce the child before they give it its remote port and its cookie
+ * (copied from the request sock), so its identity is right only at its next
+ * event, which reports the birth first. Every child has one: its destroy at
+ * the latest.
  */
-static __always_inline void emit_birth(const struct sock *sk, struct sock_info *info,
-				       const struct sock_id *id, const struct owner *o)
-{
-	struct event *e = new_event(EVENT_STATE, sk, false, id, o, tcp_syn_recv);
-	const struct tcp_sock *tp = (const void *)sk;
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} births SEC(".maps");
 
-	if (e) {
-		e->ts_ns = info->born_ns;
-		e->old_state = tcp_listen;
-		read_sock_addrs(sk, e);
-		/* Its SYN, which may have ended a TIME_WAIT (see the tracker). */
-		e->seq = BPF_CORE_READ(tp, rcv_nxt) - 1 - (__u32)BPF_CORE_READ(tp, bytes_received);
-		e->flags |= EVENT_FLAG_SEQ_KNOWN;
-		if (BPF_CORE_READ(tp, rx_opt.ts_recent_stamp)) {
-			e->tsval = BPF_CORE_READ(tp, rx_opt.ts_recent);
-			e->flags |= EVENT_FLAG_TSVAL_KNOWN;
-		}
-		submit(e);
+/*
+ * Births held and not yet reported: while there are none, which is nearly
+ * always (a child's next event follows its birth in the same softirq),
+ * events leave before any map lookup.
+ */
+__u64 births_held = 0;
+
+/* Holds a child's birth until its next event; with the table full, it is reported at once. */
+static __always_inline bool hold_birth(const struct sock *sk, __u64 now)
+{
+	__u64 key = (__u64)sk;
+
+	if (bpf_map_update_elem(&births, &key, &now, BPF_NOEXIST))
+		return false;
+	__sync_fetch_and_add(&births_held, 1);
+	return true;
+}
+
+/* Reports sk's held-back birth, if any, with the identity it has now. */
+static __always_inline void flush_birth(const struct sock *sk, const struct sock_id *id, const struct owner *o)
+{
+	const struct tcp_sock *tp = (const void *)sk;
+	__u64 key = (__u64)sk, *born;
+	struct event *e;
+
+	if (!births_held)
+		return;
+	born = bpf_map_lookup_elem(&births, &key);
+	if (!born)
+		return;
+	e = new_event_at(*born, EVENT_STATE, sk, false, id, o, tcp_syn_recv);
+	if (!bpf_map_delete_elem(&births, &key))
+		__sync_fetch_and_add(&births_held, -1);
+	if (!e)
+		return;
+	e->old_state = tcp_listen;
+	read_sock_addrs(sk, e);
+	/* Its SYN, which may have ended a TIME_WAIT (see the tracker). */
+	e->seq = BPF_CORE_READ(tp, rcv_nxt) - 1 - (__u32)BPF_CORE_READ(tp, bytes_received);
+	e->flags |= EVENT_FLAG_SEQ_KNOWN;
+	if (BPF_CORE_READ(tp, rx_opt.ts_recent_stamp)) {
+		e->tsval = BPF_CORE_READ(tp, rx_opt.ts_recent);
+		e->flags |= EVENT_FLAG_TSVAL_KNOWN;
 	}
-	info->born_ns = 0;
+	submit(e);
 }
 
 /*
- * Reads a socket's identity and owner (from its storage; TIME_WAIT and
- * request socks have none: the helper checks) for a one-socket event, and
- * tells whether the filters want it.
+ * Reads a socket's identity and kept owner (TIME_WAIT and request socks have
+ * no storage: the helper checks) for a one-socket event, and tells whether
+ * the filters want it.
  */
-static __always_inline bool sock_wanted(const struct sock *sk, struct sock_id *id, struct sock_info **info,
-					struct owner **o)
+static __always_inline bool sock_wanted(const struct sock *sk, struct sock_id *id, struct owner **o)
 {
 	read_sock_id(sk, id);
 	if (!id_wanted(id))
 		return false;
-	*info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
-	*o = *info && (*info)->owner.tgid ? &(*info)->owner : NULL;
+	*o = kept_owner(sk);
 	return owner_wanted(*o);
 }
 
@@ -393,16 +459,14 @@ static __always_inline bool sock_wanted(const struct sock *sk, struct sock_id *i
 static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __u32 reason,
 					    bool has_reason)
 {
-	struct sock_info *info;
 	struct sock_id id = {};
 	struct owner *o;
 	struct event *e;
 	__u8 state;
 
-	if (!sock_wanted(sk, &id, &info, &o))
+	if (!sock_wanted(sk, &id, &o))
 		return;
-	if (info && info->born_ns)
-		emit_birth(sk, info, &id, o);
+	flush_birth(sk, &id, o);
 	state = sk->__sk_common.skc_state;
 	e = new_event(type, sk, state == tcp_listen, &id, o, state);
 	if (!e)
@@ -437,9 +501,9 @@ static __always_inline void remember_owner(const struct sock *sk, const struct o
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_state)
 {
-	struct sock_info *info;
+	struct sock_info *info = NULL;
+	struct owner *o = NULL, in_context;
 	struct sock_id id = {};
-	struct owner *o = NULL;
 	__u64 now, prev_ns = 0;
 	bool prev_known = false;
 	struct event *e;
@@ -452,32 +516,46 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 		return 0;
 
 	now = bpf_ktime_get_ns();
-	info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
-	if (owner_in_context(new_state)) {
-		tgid = bpf_get_current_pid_tgid() >> 32;
-		if (!pid_wanted(tgid))
+	if (filter_pid_count) {
+		info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
+		if (owner_in_context(new_state)) {
+			tgid = bpf_get_current_pid_tgid() >> 32;
+			if (!pid_wanted(tgid))
+				return 0;
+			if (!info)
+				info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+			if (info && info->owner.tgid != tgid)
+				current_owner(&info->owner);
+		}
+		if (info && info->owner.tgid)
+			o = &info->owner;
+		if (!owner_wanted(o))
 			return 0;
+		/* Keep a state clock even for sockets whose owner is not known. */
 		if (!info)
 			info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-		if (info && info->owner.tgid != tgid)
-			current_owner(&info->owner);
+	} else if (owner_in_context(new_state)) {
+		o = &in_context;
+		if (new_state == tcp_listen) {
+			struct owner *kept = bpf_sk_storage_get(&listener_owners, (void *)sk, NULL,
+								BPF_SK_STORAGE_GET_F_CREATE);
+
+			if (kept)
+				o = kept;
+		}
+		current_owner(o);
+	} else {
+		o = kept_owner(sk); /* a listener closing */
 	}
-	if (info && info->owner.tgid)
-		o = &info->owner;
-	if (!owner_wanted(o))
-		return 0;
-	/* Keep a state clock even for sockets whose owner is not known. */
-	if (!info)
-		info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-	if (info && old_state == tcp_listen && new_state == tcp_syn_recv) {
-		/* A new child (its entry a copy of its listener's): see emit_birth. */
-		info->state_since_ns = now;
-		info->born_ns = now;
-		return 0;
+	if (old_state == tcp_listen && new_state == tcp_syn_recv) {
+		/* A new child (its storage a copy of its listener's): see hold_birth. */
+		if (info)
+			info->state_since_ns = now;
+		if (hold_birth(sk, now))
+			return 0;
 	}
-	if (info && info->born_ns)
-		emit_birth(sk, info, &id, o);
-	/* Only --pid needs owners by cookie here; else user space has them. */
+	flush_birth(sk, &id, o);
+	/* Owners by cookie, for the TIME_WAIT and timer programs under --pid. */
 	if (o && filter_pid_count && (owner_in_context(new_state) || old_state == tcp_listen))
 		remember_owner(sk, o);
 	if (info) {
@@ -862,7 +940,7 @@ int BPF_PROG(handle_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
 	__u64 cookie = sk->__sk_common.skc_cookie.counter;
 	struct sock_id id = {};
-	struct sock_info *info;
+	struct owner *o;
 	struct event *e;
 	__be16 wnd = 0;
 
@@ -873,12 +951,9 @@ int BPF_PROG(handle_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	if (!wnd)
 		return 0;
 	forget_zero_window(cookie);
-	read_sock_id(sk, &id);
-	info = bpf_sk_storage_get(&socks, sk, NULL, 0);
-	if (!id_wanted(&id) || !owner_wanted(info && info->owner.tgid ? &info->owner : NULL))
+	if (!sock_wanted(sk, &id, &o))
 		return 0;
-	e = new_event(EVENT_WINDOW_OPEN, sk, false, &id, info && info->owner.tgid ? &info->owner : NULL,
-		      sk->__sk_common.skc_state);
+	e = new_event(EVENT_WINDOW_OPEN, sk, false, &id, o, sk->__sk_common.skc_state);
 	if (!e)
 		return 0;
 	read_sock_addrs(sk, e);
@@ -894,8 +969,7 @@ int BPF_PROG(handle_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 SEC("tp_btf/tcp_retransmit_synack")
 int BPF_PROG(handle_retransmit_synack, const struct sock *sk, const struct request_sock *req)
 {
-	struct sock_info *info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
-	struct owner *o = info && info->owner.tgid ? &info->owner : NULL;
+	struct owner *o = kept_owner(sk);
 	struct sock_id id = {};
 	struct event *e;
 
@@ -1049,17 +1123,19 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb)
 }
 
 /*
- * Owners of MPTCP sockets' first TCP subflows, by the subflow's address: the
- * subflow, which carries the traffic and which the kernel reports, has no
- * file of its own. Filled by learn_owners, moved into the subflow's storage
- * (and removed) by snapshot_tcp.
+ * Owners of the sockets open when tracing starts, by the address of the TCP
+ * socket the kernel reports: the socket itself or, for an MPTCP socket (Go's
+ * listeners since 1.24), its first subflow, which carries the traffic and has
+ * no file of its own. Filled by learn_owners, read (and emptied) by
+ * snapshot_tcp.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1 << 18);
 	__type(key, __u64);
 	__type(value, struct owner);
-} subflow_owners SEC(".maps");
+} file_owners SEC(".maps");
 
 static __always_inline void task_owner(struct task_struct *task, struct owner *o)
 {
@@ -1072,17 +1148,18 @@ static __always_inline void task_owner(struct task_struct *task, struct owner *o
  * Start-of-trace snapshot, run by user space before it reads the ring.
  *
  * iter/task_file: every open file of every task; for a TCP socket, record
- * its owner in the socket's storage, so that sockets made before tracing
- * are attributed (and pass --pid) like new ones.
+ * its owner in file_owners, so that sockets made before tracing are
+ * attributed (and pass --pid) like new ones.
  */
 SEC("iter/task_file")
 int learn_owners(struct bpf_iter__task_file *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
-	struct sock_info *info;
+	struct owner o = {};
 	struct socket *sock;
 	struct sock *sk;
+	__u64 key = 0;
 
 	if (!task || !file)
 		return 0;
@@ -1092,25 +1169,15 @@ int learn_owners(struct bpf_iter__task_file *ctx)
 	sk = sock->sk;
 	if (!sk || !pid_wanted(task->tgid))
 		return 0;
-	/*
-	 * An MPTCP socket (Go's listeners since 1.24) carries its traffic on
-	 * TCP subflows; its first subflow is the TCP socket the kernel reports.
-	 */
-	if (sk->sk_protocol == IPPROTO_MPTCP) {
-		struct owner o = {};
-		__u64 first = (__u64)BPF_CORE_READ((struct mptcp_sock *)sk, first);
-
-		task_owner(task, &o);
-		if (first)
-			bpf_map_update_elem(&subflow_owners, &first, &o, BPF_ANY);
+	if (sk->sk_protocol == IPPROTO_MPTCP)
+		key = (__u64)BPF_CORE_READ((struct mptcp_sock *)sk, first);
+	else if (sk->sk_protocol == IPPROTO_TCP)
+		key = (__u64)sk;
+	if (!key)
 		return 0;
-	}
-	if (sk->sk_protocol != IPPROTO_TCP)
-		return 0;
-	info = bpf_sk_storage_get(&socks, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!info || info->owner.tgid)
-		return 0;
-	task_owner(task, &info->owner);
+	task_owner(task, &o);
+	/* A socket shared by several processes: the first one seen owns it. */
+	bpf_map_update_elem(&file_owners, &key, &o, BPF_NOEXIST);
 	return 0;
 }
 
@@ -1125,7 +1192,7 @@ int snapshot_tcp(struct bpf_iter__tcp *ctx)
 	struct sock_common *skc = ctx->sk_common;
 	struct tcp_timewait_sock *tw;
 	struct sock_info *info = NULL;
-	struct owner *o = NULL;
+	struct owner *o = NULL, learnt_owner;
 	struct event e = {};
 	struct tcp_sock *tp;
 	struct sock_id id = {};
@@ -1143,15 +1210,25 @@ int snapshot_tcp(struct bpf_iter__tcp *ctx)
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (tp) {
 		__u64 addr = (__u64)skc;
-		struct owner *subflow = bpf_map_lookup_elem(&subflow_owners, &addr);
+		struct owner *learnt = bpf_map_lookup_elem(&file_owners, &addr);
 
-		info = bpf_sk_storage_get(&socks, tp, NULL, subflow ? BPF_SK_STORAGE_GET_F_CREATE : 0);
-		if (info && subflow && !info->owner.tgid)
-			info->owner = *subflow;
-		if (subflow)
-			bpf_map_delete_elem(&subflow_owners, &addr);
-		if (info && info->owner.tgid)
-			o = &info->owner;
+		if (learnt) {
+			learnt_owner = *learnt;
+			bpf_map_delete_elem(&file_owners, &addr);
+			o = &learnt_owner;
+		}
+		/* Kept on the socket where its events look for it (see kept_owner). */
+		if (filter_pid_count) {
+			info = bpf_sk_storage_get(&socks, tp, NULL, o ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+			if (info && o && !info->owner.tgid)
+				info->owner = *o;
+			o = info && info->owner.tgid ? &info->owner : NULL;
+		} else if (o && state == tcp_listen) {
+			struct owner *kept = bpf_sk_storage_get(&listener_owners, tp, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+
+			if (kept)
+				*kept = *o;
+		}
 	}
 	if (!owner_wanted(o))
 		return 0;
@@ -1249,7 +1326,6 @@ int BPF_PROG(handle_tw_verdict5, struct inet_timewait_sock *tw, struct sk_buff *
 SEC("fentry/tcp_write_wakeup")
 int BPF_PROG(handle_write_wakeup, struct sock *sk, int mib)
 {
-	struct sock_info *info;
 	struct sock_id id = {};
 	struct owner *o;
 	struct event *e;
@@ -1261,7 +1337,7 @@ int BPF_PROG(handle_write_wakeup, struct sock *sk, int mib)
 		kind = TCP_TIMER_WRITE;
 	else
 		return 0;
-	if (!sock_wanted(sk, &id, &info, &o))
+	if (!sock_wanted(sk, &id, &o))
 		return 0;
 	e = new_event(EVENT_PROBE_SENT, sk, false, &id, o, sk->__sk_common.skc_state);
 	if (!e)
@@ -1292,7 +1368,6 @@ int BPF_PROG(handle_rcv_state_process, struct sock *sk, struct sk_buff *skb)
 	__u32 seq, end_seq, ack_seq, rcv_nxt, rcv_wup, limit, data, fin;
 	bool out_of_window, data_after_fin, acks_fin;
 	const struct tcphdr *th;
-	struct sock_info *info;
 	struct sock_id id = {};
 	struct owner *o;
 	struct event *e;
@@ -1326,10 +1401,9 @@ int BPF_PROG(handle_rcv_state_process, struct sock *sk, struct sk_buff *skb)
 		   ack_seq == BPF_CORE_READ(tp, snd_nxt);
 	if (!(flags & (TCPHDR_FIN | TCPHDR_SYN | TCPHDR_RST)) && !out_of_window && !data_after_fin && !acks_fin)
 		return 0;
-	if (!sock_wanted(sk, &id, &info, &o))
+	if (!sock_wanted(sk, &id, &o))
 		return 0;
-	if (info && info->born_ns)
-		emit_birth(sk, info, &id, o);
+	flush_birth(sk, &id, o);
 	e = new_event(EVENT_SEGMENT, sk, false, &id, o, state);
 	if (!e)
 		return 0;

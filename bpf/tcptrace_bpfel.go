@@ -109,7 +109,6 @@ type TcptraceSockInfo struct {
 	_            structs.HostLayout
 	Owner        TcptraceOwner
 	StateSinceNs uint64
-	BornNs       uint64
 }
 
 type TcptraceTcpTimerKind uint32
@@ -159,11 +158,13 @@ type TcptraceTwOwner struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	TcptraceMapBirths                   = "births"
 	TcptraceMapCookieOwners             = "cookie_owners"
 	TcptraceMapEvents                   = "events"
+	TcptraceMapFileOwners               = "file_owners"
+	TcptraceMapListenerOwners           = "listener_owners"
 	TcptraceMapLost                     = "lost"
 	TcptraceMapSocks                    = "socks"
-	TcptraceMapSubflowOwners            = "subflow_owners"
 	TcptraceMapTcpTimerSlots            = "tcp_timer_slots"
 	TcptraceMapTwCancels                = "tw_cancels"
 	TcptraceMapZeroWindow               = "zero_window"
@@ -188,6 +189,7 @@ const (
 	TcptraceProgHandleWriteWakeup       = "handle_write_wakeup"
 	TcptraceProgLearnOwners             = "learn_owners"
 	TcptraceProgSnapshotTcp             = "snapshot_tcp"
+	TcptraceVarBirthsHeld               = "births_held"
 	TcptraceVarFilterFamily             = "filter_family"
 	TcptraceVarFilterNetns              = "filter_netns"
 	TcptraceVarFilterPidCount           = "filter_pid_count"
@@ -289,20 +291,23 @@ type TcptraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceMapSpecs struct {
-	CookieOwners  *ebpf.MapSpec `ebpf:"cookie_owners"`
-	Events        *ebpf.MapSpec `ebpf:"events"`
-	Lost          *ebpf.MapSpec `ebpf:"lost"`
-	Socks         *ebpf.MapSpec `ebpf:"socks"`
-	SubflowOwners *ebpf.MapSpec `ebpf:"subflow_owners"`
-	TcpTimerSlots *ebpf.MapSpec `ebpf:"tcp_timer_slots"`
-	TwCancels     *ebpf.MapSpec `ebpf:"tw_cancels"`
-	ZeroWindow    *ebpf.MapSpec `ebpf:"zero_window"`
+	Births         *ebpf.MapSpec `ebpf:"births"`
+	CookieOwners   *ebpf.MapSpec `ebpf:"cookie_owners"`
+	Events         *ebpf.MapSpec `ebpf:"events"`
+	FileOwners     *ebpf.MapSpec `ebpf:"file_owners"`
+	ListenerOwners *ebpf.MapSpec `ebpf:"listener_owners"`
+	Lost           *ebpf.MapSpec `ebpf:"lost"`
+	Socks          *ebpf.MapSpec `ebpf:"socks"`
+	TcpTimerSlots  *ebpf.MapSpec `ebpf:"tcp_timer_slots"`
+	TwCancels      *ebpf.MapSpec `ebpf:"tw_cancels"`
+	ZeroWindow     *ebpf.MapSpec `ebpf:"zero_window"`
 }
 
 // TcptraceVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceVariableSpecs struct {
+	BirthsHeld            *ebpf.VariableSpec `ebpf:"births_held"`
 	FilterFamily          *ebpf.VariableSpec `ebpf:"filter_family"`
 	FilterNetns           *ebpf.VariableSpec `ebpf:"filter_netns"`
 	FilterPidCount        *ebpf.VariableSpec `ebpf:"filter_pid_count"`
@@ -355,23 +360,27 @@ func (o *TcptraceObjects) Close() error {
 //
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptraceMaps struct {
-	CookieOwners  *ebpf.Map `ebpf:"cookie_owners"`
-	Events        *ebpf.Map `ebpf:"events"`
-	Lost          *ebpf.Map `ebpf:"lost"`
-	Socks         *ebpf.Map `ebpf:"socks"`
-	SubflowOwners *ebpf.Map `ebpf:"subflow_owners"`
-	TcpTimerSlots *ebpf.Map `ebpf:"tcp_timer_slots"`
-	TwCancels     *ebpf.Map `ebpf:"tw_cancels"`
-	ZeroWindow    *ebpf.Map `ebpf:"zero_window"`
+	Births         *ebpf.Map `ebpf:"births"`
+	CookieOwners   *ebpf.Map `ebpf:"cookie_owners"`
+	Events         *ebpf.Map `ebpf:"events"`
+	FileOwners     *ebpf.Map `ebpf:"file_owners"`
+	ListenerOwners *ebpf.Map `ebpf:"listener_owners"`
+	Lost           *ebpf.Map `ebpf:"lost"`
+	Socks          *ebpf.Map `ebpf:"socks"`
+	TcpTimerSlots  *ebpf.Map `ebpf:"tcp_timer_slots"`
+	TwCancels      *ebpf.Map `ebpf:"tw_cancels"`
+	ZeroWindow     *ebpf.Map `ebpf:"zero_window"`
 }
 
 func (m *TcptraceMaps) Close() error {
 	return _TcptraceClose(
+		m.Births,
 		m.CookieOwners,
 		m.Events,
+		m.FileOwners,
+		m.ListenerOwners,
 		m.Lost,
 		m.Socks,
-		m.SubflowOwners,
 		m.TcpTimerSlots,
 		m.TwCancels,
 		m.ZeroWindow,
@@ -382,6 +391,7 @@ func (m *TcptraceMaps) Close() error {
 //
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptraceVariables struct {
+	BirthsHeld            *ebpf.Variable `ebpf:"births_held"`
 	FilterFamily          *ebpf.Variable `ebpf:"filter_family"`
 	FilterNetns           *ebpf.Variable `ebpf:"filter_netns"`
 	FilterPidCount        *ebpf.Variable `ebpf:"filter_pid_count"`

@@ -141,7 +141,7 @@ func (p *peer) run(cmd []string) (string, error) {
 		}
 		return "", serr
 	}
-	if cmd[0] != "listen" && cmd[0] != "connect" && cmd[0] != "accept" && p.conn == nil {
+	if cmd[0] != "listen" && cmd[0] != "connect" && cmd[0] != "accept" && cmd[0] != "close-listener" && p.conn == nil {
 		return "", errors.New("no connection")
 	}
 	switch cmd[0] {
@@ -261,6 +261,11 @@ func (p *peer) run(cmd []string) (string, error) {
 		return repairSeqs(p.conn)
 	case "close":
 		return "", p.conn.Close()
+	case "close-listener":
+		if p.ln == nil {
+			return "", errors.New("not listening")
+		}
+		return "", p.ln.Close()
 	}
 	return "", fmt.Errorf("unknown command %q", cmd[0])
 }

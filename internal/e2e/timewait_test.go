@@ -310,8 +310,32 @@ func TestSnapshot(t *testing.T) {
 
 	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
 	byPID := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--pid", strconv.Itoa(open.pid))
+	// A connection the listener from before accepts, and its close: their
+	// owner is known from the snapshot alone.
+	late := ns.client(t, "127.0.0.1", srv.port)
+	srv.do("accept", "close-listener")
+	settle()
 	evs := tr.stop()
 	mine := byPID.stop()
+
+	child := kernelEvents(socketWith(evs, func(e event) bool { return e.NewState == "SYN_RECV" && e.Dport == late.port }))
+	var listenerClosed bool
+	for _, e := range evs {
+		if e.Type == "state" && e.OldState == "LISTEN" && e.NewState == "CLOSE" && e.Sport == srv.port {
+			listenerClosed = true
+			child = append(child, e)
+		}
+	}
+	if len(child) < 3 || !listenerClosed {
+		dumpEvents(t, evs)
+		t.Fatalf("want the accepted socket's SYN_RECV and ESTABLISHED, and the listener's close: %+v", child)
+	}
+	for _, e := range child {
+		if e.PID != srv.pid {
+			t.Errorf("%s %s->%s of port %d->%d: pid %d, want the listener's %d", e.Type, e.OldState, e.NewState,
+				e.Sport, e.Dport, e.PID, srv.pid)
+		}
+	}
 
 	snaps := ofType(evs, "snapshot")
 	var tw, est *event

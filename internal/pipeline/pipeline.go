@@ -27,7 +27,8 @@ type Env interface {
 }
 
 // Filter keeps some events; zero values keep all. Live tracing filters in
-// the kernel; replay filters here.
+// the kernel; replay filters here, on what the tracker made: it sees every
+// event, and gives those the kernel sent without an owner their socket's.
 type Filter struct {
 	PIDs         []uint32
 	Ports        []uint16
@@ -66,6 +67,7 @@ type Pipeline struct {
 	explainer      *explain.Explainer
 	out            render.Renderer
 	filter         Filter
+	filtering      bool         // filter keeps less than all
 	stats          render.Stats // ByType is filled from byType when asked
 	byType         []typeCount
 	stderr         io.Writer
@@ -108,6 +110,7 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 		explainer: explain.New(env.Sysctls),
 		out:       out,
 		filter:    cfg.Filter,
+		filtering: len(cfg.Filter.PIDs) > 0 || len(cfg.Filter.Ports) > 0 || !cfg.Filter.Since.IsZero() || !cfg.Filter.Until.IsZero(),
 		stderr:    cfg.Stderr,
 	}, nil
 }
@@ -122,9 +125,6 @@ func (p *Pipeline) Record(rec []byte) error {
 			p.firstDecodeErr = err
 			fmt.Fprintf(p.stderr, "tcptrace: warning: undecodable record skipped: %v\n", err)
 		}
-		return nil
-	}
-	if !p.filter.keeps(ev) {
 		return nil
 	}
 	return p.show(p.tracker.Process(ev))
@@ -177,6 +177,9 @@ func (p *Pipeline) show(evs []events.Event) error {
 }
 
 func (p *Pipeline) write(ev events.Event) error {
+	if p.filtering && !p.filter.keeps(ev) {
+		return nil
+	}
 	p.stats.Events++
 	p.count(ev.Type())
 	return p.out.Event(ev)

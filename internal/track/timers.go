@@ -24,7 +24,7 @@ type zeroWindow struct {
 
 // tcpTimer turns one run of a socket's timer into what it means.
 func (t *Tracker) tcpTimer(e *events.TCPTimer) {
-	s := t.lookup(e.Header)
+	s := t.lookup(&e.Header)
 	if s == nil {
 		return
 	}
@@ -121,7 +121,7 @@ func (t *Tracker) writeTimer(s *socket, h events.Header, e *events.TCPTimer, abo
 
 // windowOpen ends a zero-window episode: the peer's window opened.
 func (t *Tracker) windowOpen(e *events.WindowOpen) {
-	if s := t.lookup(e.Header); s != nil && s.timers.zeroWindow != nil {
+	if s := t.lookup(&e.Header); s != nil && s.timers.zeroWindow != nil {
 		h := e.Header
 		h.Owner = s.header.Owner
 		t.endZeroWindow(s, h, e.Time, "reopened")

@@ -48,7 +48,9 @@ type Tracker struct {
 	// peerlessRSTs are the last RSTs sent for no socket or by a listener
 	// (for no connection of its own), by the sender's side.
 	peerlessRSTs map[endpoint]*events.ResetSent
-	out          []events.Event
+	// listeners by where they listen, for the owner of their children.
+	listeners map[endpoint]*listener
+	out       []events.Event
 	// The events made most often (a few per connection), reused from one
 	// call to the next like out: allocating them was most of the
 	// tracker's garbage under connection churn.
@@ -147,9 +149,62 @@ func New(opts Options) *Tracker {
 		sockets:      map[uint64]*socket{},
 		stopped:      map[tuple]*socket{},
 		peerlessRSTs: map[endpoint]*events.ResetSent{},
+		listeners:    map[endpoint]*listener{},
 	}
 	t.lru.prev, t.lru.next = &t.lru, &t.lru
 	return t
+}
+
+// listener is what is known of the listening sockets on an endpoint: a
+// listener's cookie is often 0, so they are counted by where they listen.
+type listener struct {
+	owner events.Owner
+	count int
+	// mixed: they belong to different processes (SO_REUSEPORT), so a
+	// child's owner cannot be told.
+	mixed bool
+}
+
+// listen notes a listening socket, from its LISTEN transition or snapshot.
+func (t *Tracker) listen(h events.Header) {
+	key := endpoint{h.Netns, h.Local}
+	l, ok := t.listeners[key]
+	switch {
+	case !ok:
+		l = &listener{owner: h.Owner}
+		t.listeners[key] = l
+	case h.Owner.PID != l.owner.PID:
+		l.mixed = true
+	}
+	l.count++
+}
+
+// unlisten notes that a listening socket closed.
+func (t *Tracker) unlisten(h events.Header) {
+	key := endpoint{h.Netns, h.Local}
+	if l, ok := t.listeners[key]; ok {
+		if l.count--; l.count <= 0 {
+			delete(t.listeners, key)
+		}
+	}
+}
+
+// listenerOwner is the owner of the listener a child or request sock came
+// from, by its local address, then by the wildcard address of its family;
+// unknown if the listeners there belong to several processes.
+func (t *Tracker) listenerOwner(h events.Header) events.Owner {
+	l, ok := t.listeners[endpoint{h.Netns, h.Local}]
+	if !ok {
+		wildcard := netip.IPv4Unspecified()
+		if h.Local.Addr().Is6() {
+			wildcard = netip.IPv6Unspecified()
+		}
+		l, ok = t.listeners[endpoint{h.Netns, netip.AddrPortFrom(wildcard, h.Local.Port())}]
+	}
+	if !ok || l.mixed {
+		return events.Owner{}
+	}
+	return l.owner
 }
 
 // endpoint is one side of a connection in a namespace.
@@ -192,7 +247,10 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		t.stateChange(e)
 	case *events.Retransmit:
 		t.out = append(t.out, ev)
-		if s := t.lookup(e.Header); s != nil {
+		if e.State == events.StateNewSynRecv && e.Owner.PID == 0 {
+			e.Owner = t.listenerOwner(e.Header) // a request sock's is its listener's
+		}
+		if s := t.lookup(&e.Header); s != nil {
 			s.retransmits++
 		}
 		// A request sock has no timer of its own to see: its SYN-ACK
@@ -204,19 +262,19 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		t.out = append(t.out, ev)
 		if e.NoSocket || e.State == events.StateListen {
 			t.notePeerlessRST(e)
-		} else if s := t.lookup(e.Header); s != nil {
+		} else if s := t.lookup(&e.Header); s != nil {
 			s.resetsSent++
 			s.lastReset = e.Time
 		}
 	case *events.ResetReceived:
 		t.out = append(t.out, ev)
-		if s := t.lookup(e.Header); s != nil {
+		if s := t.lookup(&e.Header); s != nil {
 			s.resetsRecv++
 			s.lastReset = e.Time
 		}
 	case *events.Destroy:
 		t.out = append(t.out, ev)
-		if s := t.lookup(e.Header); s != nil {
+		if s := t.lookup(&e.Header); s != nil {
 			t.endZeroWindow(s, s.header, e.Time, "closed")
 			if s.tw == nil {
 				t.finish(s, e.Time, endOf(s))
@@ -229,7 +287,7 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		t.timewaitTimer(e)
 	case *events.TimewaitSegment:
 		t.out = append(t.out, ev)
-		if s := t.lookup(e.Header); s != nil && s.tw != nil {
+		if s := t.lookup(&e.Header); s != nil && s.tw != nil {
 			if e.Verdict == "SYN" {
 				s.tw.synVerdictAt = e.Time
 			}
@@ -243,7 +301,7 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 	case *events.WindowOpen:
 		t.windowOpen(e)
 	case *events.TimewaitRST:
-		if s := t.lookup(e.Header); s != nil && s.tw != nil && !s.tw.stopped.IsZero() {
+		if s := t.lookup(&e.Header); s != nil && s.tw != nil && !s.tw.stopped.IsZero() {
 			end := events.TimewaitEnd{Cause: events.CauseRST}
 			// Was it the peer's RST, sent for a connection it no longer has
 			// (for no socket, or by its listener)?
@@ -285,16 +343,22 @@ func (t *Tracker) Flush(now time.Time) []events.Event {
 	return t.out
 }
 
-// lookup finds the socket of an event, creating its history if new.
-func (t *Tracker) lookup(h events.Header) *socket {
+// lookup finds the socket of an event, creating its history if new. An
+// event the kernel sent without an owner gets the socket's: the kernel knows
+// a socket's owner only in its owner's context (and keeps it only for --pid).
+func (t *Tracker) lookup(h *events.Header) *socket {
 	if h.Cookie == 0 {
 		return nil
 	}
 	if s, ok := t.sockets[h.Cookie]; ok {
-		t.unlink(s)
-		t.pushNewest(s)
+		if t.lru.prev != s {
+			t.unlink(s)
+			t.pushNewest(s)
+		}
 		if h.Owner.PID != 0 {
 			s.header.Owner = h.Owner
+		} else {
+			h.Owner = s.header.Owner
 		}
 		if h.Local.Port() != 0 {
 			s.header.Local, s.header.Remote = h.Local, h.Remote
@@ -309,9 +373,9 @@ func (t *Tracker) lookup(h events.Header) *socket {
 	if n := len(t.free); n > 0 {
 		s = t.free[n-1]
 		t.free = t.free[:n-1]
-		*s = socket{header: h, phases: s.phases[:0]}
+		*s = socket{header: *h, phases: s.phases[:0]}
 	} else {
-		s = &socket{header: h, phases: make([]events.Phase, 0, 8)}
+		s = &socket{header: *h, phases: make([]events.Phase, 0, 8)}
 	}
 	t.sockets[h.Cookie] = s
 	t.pushNewest(s)
@@ -348,9 +412,22 @@ func tupleOf(h events.Header) tuple {
 }
 
 func (t *Tracker) stateChange(e *events.StateChange) {
-	s := t.lookup(e.Header)
+	switch {
+	case e.New == events.StateListen:
+		t.listen(e.Header)
+	case e.Old == events.StateListen && e.New == events.StateClose:
+		t.unlisten(e.Header)
+	case e.Old == events.StateListen && e.Owner.PID == 0:
+		e.Owner = t.listenerOwner(e.Header) // a new child
+	}
+	s := t.lookup(&e.Header)
 	if s == nil {
 		return
+	}
+	if p := s.lastFullPhase(); !e.PrevStateKnown && p != nil && !p.Start.IsZero() {
+		// Without --pid the kernel keeps no state clock: the previous
+		// transition seen is when the state began.
+		e.PrevState, e.PrevStateKnown = e.Time.Sub(p.Start), true
 	}
 	// The full socket closing after it handed over to its TIME_WAIT socket
 	// (whose timer is armed first): the story goes on there.
@@ -366,12 +443,8 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 			s.phases = s.phases[:0] // the listener's time is not the child's
 		}
 	} else {
-		last := &s.phases[len(s.phases)-1]
-		switch {
-		case e.PrevStateKnown:
+		if last := &s.phases[len(s.phases)-1]; e.PrevStateKnown {
 			last.Duration, last.DurationKnown = e.PrevState, true
-		case !last.Start.IsZero():
-			last.Duration, last.DurationKnown = e.Time.Sub(last.Start), true
 		}
 	}
 	s.phases = append(s.phases, events.Phase{State: e.New, Start: e.Time})
@@ -428,7 +501,10 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 
 // snapshot starts the history of a socket that existed before tracing.
 func (t *Tracker) snapshot(e *events.Snapshot) {
-	s := t.lookup(e.Header)
+	if e.State == events.StateListen {
+		t.listen(e.Header)
+	}
+	s := t.lookup(&e.Header)
 	if s == nil || len(s.phases) > 0 {
 		return
 	}
@@ -442,7 +518,7 @@ func (t *Tracker) snapshot(e *events.Snapshot) {
 }
 
 func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
-	s := t.lookup(e.Header)
+	s := t.lookup(&e.Header)
 	if s == nil {
 		return
 	}
@@ -632,6 +708,17 @@ func endOf(s *socket) string {
 		return "never_established"
 	}
 	return "closed"
+}
+
+// lastFullPhase is the socket's last phase as a full socket (not as its
+// TIME_WAIT socket), if any.
+func (s *socket) lastFullPhase() *events.Phase {
+	for i := len(s.phases) - 1; i >= 0; i-- {
+		if !s.phases[i].Timewait {
+			return &s.phases[i]
+		}
+	}
+	return nil
 }
 
 func (s *socket) reached(state events.State) bool {
