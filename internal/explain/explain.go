@@ -27,6 +27,8 @@ type Explainer struct {
 	// picked holds the sets of them findings show, made once: findings
 	// only read them.
 	picked map[pickKey]map[string]any
+	// reuseWhy holds the reasons connect() reuse findings give, made once.
+	reuseWhy map[reuseKey]string
 }
 
 // pickKey names a set of sysctls of a namespace.
@@ -38,7 +40,8 @@ type pickKey struct {
 // New returns an explainer reading sysctls from source, once per
 // namespace that answers.
 func New(source SysctlSource) *Explainer {
-	return &Explainer{source: source, values: map[uint32]map[string]any{}, picked: map[pickKey]map[string]any{}}
+	return &Explainer{source: source, values: map[uint32]map[string]any{}, picked: map[pickKey]map[string]any{},
+		reuseWhy: map[reuseKey]string{}}
 }
 
 // Explain returns the findings an event calls for, if any.
@@ -93,6 +96,14 @@ func (x *Explainer) sysctls(netns uint32, names ...string) map[string]any {
 		x.picked[key] = out
 	}
 	return out
+}
+
+// cached tells whether the namespace's values of names are read for good.
+func (x *Explainer) cached(netns uint32, names ...string) bool {
+	key := pickKey{netns: netns}
+	copy(key.names[:], names)
+	_, ok := x.picked[key]
+	return ok
 }
 
 // values is every sysctl of snap: a number where it is one, nil where the
@@ -195,13 +206,37 @@ func (x *Explainer) synReuse(e *events.TimewaitEnd) *events.Finding {
 }
 
 func (x *Explainer) connectReuse(e *events.TimewaitEnd) *events.Finding {
-	values := x.sysctls(e.Netns, twReuse, twReuseDelay, timestamps, twRecycle)
+	names := []string{twReuse, twReuseDelay, timestamps, twRecycle}
+	values := x.sysctls(e.Netns, names...)
 	ev := evidence(e)
 	ev["port_bound_before_connect"] = e.SuccessorBoundPort
 	loopback := isLoopback(e.Local.Addr()) && isLoopback(e.Remote.Addr())
 	ev["loopback"] = loopback
+	key := reuseKey{e.Netns, e.SuccessorBoundPort, loopback}
+	why, ok := x.reuseWhy[key]
+	if !ok {
+		why = connectReuseWhy(values, e.SuccessorBoundPort, loopback)
+		// Only once the sysctls it quotes are read for good.
+		if x.cached(e.Netns, names...) {
+			x.reuseWhy[key] = why
+		}
+	}
+	msg := "An outgoing connect() took over the TIME_WAIT socket of " + conn(e.Header) + " when it was " + age(e) + ". " + why
+	return finding(e.Header, "timewait_connect_reuse", msg, ev, values)
+}
+
+// reuseKey names what connectReuseWhy depends on, but for the sysctls,
+// which are those of the namespace.
+type reuseKey struct {
+	netns           uint32
+	bound, loopback bool
+}
+
+// connectReuseWhy says why the kernel let connect() take a TIME_WAIT
+// socket over: the same words for every socket of a namespace alike.
+func connectReuseWhy(values map[string]any, bound, loopback bool) string {
 	var why string
-	if e.SuccessorBoundPort {
+	if bound {
 		why = "The new socket had bound its port before connect(), and for an explicitly bound port the kernel " +
 			"takes over a TIME_WAIT socket whose connection used TCP timestamps at once, whatever tcp_tw_reuse says."
 	} else {
@@ -213,9 +248,7 @@ func (x *Explainer) connectReuse(e *events.TimewaitEnd) *events.Finding {
 		}
 		why += " Reuse needs the old connection to have used TCP timestamps."
 	}
-	msg := "An outgoing connect() took over the TIME_WAIT socket of " + conn(e.Header) + " when it was " + age(e) + ". " +
-		why + recycleNote(values)
-	return finding(e.Header, "timewait_connect_reuse", msg, ev, values)
+	return why + recycleNote(values)
 }
 
 func describeTWReuse(values map[string]any, loopback bool) string {

@@ -1,6 +1,7 @@
 package explain
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -125,6 +126,38 @@ func TestNoFinding(t *testing.T) {
 	} {
 		if got := x.Explain(ev); len(got) != 0 {
 			t.Errorf("%T gave findings %+v", ev, got)
+		}
+	}
+}
+
+// One explainer says for each connect() reuse what a fresh one would, its
+// reasons made once per namespace and kind of connection; not before the
+// namespace's sysctls could be read.
+func TestConnectReuseReasons(t *testing.T) {
+	values := map[string]string{"net.ipv4.tcp_tw_reuse": "2", "net.ipv4.tcp_timestamps": "1"}
+	readable := false
+	flaky := func(netns uint32) (sysctl.Snapshot, error) {
+		if !readable {
+			return sysctl.Snapshot{}, errors.New("no such namespace yet")
+		}
+		return source(values)(netns)
+	}
+	reuse := func(local, remote string, bound bool) *events.TimewaitEnd {
+		return &events.TimewaitEnd{Header: header(local, remote), Cause: events.CauseConnectReuse, SuccessorBoundPort: bound}
+	}
+	x := New(flaky)
+	if msg := x.Explain(reuse("127.0.0.1:1", "127.0.0.1:2", false))[0].(*events.Finding).Message; !strings.Contains(msg, "could not be read") {
+		t.Errorf("sysctls unreadable, yet: %s", msg)
+	}
+	readable = true
+	for _, ev := range []*events.TimewaitEnd{
+		reuse("127.0.0.1:1", "127.0.0.1:2", false), reuse("10.0.0.1:1", "10.0.0.2:2", false),
+		reuse("127.0.0.1:3", "127.0.0.1:2", true), reuse("127.0.0.1:4", "127.0.0.1:2", false),
+		reuse("10.0.0.1:5", "10.0.0.2:2", false),
+	} {
+		got := x.Explain(ev)[0].(*events.Finding).Message
+		if want := New(source(values)).Explain(ev)[0].(*events.Finding).Message; got != want {
+			t.Errorf("%v:\n got %s\nwant %s", ev.Local, got, want)
 		}
 	}
 }
