@@ -34,32 +34,38 @@ type Renderer interface {
 // New returns the renderer for format "text" or "json". Text sends its
 // closing summary to errw so that stdout holds only events.
 func New(format string, w, errw io.Writer) (Renderer, error) {
-	bw := bufio.NewWriterSize(w, 256<<10)
 	switch format {
 	case "text":
-		return &Text{w: bw, errw: errw, loc: time.Local}, nil
+		return &Text{w: bufio.NewWriterSize(w, batchSize), errw: errw, loc: time.Local}, nil
 	case "json":
-		return &JSON{w: bw}, nil
+		return &JSON{w: w, buf: make([]byte, 0, batchSize+64<<10)}, nil
 	}
 	return nil, fmt.Errorf("unknown output format %q (want text or json)", format)
 }
 
-// JSON writes one JSON object per line (docs/json.md).
+// batchSize is how much output is held before it is written: one write
+// for many events.
+const batchSize = 256 << 10
+
+// JSON writes one JSON object per line (docs/json.md). Lines are encoded
+// straight into the batch that is written, not copied there.
 type JSON struct {
-	w   *bufio.Writer
+	w   io.Writer
 	enc events.JSONEncoder
 	buf []byte
 }
 
 func (j *JSON) Event(ev events.Event) error {
-	j.buf = j.enc.Append(j.buf[:0], ev)
+	j.buf = j.enc.Append(j.buf, ev)
 	j.buf = append(j.buf, '\n')
-	_, err := j.w.Write(j.buf)
-	return err
+	if len(j.buf) >= batchSize {
+		return j.Flush()
+	}
+	return nil
 }
 
 func (j *JSON) Stats(s Stats) error {
-	b := append(j.buf[:0], `{"type":"stats","events":`...)
+	b := append(j.buf, `{"type":"stats","events":`...)
 	b = strconv.AppendUint(b, s.Events, 10)
 	b = append(b, `,"lost":`...)
 	b = strconv.AppendUint(b, s.Lost, 10)
@@ -80,13 +86,17 @@ func (j *JSON) Stats(s Stats) error {
 	}
 	b = append(b, "}}\n"...)
 	j.buf = b
-	if _, err := j.w.Write(b); err != nil {
-		return err
-	}
-	return j.w.Flush()
+	return j.Flush()
 }
 
-func (j *JSON) Flush() error { return j.w.Flush() }
+func (j *JSON) Flush() error {
+	if len(j.buf) == 0 {
+		return nil
+	}
+	_, err := j.w.Write(j.buf)
+	j.buf = j.buf[:0]
+	return err
+}
 
 func sortedTypes(m map[events.Type]uint64) []events.Type {
 	types := make([]events.Type, 0, len(m))
