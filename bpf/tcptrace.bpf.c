@@ -416,7 +416,7 @@ static __always_inline bool hold_birth(const struct sock *sk, __u64 now)
 static __always_inline void flush_birth(const struct sock *sk, const struct sock_id *id, const struct owner *o)
 {
 	const struct tcp_sock *tp = (const void *)sk;
-	__u64 key = (__u64)sk, *born;
+	__u64 key = (__u64)sk, *born, born_ns;
 	struct event *e;
 
 	if (!births_held)
@@ -424,9 +424,10 @@ static __always_inline void flush_birth(const struct sock *sk, const struct sock
 	born = bpf_map_lookup_elem(&births, &key);
 	if (!born)
 		return;
-	e = new_event_at(*born, EVENT_STATE, sk, false, id, o, tcp_syn_recv);
+	born_ns = *born;
 	if (!bpf_map_delete_elem(&births, &key))
 		__sync_fetch_and_add(&births_held, -1);
+	e = new_event_at(born_ns, EVENT_STATE, sk, false, id, o, tcp_syn_recv);
 	if (!e)
 		return;
 	e->old_state = tcp_listen;
