@@ -110,29 +110,44 @@ struct {
 } socks SEC(".maps");
 
 /*
- * A listener's owner, stored on it, without --pid: for its own later events
- * (its close, its RSTs, its SYN-ACK retransmits). Not cloned: its children's
- * owner user space takes from the listener's events.
+ * A socket's owner, stored on it, without --pid, for its own later events: a
+ * listener's (its close, its RSTs, its SYN-ACK retransmits), and that of a
+ * socket open when tracing starts. Not cloned: an accepted socket's owner
+ * user space takes from its listener's events.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
 	__type(value, struct owner);
-} listener_owners SEC(".maps");
+} kept_owners SEC(".maps");
 
 /*
  * The owner kept on a socket: under --pid in its storage (every socket of a
- * wanted process has one); otherwise a listener's only.
+ * wanted process has one); otherwise in kept_owners. NULL if none.
  */
 static __always_inline struct owner *kept_owner(const struct sock *sk)
 {
 	struct sock_info *info;
+	struct owner *o;
 
-	if (!filter_pid_count)
-		return bpf_sk_storage_get(&listener_owners, (void *)sk, NULL, 0);
+	if (!filter_pid_count) {
+		o = bpf_sk_storage_get(&kept_owners, (void *)sk, NULL, 0);
+		return o && o->tgid ? o : NULL;
+	}
 	info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
 	return info && info->owner.tgid ? &info->owner : NULL;
+}
+
+/* Where to keep a socket's owner (see kept_owner), made if need be. */
+static __always_inline struct owner *keep_owner(const struct sock *sk)
+{
+	struct sock_info *info;
+
+	if (!filter_pid_count)
+		return bpf_sk_storage_get(&kept_owners, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	return info ? &info->owner : NULL;
 }
 
 /* The parts of a socket's identity the filters look at. */
@@ -425,8 +440,10 @@ static __always_inline void flush_birth(const struct sock *sk, const struct sock
 	if (!born)
 		return;
 	born_ns = *born;
-	if (!bpf_map_delete_elem(&births, &key))
-		__sync_fetch_and_add(&births_held, -1);
+	/* Whoever deletes it reports it: two CPUs may get here at once. */
+	if (bpf_map_delete_elem(&births, &key))
+		return;
+	__sync_fetch_and_add(&births_held, -1);
 	e = new_event_at(born_ns, EVENT_STATE, sk, false, id, o, tcp_syn_recv);
 	if (!e)
 		return;
@@ -536,14 +553,9 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 		if (!info)
 			info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	} else if (owner_in_context(new_state)) {
-		o = &in_context;
-		if (new_state == tcp_listen) {
-			struct owner *kept = bpf_sk_storage_get(&listener_owners, (void *)sk, NULL,
-								BPF_SK_STORAGE_GET_F_CREATE);
-
-			if (kept)
-				o = kept;
-		}
+		o = new_state == tcp_listen ? keep_owner(sk) : NULL;
+		if (!o)
+			o = &in_context;
 		current_owner(o);
 	} else {
 		o = kept_owner(sk); /* a listener closing */
@@ -1124,19 +1136,17 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb)
 }
 
 /*
- * Owners of the sockets open when tracing starts, by the address of the TCP
- * socket the kernel reports: the socket itself or, for an MPTCP socket (Go's
- * listeners since 1.24), its first subflow, which carries the traffic and has
- * no file of its own. Filled by learn_owners, read (and emptied) by
- * snapshot_tcp.
+ * Owners of MPTCP sockets' first TCP subflows, by the subflow's address: the
+ * subflow, which carries the traffic and which the kernel reports, has no
+ * file of its own. Filled by learn_owners, moved onto the subflow (and
+ * removed) by snapshot_tcp.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1 << 18);
+	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct owner);
-} file_owners SEC(".maps");
+} subflow_owners SEC(".maps");
 
 static __always_inline void task_owner(struct task_struct *task, struct owner *o)
 {
@@ -1148,8 +1158,8 @@ static __always_inline void task_owner(struct task_struct *task, struct owner *o
 /*
  * Start-of-trace snapshot, run by user space before it reads the ring.
  *
- * iter/task_file: every open file of every task; for a TCP socket, record
- * its owner in file_owners, so that sockets made before tracing are
+ * iter/task_file: every open file of every task; for a TCP socket, keep its
+ * owner on it (see kept_owner), so that sockets made before tracing are
  * attributed (and pass --pid) like new ones.
  */
 SEC("iter/task_file")
@@ -1157,10 +1167,9 @@ int learn_owners(struct bpf_iter__task_file *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
-	struct owner o = {};
 	struct socket *sock;
+	struct owner *o;
 	struct sock *sk;
-	__u64 key = 0;
 
 	if (!task || !file)
 		return 0;
@@ -1170,15 +1179,25 @@ int learn_owners(struct bpf_iter__task_file *ctx)
 	sk = sock->sk;
 	if (!sk || !pid_wanted(task->tgid))
 		return 0;
-	if (sk->sk_protocol == IPPROTO_MPTCP)
-		key = (__u64)BPF_CORE_READ((struct mptcp_sock *)sk, first);
-	else if (sk->sk_protocol == IPPROTO_TCP)
-		key = (__u64)sk;
-	if (!key)
+	/*
+	 * An MPTCP socket (Go's listeners since 1.24) carries its traffic on
+	 * TCP subflows; its first subflow is the TCP socket the kernel reports.
+	 */
+	if (sk->sk_protocol == IPPROTO_MPTCP) {
+		struct owner owner = {};
+		__u64 first = (__u64)BPF_CORE_READ((struct mptcp_sock *)sk, first);
+
+		task_owner(task, &owner);
+		if (first)
+			bpf_map_update_elem(&subflow_owners, &first, &owner, BPF_NOEXIST);
 		return 0;
-	task_owner(task, &o);
+	}
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
 	/* A socket shared by several processes: the first one seen owns it. */
-	bpf_map_update_elem(&file_owners, &key, &o, BPF_NOEXIST);
+	o = keep_owner(sk);
+	if (o && !o->tgid)
+		task_owner(task, o);
 	return 0;
 }
 
@@ -1192,8 +1211,7 @@ int snapshot_tcp(struct bpf_iter__tcp *ctx)
 {
 	struct sock_common *skc = ctx->sk_common;
 	struct tcp_timewait_sock *tw;
-	struct sock_info *info = NULL;
-	struct owner *o = NULL, learnt_owner;
+	struct owner *o = NULL;
 	struct event e = {};
 	struct tcp_sock *tp;
 	struct sock_id id = {};
@@ -1211,25 +1229,15 @@ int snapshot_tcp(struct bpf_iter__tcp *ctx)
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (tp) {
 		__u64 addr = (__u64)skc;
-		struct owner *learnt = bpf_map_lookup_elem(&file_owners, &addr);
+		struct owner *subflow = bpf_map_lookup_elem(&subflow_owners, &addr);
 
-		if (learnt) {
-			learnt_owner = *learnt;
-			bpf_map_delete_elem(&file_owners, &addr);
-			o = &learnt_owner;
+		if (subflow) {
+			o = keep_owner((const struct sock *)tp);
+			if (o && !o->tgid)
+				*o = *subflow;
+			bpf_map_delete_elem(&subflow_owners, &addr);
 		}
-		/* Kept on the socket where its events look for it (see kept_owner). */
-		if (filter_pid_count) {
-			info = bpf_sk_storage_get(&socks, tp, NULL, o ? BPF_SK_STORAGE_GET_F_CREATE : 0);
-			if (info && o && !info->owner.tgid)
-				info->owner = *o;
-			o = info && info->owner.tgid ? &info->owner : NULL;
-		} else if (o && state == tcp_listen) {
-			struct owner *kept = bpf_sk_storage_get(&listener_owners, tp, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-
-			if (kept)
-				*kept = *o;
-		}
+		o = kept_owner((const struct sock *)tp);
 	}
 	if (!owner_wanted(o))
 		return 0;

@@ -161,10 +161,10 @@ const (
 	TcptraceMapBirths                   = "births"
 	TcptraceMapCookieOwners             = "cookie_owners"
 	TcptraceMapEvents                   = "events"
-	TcptraceMapFileOwners               = "file_owners"
-	TcptraceMapListenerOwners           = "listener_owners"
+	TcptraceMapKeptOwners               = "kept_owners"
 	TcptraceMapLost                     = "lost"
 	TcptraceMapSocks                    = "socks"
+	TcptraceMapSubflowOwners            = "subflow_owners"
 	TcptraceMapTcpTimerSlots            = "tcp_timer_slots"
 	TcptraceMapTwCancels                = "tw_cancels"
 	TcptraceMapZeroWindow               = "zero_window"
@@ -291,16 +291,16 @@ type TcptraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceMapSpecs struct {
-	Births         *ebpf.MapSpec `ebpf:"births"`
-	CookieOwners   *ebpf.MapSpec `ebpf:"cookie_owners"`
-	Events         *ebpf.MapSpec `ebpf:"events"`
-	FileOwners     *ebpf.MapSpec `ebpf:"file_owners"`
-	ListenerOwners *ebpf.MapSpec `ebpf:"listener_owners"`
-	Lost           *ebpf.MapSpec `ebpf:"lost"`
-	Socks          *ebpf.MapSpec `ebpf:"socks"`
-	TcpTimerSlots  *ebpf.MapSpec `ebpf:"tcp_timer_slots"`
-	TwCancels      *ebpf.MapSpec `ebpf:"tw_cancels"`
-	ZeroWindow     *ebpf.MapSpec `ebpf:"zero_window"`
+	Births        *ebpf.MapSpec `ebpf:"births"`
+	CookieOwners  *ebpf.MapSpec `ebpf:"cookie_owners"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	KeptOwners    *ebpf.MapSpec `ebpf:"kept_owners"`
+	Lost          *ebpf.MapSpec `ebpf:"lost"`
+	Socks         *ebpf.MapSpec `ebpf:"socks"`
+	SubflowOwners *ebpf.MapSpec `ebpf:"subflow_owners"`
+	TcpTimerSlots *ebpf.MapSpec `ebpf:"tcp_timer_slots"`
+	TwCancels     *ebpf.MapSpec `ebpf:"tw_cancels"`
+	ZeroWindow    *ebpf.MapSpec `ebpf:"zero_window"`
 }
 
 // TcptraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -360,16 +360,16 @@ func (o *TcptraceObjects) Close() error {
 //
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptraceMaps struct {
-	Births         *ebpf.Map `ebpf:"births"`
-	CookieOwners   *ebpf.Map `ebpf:"cookie_owners"`
-	Events         *ebpf.Map `ebpf:"events"`
-	FileOwners     *ebpf.Map `ebpf:"file_owners"`
-	ListenerOwners *ebpf.Map `ebpf:"listener_owners"`
-	Lost           *ebpf.Map `ebpf:"lost"`
-	Socks          *ebpf.Map `ebpf:"socks"`
-	TcpTimerSlots  *ebpf.Map `ebpf:"tcp_timer_slots"`
-	TwCancels      *ebpf.Map `ebpf:"tw_cancels"`
-	ZeroWindow     *ebpf.Map `ebpf:"zero_window"`
+	Births        *ebpf.Map `ebpf:"births"`
+	CookieOwners  *ebpf.Map `ebpf:"cookie_owners"`
+	Events        *ebpf.Map `ebpf:"events"`
+	KeptOwners    *ebpf.Map `ebpf:"kept_owners"`
+	Lost          *ebpf.Map `ebpf:"lost"`
+	Socks         *ebpf.Map `ebpf:"socks"`
+	SubflowOwners *ebpf.Map `ebpf:"subflow_owners"`
+	TcpTimerSlots *ebpf.Map `ebpf:"tcp_timer_slots"`
+	TwCancels     *ebpf.Map `ebpf:"tw_cancels"`
+	ZeroWindow    *ebpf.Map `ebpf:"zero_window"`
 }
 
 func (m *TcptraceMaps) Close() error {
@@ -377,10 +377,10 @@ func (m *TcptraceMaps) Close() error {
 		m.Births,
 		m.CookieOwners,
 		m.Events,
-		m.FileOwners,
-		m.ListenerOwners,
+		m.KeptOwners,
 		m.Lost,
 		m.Socks,
+		m.SubflowOwners,
 		m.TcpTimerSlots,
 		m.TwCancels,
 		m.ZeroWindow,
