@@ -43,6 +43,18 @@ func TestOwnerAndStateTimesFromHistory(t *testing.T) {
 			childStory((&stream{}).state(listenAt(server), events.StateClose, events.StateListen).
 				state(anon(5, 0, server, "0.0.0.0:0"), events.StateListen, events.StateClose)), unknown},
 		{"no listener seen", childStory(&stream{}), unknown},
+		{"SO_REUSEPORT hand-over: the old process's listener closed",
+			childStory((&stream{}).state(listenAt(server), events.StateClose, events.StateListen).
+				state(hdr(1, 0, server, "0.0.0.0:0", 30), events.StateClose, events.StateListen).
+				state(anon(2, 0, server, "0.0.0.0:0"), events.StateListen, events.StateClose)), unknown},
+		{"SO_REUSEPORT hand-over, the closing listener's owner known",
+			childStory((&stream{}).state(listenAt(server), events.StateClose, events.StateListen).
+				state(hdr(1, 0, server, "0.0.0.0:0", 30), events.StateClose, events.StateListen).
+				state(hdr(2, 0, server, "0.0.0.0:0", 30), events.StateListen, events.StateClose)), twenty},
+		{"listener in the snapshot and seen listening, closed once",
+			childStory((&stream{}).add(&events.Snapshot{Header: listenAt(server), State: events.StateListen}).
+				state(listenAt(server), events.StateClose, events.StateListen).
+				state(anon(2, 0, server, "0.0.0.0:0"), events.StateListen, events.StateClose)), twenty},
 		{"child whose first owned event is its close: owned from then on",
 			(&stream{}).state(child(10), events.StateListen, events.StateSynRecv).
 				state(child(12), events.StateSynRecv, events.StateEstablished).
@@ -69,7 +81,8 @@ func TestStateTimesFromHistory(t *testing.T) {
 	s := (&stream{}).state(hdr(0, 1, "10.0.0.1:0", server, 10), events.StateClose, events.StateSynSent).
 		state(h(3), events.StateSynSent, events.StateEstablished).
 		add(&events.StateChange{Header: h(10), Old: events.StateEstablished, New: events.StateFinWait1,
-			PrevState: 5 * time.Millisecond, PrevStateKnown: true}) // the kernel's clock, under --pid, wins
+									PrevState: 5 * time.Millisecond, PrevStateKnown: true}). // the kernel's clock, under --pid, wins
+		state(h(20), events.StateFinWait2, events.StateClose) // FIN_WAIT1 -> FIN_WAIT2 was lost: not timed
 	var got []time.Duration
 	for _, ev := range run(New(Options{}), s.evs, t0.Add(time.Second)) {
 		if sc, ok := ev.(*events.StateChange); ok {
@@ -80,7 +93,7 @@ func TestStateTimesFromHistory(t *testing.T) {
 			got = append(got, sc.PrevState)
 		}
 	}
-	want := []time.Duration{-1, 3 * time.Millisecond, 5 * time.Millisecond}
+	want := []time.Duration{-1, 3 * time.Millisecond, 5 * time.Millisecond, -1}
 	if len(got) != len(want) {
 		t.Fatalf("prev states %v, want %v", got, want)
 	}

@@ -49,7 +49,7 @@ type Tracker struct {
 	// (for no connection of its own), by the sender's side.
 	peerlessRSTs map[endpoint]*events.ResetSent
 	// listeners by where they listen, for the owner of their children.
-	listeners map[endpoint]*listener
+	listeners map[endpoint]map[uint32]listening
 	out       []events.Event
 	// The events made most often (a few per connection), reused from one
 	// call to the next like out: allocating them was most of the
@@ -149,43 +149,67 @@ func New(opts Options) *Tracker {
 		sockets:      map[uint64]*socket{},
 		stopped:      map[tuple]*socket{},
 		peerlessRSTs: map[endpoint]*events.ResetSent{},
-		listeners:    map[endpoint]*listener{},
+		listeners:    map[endpoint]map[uint32]listening{},
 	}
 	t.lru.prev, t.lru.next = &t.lru, &t.lru
 	return t
 }
 
-// listener is what is known of the listening sockets on an endpoint: a
-// listener's cookie is often 0, so they are counted by where they listen.
-type listener struct {
+// listening counts the listening sockets of one owner on an endpoint. A
+// listener's cookie is often 0, so listeners are known by where they
+// listen, by owner (PID; 0 unknown). Counts may run high (a listener both
+// in the snapshot and seen listening, a close lost with the ring full):
+// then an owner that left still counts, and a child whose listener's owner
+// cannot be told has none, rather than a wrong one.
+type listening struct {
 	owner events.Owner
-	count int
-	// mixed: they belong to different processes (SO_REUSEPORT), so a
-	// child's owner cannot be told.
-	mixed bool
+	n     int
+}
+
+// listenerKey is where a listener listens; one still without a port
+// (listen() without bind() picks it after the transition) is not noted.
+func listenerKey(h events.Header) (endpoint, bool) {
+	return endpoint{h.Netns, h.Local}, h.Local.Port() != 0
 }
 
 // listen notes a listening socket, from its LISTEN transition or snapshot.
 func (t *Tracker) listen(h events.Header) {
-	key := endpoint{h.Netns, h.Local}
-	l, ok := t.listeners[key]
-	switch {
-	case !ok:
-		l = &listener{owner: h.Owner}
-		t.listeners[key] = l
-	case h.Owner.PID != l.owner.PID:
-		l.mixed = true
+	key, ok := listenerKey(h)
+	if !ok {
+		return
 	}
-	l.count++
+	byOwner := t.listeners[key]
+	if byOwner == nil {
+		byOwner = map[uint32]listening{}
+		t.listeners[key] = byOwner
+	}
+	l := byOwner[h.Owner.PID]
+	l.owner = h.Owner
+	l.n++
+	byOwner[h.Owner.PID] = l
 }
 
 // unlisten notes that a listening socket closed.
 func (t *Tracker) unlisten(h events.Header) {
-	key := endpoint{h.Netns, h.Local}
-	if l, ok := t.listeners[key]; ok {
-		if l.count--; l.count <= 0 {
-			delete(t.listeners, key)
+	key, _ := listenerKey(h)
+	byOwner := t.listeners[key]
+	pid := h.Owner.PID
+	if _, ok := byOwner[pid]; !ok && len(byOwner) == 1 {
+		for only := range byOwner { // its owner not known: the only one there
+			pid = only
 		}
+	}
+	l, ok := byOwner[pid]
+	if !ok {
+		return
+	}
+	if l.n--; l.n > 0 {
+		byOwner[pid] = l
+		return
+	}
+	delete(byOwner, pid)
+	if len(byOwner) == 0 {
+		delete(t.listeners, key)
 	}
 }
 
@@ -201,10 +225,13 @@ func (t *Tracker) listenerOwner(h events.Header) events.Owner {
 		}
 		l, ok = t.listeners[endpoint{h.Netns, netip.AddrPortFrom(wildcard, h.Local.Port())}]
 	}
-	if !ok || l.mixed {
+	if !ok || len(l) != 1 {
 		return events.Owner{}
 	}
-	return l.owner
+	for _, only := range l {
+		return only.owner
+	}
+	return events.Owner{}
 }
 
 // endpoint is one side of a connection in a namespace.
@@ -424,9 +451,9 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	if s == nil {
 		return
 	}
-	if p := s.lastFullPhase(); !e.PrevStateKnown && p != nil && !p.Start.IsZero() {
+	if p := s.lastFullPhase(); !e.PrevStateKnown && p != nil && p.State == e.Old && !p.Start.IsZero() {
 		// Without --pid the kernel keeps no state clock: the previous
-		// transition seen is when the state began.
+		// transition seen is when the state began (unless one was lost).
 		e.PrevState, e.PrevStateKnown = e.Time.Sub(p.Start), true
 	}
 	// The full socket closing after it handed over to its TIME_WAIT socket
