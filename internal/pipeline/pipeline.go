@@ -28,7 +28,9 @@ type Env interface {
 
 // Filter keeps some events; zero values keep all. Live tracing filters in
 // the kernel; replay filters here, on what the tracker made: it sees every
-// event, and gives those the kernel sent without an owner their socket's.
+// event before Until (the replay ends there, and the sockets still open
+// end as open), and gives those the kernel sent without an owner their
+// socket's.
 type Filter struct {
 	PIDs         []uint32
 	Ports        []uint16
@@ -43,8 +45,11 @@ func (f *Filter) keeps(ev events.Event) bool {
 	if len(f.Ports) > 0 && !slices.Contains(f.Ports, h.Local.Port()) && !slices.Contains(f.Ports, h.Remote.Port()) {
 		return false
 	}
-	return (f.Since.IsZero() || !h.Time.Before(f.Since)) && (f.Until.IsZero() || h.Time.Before(f.Until))
+	return f.Since.IsZero() || !h.Time.Before(f.Since)
 }
+
+// ended tells whether t is past the end of the replay.
+func (f *Filter) ended(t time.Time) bool { return !f.Until.IsZero() && !t.Before(f.Until) }
 
 // Config is how the pipeline shows what it made.
 type Config struct {
@@ -110,7 +115,7 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 		explainer: explain.New(env.Sysctls),
 		out:       out,
 		filter:    cfg.Filter,
-		filtering: len(cfg.Filter.PIDs) > 0 || len(cfg.Filter.Ports) > 0 || !cfg.Filter.Since.IsZero() || !cfg.Filter.Until.IsZero(),
+		filtering: len(cfg.Filter.PIDs) > 0 || len(cfg.Filter.Ports) > 0 || !cfg.Filter.Since.IsZero(),
 		stderr:    cfg.Stderr,
 	}, nil
 }
@@ -127,12 +132,20 @@ func (p *Pipeline) Record(rec []byte) error {
 		}
 		return nil
 	}
+	if p.filter.ended(ev.Head().Time) {
+		return nil
+	}
 	return p.show(p.tracker.Process(ev))
 }
 
 // Tick lets time pass (TIME_WAIT sockets stopped early for no visible
 // reason end after a while).
-func (p *Pipeline) Tick(now time.Time) error { return p.show(p.tracker.Tick(now)) }
+func (p *Pipeline) Tick(now time.Time) error {
+	if p.filter.ended(now) {
+		return nil
+	}
+	return p.show(p.tracker.Tick(now))
+}
 
 // Waiting tells whether a Tick could change anything now.
 func (p *Pipeline) Waiting() bool { return p.tracker.Waiting() }

@@ -110,6 +110,50 @@ func TestReplayFilters(t *testing.T) {
 	}
 }
 
+// --until ends the replay there: nothing after it is shown, and a socket
+// still open then ends as open.
+func TestReplayUntil(t *testing.T) {
+	const file = "testdata/TestTimewaitConnectReuse.rec.gz"
+	var all bytes.Buffer
+	if err := Run(Config{File: file, Format: "json", Stdout: &all, Stderr: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	var first struct { // the first connection established
+		TS       string `json:"ts"`
+		Cookie   uint64 `json:"cookie"`
+		NewState string `json:"new_state"`
+	}
+	for _, line := range strings.Split(all.String(), "\n") {
+		if json.Unmarshal([]byte(line), &first); first.NewState == "ESTABLISHED" {
+			break
+		}
+	}
+	start, _ := time.Parse(time.RFC3339Nano, first.TS)
+	until := start.Add(time.Microsecond)
+	var out bytes.Buffer
+	if err := Run(Config{File: file, Format: "json", Filter: pipeline.Filter{Until: until}, Stdout: &out, Stderr: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	open := false
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var e struct {
+			Type, TS, End string
+			Cookie        uint64
+		}
+		json.Unmarshal([]byte(line), &e)
+		ts, _ := time.Parse(time.RFC3339Nano, e.TS)
+		switch {
+		case e.Type == "summary" && e.Cookie == first.Cookie && e.End == "open":
+			open = true
+		case e.Type != "summary" && e.Type != "stats" && !ts.Before(until):
+			t.Errorf("shown after --until: %s", line)
+		}
+	}
+	if !open {
+		t.Errorf("no summary ending open for cookie %d, open at --until:\n%s", first.Cookie, out.String())
+	}
+}
+
 func TestNotARecording(t *testing.T) {
 	err := Run(Config{File: "replay_test.go", Format: "json", Stdout: io.Discard, Stderr: io.Discard})
 	if err == nil || !strings.Contains(err.Error(), "is not a tcptrace recording") {
