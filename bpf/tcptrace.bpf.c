@@ -553,7 +553,8 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 		if (!info)
 			info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	} else if (owner_in_context(new_state)) {
-		o = new_state == tcp_listen ? keep_owner(sk) : NULL;
+		/* A kept owner is brought up to date (the socket may have changed hands). */
+		o = new_state == tcp_listen ? keep_owner(sk) : kept_owner(sk);
 		if (!o)
 			o = &in_context;
 		current_owner(o);

@@ -50,6 +50,10 @@ const actorEnv = "TCPTRACE_E2E_ACTOR"
 //	shutdown-write send FIN, keep reading (shutdown(SHUT_WR))
 //	shutdown-both  send FIN and stop receiving (shutdown(SHUT_RDWR))
 //	close          close the connection
+//	fd-listen PATH listen on a Unix socket at PATH, for fd-accept
+//	send-fd PATH   pass the connection to the actor listening at PATH
+//	               (SCM_RIGHTS) and close it here: it changes hands
+//	fd-accept      take the connection another actor passes
 //	exit           exit (also on end of stdin)
 func runActor() int {
 	out := bufio.NewWriter(os.Stdout)
@@ -83,6 +87,7 @@ func runActor() int {
 type peer struct {
 	ln   net.Listener
 	conn *net.TCPConn
+	fdLn *net.UnixListener // fd-listen
 }
 
 func (p *peer) closeAll() {
@@ -106,6 +111,26 @@ func (p *peer) run(cmd []string) (string, error) {
 			return "", errors.New("send-segment FROM TO FLAGS SEQ ACK [LEN]")
 		}
 		return "", sendSegment(cmd[1], cmd[2], cmd[3], cmd[4], cmd[5], append(cmd[6:], "0")[0])
+	}
+	switch cmd[0] {
+	case "fd-listen":
+		path, err := arg()
+		if err != nil {
+			return "", err
+		}
+		p.fdLn, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		return "", err
+	case "send-fd":
+		path, err := arg()
+		if err != nil {
+			return "", err
+		}
+		return "", p.sendConn(path)
+	case "fd-accept":
+		if p.fdLn == nil {
+			return "", errors.New("fd-accept needs fd-listen first")
+		}
+		return "", p.takeConn()
 	}
 	if cmd[0] == "connect-from" {
 		if len(cmd) != 3 {
@@ -268,6 +293,60 @@ func (p *peer) run(cmd []string) (string, error) {
 		return "", p.ln.Close()
 	}
 	return "", fmt.Errorf("unknown command %q", cmd[0])
+}
+
+// sendConn passes the connection's descriptor to the actor listening at
+// path, and closes its own.
+func (p *peer) sendConn(path string) error {
+	if p.conn == nil {
+		return errors.New("no connection")
+	}
+	uc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return err
+	}
+	defer uc.Close()
+	f, err := p.conn.File()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, _, err := uc.WriteMsgUnix([]byte{0}, unix.UnixRights(int(f.Fd())), nil); err != nil {
+		return err
+	}
+	err = p.conn.Close()
+	p.conn = nil
+	return err
+}
+
+// takeConn adopts the connection another actor passes through fdLn.
+func (p *peer) takeConn() error {
+	uc, err := p.fdLn.AcceptUnix()
+	if err != nil {
+		return err
+	}
+	defer uc.Close()
+	buf, oob := make([]byte, 1), make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return fmt.Errorf("no descriptor passed: %v", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return fmt.Errorf("no descriptor passed: %v", err)
+	}
+	f := os.NewFile(uintptr(fds[0]), "passed")
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return err
+	}
+	p.conn = c.(*net.TCPConn)
+	return nil
 }
 
 func waitReadable(conn *net.TCPConn) error {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -160,5 +161,34 @@ func TestPIDFilter(t *testing.T) {
 	}
 	if !listenerClosed {
 		t.Error("--pid tracer did not see the listener close")
+	}
+}
+
+// TestOwnerHandOver: a connection open when tracing starts (its owner from
+// the snapshot) is passed to another process, which closes it: from that
+// close on, its events are the new owner's.
+func TestOwnerHandOver(t *testing.T) {
+	ns := newNetns(t)
+	srv, cli := ns.connected(t, "127.0.0.1")
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	heir := ns.startActor(t)
+	path := filepath.Join(t.TempDir(), "fd")
+	heir.do("fd-listen " + path)
+	cli.do("send-fd " + path)
+	heir.do("fd-accept", "close")
+	srv.do("read-eof", "close")
+	settle()
+	evs := tr.stop()
+
+	client := socketWith(evs, func(e event) bool { return e.NewState == "FIN_WAIT1" && e.Sport == cli.port })
+	if got, want := transitions(client), "ESTABLISHED->FIN_WAIT1->FIN_WAIT2->CLOSE"; got != want {
+		dumpEvents(t, evs)
+		t.Fatalf("passed socket: %s, want %s", got, want)
+	}
+	for _, e := range client {
+		if e.Type != "snapshot" && e.PID != heir.pid {
+			t.Errorf("%s %s->%s: pid %d, want the heir's %d (first owner %d)", e.Type, e.OldState, e.NewState,
+				e.PID, heir.pid, cli.pid)
+		}
 	}
 }
