@@ -194,7 +194,7 @@ func (t *Tracker) unlisten(h events.Header) {
 	key, _ := listenerKey(h)
 	byOwner := t.listeners[key]
 	pid := h.Owner.PID
-	if _, ok := byOwner[pid]; !ok && len(byOwner) == 1 {
+	if _, ok := byOwner[pid]; !ok && pid == 0 && len(byOwner) == 1 {
 		for only := range byOwner { // its owner not known: the only one there
 			pid = only
 		}
