@@ -39,7 +39,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	fs.StringSliceVar(&pids, "pid", nil, "only events of sockets owned by these processes")
 	fs.StringSliceVar(&ports, "port", nil, "only events of sockets with this local or remote port")
 	fs.StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
-	fs.StringVar(&until, "until", "", "only events before this time (RFC 3339)")
+	fs.StringVar(&until, "until", "", "replay up to this time (RFC 3339): sockets still open then end as open")
 	fs.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	fs.IntVar(&maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once")
 	if err := fs.Parse(args); err != nil {

@@ -167,6 +167,10 @@ func (p *Pipeline) Stats() render.Stats {
 
 // Finish ends every story still open and writes the closing stats.
 func (p *Pipeline) Finish(now time.Time, lost uint64, duration time.Duration) error {
+	if p.filter.ended(now) { // the replay ended at Until
+		duration -= now.Sub(p.filter.Until)
+		now = p.filter.Until
+	}
 	if err := p.show(p.tracker.Flush(now)); err != nil {
 		return err
 	}
