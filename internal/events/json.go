@@ -183,6 +183,9 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 			dst = append(dst, `,"age_ms":`...)
 			dst = AppendMillis(dst, e.Age)
 		}
+		if e.HistoryDropped {
+			dst = append(dst, `,"history_dropped":true`...)
+		}
 		if e.Inferred {
 			dst = append(dst, `,"inferred":true`...)
 			dst = appendStringField(dst, "inferred_from", e.InferredFrom)
@@ -375,6 +378,9 @@ func appendSummary(dst []byte, e *Summary) []byte {
 	}
 	if e.BeforeTrace {
 		dst = append(dst, `,"started_before_trace":true`...)
+	}
+	if e.HistoryDropped {
+		dst = append(dst, `,"history_dropped":true`...)
 	}
 	return dst
 }

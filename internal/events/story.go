@@ -32,6 +32,9 @@ type TimewaitEnd struct {
 	Cause    EndCause
 	Age      time.Duration // valid when AgeKnown
 	AgeKnown bool
+	// HistoryDropped: its start is not known because tcptrace dropped the
+	// socket's history to stay within --max-sockets.
+	HistoryDropped bool
 	// Inferred marks a cause concluded from other events rather than
 	// seen; InferredFrom says from what.
 	Inferred     bool
@@ -112,6 +115,9 @@ type Summary struct {
 	ResetsReceived int
 	// BeforeTrace marks a socket that existed before tracing started.
 	BeforeTrace bool
+	// HistoryDropped marks a socket whose earlier history tcptrace dropped
+	// to stay within --max-sockets: what it tells starts later.
+	HistoryDropped bool
 }
 
 // Finding explains, in plain words, why the kernel did something, with the

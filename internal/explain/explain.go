@@ -146,7 +146,10 @@ func conn(h events.Header) string {
 }
 
 func age(e *events.TimewaitEnd) string {
-	if !e.AgeKnown {
+	switch {
+	case e.HistoryDropped:
+		return "of unknown age (tcptrace had dropped its history to stay within --max-sockets)"
+	case !e.AgeKnown:
 		return "of unknown age (it existed before tracing started)"
 	}
 	return e.Age.Round(time.Millisecond).String() + " old"

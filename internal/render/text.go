@@ -236,6 +236,9 @@ func appendSummary(b []byte, e *events.Summary) []byte {
 	if e.BeforeTrace {
 		b = append(b, "; began before tracing"...)
 	}
+	if e.HistoryDropped {
+		b = append(b, "; earlier history dropped (--max-sockets)"...)
+	}
 	return append(b, ']')
 }
 

@@ -117,3 +117,37 @@ func TestStateTimeAtTimewaitHandover(t *testing.T) {
 		t.Errorf("%s -> %s after %v (known %v), want FIN_WAIT2 after 48ms", last.Old, last.New, last.PrevState, last.PrevStateKnown)
 	}
 }
+
+// A history dropped to stay within MaxSockets is not taken, when its socket
+// shows up again, for one that began before tracing.
+func TestDroppedHistory(t *testing.T) {
+	tr := New(Options{MaxSockets: 1})
+	s := activeClose()                                                                      // cookie 1 enters TIME_WAIT
+	s.state(hdr(200, 2, "10.0.0.1:0", server, 10), events.StateClose, events.StateSynSent). // drops cookie 1's history
+												state(hdr(201, 2, "10.0.0.1:40001", server, 10), events.StateSynSent, events.StateEstablished).
+												timer(hdr(60150, 1, client, server, 10), events.TimerExpire, events.StateTimeWait, 0). // drops cookie 2's
+												state(hdr(60200, 2, "10.0.0.1:40001", server, 10), events.StateEstablished, events.StateFinWait1).
+												state(hdr(60201, 2, "10.0.0.1:40001", server, 10), events.StateFinWait1, events.StateClose).
+												add(&events.Destroy{Header: hdr(60201, 2, "10.0.0.1:40001", server, 10), State: events.StateClose})
+	var end *events.TimewaitEnd
+	var sum *events.Summary
+	for _, ev := range run(tr, s.evs, t0.Add(61*time.Second)) {
+		switch e := ev.(type) {
+		case *events.TimewaitEnd:
+			end = e
+		case *events.Summary:
+			if e.Cookie == 2 {
+				sum = e
+			}
+		}
+	}
+	if tr.Evicted() != 2 {
+		t.Fatalf("%d histories dropped, want 2", tr.Evicted())
+	}
+	if end == nil || end.AgeKnown || !end.HistoryDropped {
+		t.Errorf("TIME_WAIT end %+v, want age unknown, history dropped", end)
+	}
+	if sum == nil || sum.BeforeTrace || !sum.HistoryDropped || len(sum.History) != 2 || sum.History[0].DurationKnown {
+		t.Errorf("summary %+v, want ESTABLISHED for how long unknown, then FIN_WAIT1; history dropped, not begun before tracing", sum)
+	}
+}

@@ -37,6 +37,10 @@ type Tracker struct {
 	// connection is too many to allocate a list element each.
 	lru     socket
 	evicted uint64
+	// dropped holds the cookies of the histories evicted, until their
+	// sockets show up again (at their end at the latest): what they tell
+	// then does not start with the socket.
+	dropped map[uint64]struct{}
 	// free holds forgotten sockets, to be reused with their phases' space.
 	free []*socket
 	// stopped are TIME_WAIT sockets stopped early whose cause is not yet
@@ -97,6 +101,8 @@ type socket struct {
 	resetsSent  int
 	resetsRecv  int
 	beforeTrace bool
+	// historyDropped: an earlier history of it was dropped (MaxSockets).
+	historyDropped bool
 	// synSentPort: the local port it had when it entered SYN_SENT (a port
 	// bound before connect()).
 	synSentPort uint16
@@ -150,6 +156,7 @@ func New(opts Options) *Tracker {
 		stopped:      map[tuple]*socket{},
 		peerlessRSTs: map[endpoint]*events.ResetSent{},
 		listeners:    map[endpoint]map[uint32]listening{},
+		dropped:      map[uint64]struct{}{},
 	}
 	t.lru.prev, t.lru.next = &t.lru, &t.lru
 	return t
@@ -393,6 +400,7 @@ func (t *Tracker) lookup(h *events.Header) *socket {
 		return s
 	}
 	if len(t.sockets) >= t.maxSockets {
+		t.dropped[t.lru.next.header.Cookie] = struct{}{}
 		t.forget(t.lru.next)
 		t.evicted++
 	}
@@ -403,6 +411,10 @@ func (t *Tracker) lookup(h *events.Header) *socket {
 		*s = socket{header: *h, phases: s.phases[:0]}
 	} else {
 		s = &socket{header: *h, phases: make([]events.Phase, 0, 8)}
+	}
+	if _, ok := t.dropped[h.Cookie]; ok {
+		delete(t.dropped, h.Cookie)
+		s.historyDropped = true
 	}
 	t.sockets[h.Cookie] = s
 	t.pushNewest(s)
@@ -463,7 +475,7 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	}
 	if len(s.phases) == 0 {
 		// A socket's life starts in CLOSE; a child's with its listener.
-		s.beforeTrace = e.Old != events.StateClose && e.Old != events.StateListen
+		s.beforeTrace = e.Old != events.StateClose && e.Old != events.StateListen && !s.historyDropped
 		s.phases = append(s.phases, events.Phase{State: e.Old, Start: e.Time.Add(-e.PrevState),
 			Duration: e.PrevState, DurationKnown: e.PrevStateKnown})
 		if e.Old == events.StateListen && e.New == events.StateSynRecv {
@@ -574,14 +586,14 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 	case events.TimerExpire:
 		if s.tw == nil {
 			s.startTimewait(timewait{substate: e.Substate, header: e.Header})
-			s.beforeTrace = s.beforeTrace || len(s.phases) == 0
+			s.beforeTrace = s.beforeTrace || len(s.phases) == 0 && !s.historyDropped
 		}
 		s.tw.substate = e.Substate
 		t.endTimewait(s, e.Time, events.TimewaitEnd{Cause: events.CauseExpired})
 	case events.TimerCancel:
 		if s.tw == nil {
 			s.startTimewait(timewait{substate: e.Substate, header: e.Header})
-			s.beforeTrace = s.beforeTrace || len(s.phases) == 0
+			s.beforeTrace = s.beforeTrace || len(s.phases) == 0 && !s.historyDropped
 		}
 		s.tw.stopped = e.Time
 		s.tw.last = e.Last
@@ -625,6 +637,8 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 	end.Substate = tw.substate
 	if tw.startSeen {
 		end.Age, end.AgeKnown = at.Sub(tw.start), true
+	} else {
+		end.HistoryDropped = s.historyDropped
 	}
 	made := t.ends.next()
 	*made = end
@@ -703,7 +717,7 @@ func (t *Tracker) finish(s *socket, at time.Time, end string) {
 	history := sum.History[:0]
 	*sum = events.Summary{Header: s.header, ClosedBy: s.closedBy, End: end,
 		Retransmits: s.retransmits, ResetsSent: s.resetsSent, ResetsReceived: s.resetsRecv,
-		BeforeTrace: s.beforeTrace, History: history}
+		BeforeTrace: s.beforeTrace, HistoryDropped: s.historyDropped, History: history}
 	sum.Time = at
 	for _, p := range s.phases {
 		// The final CLOSE is where the story ends, not a phase of it.
