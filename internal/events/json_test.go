@@ -103,3 +103,26 @@ func TestHumanDuration(t *testing.T) {
 		}
 	}
 }
+
+// history_dropped appears exactly where a history was dropped.
+func TestJSONHistoryDropped(t *testing.T) {
+	h := Header{Time: time.Unix(1, 2), Cookie: 1, Family: 4,
+		Local: netip.MustParseAddrPort("10.0.0.1:1"), Remote: netip.MustParseAddrPort("10.0.0.2:2")}
+	for _, tc := range []struct {
+		ev      Event
+		dropped bool
+	}{
+		{&Summary{Header: h, End: "closed", HistoryDropped: true}, true},
+		{&Summary{Header: h, End: "closed"}, false},
+		{&TimewaitEnd{Header: h, Cause: CauseExpired, HistoryDropped: true}, true},
+		{&TimewaitEnd{Header: h, Cause: CauseExpired}, false},
+	} {
+		var m map[string]any
+		if err := json.Unmarshal(AppendJSON(nil, tc.ev), &m); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := m["history_dropped"]; ok != tc.dropped || (ok && got != true) {
+			t.Errorf("%T (dropped %v): history_dropped %v (present %v)", tc.ev, tc.dropped, got, ok)
+		}
+	}
+}
