@@ -15,7 +15,6 @@ import (
 // DefaultMaxSockets bounds the histories kept at once.
 const DefaultMaxSockets = 100000
 
-// tcpRST is the RST bit of the TCP flags byte.
 // TCP flag bits.
 const (
 	tcpSYN = 0x02
