@@ -28,6 +28,7 @@ typedef _Bool bool;
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define IPPROTO_MPTCP 262
+#define E2BIG 7 /* errno: a full hash map refuses an update with -E2BIG */
 #define TASK_COMM_LEN 16
 
 /* From include/uapi/linux/bpf.h (stable UAPI values). */
@@ -101,8 +102,11 @@ struct sk_buff_head {
 	__u32 qlen;
 };
 
+struct socket;
+
 struct sock {
 	struct sock_common __sk_common;
+	struct socket *sk_socket;
 	__u16 sk_protocol;
 	__u8 sk_shutdown;
 	struct sk_buff_head sk_receive_queue;
@@ -225,15 +229,23 @@ struct task_struct {
 	char comm[TASK_COMM_LEN];
 };
 
+struct inode {
+	unsigned long i_ino;
+};
+
+struct file {
+	struct inode *f_inode;
+};
+
 struct socket {
 	struct sock *sk;
+	struct file *file;
 };
 
 struct mptcp_sock {
 	struct sock *first;
 };
 
-struct file;
 struct seq_file;
 
 struct bpf_iter_meta {

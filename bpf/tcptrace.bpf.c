@@ -1137,31 +1137,58 @@ int BPF_PROG(handle_kfree_skb, struct sk_buff *skb)
 }
 
 /*
- * Owners of MPTCP sockets' first TCP subflows, by the subflow's address: the
- * subflow, which carries the traffic and which the kernel reports, has no
- * file of its own. Filled by learn_owners, moved onto the subflow (and
- * removed) by snapshot_tcp.
+ * Owners of the sockets open when tracing starts, by socket address, noted by
+ * learn_owners and moved onto the sockets (and removed) by move_owners; user
+ * space clears what no namespace's walk used. learn_owners cannot keep them
+ * on the socket itself: some kernels (a 6.18 build) mark the socket it
+ * reaches through the file as untrusted, which bpf_sk_storage_get refuses,
+ * while iter/tcp's socket is trusted everywhere. The file's inode number
+ * guards against an address freed and reused in between (0 for an MPTCP
+ * socket's first TCP subflow, which has no file of its own). Not
+ * preallocated: empty but for the start.
  */
+struct preexisting_owner {
+	struct owner owner;
+	__u64 ino;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1 << 20);
 	__type(key, __u64);
-	__type(value, struct owner);
-} subflow_owners SEC(".maps");
+	__type(value, struct preexisting_owner);
+} preexisting_owners SEC(".maps");
+
+/* Owners learn_owners could not note (preexisting_owners full). */
+__u64 preexisting_owners_dropped = 0;
 
 static __always_inline void task_owner(struct task_struct *task, struct owner *o)
 {
 	o->tgid = task->tgid;
-	o->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
-	bpf_probe_read_kernel_str(o->comm, sizeof(o->comm), task->group_leader->comm);
+	o->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	bpf_probe_read_kernel_str(o->comm, sizeof(o->comm), BPF_CORE_READ(task, group_leader, comm));
+}
+
+static __always_inline void note_preexisting_owner(__u64 addr, __u64 ino, struct task_struct *task)
+{
+	struct preexisting_owner p = {.ino = ino};
+
+	task_owner(task, &p.owner);
+	/* A socket shared by several processes: the first one seen owns it. */
+	if (bpf_map_update_elem(&preexisting_owners, &addr, &p, BPF_NOEXIST) == -E2BIG)
+		__sync_fetch_and_add(&preexisting_owners_dropped, 1);
 }
 
 /*
- * Start-of-trace snapshot, run by user space before it reads the ring.
+ * Start-of-trace snapshot, run by user space before it attaches the
+ * tracepoints, in three walks: learn_owners, then move_owners in each
+ * namespace, then (after attaching) snapshot_tcp in each namespace.
  *
- * iter/task_file: every open file of every task; for a TCP socket, keep its
- * owner on it (see kept_owner), so that sockets made before tracing are
- * attributed (and pass --pid) like new ones.
+ * iter/task_file: every open file of every task; for a TCP socket, note its
+ * owner, so that sockets made before tracing are attributed (and pass --pid)
+ * like new ones. Every pointer reached from the file is only read
+ * (BPF_CORE_READ), never handed to a helper: see preexisting_owners.
  */
 SEC("iter/task_file")
 int learn_owners(struct bpf_iter__task_file *ctx)
@@ -1169,36 +1196,64 @@ int learn_owners(struct bpf_iter__task_file *ctx)
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct socket *sock;
-	struct owner *o;
 	struct sock *sk;
+	__u16 protocol;
 
 	if (!task || !file)
 		return 0;
 	sock = bpf_sock_from_file(file);
 	if (!sock)
 		return 0;
-	sk = sock->sk;
+	sk = BPF_CORE_READ(sock, sk);
 	if (!sk || !pid_wanted(task->tgid))
 		return 0;
+	protocol = BPF_CORE_READ(sk, sk_protocol);
 	/*
 	 * An MPTCP socket (Go's listeners since 1.24) carries its traffic on
 	 * TCP subflows; its first subflow is the TCP socket the kernel reports.
 	 */
-	if (sk->sk_protocol == IPPROTO_MPTCP) {
-		struct owner owner = {};
+	if (protocol == IPPROTO_MPTCP) {
 		__u64 first = (__u64)BPF_CORE_READ((struct mptcp_sock *)sk, first);
 
-		task_owner(task, &owner);
 		if (first)
-			bpf_map_update_elem(&subflow_owners, &first, &owner, BPF_NOEXIST);
+			note_preexisting_owner(first, 0, task);
 		return 0;
 	}
-	if (sk->sk_protocol != IPPROTO_TCP)
+	if (protocol == IPPROTO_TCP)
+		note_preexisting_owner((__u64)sk, BPF_CORE_READ(file, f_inode, i_ino), task);
+	return 0;
+}
+
+/*
+ * iter/tcp: every TCP socket of the namespace user space opened the
+ * iterator in; a full socket learn_owners noted gets its owner kept on it
+ * (see kept_owner) before any tracepoint runs.
+ */
+SEC("iter/tcp")
+int move_owners(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct preexisting_owner *p;
+	struct tcp_sock *tp;
+	struct owner *o;
+	__u64 addr, ino;
+
+	if (!skc)
 		return 0;
-	/* A socket shared by several processes: the first one seen owns it. */
-	o = keep_owner(sk);
-	if (o && !o->tgid)
-		task_owner(task, o);
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	addr = (__u64)skc;
+	p = bpf_map_lookup_elem(&preexisting_owners, &addr);
+	if (!p)
+		return 0;
+	ino = BPF_CORE_READ((struct sock *)tp, sk_socket, file, f_inode, i_ino);
+	if (!p->ino || p->ino == ino) {
+		o = keep_owner((const struct sock *)tp);
+		if (o && !o->tgid)
+			*o = p->owner;
+	}
+	bpf_map_delete_elem(&preexisting_owners, &addr);
 	return 0;
 }
 
@@ -1228,18 +1283,8 @@ int snapshot_tcp(struct bpf_iter__tcp *ctx)
 	if (!id_wanted(&id))
 		return 0;
 	tp = bpf_skc_to_tcp_sock(skc);
-	if (tp) {
-		__u64 addr = (__u64)skc;
-		struct owner *subflow = bpf_map_lookup_elem(&subflow_owners, &addr);
-
-		if (subflow) {
-			o = keep_owner((const struct sock *)tp);
-			if (o && !o->tgid)
-				*o = *subflow;
-			bpf_map_delete_elem(&subflow_owners, &addr);
-		}
+	if (tp)
 		o = kept_owner((const struct sock *)tp);
-	}
 	if (!owner_wanted(o))
 		return 0;
 

@@ -105,6 +105,12 @@ type TcptraceOwner struct {
 	_        [4]byte
 }
 
+type TcptracePreexistingOwner struct {
+	_     structs.HostLayout
+	Owner TcptraceOwner
+	Ino   uint64
+}
+
 type TcptraceSockInfo struct {
 	_            structs.HostLayout
 	Owner        TcptraceOwner
@@ -163,8 +169,8 @@ const (
 	TcptraceMapEvents                   = "events"
 	TcptraceMapKeptOwners               = "kept_owners"
 	TcptraceMapLost                     = "lost"
+	TcptraceMapPreexistingOwners        = "preexisting_owners"
 	TcptraceMapSocks                    = "socks"
-	TcptraceMapSubflowOwners            = "subflow_owners"
 	TcptraceMapTcpTimerSlots            = "tcp_timer_slots"
 	TcptraceMapTwCancels                = "tw_cancels"
 	TcptraceMapZeroWindow               = "zero_window"
@@ -188,6 +194,7 @@ const (
 	TcptraceProgHandleTwVerdict5        = "handle_tw_verdict5"
 	TcptraceProgHandleWriteWakeup       = "handle_write_wakeup"
 	TcptraceProgLearnOwners             = "learn_owners"
+	TcptraceProgMoveOwners              = "move_owners"
 	TcptraceProgSnapshotTcp             = "snapshot_tcp"
 	TcptraceVarBirthsHeld               = "births_held"
 	TcptraceVarFilterFamily             = "filter_family"
@@ -199,6 +206,7 @@ const (
 	TcptraceVarKeepaliveTimerOffset     = "keepalive_timer_offset"
 	TcptraceVarMibKeepalive             = "mib_keepalive"
 	TcptraceVarMibWinprobe              = "mib_winprobe"
+	TcptraceVarPreexistingOwnersDropped = "preexisting_owners_dropped"
 	TcptraceVarTcpClose                 = "tcp_close"
 	TcptraceVarTcpCloseWait             = "tcp_close_wait"
 	TcptraceVarTcpClosing               = "tcp_closing"
@@ -284,6 +292,7 @@ type TcptraceProgramSpecs struct {
 	HandleTwVerdict5        *ebpf.ProgramSpec `ebpf:"handle_tw_verdict5"`
 	HandleWriteWakeup       *ebpf.ProgramSpec `ebpf:"handle_write_wakeup"`
 	LearnOwners             *ebpf.ProgramSpec `ebpf:"learn_owners"`
+	MoveOwners              *ebpf.ProgramSpec `ebpf:"move_owners"`
 	SnapshotTcp             *ebpf.ProgramSpec `ebpf:"snapshot_tcp"`
 }
 
@@ -291,53 +300,54 @@ type TcptraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceMapSpecs struct {
-	Births        *ebpf.MapSpec `ebpf:"births"`
-	CookieOwners  *ebpf.MapSpec `ebpf:"cookie_owners"`
-	Events        *ebpf.MapSpec `ebpf:"events"`
-	KeptOwners    *ebpf.MapSpec `ebpf:"kept_owners"`
-	Lost          *ebpf.MapSpec `ebpf:"lost"`
-	Socks         *ebpf.MapSpec `ebpf:"socks"`
-	SubflowOwners *ebpf.MapSpec `ebpf:"subflow_owners"`
-	TcpTimerSlots *ebpf.MapSpec `ebpf:"tcp_timer_slots"`
-	TwCancels     *ebpf.MapSpec `ebpf:"tw_cancels"`
-	ZeroWindow    *ebpf.MapSpec `ebpf:"zero_window"`
+	Births            *ebpf.MapSpec `ebpf:"births"`
+	CookieOwners      *ebpf.MapSpec `ebpf:"cookie_owners"`
+	Events            *ebpf.MapSpec `ebpf:"events"`
+	KeptOwners        *ebpf.MapSpec `ebpf:"kept_owners"`
+	Lost              *ebpf.MapSpec `ebpf:"lost"`
+	PreexistingOwners *ebpf.MapSpec `ebpf:"preexisting_owners"`
+	Socks             *ebpf.MapSpec `ebpf:"socks"`
+	TcpTimerSlots     *ebpf.MapSpec `ebpf:"tcp_timer_slots"`
+	TwCancels         *ebpf.MapSpec `ebpf:"tw_cancels"`
+	ZeroWindow        *ebpf.MapSpec `ebpf:"zero_window"`
 }
 
 // TcptraceVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceVariableSpecs struct {
-	BirthsHeld            *ebpf.VariableSpec `ebpf:"births_held"`
-	FilterFamily          *ebpf.VariableSpec `ebpf:"filter_family"`
-	FilterNetns           *ebpf.VariableSpec `ebpf:"filter_netns"`
-	FilterPidCount        *ebpf.VariableSpec `ebpf:"filter_pid_count"`
-	FilterPids            *ebpf.VariableSpec `ebpf:"filter_pids"`
-	FilterPortCount       *ebpf.VariableSpec `ebpf:"filter_port_count"`
-	FilterPorts           *ebpf.VariableSpec `ebpf:"filter_ports"`
-	KeepaliveTimerOffset  *ebpf.VariableSpec `ebpf:"keepalive_timer_offset"`
-	MibKeepalive          *ebpf.VariableSpec `ebpf:"mib_keepalive"`
-	MibWinprobe           *ebpf.VariableSpec `ebpf:"mib_winprobe"`
-	TcpClose              *ebpf.VariableSpec `ebpf:"tcp_close"`
-	TcpCloseWait          *ebpf.VariableSpec `ebpf:"tcp_close_wait"`
-	TcpClosing            *ebpf.VariableSpec `ebpf:"tcp_closing"`
-	TcpFinWait1           *ebpf.VariableSpec `ebpf:"tcp_fin_wait1"`
-	TcpFinWait2           *ebpf.VariableSpec `ebpf:"tcp_fin_wait2"`
-	TcpKeepaliveTimerAddr *ebpf.VariableSpec `ebpf:"tcp_keepalive_timer_addr"`
-	TcpLastAck            *ebpf.VariableSpec `ebpf:"tcp_last_ack"`
-	TcpListen             *ebpf.VariableSpec `ebpf:"tcp_listen"`
-	TcpNewSynRecv         *ebpf.VariableSpec `ebpf:"tcp_new_syn_recv"`
-	TcpSynRecv            *ebpf.VariableSpec `ebpf:"tcp_syn_recv"`
-	TcpSynSent            *ebpf.VariableSpec `ebpf:"tcp_syn_sent"`
-	TcpTimeWait           *ebpf.VariableSpec `ebpf:"tcp_time_wait"`
-	TcpWriteTimerAddr     *ebpf.VariableSpec `ebpf:"tcp_write_timer_addr"`
-	TwTimerHandlerAddr    *ebpf.VariableSpec `ebpf:"tw_timer_handler_addr"`
-	UnusedEvent           *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventFlag       *ebpf.VariableSpec `ebpf:"unused_event_flag"`
-	UnusedEventType       *ebpf.VariableSpec `ebpf:"unused_event_type"`
-	UnusedTcpTimerKind    *ebpf.VariableSpec `ebpf:"unused_tcp_timer_kind"`
-	WakeupBytes           *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
-	WriteTimerOffset      *ebpf.VariableSpec `ebpf:"write_timer_offset"`
-	ZeroWindowEntries     *ebpf.VariableSpec `ebpf:"zero_window_entries"`
+	BirthsHeld               *ebpf.VariableSpec `ebpf:"births_held"`
+	FilterFamily             *ebpf.VariableSpec `ebpf:"filter_family"`
+	FilterNetns              *ebpf.VariableSpec `ebpf:"filter_netns"`
+	FilterPidCount           *ebpf.VariableSpec `ebpf:"filter_pid_count"`
+	FilterPids               *ebpf.VariableSpec `ebpf:"filter_pids"`
+	FilterPortCount          *ebpf.VariableSpec `ebpf:"filter_port_count"`
+	FilterPorts              *ebpf.VariableSpec `ebpf:"filter_ports"`
+	KeepaliveTimerOffset     *ebpf.VariableSpec `ebpf:"keepalive_timer_offset"`
+	MibKeepalive             *ebpf.VariableSpec `ebpf:"mib_keepalive"`
+	MibWinprobe              *ebpf.VariableSpec `ebpf:"mib_winprobe"`
+	PreexistingOwnersDropped *ebpf.VariableSpec `ebpf:"preexisting_owners_dropped"`
+	TcpClose                 *ebpf.VariableSpec `ebpf:"tcp_close"`
+	TcpCloseWait             *ebpf.VariableSpec `ebpf:"tcp_close_wait"`
+	TcpClosing               *ebpf.VariableSpec `ebpf:"tcp_closing"`
+	TcpFinWait1              *ebpf.VariableSpec `ebpf:"tcp_fin_wait1"`
+	TcpFinWait2              *ebpf.VariableSpec `ebpf:"tcp_fin_wait2"`
+	TcpKeepaliveTimerAddr    *ebpf.VariableSpec `ebpf:"tcp_keepalive_timer_addr"`
+	TcpLastAck               *ebpf.VariableSpec `ebpf:"tcp_last_ack"`
+	TcpListen                *ebpf.VariableSpec `ebpf:"tcp_listen"`
+	TcpNewSynRecv            *ebpf.VariableSpec `ebpf:"tcp_new_syn_recv"`
+	TcpSynRecv               *ebpf.VariableSpec `ebpf:"tcp_syn_recv"`
+	TcpSynSent               *ebpf.VariableSpec `ebpf:"tcp_syn_sent"`
+	TcpTimeWait              *ebpf.VariableSpec `ebpf:"tcp_time_wait"`
+	TcpWriteTimerAddr        *ebpf.VariableSpec `ebpf:"tcp_write_timer_addr"`
+	TwTimerHandlerAddr       *ebpf.VariableSpec `ebpf:"tw_timer_handler_addr"`
+	UnusedEvent              *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventFlag          *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedEventType          *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedTcpTimerKind       *ebpf.VariableSpec `ebpf:"unused_tcp_timer_kind"`
+	WakeupBytes              *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WriteTimerOffset         *ebpf.VariableSpec `ebpf:"write_timer_offset"`
+	ZeroWindowEntries        *ebpf.VariableSpec `ebpf:"zero_window_entries"`
 }
 
 // TcptraceObjects contains all objects after they have been loaded into the kernel.
@@ -360,16 +370,16 @@ func (o *TcptraceObjects) Close() error {
 //
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptraceMaps struct {
-	Births        *ebpf.Map `ebpf:"births"`
-	CookieOwners  *ebpf.Map `ebpf:"cookie_owners"`
-	Events        *ebpf.Map `ebpf:"events"`
-	KeptOwners    *ebpf.Map `ebpf:"kept_owners"`
-	Lost          *ebpf.Map `ebpf:"lost"`
-	Socks         *ebpf.Map `ebpf:"socks"`
-	SubflowOwners *ebpf.Map `ebpf:"subflow_owners"`
-	TcpTimerSlots *ebpf.Map `ebpf:"tcp_timer_slots"`
-	TwCancels     *ebpf.Map `ebpf:"tw_cancels"`
-	ZeroWindow    *ebpf.Map `ebpf:"zero_window"`
+	Births            *ebpf.Map `ebpf:"births"`
+	CookieOwners      *ebpf.Map `ebpf:"cookie_owners"`
+	Events            *ebpf.Map `ebpf:"events"`
+	KeptOwners        *ebpf.Map `ebpf:"kept_owners"`
+	Lost              *ebpf.Map `ebpf:"lost"`
+	PreexistingOwners *ebpf.Map `ebpf:"preexisting_owners"`
+	Socks             *ebpf.Map `ebpf:"socks"`
+	TcpTimerSlots     *ebpf.Map `ebpf:"tcp_timer_slots"`
+	TwCancels         *ebpf.Map `ebpf:"tw_cancels"`
+	ZeroWindow        *ebpf.Map `ebpf:"zero_window"`
 }
 
 func (m *TcptraceMaps) Close() error {
@@ -379,8 +389,8 @@ func (m *TcptraceMaps) Close() error {
 		m.Events,
 		m.KeptOwners,
 		m.Lost,
+		m.PreexistingOwners,
 		m.Socks,
-		m.SubflowOwners,
 		m.TcpTimerSlots,
 		m.TwCancels,
 		m.ZeroWindow,
@@ -391,37 +401,38 @@ func (m *TcptraceMaps) Close() error {
 //
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptraceVariables struct {
-	BirthsHeld            *ebpf.Variable `ebpf:"births_held"`
-	FilterFamily          *ebpf.Variable `ebpf:"filter_family"`
-	FilterNetns           *ebpf.Variable `ebpf:"filter_netns"`
-	FilterPidCount        *ebpf.Variable `ebpf:"filter_pid_count"`
-	FilterPids            *ebpf.Variable `ebpf:"filter_pids"`
-	FilterPortCount       *ebpf.Variable `ebpf:"filter_port_count"`
-	FilterPorts           *ebpf.Variable `ebpf:"filter_ports"`
-	KeepaliveTimerOffset  *ebpf.Variable `ebpf:"keepalive_timer_offset"`
-	MibKeepalive          *ebpf.Variable `ebpf:"mib_keepalive"`
-	MibWinprobe           *ebpf.Variable `ebpf:"mib_winprobe"`
-	TcpClose              *ebpf.Variable `ebpf:"tcp_close"`
-	TcpCloseWait          *ebpf.Variable `ebpf:"tcp_close_wait"`
-	TcpClosing            *ebpf.Variable `ebpf:"tcp_closing"`
-	TcpFinWait1           *ebpf.Variable `ebpf:"tcp_fin_wait1"`
-	TcpFinWait2           *ebpf.Variable `ebpf:"tcp_fin_wait2"`
-	TcpKeepaliveTimerAddr *ebpf.Variable `ebpf:"tcp_keepalive_timer_addr"`
-	TcpLastAck            *ebpf.Variable `ebpf:"tcp_last_ack"`
-	TcpListen             *ebpf.Variable `ebpf:"tcp_listen"`
-	TcpNewSynRecv         *ebpf.Variable `ebpf:"tcp_new_syn_recv"`
-	TcpSynRecv            *ebpf.Variable `ebpf:"tcp_syn_recv"`
-	TcpSynSent            *ebpf.Variable `ebpf:"tcp_syn_sent"`
-	TcpTimeWait           *ebpf.Variable `ebpf:"tcp_time_wait"`
-	TcpWriteTimerAddr     *ebpf.Variable `ebpf:"tcp_write_timer_addr"`
-	TwTimerHandlerAddr    *ebpf.Variable `ebpf:"tw_timer_handler_addr"`
-	UnusedEvent           *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventFlag       *ebpf.Variable `ebpf:"unused_event_flag"`
-	UnusedEventType       *ebpf.Variable `ebpf:"unused_event_type"`
-	UnusedTcpTimerKind    *ebpf.Variable `ebpf:"unused_tcp_timer_kind"`
-	WakeupBytes           *ebpf.Variable `ebpf:"wakeup_bytes"`
-	WriteTimerOffset      *ebpf.Variable `ebpf:"write_timer_offset"`
-	ZeroWindowEntries     *ebpf.Variable `ebpf:"zero_window_entries"`
+	BirthsHeld               *ebpf.Variable `ebpf:"births_held"`
+	FilterFamily             *ebpf.Variable `ebpf:"filter_family"`
+	FilterNetns              *ebpf.Variable `ebpf:"filter_netns"`
+	FilterPidCount           *ebpf.Variable `ebpf:"filter_pid_count"`
+	FilterPids               *ebpf.Variable `ebpf:"filter_pids"`
+	FilterPortCount          *ebpf.Variable `ebpf:"filter_port_count"`
+	FilterPorts              *ebpf.Variable `ebpf:"filter_ports"`
+	KeepaliveTimerOffset     *ebpf.Variable `ebpf:"keepalive_timer_offset"`
+	MibKeepalive             *ebpf.Variable `ebpf:"mib_keepalive"`
+	MibWinprobe              *ebpf.Variable `ebpf:"mib_winprobe"`
+	PreexistingOwnersDropped *ebpf.Variable `ebpf:"preexisting_owners_dropped"`
+	TcpClose                 *ebpf.Variable `ebpf:"tcp_close"`
+	TcpCloseWait             *ebpf.Variable `ebpf:"tcp_close_wait"`
+	TcpClosing               *ebpf.Variable `ebpf:"tcp_closing"`
+	TcpFinWait1              *ebpf.Variable `ebpf:"tcp_fin_wait1"`
+	TcpFinWait2              *ebpf.Variable `ebpf:"tcp_fin_wait2"`
+	TcpKeepaliveTimerAddr    *ebpf.Variable `ebpf:"tcp_keepalive_timer_addr"`
+	TcpLastAck               *ebpf.Variable `ebpf:"tcp_last_ack"`
+	TcpListen                *ebpf.Variable `ebpf:"tcp_listen"`
+	TcpNewSynRecv            *ebpf.Variable `ebpf:"tcp_new_syn_recv"`
+	TcpSynRecv               *ebpf.Variable `ebpf:"tcp_syn_recv"`
+	TcpSynSent               *ebpf.Variable `ebpf:"tcp_syn_sent"`
+	TcpTimeWait              *ebpf.Variable `ebpf:"tcp_time_wait"`
+	TcpWriteTimerAddr        *ebpf.Variable `ebpf:"tcp_write_timer_addr"`
+	TwTimerHandlerAddr       *ebpf.Variable `ebpf:"tw_timer_handler_addr"`
+	UnusedEvent              *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventFlag          *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedEventType          *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedTcpTimerKind       *ebpf.Variable `ebpf:"unused_tcp_timer_kind"`
+	WakeupBytes              *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WriteTimerOffset         *ebpf.Variable `ebpf:"write_timer_offset"`
+	ZeroWindowEntries        *ebpf.Variable `ebpf:"zero_window_entries"`
 }
 
 // TcptracePrograms contains all programs after they have been loaded into the kernel.
@@ -448,6 +459,7 @@ type TcptracePrograms struct {
 	HandleTwVerdict5        *ebpf.Program `ebpf:"handle_tw_verdict5"`
 	HandleWriteWakeup       *ebpf.Program `ebpf:"handle_write_wakeup"`
 	LearnOwners             *ebpf.Program `ebpf:"learn_owners"`
+	MoveOwners              *ebpf.Program `ebpf:"move_owners"`
 	SnapshotTcp             *ebpf.Program `ebpf:"snapshot_tcp"`
 }
 
@@ -473,6 +485,7 @@ func (p *TcptracePrograms) Close() error {
 		p.HandleTwVerdict5,
 		p.HandleWriteWakeup,
 		p.LearnOwners,
+		p.MoveOwners,
 		p.SnapshotTcp,
 	)
 }

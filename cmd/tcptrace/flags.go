@@ -59,6 +59,7 @@ type traceFlags struct {
 	cpuProfile   string
 	discard      bool
 	version      bool
+	skipHooks    []string
 }
 
 func newFlagSet(f *traceFlags) *pflag.FlagSet {
@@ -78,6 +79,7 @@ func newFlagSet(f *traceFlags) *pflag.FlagSet {
 	fs.StringVar(&f.record, "record", "", "also record the run to this file, for tcptrace replay and report (docs/record.md)")
 	fs.StringVar(&f.recordMax, "record-max-size", "1G", "stop recording (not tracing) once the file reaches this size (e.g. 100M; 0: no limit)")
 	fs.StringVar(&f.readyFile, "ready-file", "", "write this file once every hook is attached (for scripts)")
+	fs.StringSliceVar(&f.skipHooks, "skip-hook", nil, "leave out optional hooks, by program (e.g. learn_owners), as if this kernel refused them (see tcptrace features)")
 	fs.StringVar(&f.btfPath, "btf-path", probe.DefaultBTFPath, "kernel BTF to read")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the tracer to this file")
@@ -201,6 +203,7 @@ func (f *traceFlags) config() (tracer.Config, error) {
 		return cfg, usageError{fmt.Sprintf("invalid --wakeup-bytes %d: use 0 to the ring size (%d)", f.wakeupBytes, ring)}
 	}
 	cfg.Probe.WakeupBytes = f.wakeupBytes
+	cfg.Probe.Skip = f.skipHooks
 	if f.maxSockets < 1 {
 		return cfg, usageError{fmt.Sprintf("invalid --max-sockets %d: must be at least 1", f.maxSockets)}
 	}

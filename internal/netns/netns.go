@@ -7,8 +7,10 @@ package netns
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"runtime"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -82,6 +84,23 @@ func All() (map[uint64]string, error) {
 		}
 	}
 	return found, nil
+}
+
+// Paths returns the file of the network namespace with inode only, or with
+// only 0 one file for each namespace there is, sorted.
+func Paths(only uint32) ([]string, error) {
+	if only != 0 {
+		path, err := Find(uint64(only))
+		if err != nil {
+			return nil, err
+		}
+		return []string{path}, nil
+	}
+	all, err := All()
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Values(all)), nil
 }
 
 // Run calls f on a thread moved into the network namespace behind path

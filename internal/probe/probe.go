@@ -21,6 +21,7 @@ import (
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
 	"github.com/tcptrace/tcptrace/bpf"
@@ -50,6 +51,8 @@ type Config struct {
 	// WakeupBytes: the reader is woken once this much data waits; below
 	// that it sees records at its next poll. 0 wakes it for every record.
 	WakeupBytes int
+	// Skip names the programs of optional hooks to leave out.
+	Skip []string
 }
 
 // Hook is one kernel hook tcptrace uses and how it was attached.
@@ -174,8 +177,11 @@ type Probe struct {
 	links   []link.Link
 	iters   []*link.Iter
 	tcpIter *link.Iter // nil when the kernel cannot snapshot
-	reader  *ringbuf.Reader
-	hooks   []Hook
+	// preexistingDropped counts the owners of sockets open at start that
+	// did not fit the map they wait in until they are moved onto sockets.
+	preexistingDropped uint64
+	reader             *ringbuf.Reader
+	hooks              []Hook
 }
 
 // CheckPrivileges reports ErrNotPrivileged unless the process may load and
@@ -236,6 +242,10 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 	if err := CheckPrivileges(); err != nil {
 		return nil, err
 	}
+	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (later ones to
+	// the memory cgroup, where this does nothing). If it cannot be lifted,
+	// loading says so.
+	memlockErr := rlimit.RemoveMemlock()
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 		if errors.Is(err, ebpf.ErrNotSupported) {
 			return nil, fmt.Errorf("%w: %w", ErrNoRingBuffer, err)
@@ -252,6 +262,9 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 			}
 		}
 	}
+	if err := skip(hooks, cfg.Skip); err != nil {
+		return nil, err
+	}
 	for _, h := range hooks {
 		if h.Err != nil && !h.Optional {
 			return nil, fmt.Errorf("hook %s: %w", h.Name, h.Err)
@@ -259,10 +272,13 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 	}
 	coll, err := loadAvailable(k, cfg, hooks)
 	if err != nil {
+		if memlockErr != nil && errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("%w (and the locked-memory limit, which this kernel charges BPF maps to, could not be lifted: %w)", err, memlockErr)
+		}
 		return nil, err
 	}
 	p := &Probe{coll: coll, hooks: hooks}
-	if err := p.attach(); err != nil {
+	if err := p.attach(cfg.Filter.Netns); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -272,6 +288,22 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
 	}
 	return p, nil
+}
+
+// skip marks the hooks whose programs are named in names as left out.
+func skip(hooks []Hook, names []string) error {
+	for _, name := range names {
+		i := slices.IndexFunc(hooks, func(h Hook) bool { return h.Program == name })
+		switch {
+		case i < 0:
+			return fmt.Errorf("--skip-hook %s: no such program (tcptrace features lists them)", name)
+		case !hooks[i].Optional:
+			return fmt.Errorf("--skip-hook %s: %s is needed, only optional hooks can be left out", name, hooks[i].Name)
+		case hooks[i].Err == nil:
+			hooks[i].Err = errors.New("left out by --skip-hook")
+		}
+	}
+	return nil
 }
 
 // tracingPermitted loads the smallest fentry program there is: kernels
@@ -331,14 +363,44 @@ func loadAvailable(k *Kernel, cfg Config, hooks []Hook) (*ebpf.Collection, error
 	}
 }
 
-// iterHooks are the BPF iterators of the start-of-trace snapshot.
+// ownersFallback is what is lost without the owner walks of the snapshot.
+const ownersFallback = "owners of the sockets open before tracing will be unknown (and --pid misses them)"
+
+// iterHooks are the BPF iterators of the start-of-trace snapshot, in the
+// order they run.
 func iterHooks() []Hook {
 	return []Hook{
 		{Name: "iter/task_file", Kind: "iter", Optional: true, Program: bpf.TcptraceProgLearnOwners,
-			Detail: "owners of the sockets open when tracing starts"},
+			Detail: "owners of the sockets open when tracing starts", Fallback: ownersFallback},
+		{Name: "iter/tcp", Kind: "iter", Optional: true, Program: bpf.TcptraceProgMoveOwners,
+			Detail: "those owners kept on their sockets", Fallback: ownersFallback},
 		{Name: "iter/tcp", Kind: "iter", Optional: true, Program: bpf.TcptraceProgSnapshotTcp,
-			Detail: "the TCP sockets (TIME_WAIT included) that exist when tracing starts"},
+			Detail:   "the TCP sockets (TIME_WAIT included) that exist when tracing starts",
+			Fallback: "sockets open before tracing are unknown until their next event"},
 	}
+}
+
+// Refused returns one sentence for each hook that works on most kernels
+// but was refused by this one, saying what is lost. (fentry and fexit are
+// refused by many kernels by design: Features tells those.)
+func (p *Probe) Refused() []string {
+	var lines []string
+	told := map[string]bool{} // what is lost, said once
+	for _, h := range p.hooks {
+		if h.Err == nil || h.Kind == "fentry" || h.Kind == "fexit" || told[h.Fallback] {
+			continue
+		}
+		told[h.Fallback] = h.Fallback != ""
+		line := fmt.Sprintf("%s (%s) is not attached: %v", h.Name, h.Program, h.Err)
+		if h.Fallback != "" {
+			line += "; " + h.Fallback
+		}
+		lines = append(lines, line)
+	}
+	if p.preexistingDropped > 0 {
+		lines = append(lines, fmt.Sprintf("%d sockets open before tracing had more owners than tcptrace keeps at start: their owners are unknown", p.preexistingDropped))
+	}
+	return lines
 }
 
 // load loads the programs of the hooks that are available.
@@ -429,9 +491,11 @@ func loadConcurrently(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions) (*
 	return coll, nil
 }
 
-// attach learns the owners of existing sockets, then attaches every
-// tracepoint program, so that events of old sockets carry their owner.
-func (p *Probe) attach() error {
+// attach learns the owners of existing sockets and keeps them on the
+// sockets, then attaches every tracepoint program, so that events of old
+// sockets carry their owner (and pass --pid) from the first.
+func (p *Probe) attach(onlyNetns uint32) error {
+	var learn, move *link.Iter
 	for i := range p.hooks {
 		h := &p.hooks[i]
 		if h.Err != nil || h.Kind != "iter" {
@@ -442,13 +506,22 @@ func (p *Probe) attach() error {
 			h.Err = fmt.Errorf("attach: %w", err)
 			continue
 		}
-		p.iters = append(p.iters, it)
-		if h.Program == bpf.TcptraceProgLearnOwners {
-			if _, err := readIter(it); err != nil {
-				h.Err = err
-			}
-		} else {
+		switch h.Program {
+		case bpf.TcptraceProgLearnOwners:
+			learn = it
+		case bpf.TcptraceProgMoveOwners:
+			move = it
+		default:
+			p.iters = append(p.iters, it)
 			p.tcpIter = it
+		}
+	}
+	if err := p.moveOwners(learn, move, onlyNetns); err != nil {
+		for i := range p.hooks {
+			owners := p.hooks[i].Program == bpf.TcptraceProgLearnOwners || p.hooks[i].Program == bpf.TcptraceProgMoveOwners
+			if owners && p.hooks[i].Err == nil {
+				p.hooks[i].Err = err
+			}
 		}
 	}
 	for i := range p.hooks {
@@ -469,6 +542,49 @@ func (p *Probe) attach() error {
 	return nil
 }
 
+// moveOwners runs the owner walks of the snapshot: learn_owners notes the
+// owner of every socket with a file, move_owners keeps each on its socket in
+// every namespace traced. Then both programs and the map between them are
+// closed, which frees what no walk used.
+func (p *Probe) moveOwners(learn, move *link.Iter, onlyNetns uint32) error {
+	defer func() {
+		for _, it := range []*link.Iter{learn, move} {
+			if it != nil {
+				it.Close()
+			}
+		}
+		for _, name := range []string{bpf.TcptraceProgLearnOwners, bpf.TcptraceProgMoveOwners} {
+			if prog := p.coll.Programs[name]; prog != nil {
+				prog.Close()
+				delete(p.coll.Programs, name)
+			}
+		}
+		if m := p.coll.Maps[bpf.TcptraceMapPreexistingOwners]; m != nil {
+			m.Close()
+			delete(p.coll.Maps, bpf.TcptraceMapPreexistingOwners)
+		}
+	}()
+	if learn == nil || move == nil {
+		return errors.New("learn_owners and move_owners work together, and one is missing")
+	}
+	if _, err := readIter(learn); err != nil {
+		return err
+	}
+	paths, err := netns.Paths(onlyNetns)
+	if err != nil {
+		return fmt.Errorf("find network namespaces: %w", err)
+	}
+	if _, err := p.walk(move, paths); err != nil {
+		return err
+	}
+	if v := p.coll.Variables[bpf.TcptraceVarPreexistingOwnersDropped]; v != nil {
+		if err := v.Get(&p.preexistingDropped); err != nil {
+			return fmt.Errorf("read %s: %w", bpf.TcptraceVarPreexistingOwnersDropped, err)
+		}
+	}
+	return nil
+}
+
 func readIter(it *link.Iter) ([]byte, error) {
 	rd, err := it.Open()
 	if err != nil {
@@ -483,21 +599,30 @@ func readIter(it *link.Iter) ([]byte, error) {
 }
 
 // Snapshot returns the records of the TCP sockets that exist now in each
-// network namespace in paths (iter/tcp walks the namespace it is opened
-// in); nil when the kernel cannot take one.
+// network namespace in paths; nil when the kernel cannot take one.
 func (p *Probe) Snapshot(paths []string) ([]byte, error) {
 	if p.tcpIter == nil {
 		return nil, nil
 	}
+	b, err := p.walk(p.tcpIter, paths)
+	if err != nil {
+		return b, fmt.Errorf("snapshot: %w", err)
+	}
+	return b, nil
+}
+
+// walk reads an iter/tcp iterator in each network namespace in paths (it
+// walks the namespace it is opened in), skipping namespaces that are gone.
+func (p *Probe) walk(it *link.Iter, paths []string) ([]byte, error) {
 	var all []byte
 	for _, path := range paths {
 		_, err := netns.Run(path, func() error {
-			b, err := readIter(p.tcpIter)
+			b, err := readIter(it)
 			all = append(all, b...)
 			return err
 		})
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return all, fmt.Errorf("snapshot: %w", err)
+			return all, err
 		}
 	}
 	return all, nil

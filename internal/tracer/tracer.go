@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"sort"
 	"strconv"
 	"time"
 
@@ -52,6 +51,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer p.Close()
+	for _, line := range p.Refused() {
+		fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %s\n", line)
+	}
 	// Wall-clock times only (Round(0) drops the monotonic reading): a
 	// replay has nothing else, and must compute the same durations.
 	boot := probe.BootTime()
@@ -237,22 +239,9 @@ func (e *liveEnv) NetnsGone(inode uint32) bool {
 // snapshot passes the records of the sockets that exist now to onRecord:
 // those of the traced namespace, or of every namespace tcptrace can find.
 func snapshot(p *probe.Probe, only uint32, onRecord func([]byte) error) error {
-	var paths []string
-	if only != 0 {
-		path, err := netns.Find(uint64(only))
-		if err != nil {
-			return err
-		}
-		paths = []string{path}
-	} else {
-		all, err := netns.All()
-		if err != nil {
-			return err
-		}
-		for _, path := range all {
-			paths = append(paths, path)
-		}
-		sort.Strings(paths)
+	paths, err := netns.Paths(only)
+	if err != nil {
+		return err
 	}
 	recs, err := p.Snapshot(paths)
 	for len(recs) >= decode.RecordSize {
