@@ -148,6 +148,17 @@ func (p *peer) run(cmd []string) (string, error) {
 		p.conn = c.(*net.TCPConn)
 		return fmt.Sprintf(" %d", c.LocalAddr().(*net.TCPAddr).Port), nil
 	}
+	if cmd[0] == "timewaits" {
+		n, err := arg()
+		if err != nil {
+			return "", err
+		}
+		count, err := strconv.Atoi(n)
+		if err != nil {
+			return "", err
+		}
+		return "", timewaits(count)
+	}
 	if cmd[0] == "rcvbuf" {
 		if len(cmd) != 2 || p.ln == nil {
 			return "", errors.New("rcvbuf N, after listen")
@@ -501,4 +512,34 @@ func tcpChecksum(src, dst [4]byte, seg []byte) uint16 {
 		sum = sum&0xffff + sum>>16
 	}
 	return ^uint16(sum)
+}
+
+// timewaits leaves n TIME_WAIT sockets on 127.0.0.1: n connections to a
+// listener of its own, each closed by the client first, cleanly (shutdown,
+// the server's close, then the client's), so that the client's socket
+// enters TIME_WAIT from FIN_WAIT2 while still open.
+func timewaits(n int) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	d := net.Dialer{KeepAlive: -1}
+	for range n {
+		c, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			c.Close()
+			return err
+		}
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, s)
+		s.Close()
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	return nil
 }

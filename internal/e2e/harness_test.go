@@ -400,8 +400,14 @@ func startTracer(t *testing.T, args ...string) *tracer {
 // stop interrupts the tracer, waits for it and parses its output.
 func (tr *tracer) stop() []event {
 	tr.t.Helper()
+	return tr.stopWith(os.Interrupt)
+}
+
+// stopWith stops tcptrace with sig and returns what it wrote.
+func (tr *tracer) stopWith(sig os.Signal) []event {
+	tr.t.Helper()
 	tr.once.Do(func() {
-		tr.cmd.Process.Signal(os.Interrupt)
+		tr.cmd.Process.Signal(sig)
 		if err := tr.cmd.Wait(); err != nil {
 			tr.t.Fatalf("tcptrace: %v\n%s", err, tr.stderr.String())
 		}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -439,5 +441,49 @@ func TestSnapshotOwnersRefused(t *testing.T) {
 		if est.PID != 0 {
 			t.Errorf("learn_owners left out: the open connection's snapshot names owner %d, want none", est.PID)
 		}
+	}
+}
+
+// TestTimewaitPurge: a namespace holding thousands of TIME_WAIT sockets
+// goes away (its last process exits, its name is deleted), as a container
+// stops. Every one of them ends `purged`, and SIGTERM then stops tcptrace
+// within 2 s, its summaries written.
+func TestTimewaitPurge(t *testing.T) {
+	const sockets = 3000
+	ns := newNetns(t)
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	a := ns.startActor(t)
+	a.do(fmt.Sprintf("timewaits %d", sockets))
+	out, err := exec.Command("ip", "netns", "exec", ns.name, "ss", "-Htan", "state", "time-wait").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inTimewait := strings.Count(string(out), "\n")
+	if inTimewait < sockets {
+		t.Fatalf("ss shows %d TIME_WAIT sockets, want %d", inTimewait, sockets)
+	}
+	a.exit()
+	mustRun(t, "ip", "netns", "del", ns.name)
+	time.Sleep(3 * time.Second) // the kernel tears the namespace down in a worker
+	start := time.Now()
+	evs := tr.stopWith(syscall.SIGTERM)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("tcptrace took %v to exit after SIGTERM, want < 2s", took)
+	}
+	causes := map[string]int{}
+	for _, e := range ofType(evs, "timewait_end") {
+		causes[e.Cause]++
+	}
+	if causes["purged"] != inTimewait || len(causes) != 1 {
+		t.Errorf("TIME_WAIT ends by cause %v, want all %d purged (ss's count)", causes, inTimewait)
+	}
+	summaries := 0
+	for _, e := range ofType(evs, "summary") {
+		if e.End == "timewait_purged" {
+			summaries++
+		}
+	}
+	if summaries != inTimewait {
+		t.Errorf("%d summaries end timewait_purged, want %d", summaries, inTimewait)
 	}
 }

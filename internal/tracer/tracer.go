@@ -6,7 +6,6 @@ package tracer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"github.com/tcptrace/tcptrace/internal/netns"
 	"io"
@@ -200,6 +199,9 @@ func byNumber(table map[uint32]string) map[string]string {
 type liveEnv struct {
 	snaps map[uint32]sysctl.Snapshot
 	rec   *record.Writer
+	// netnsAlive lists the namespaces there were at netnsListed.
+	netnsAlive  map[uint64]string
+	netnsListed time.Time
 }
 
 // Sysctls reads each namespace's sysctls once, when first needed: they
@@ -225,15 +227,28 @@ func (e *liveEnv) Sysctls(inode uint32) (sysctl.Snapshot, error) {
 	return snap, nil
 }
 
+// netnsListTTL is how long one listing of the namespaces answers NetnsGone:
+// a namespace's purge asks once for each of its TIME_WAIT sockets, which
+// may be hundreds of thousands, and a listing walks every process. A
+// namespace made within that time may be taken for gone at most that long.
+const netnsListTTL = 100 * time.Millisecond
+
 // NetnsGone tells whether no process or /run/netns file holds the network
 // namespace with this inode any more.
 func (e *liveEnv) NetnsGone(inode uint32) bool {
-	_, err := netns.Find(uint64(inode))
-	gone := errors.Is(err, netns.ErrNotFound)
-	if e.rec != nil {
-		e.rec.NetnsGone(inode, gone) // a failed write shows at the next Sync
+	now := time.Now()
+	if e.netnsListed.IsZero() || now.Sub(e.netnsListed) > netnsListTTL {
+		all, err := netns.All()
+		if err != nil {
+			return false // cannot tell: not gone
+		}
+		e.netnsAlive, e.netnsListed = all, now
 	}
-	return gone
+	_, alive := e.netnsAlive[uint64(inode)]
+	if e.rec != nil {
+		e.rec.NetnsGone(inode, !alive) // a failed write shows at the next Sync
+	}
+	return !alive
 }
 
 // snapshot passes the records of the sockets that exist now to onRecord:
