@@ -297,6 +297,38 @@ func TestTimewaitOverflow(t *testing.T) {
 	}
 }
 
+// TestTimewaitOverflowSysctlChanged: tcp_max_tw_buckets changed between
+// overflows (0, then 1 with one TIME_WAIT socket alive, then 2 with two):
+// each finding quotes the value in force when the kernel decided.
+func TestTimewaitOverflowSysctlChanged(t *testing.T) {
+	ns := newNetns(t)
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	var ports []int
+	for buckets := range 3 {
+		ns.sysctl(t, "net.ipv4.tcp_max_tw_buckets", strconv.Itoa(buckets))
+		if buckets > 0 { // room for one more TIME_WAIT socket: fill it
+			srv, cli := ns.connected(t, "127.0.0.1")
+			closeClientFirst(cli, srv)
+		}
+		time.Sleep(1100 * time.Millisecond) // longer than a reading of the sysctls answers for
+		before := ns.counters(t)
+		// The table holds `buckets` TIME_WAIT sockets: the next overflows.
+		srv, cli := ns.connected(t, "127.0.0.1")
+		closeClientFirst(cli, srv)
+		settle()
+		wantDelta(t, before, ns.counters(t), "TcpExt.TCPTimeWaitOverflow", 1)
+		ports = append(ports, cli.port)
+	}
+	evs := tr.stop()
+	for buckets, port := range ports {
+		f := socketWith(ofType(evs, "finding"), func(e event) bool { return e.Kind == "timewait_overflow" && e.Sport == port })
+		if len(f) != 1 || f[0].Sysctls["net.ipv4.tcp_max_tw_buckets"] != float64(buckets) {
+			dumpEvents(t, evs)
+			t.Errorf("overflow of port %d with tcp_max_tw_buckets %d: findings %+v", port, buckets, f)
+		}
+	}
+}
+
 // TestSnapshot: sockets that exist before tracing starts are reported at
 // start with their owners (learnt from the processes' open files), the
 // TIME_WAIT socket with the time it has left, and --pid finds them.

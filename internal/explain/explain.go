@@ -20,10 +20,10 @@ type SysctlSource func(netns uint32) (sysctl.Snapshot, error)
 // Explainer makes findings. Not safe for concurrent use.
 type Explainer struct {
 	source SysctlSource
-	// values holds each namespace's sysctls as findings show them, once
-	// source has answered: under connection churn a namespace makes
-	// thousands of findings a second.
-	values map[uint32]map[string]any
+	// values holds each namespace's sysctls as findings show them, as
+	// source last answered: under connection churn a namespace makes
+	// thousands of findings a second, and its values change rarely.
+	values map[uint32]genValues
 	// picked holds the sets of them findings show, made once: findings
 	// only read them.
 	picked map[pickKey]map[string]any
@@ -31,16 +31,23 @@ type Explainer struct {
 	reuseWhy map[reuseKey]string
 }
 
-// pickKey names a set of sysctls of a namespace.
+// genValues are a namespace's sysctls as read in one generation.
+type genValues struct {
+	gen uint64
+	all map[string]any
+}
+
+// pickKey names a set of sysctls of a namespace, as read in a generation.
 type pickKey struct {
 	netns uint32
+	gen   uint64
 	names [4]string
 }
 
-// New returns an explainer reading sysctls from source, once per
-// namespace that answers.
+// New returns an explainer reading sysctls from source for each finding:
+// the values it quotes are those source has when the finding is made.
 func New(source SysctlSource) *Explainer {
-	return &Explainer{source: source, values: map[uint32]map[string]any{}, picked: map[pickKey]map[string]any{},
+	return &Explainer{source: source, values: map[uint32]genValues{}, picked: map[pickKey]map[string]any{},
 		reuseWhy: map[reuseKey]string{}}
 }
 
@@ -75,24 +82,26 @@ func (x *Explainer) Explain(ev events.Event) []events.Event {
 // numbers and nil where the kernel has no such sysctl.
 // The map is shared: do not change it.
 func (x *Explainer) sysctls(netns uint32, names ...string) map[string]any {
-	key := pickKey{netns: netns}
+	snap, err := x.source(netns)
+	readable := err == nil
+	key := pickKey{netns: netns, gen: snap.Gen}
 	cacheable := copy(key.names[:], names) == len(names)
-	if out, ok := x.picked[key]; ok && cacheable {
+	if out, ok := x.picked[key]; ok && cacheable && readable {
 		return out
 	}
-	all, ok := x.values[netns]
-	if !ok {
-		if snap, err := x.source(netns); err == nil {
-			all, ok = values(snap), true
-			x.values[netns] = all
-		}
+	cur, ok := x.values[netns]
+	if readable && (!ok || cur.gen != snap.Gen) {
+		cur = genValues{gen: snap.Gen, all: values(snap)}
+		x.values[netns] = cur
+		clear(x.picked) // the sets of the namespace's older generation
+		clear(x.reuseWhy)
 	}
 	out := make(map[string]any, len(names))
 	for _, n := range names {
-		out[n] = all[n]
+		out[n] = cur.all[n]
 	}
 	// Not while the namespace's sysctls cannot be read: they may be later.
-	if ok && cacheable {
+	if readable && cacheable {
 		x.picked[key] = out
 	}
 	return out
@@ -100,7 +109,7 @@ func (x *Explainer) sysctls(netns uint32, names ...string) map[string]any {
 
 // cached tells whether the namespace's values of names are read for good.
 func (x *Explainer) cached(netns uint32, names ...string) bool {
-	key := pickKey{netns: netns}
+	key := pickKey{netns: netns, gen: x.values[netns].gen}
 	copy(key.names[:], names)
 	_, ok := x.picked[key]
 	return ok

@@ -39,15 +39,20 @@ func Run(cfg Config) error {
 
 // Play replays a recording already read.
 func Play(rec *record.Recording, cfg Config) error {
+	env := newEnv(rec)
+	env.readAfter(rec.Items) // those read before the first record
 	p, err := pipeline.New(pipeline.Config{Names: Names(rec), Boot: time.Unix(0, rec.Header.BootUnixNs),
 		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: cfg.Filter, Renderer: cfg.Renderer,
-		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, newEnv(rec))
+		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
 	if err != nil {
 		return err
 	}
 	var lost uint64
 	last := rec.Header.Created
-	for _, item := range rec.Items {
+	for i, item := range rec.Items {
+		if item.Rec != nil || !item.Tick.IsZero() || item.End != nil {
+			env.readAfter(rec.Items[i+1:])
+		}
 		switch {
 		case item.Rec != nil:
 			if err := p.Record(item.Rec); err != nil {
@@ -103,20 +108,35 @@ func Names(rec *record.Recording) decode.Names {
 // env answers as the recorded run was answered.
 type env struct {
 	sysctls map[uint32]sysctl.Snapshot
+	gen     uint64 // of the newest sysctls
 	gone    map[uint32][]bool
 }
 
 func newEnv(rec *record.Recording) *env {
 	e := &env{sysctls: map[uint32]sysctl.Snapshot{}, gone: map[uint32][]bool{}}
 	for _, item := range rec.Items {
-		if s := item.Sysctls; s != nil {
-			e.sysctls[s.Netns] = s.Snapshot()
-		}
 		if g := item.NetnsGone; g != nil {
 			e.gone[g.Netns] = append(e.gone[g.Netns], g.Gone)
 		}
 	}
 	return e
+}
+
+// readAfter takes the sysctls read while the item before items was
+// processed: a live run records a reading after the record (or tick) that
+// needed it, before the next.
+func (e *env) readAfter(items []record.Item) {
+	for _, item := range items {
+		if item.Rec != nil || !item.Tick.IsZero() || item.End != nil {
+			return
+		}
+		if s := item.Sysctls; s != nil {
+			e.gen++
+			snap := s.Snapshot()
+			snap.Gen = e.gen
+			e.sysctls[s.Netns] = snap
+		}
+	}
 }
 
 func (e *env) Sysctls(netns uint32) (sysctl.Snapshot, error) {

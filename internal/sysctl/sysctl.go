@@ -7,6 +7,7 @@
 package sysctl
 
 import (
+	"slices"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -71,6 +72,14 @@ func (v Value) Int() (int64, error) {
 type Snapshot struct {
 	Netns  uint64  // inode of the network namespace read; 0 when not known (Read)
 	Values []Value // in the order of Known
+	// Gen tells snapshots of one namespace apart: whoever keeps them
+	// gives a new one another Gen when a value changes.
+	Gen uint64
+}
+
+// Same tells whether two snapshots hold the same values.
+func (s Snapshot) Same(o Snapshot) bool {
+	return slices.Equal(s.Values, o.Values)
 }
 
 // Lookup returns the value of the sysctl with this dotted name.

@@ -58,7 +58,7 @@ func Run(ctx context.Context, cfg Config) error {
 	boot := probe.BootTime()
 	started := time.Now().Round(0)
 
-	env := &liveEnv{snaps: map[uint32]sysctl.Snapshot{}}
+	env := &liveEnv{snaps: map[uint32]readSysctls{}}
 	if cfg.Record != "" {
 		f, err := os.Create(cfg.Record)
 		if err != nil {
@@ -197,34 +197,60 @@ func byNumber(table map[uint32]string) map[string]string {
 // liveEnv answers the pipeline from the running system, and records the
 // answers when recording.
 type liveEnv struct {
-	snaps map[uint32]sysctl.Snapshot
+	snaps map[uint32]readSysctls
+	gen   uint64 // of the newest sysctls read
 	rec   *record.Writer
 	// netnsAlive lists the namespaces there were at netnsListed.
 	netnsAlive  map[uint64]string
 	netnsListed time.Time
 }
 
-// Sysctls reads each namespace's sysctls once, when first needed: they
-// explain what the kernel did, and change rarely.
+// sysctlsTTL is how long one reading of a namespace's sysctls answers for
+// it: findings quote values at most this old, and a busy namespace's
+// findings cost one reading a second, not one each.
+const sysctlsTTL = time.Second
+
+// readSysctls is one reading of a namespace's sysctls.
+type readSysctls struct {
+	snap sysctl.Snapshot
+	err  error
+	at   time.Time
+}
+
+// Sysctls reads a namespace's sysctls when first needed and again once the
+// last reading is older than sysctlsTTL; a reading whose values differ from
+// the one before is a new generation, and is recorded.
 func (e *liveEnv) Sysctls(inode uint32) (sysctl.Snapshot, error) {
-	if snap, ok := e.snaps[inode]; ok {
-		return snap, nil
+	now := time.Now()
+	last, ok := e.snaps[inode]
+	if ok && now.Sub(last.at) < sysctlsTTL {
+		return last.snap, last.err
 	}
+	snap, err := e.readSysctls(inode)
+	switch {
+	case err != nil:
+		snap = last.snap // the last good reading, for the next to compare with
+	case ok && last.err == nil && snap.Same(last.snap):
+		snap.Gen = last.snap.Gen
+	default:
+		e.gen++
+		snap.Gen = e.gen
+		if e.rec != nil {
+			if err := e.rec.Sysctls(inode, snap); err != nil {
+				return snap, fmt.Errorf("record: %w", err)
+			}
+		}
+	}
+	e.snaps[inode] = readSysctls{snap: snap, err: err, at: now}
+	return snap, err
+}
+
+func (e *liveEnv) readSysctls(inode uint32) (sysctl.Snapshot, error) {
 	path, err := netns.Find(uint64(inode))
 	if err != nil {
 		return sysctl.Snapshot{}, err
 	}
-	snap, err := sysctl.ReadNetns(path)
-	if err != nil {
-		return snap, err
-	}
-	e.snaps[inode] = snap
-	if e.rec != nil {
-		if err := e.rec.Sysctls(inode, snap); err != nil {
-			return snap, fmt.Errorf("record: %w", err)
-		}
-	}
-	return snap, nil
+	return sysctl.ReadNetns(path)
 }
 
 // netnsListTTL is how long one listing of the namespaces answers NetnsGone:
