@@ -7,12 +7,12 @@
 package sysctl
 
 import (
-	"slices"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
