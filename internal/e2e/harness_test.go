@@ -369,6 +369,24 @@ type tracer struct {
 // startTracer runs tcptrace -o json with args and waits until it is ready.
 func startTracer(t *testing.T, args ...string) *tracer {
 	t.Helper()
+	return startTracerStalled(t, nil, args...)
+}
+
+// stalledWriter holds every write until open is closed.
+type stalledWriter struct {
+	open <-chan struct{}
+	w    io.Writer
+}
+
+func (s stalledWriter) Write(p []byte) (int, error) {
+	<-s.open
+	return s.w.Write(p)
+}
+
+// startTracerStalled is startTracer with an output nobody reads until
+// open is closed (nil: read at once), as a stuck pipe or disk would be.
+func startTracerStalled(t *testing.T, open <-chan struct{}, args ...string) *tracer {
+	t.Helper()
 	requireRoot(t)
 	ready := filepath.Join(t.TempDir(), "ready")
 	tr := &tracer{t: t}
@@ -381,6 +399,9 @@ func startTracer(t *testing.T, args ...string) *tracer {
 	}
 	tr.cmd = exec.Command(tracerBinary, append([]string{"-o", "json", "--ready-file", ready}, args...)...)
 	tr.cmd.Stdout, tr.cmd.Stderr = &tr.stdout, &tr.stderr
+	if open != nil {
+		tr.cmd.Stdout = stalledWriter{open, &tr.stdout}
+	}
 	if err := tr.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -192,3 +192,26 @@ func TestOwnerHandOver(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledOutput: the output stops being read for 2 s while thousands
+// of connections come and go (more records than the ring holds): the
+// reader goes on reading, nothing is lost, and every connection is told
+// once the output moves again.
+func TestStalledOutput(t *testing.T) {
+	const conns = 5000
+	ns := newNetns(t)
+	open := make(chan struct{})
+	tr := startTracerStalled(t, open, "--netns", fmt.Sprint(ns.inode))
+	a := ns.startActor(t)
+	start := time.Now()
+	a.do(fmt.Sprintf("timewaits %d", conns))
+	time.Sleep(2*time.Second - time.Since(start))
+	close(open)
+	evs := tr.stop()
+	if tr.stats.Lost != 0 {
+		t.Fatalf("%d records lost while the output stalled", tr.stats.Lost)
+	}
+	if n := len(ofType(evs, "timewait_enter")); n != conns {
+		t.Errorf("%d TIME_WAIT sockets told, want %d", n, conns)
+	}
+}

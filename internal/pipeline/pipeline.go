@@ -165,6 +165,9 @@ func (p *Pipeline) Stats() render.Stats {
 	return p.stats
 }
 
+// SetQueuePeak notes for the closing stats how far behind the output was.
+func (p *Pipeline) SetQueuePeak(bytes int64) { p.stats.QueuePeak = bytes }
+
 // Finish ends every story still open and writes the closing stats.
 func (p *Pipeline) Finish(now time.Time, lost uint64, duration time.Duration) error {
 	if p.filter.ended(now) { // the replay ended at Until

@@ -76,6 +76,7 @@ type End struct {
 	DurationNs int64  `json:"duration_ns"`
 	Lost       uint64 `json:"lost"`
 	Truncated  bool   `json:"truncated,omitempty"` // --record-max-size stopped the recording early
+	QueuePeak  int64  `json:"queue_peak_bytes,omitempty"` // how far behind the output was at most
 }
 
 // Writer writes a recording. Not safe for concurrent use.

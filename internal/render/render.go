@@ -20,6 +20,7 @@ type Stats struct {
 	Lost        uint64 // records the kernel dropped (ring buffer full)
 	Undecodable uint64 // records that failed to decode
 	Evicted     uint64 // socket histories dropped to stay within --max-sockets
+	QueuePeak   int64  // most record bytes read but not yet written at once (live only)
 	ByType      map[events.Type]uint64
 	Duration    time.Duration
 }
@@ -73,6 +74,10 @@ func (j *JSON) Stats(s Stats) error {
 	b = strconv.AppendUint(b, s.Undecodable, 10)
 	b = append(b, `,"evicted_histories":`...)
 	b = strconv.AppendUint(b, s.Evicted, 10)
+	if s.QueuePeak > 0 {
+		b = append(b, `,"queue_peak_bytes":`...)
+		b = strconv.AppendInt(b, s.QueuePeak, 10)
+	}
 	b = append(b, `,"duration_ms":`...)
 	b = events.AppendMillis(b, s.Duration)
 	b = append(b, `,"by_type":{`...)

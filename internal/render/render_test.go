@@ -64,16 +64,23 @@ func TestJSON(t *testing.T) {
 }
 
 func TestJSONStats(t *testing.T) {
-	var out bytes.Buffer
-	r, _ := New("json", &out, &out)
-	err := r.Stats(Stats{Events: 12, Lost: 3, Duration: 1500 * time.Millisecond,
-		ByType: map[events.Type]uint64{events.TypeState: 10, events.TypeDestroy: 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := `{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}` + "\n"
-	if out.String() != want {
-		t.Errorf("got  %s\nwant %s", out.String(), want)
+	for _, tc := range []struct {
+		queuePeak int64
+		want      string
+	}{
+		{0, `{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
+		{4096, `{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"queue_peak_bytes":4096,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
+	} {
+		var out bytes.Buffer
+		r, _ := New("json", &out, &out)
+		err := r.Stats(Stats{Events: 12, Lost: 3, Duration: 1500 * time.Millisecond, QueuePeak: tc.queuePeak,
+			ByType: map[events.Type]uint64{events.TypeState: 10, events.TypeDestroy: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != tc.want+"\n" {
+			t.Errorf("got  %s\nwant %s", out.String(), tc.want)
+		}
 	}
 }
 

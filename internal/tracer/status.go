@@ -26,7 +26,7 @@ func newStatusLine(w io.Writer, now time.Time) *statusLine {
 
 // around writes out pending events (flush) with the status line out of the
 // way, and draws it again, with new figures once a second.
-func (s *statusLine) around(events uint64, sockets int, lost uint64, flush func() error) error {
+func (s *statusLine) around(events uint64, sockets int, lost uint64, queued int64, flush func() error) error {
 	now := time.Now()
 	update := now.Sub(s.lastAt) >= time.Second
 	if events == s.lastEvents && !update && s.shown {
@@ -37,7 +37,7 @@ func (s *statusLine) around(events uint64, sockets int, lost uint64, flush func(
 		return err
 	}
 	if update {
-		s.text = statusText(events-s.lastEvents, now.Sub(s.lastAt), sockets, lost)
+		s.text = statusText(events-s.lastEvents, now.Sub(s.lastAt), sockets, lost, queued)
 		s.lastAt, s.lastEvents = now, events
 	}
 	if s.text != "" {
@@ -54,7 +54,11 @@ func (s *statusLine) clear() {
 	}
 }
 
-func statusText(events uint64, over time.Duration, sockets int, lost uint64) string {
+func statusText(events uint64, over time.Duration, sockets int, lost uint64, queued int64) string {
 	rate := float64(events) / over.Seconds()
-	return fmt.Sprintf("tcptrace: %.0f events/s, %d sockets tracked, %d lost", rate, sockets, lost)
+	text := fmt.Sprintf("tcptrace: %.0f events/s, %d sockets tracked, %d lost", rate, sockets, lost)
+	if queued >= 1<<20 {
+		text += fmt.Sprintf(", output behind by %d MB", queued>>20)
+	}
+	return text
 }

@@ -15,7 +15,7 @@ func TestStatusLine(t *testing.T) {
 	s := newStatusLine(&term, start)
 	flushed := 0
 	flush := func() error { flushed++; term.WriteString("event\n"); return nil }
-	if err := s.around(3000, 12, 1, flush); err != nil {
+	if err := s.around(3000, 12, 1, 0, flush); err != nil {
 		t.Fatal(err)
 	}
 	got := term.String()
@@ -24,12 +24,12 @@ func TestStatusLine(t *testing.T) {
 	}
 	// Nothing new within the second: nothing written at all.
 	term.Reset()
-	s.around(3000, 12, 1, flush)
+	s.around(3000, 12, 1, 0, flush)
 	if term.Len() != 0 || flushed != 1 {
 		t.Errorf("idle redraw wrote %q", term.String())
 	}
 	// New events: the line is wiped first, then drawn again.
-	s.around(3500, 12, 1, flush)
+	s.around(3500, 12, 1, 0, flush)
 	if got := term.String(); !strings.HasPrefix(got, "\r\x1b[Kevent\n") || !strings.HasSuffix(got, "lost") {
 		t.Errorf("redraw: %q", got)
 	}
@@ -41,7 +41,16 @@ func TestStatusLine(t *testing.T) {
 }
 
 func TestStatusText(t *testing.T) {
-	if got := statusText(1500, 500*time.Millisecond, 7, 0); got != "tcptrace: 3000 events/s, 7 sockets tracked, 0 lost" {
-		t.Errorf("%q", got)
+	for _, tc := range []struct {
+		queued int64
+		want   string
+	}{
+		{0, "tcptrace: 3000 events/s, 7 sockets tracked, 0 lost"},
+		{1<<20 - 1, "tcptrace: 3000 events/s, 7 sockets tracked, 0 lost"},
+		{5 << 20, "tcptrace: 3000 events/s, 7 sockets tracked, 0 lost, output behind by 5 MB"},
+	} {
+		if got := statusText(1500, 500*time.Millisecond, 7, 0, tc.queued); got != tc.want {
+			t.Errorf("queued %d: %q, want %q", tc.queued, got, tc.want)
+		}
 	}
 }

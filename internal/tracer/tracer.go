@@ -99,32 +99,24 @@ func Run(ctx context.Context, cfg Config) error {
 		defer cancel()
 	}
 
-	var lost uint64
 	status := newStatusLine(cfg.Stderr, started)
-	onPoll := func() error {
-		// Under load the reader never waits in the Go scheduler, only in
-		// epoll: the runtime would take it for a goroutine hogging its
-		// thread, preempt it every 10 ms and keep its monitor thread
-		// waking every 20 µs, which costs more CPU than the poll itself.
-		// Yielding at each poll shows it is not.
-		runtime.Gosched()
+	q := newQueue(DefaultQueueBytes)
+	// The reader (this goroutine) only copies records into the queue; the
+	// taker tracks, renders and records them, and acts on each poll.
+	var lost uint64
+	onPoll := func(b *batch) error {
 		if pl.Waiting() {
-			now := time.Now().Round(0)
 			if env.rec != nil {
-				if err := env.rec.Tick(now); err != nil {
+				if err := env.rec.Tick(b.at); err != nil {
 					return fmt.Errorf("record: %w", err)
 				}
 			}
-			if err := pl.Tick(now); err != nil {
+			if err := pl.Tick(b.at); err != nil {
 				return err
 			}
 		}
-		n, err := p.Lost()
-		if err != nil {
-			return err
-		}
-		if n > lost {
-			lost = n
+		if b.lost > lost {
+			lost = b.lost
 			fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %d events lost so far: the ring buffer was full (raise --ring-size)\n", lost)
 			if env.rec != nil {
 				if err := env.rec.Lost(lost); err != nil {
@@ -144,20 +136,64 @@ func Run(ctx context.Context, cfg Config) error {
 		if !cfg.Status {
 			return pl.Flush()
 		}
-		return status.around(pl.Stats().Events, pl.Tracked(), lost, pl.Flush)
+		return status.around(pl.Stats().Events, pl.Tracked(), lost, q.bytes.Load(), pl.Flush)
 	}
-	if err := p.Read(ctx, cfg.PollInterval, onRecord, onPoll); err != nil {
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	taken := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range q.ch {
+			for recs := b.recs; err == nil && len(recs) >= decode.RecordSize; recs = recs[decode.RecordSize:] {
+				err = onRecord(recs[:decode.RecordSize])
+			}
+			if err == nil {
+				err = onPoll(b)
+			}
+			q.done(b)
+			if err != nil {
+				q.abandon()
+				stopReading()
+				break
+			}
+		}
+		taken <- err
+	}()
+	add := q.add
+	if cfg.Discard {
+		add = func([]byte) {}
+	}
+	readErr := p.Read(readCtx, cfg.PollInterval, func(rec []byte) error { add(rec); return nil }, func() error {
+		// Under load the reader never waits in the Go scheduler, only in
+		// epoll: the runtime would take it for a goroutine hogging its
+		// thread, preempt it every 10 ms and keep its monitor thread
+		// waking every 20 µs, which costs more CPU than the poll itself.
+		// Yielding at each poll shows it is not.
+		runtime.Gosched()
+		n, err := p.Lost()
+		if err != nil {
+			return err
+		}
+		q.send(time.Now().Round(0), n)
+		return nil
+	})
+	q.close()
+	if err := <-taken; err != nil {
 		return err
+	}
+	if readErr != nil {
+		return readErr
 	}
 	if cfg.Status {
 		status.clear()
 	}
+	pl.SetQueuePeak(q.peak.Load())
 	end := time.Now().Round(0)
 	if err := pl.Finish(end, lost, end.Sub(started)); err != nil {
 		return err
 	}
 	if env.rec != nil {
-		if err := env.rec.Close(record.End{UnixNs: end.UnixNano(), DurationNs: int64(end.Sub(started)), Lost: lost}); err != nil {
+		if err := env.rec.Close(record.End{UnixNs: end.UnixNano(), DurationNs: int64(end.Sub(started)), Lost: lost, QueuePeak: q.peak.Load()}); err != nil {
 			return fmt.Errorf("record: %w", err)
 		}
 	}
