@@ -75,7 +75,7 @@ type End struct {
 	UnixNs     int64  `json:"unix_ns"` // when tracing ended
 	DurationNs int64  `json:"duration_ns"`
 	Lost       uint64 `json:"lost"`
-	Truncated  bool   `json:"truncated,omitempty"` // --record-max-size stopped the recording early
+	Truncated  bool   `json:"truncated,omitempty"`        // --record-max-size stopped the recording early
 	QueuePeak  int64  `json:"queue_peak_bytes,omitempty"` // how far behind the output was at most
 }
 
