@@ -39,8 +39,8 @@ const (
 	TypeTimewaitSubstate Type = "timewait_substate"
 	// TypeTimewaitRSTIgnored: the peer's RST did not end a TIME_WAIT socket.
 	TypeTimewaitRSTIgnored Type = "timewait_rst_ignored"
-	TypeSummary          Type = "summary"
-	TypeFinding          Type = "finding"
+	TypeSummary            Type = "summary"
+	TypeFinding            Type = "finding"
 )
 
 // State is a kernel TCP state by its name without the TCP_ prefix, as the

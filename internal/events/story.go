@@ -15,7 +15,7 @@ const (
 	// data, reaching a FIN_WAIT2 minisock: reason TCP_TIMEWAIT_SOCKET), and
 	// the kernel killed it right after (inet_twsk_deschedule_put).
 	CauseRSTAnswer EndCause = "rst_answer"
-	CauseUnknown      EndCause = "unknown"
+	CauseUnknown   EndCause = "unknown"
 )
 
 // TimewaitEnter: a socket's TIME_WAIT socket began (or changed substate),
@@ -188,5 +188,5 @@ func (e *TimewaitSubstate) Type() Type { return TypeTimewaitSubstate }
 func (e *TimewaitRSTIgnored) Type() Type {
 	return TypeTimewaitRSTIgnored
 }
-func (e *Summary) Type() Type          { return TypeSummary }
-func (e *Finding) Type() Type          { return TypeFinding }
+func (e *Summary) Type() Type { return TypeSummary }
+func (e *Finding) Type() Type { return TypeFinding }

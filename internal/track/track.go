@@ -67,7 +67,7 @@ type Tracker struct {
 	// rstWatch are TIME_WAIT sockets an RST for whose 4-tuple left a
 	// traced peer: did it end them?
 	rstWatch map[*socket]struct{}
-	out       []events.Event
+	out      []events.Event
 	// The events made most often (a few per connection), reused from one
 	// call to the next like out: allocating them was most of the
 	// tracker's garbage under connection churn.
@@ -109,20 +109,20 @@ type tuple struct {
 type lastAck struct{ enter, leave time.Time }
 
 type socket struct {
-	prev, next  *socket // in Tracker.lru
+	prev, next *socket // in Tracker.lru
 	// overflowFrom: it closed from this state (FIN_WAIT2, CLOSING) with no
 	// TIME_WAIT socket and no RST yet, at overflowAt; destroyedAt once
 	// destroyed (its story waits in Tracker.overflows).
 	overflowFrom events.State
 	overflowAt   time.Time
 	destroyedAt  time.Time
-	header      events.Header
-	phases      []events.Phase
-	closedBy    string
-	retransmits int
-	resetsSent  int
-	resetsRecv  int
-	beforeTrace bool
+	header       events.Header
+	phases       []events.Phase
+	closedBy     string
+	retransmits  int
+	resetsSent   int
+	resetsRecv   int
+	beforeTrace  bool
 	// historyDropped: an earlier history of it was dropped (MaxSockets).
 	historyDropped bool
 	// synSentPort: the local port it had when it entered SYN_SENT (a port
@@ -157,7 +157,7 @@ type timewait struct {
 	peerRST *events.ResetSent
 	// cancel is the event that stopped its timer (while stopped is set).
 	cancel events.TimewaitTimer
-	header      events.Header
+	header events.Header
 }
 
 // Options configure a tracker; zero values are fine.
