@@ -433,6 +433,7 @@ func (t *Tracker) resetSeen(s *socket) {
 		return
 	}
 	s.overflowFrom = ""
+	s.end = "reset" // the abort's RST, just after the close
 	if _, ok := t.overflows[s]; ok {
 		delete(t.overflows, s)
 		t.finish(s, s.destroyedAt, endOf(s))

@@ -393,3 +393,59 @@ func TestStoppedTimewaitsEndInTurn(t *testing.T) {
 		}
 	}
 }
+
+// linger2Abort is a client (cookie 1) with TCP_LINGER2 < 0 whose FIN_WAIT2
+// is aborted: FIN_WAIT2 -> CLOSE with no TIME_WAIT timer, and its RST, after
+// the destroy (the ACK of our FIN found it orphaned: TCP_ABORT_ON_DATA) or
+// before it (close() in FIN_WAIT2: TCP_ABORT_ON_LINGER).
+func linger2Abort(rstAfterDestroy bool) *stream {
+	s := &stream{}
+	s.state(hdr(0, 1, "10.0.0.1:0", server, 10), events.StateClose, events.StateSynSent).
+		state(hdr(1, 1, client, server, 10), events.StateSynSent, events.StateEstablished).
+		state(hdr(101, 1, client, server, 10), events.StateEstablished, events.StateFinWait1).
+		state(hdr(102, 1, client, server, 10), events.StateFinWait1, events.StateFinWait2).
+		state(hdr(102, 1, client, server, 10), events.StateFinWait2, events.StateClose)
+	rst := &events.ResetSent{Header: hdr(103, 1, client, server, 10), State: events.StateClose, Reason: "TCP_ABORT_ON_LINGER"}
+	destroy := &events.Destroy{Header: hdr(103, 1, client, server, 10), State: events.StateClose}
+	if rstAfterDestroy {
+		rst.Reason = "TCP_ABORT_ON_DATA"
+		return s.add(destroy).add(rst)
+	}
+	return s.add(rst).add(destroy)
+}
+
+func TestLinger2AbortIsNoOverflow(t *testing.T) {
+	for _, after := range []bool{true, false} {
+		out := run(New(Options{}), linger2Abort(after).evs, t0.Add(time.Hour))
+		for _, ev := range out {
+			if _, ok := ev.(*events.TimewaitOverflow); ok {
+				t.Errorf("RST after destroy %v: an abort reported as an overflow", after)
+			}
+		}
+		if sum := only[*events.Summary](t, out); sum.End != "reset" {
+			t.Errorf("RST after destroy %v: summary end %s, want reset", after, sum.End)
+		}
+	}
+	// Without the RST it is an overflow, concluded once the RST can no
+	// longer come, with the destroy's time (not before its evidence).
+	s := linger2Abort(false)
+	s.evs = append(s.evs[:5], s.evs[6:]...)
+	s.add(&events.Retransmit{Header: hdr(2000, 9, "10.0.0.1:1", server, 0)})
+	tr := New(Options{})
+	var out []events.Event
+	for i, ev := range s.evs {
+		got := tr.Process(ev)
+		if i < len(s.evs)-1 {
+			for _, e := range got {
+				if _, ok := e.(*events.TimewaitOverflow); ok {
+					t.Fatalf("overflow concluded at event %d, before an RST could be ruled out", i)
+				}
+			}
+		}
+		out = appendKept(out, got)
+	}
+	o := only[*events.TimewaitOverflow](t, out)
+	if !o.Time.Equal(t0.Add(103*time.Millisecond)) || o.State != events.StateFinWait2 {
+		t.Errorf("overflow %+v, want at the destroy (103 ms), from FIN_WAIT2", o)
+	}
+}
