@@ -70,10 +70,10 @@ func TestTimewaitSubstateMove(t *testing.T) {
 	}
 	moves := ofType(client, "timewait_substate")
 	switch {
-	case len(enters) == 2 && len(moves) == 0:
-		// The re-arm changed wheel bucket: seen at once as a second enter.
-		if enters[1].Substate != "TIME_WAIT" {
-			t.Errorf("second timewait_enter %+v, want TIME_WAIT", enters[1])
+	case len(enters) == 2 && len(moves) == 1:
+		// The re-arm changed wheel bucket: seen at once, a second enter too.
+		if enters[1].Substate != "TIME_WAIT" || moves[0].Inferred || moves[0].NewSubstate != "TIME_WAIT" || moves[0].TS != enters[1].TS {
+			t.Errorf("second timewait_enter %+v, move %+v, want TIME_WAIT seen as it happened", enters[1], moves[0])
 		}
 		t.Log("the re-arm moved to another timer-wheel bucket this time: the move was seen as it happened")
 	case len(enters) == 1 && len(moves) == 1:

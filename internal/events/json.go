@@ -224,9 +224,11 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 			dst = append(dst, `,"within_ms":`...)
 			dst = AppendMillis(dst, e.Within)
 		}
-		dst = appendStringField(dst, "seen_at", e.SeenAt.Format(TimeLayout))
-		dst = append(dst, `,"inferred":true`...)
-		dst = appendStringField(dst, "inferred_from", e.DerivedFrom)
+		if e.Inferred {
+			dst = appendStringField(dst, "seen_at", e.SeenAt.Format(TimeLayout))
+			dst = append(dst, `,"inferred":true`...)
+			dst = appendStringField(dst, "inferred_from", e.DerivedFrom)
+		}
 	case *TimewaitRSTIgnored:
 		dst = appendStringField(dst, "substate", string(e.Substate))
 		dst = appendStringField(dst, "peer_rst_at", e.PeerRSTAt.Format(TimeLayout))

@@ -80,8 +80,11 @@ type TimewaitSubstate struct {
 	// could be derived (then Time is when the move was seen).
 	TimeKnown bool
 	Within    time.Duration
-	// DerivedFrom says where the time comes from.
+	// DerivedFrom says where the time comes from. Inferred: seen after the
+	// fact (at the timer's expiry or cancel), not as it happened (a re-arm
+	// into another timer-wheel bucket shows it at once).
 	DerivedFrom string
+	Inferred    bool
 	// SeenAt is when the new substate was read from the socket.
 	SeenAt time.Time
 }

@@ -169,15 +169,19 @@ func appendDetail(b []byte, ev events.Event) []byte {
 			b = append(b, ", timer "...)
 			b = appendDuration(b, e.Timeout)
 		}
-		if e.TimeKnown {
+		switch {
+		case !e.Inferred:
+		case e.TimeKnown:
 			b = append(b, " (inferred: within "...)
 			b = appendDuration(b, e.Within)
 			b = append(b, " after this time, from "...)
-		} else {
-			b = append(b, " (inferred: time unknown, seen at the timer; "...)
+			b = append(b, e.DerivedFrom...)
+			b = append(b, ')')
+		default:
+			b = append(b, " (inferred: time unknown; "...)
+			b = append(b, e.DerivedFrom...)
+			b = append(b, ')')
 		}
-		b = append(b, e.DerivedFrom...)
-		b = append(b, ')')
 	case *events.TimewaitRSTIgnored:
 		b = fmt.Appendf(b, "TIME_WAIT socket lived on after the peer's RST for its 4-tuple (%s earlier", events.HumanDuration(e.AliveFor))
 		if e.PeerRSTReason != "" {

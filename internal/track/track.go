@@ -749,6 +749,13 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 			s.tw.stopped = time.Time{}
 		}
 		if e.Substate != s.tw.substate {
+			// Re-armed into another wheel bucket: the move is seen as it
+			// happens.
+			mv := &events.TimewaitSubstate{Header: e.Header, Old: s.tw.substate, New: e.Substate,
+				Timeout: e.Timeout, TimeoutKnown: e.TimeoutKnown, TimeKnown: true, SeenAt: e.Time,
+				DerivedFrom: "its timer re-armed with the new substate"}
+			mv.Owner = s.header.Owner
+			t.out = append(t.out, mv)
 			s.tw.substate = e.Substate
 			t.enterTimewait(s, e)
 			return
@@ -805,7 +812,7 @@ func (t *Tracker) substateSeen(s *socket, e *events.TimewaitTimer) {
 		tw.substate = e.Substate
 		return
 	}
-	mv := &events.TimewaitSubstate{Header: e.Header, Old: tw.substate, New: e.Substate, SeenAt: e.Time}
+	mv := &events.TimewaitSubstate{Header: e.Header, Old: tw.substate, New: e.Substate, SeenAt: e.Time, Inferred: true}
 	mv.Owner = s.header.Owner
 	seen := "tw_substate read at the timer's expiry"
 	if e.Action == events.TimerCancel {

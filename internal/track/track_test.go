@@ -196,6 +196,9 @@ func TestTimewaitRearm(t *testing.T) {
 	if len(enters) != 2 || enters[0].Substate != events.StateFinWait2 || enters[1].Substate != events.StateTimeWait {
 		t.Errorf("enters %+v, want FIN_WAIT2 then TIME_WAIT", enters)
 	}
+	if mv := only[*events.TimewaitSubstate](t, out); mv.Inferred || !mv.TimeKnown || !mv.Time.Equal(t0.Add(400*time.Millisecond)) {
+		t.Errorf("move %+v, want seen at 400 ms", mv)
+	}
 	end := only[*events.TimewaitEnd](t, out)
 	if end.Cause != events.CauseExpired || end.Age != 60250*time.Millisecond {
 		t.Errorf("end %+v, want expired after 60.25 s", end)
