@@ -238,6 +238,7 @@ func TestTimewaitRST(t *testing.T) {
 				// The peer's RST was seen leaving it for the TIME_WAIT
 				// socket's 4-tuple, and the TIME_WAIT socket lived on:
 				// tcp_rfc1337 = 1 protected it.
+				logLines(t, tr, "reset_sent", "timewait_rst_ignored", "finding")
 				ig := one(t, evs, "timewait_rst_ignored")
 				if ig.Sport != cli.port || ig.Dport != srv.port || !ig.Inferred {
 					t.Errorf("timewait_rst_ignored %+v, want the client's TIME_WAIT socket (port %d), inferred", ig, cli.port)

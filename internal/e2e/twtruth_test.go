@@ -16,6 +16,18 @@ func parseTS(t *testing.T, ts string) time.Time {
 	return at
 }
 
+// logLines logs the tracer's JSON lines of the given types, as it wrote them.
+func logLines(t *testing.T, tr *tracer, types ...string) {
+	t.Helper()
+	for line := range strings.SplitSeq(tr.stdout.String(), "\n") {
+		for _, typ := range types {
+			if strings.Contains(line, `"type":"`+typ+`"`) {
+				t.Log(line)
+			}
+		}
+	}
+}
+
 // timewaitTimers lists the namespace's TIME_WAIT sockets' lines of ss -tano
 // ("... timer:(timewait,59sec,0)").
 func (ns *netns) timewaitTimers(t *testing.T) string {
@@ -48,6 +60,8 @@ func TestTimewaitSubstateMove(t *testing.T) {
 	settle()
 	after := ns.counters(t)
 	evs := tr.stop()
+	logLines(t, tr, "timewait_substate", "timewait_end")
+	t.Log("ss:", finWait2, timeWait)
 
 	if !strings.Contains(finWait2, "FIN-WAIT-2") || !strings.Contains(timeWait, "TIME-WAIT") || !strings.Contains(timeWait, "timewait,") {
 		t.Errorf("ss: before the server's close %q, after %q; want FIN-WAIT-2 then TIME-WAIT with its timer", finWait2, timeWait)
@@ -125,6 +139,7 @@ func TestTimewaitRSTAnswer(t *testing.T) {
 	after := ns.counters(t)
 	left := ns.timewaitTimers(t)
 	evs := tr.stop()
+	logLines(t, tr, "reset_sent", "timewait_end")
 
 	if !strings.Contains(finWait2, "FIN-WAIT-2") || strings.Contains(left, fmt.Sprintf(":%d ", cli.port)) {
 		t.Errorf("ss: before %q, after %q; want the FIN-WAIT-2 minisock gone", finWait2, left)
@@ -172,6 +187,7 @@ func TestLinger2Abort(t *testing.T) {
 			settle()
 			after := ns.counters(t)
 			evs := tr.stop()
+			logLines(t, tr, "reset_sent", "timewait_overflow", "summary")
 
 			wantDelta(t, before, after, "TcpExt.TCPTimeWaitOverflow", 0)
 			wantDelta(t, before, after, tc.counter, 1)
@@ -213,6 +229,7 @@ func TestTimewaitOverflowTime(t *testing.T) {
 	settle()
 	after := ns.counters(t)
 	evs := tr.stop()
+	logLines(t, tr, "timewait_overflow")
 
 	wantDelta(t, before, after, "TcpExt.TCPTimeWaitOverflow", 1)
 	o := one(t, evs, "timewait_overflow")
