@@ -292,6 +292,10 @@ func (x *Explainer) rstKill(e *events.TimewaitEnd) *events.Finding {
 // such an RST kills it, so one that did not was not delivered or not in
 // window, and tcptrace does not say which.
 func (x *Explainer) rfc1337Kept(e *events.TimewaitRSTIgnored) *events.Finding {
+	// In FIN_WAIT2 an RST kills it whatever tcp_rfc1337 says.
+	if e.Substate != events.StateTimeWait {
+		return nil
+	}
 	values := x.sysctls(e.Netns, rfc1337)
 	if v, ok := values[rfc1337].(int64); !ok || v != 1 {
 		return nil

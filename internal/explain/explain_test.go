@@ -175,3 +175,13 @@ func TestConnectReuseReasons(t *testing.T) {
 		}
 	}
 }
+
+// In FIN_WAIT2 an RST kills the minisock whatever tcp_rfc1337 says: one
+// that lived on was not reached, and tcp_rfc1337 = 1 explains nothing.
+func TestRFC1337NotForFinWait2(t *testing.T) {
+	x := New(source(map[string]string{"net.ipv4.tcp_rfc1337": "1"}))
+	ev := &events.TimewaitRSTIgnored{Header: header("10.0.0.1:1", "10.0.0.2:2"), Substate: events.StateFinWait2}
+	if got := x.Explain(ev); len(got) != 0 {
+		t.Errorf("findings %+v, want none", got)
+	}
+}

@@ -56,10 +56,6 @@ type Tracker struct {
 	listeners map[endpoint]map[uint32]listening
 	// timewaits are the sockets with a TIME_WAIT socket, by its 4-tuple.
 	timewaits map[tuple]*socket
-	// lastAcks are when sockets entered and left LAST_ACK, by 4-tuple: a
-	// local peer's LAST_ACK brackets when its FIN moved a FIN_WAIT2
-	// minisock on the mirrored 4-tuple to TIME_WAIT.
-	lastAcks map[tuple]lastAck
 	// overflows are sockets destroyed after closing from FIN_WAIT2 or
 	// CLOSING with no TIME_WAIT socket, until an RST shows up (an abort:
 	// TCP_LINGER2 < 0) or long enough passed for it to be an overflow.
@@ -157,6 +153,10 @@ type timewait struct {
 	peerRST *events.ResetSent
 	// cancel is the event that stopped its timer (while stopped is set).
 	cancel events.TimewaitTimer
+	// peerLastAck: a local peer's time in LAST_ACK on the mirrored
+	// 4-tuple, noted while it is a FIN_WAIT2 minisock: it brackets when
+	// the peer's FIN moved it to TIME_WAIT.
+	peerLastAck lastAck
 	header events.Header
 }
 
@@ -187,7 +187,6 @@ func New(opts Options) *Tracker {
 		peerlessRSTs: map[endpoint]*events.ResetSent{},
 		listeners:    map[endpoint]map[uint32]listening{},
 		timewaits:    map[tuple]*socket{},
-		lastAcks:     map[tuple]lastAck{},
 		overflows:    map[*socket]struct{}{},
 		rstWatch:     map[*socket]struct{}{},
 		dropped:      map[uint64]struct{}{},
@@ -445,6 +444,10 @@ func (t *Tracker) resetSeen(s *socket) {
 // the namespace had no room for a TIME_WAIT socket.
 func (t *Tracker) concludeOverflows(now time.Time, all bool) {
 	for s := range t.overflows {
+		if s.overflowFrom == "" || s.tw != nil { // a TIME_WAIT timer after all
+			delete(t.overflows, s)
+			continue
+		}
 		if !all && now.Sub(s.destroyedAt) <= resetGrace {
 			continue
 		}
@@ -693,23 +696,19 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	}
 }
 
-// noteLastAck keeps when a socket entered and left LAST_ACK.
+// noteLastAck notes a socket entering and leaving LAST_ACK on the TIME_WAIT
+// socket (a FIN_WAIT2 minisock) of the mirrored 4-tuple, if any.
 func (t *Tracker) noteLastAck(e *events.StateChange) {
-	key := tupleOf(e.Header)
-	if e.New == events.StateLastAck {
-		if len(t.lastAcks) > 4096 {
-			for k, la := range t.lastAcks {
-				if e.Time.Sub(la.enter) > 10*time.Minute {
-					delete(t.lastAcks, k)
-				}
-			}
-		}
-		t.lastAcks[key] = lastAck{enter: e.Time}
+	s, ok := t.timewaits[tuple{netns: e.Netns, local: e.Remote, remote: e.Local}]
+	if !ok || s.tw == nil {
 		return
 	}
-	if la, ok := t.lastAcks[key]; ok && la.leave.IsZero() && e.New == events.StateClose {
+	la := &s.tw.peerLastAck
+	switch {
+	case e.New == events.StateLastAck && s.tw.substate == events.StateFinWait2:
+		*la = lastAck{enter: e.Time}
+	case e.Old == events.StateLastAck && e.New == events.StateClose && !la.enter.IsZero() && la.leave.IsZero():
 		la.leave = e.Time
-		t.lastAcks[key] = la
 	}
 }
 
@@ -833,8 +832,7 @@ func (t *Tracker) substateSeen(s *socket, e *events.TimewaitTimer) {
 	}
 	// A local peer's LAST_ACK brackets it: its FIN went out after it entered
 	// LAST_ACK, and our ACK of that FIN, sent after the move, took it to CLOSE.
-	mirror := tuple{netns: tw.header.Netns, local: tw.header.Remote, remote: tw.header.Local}
-	if la, ok := t.lastAcks[mirror]; ok && !la.enter.After(e.Time) && (!tw.startSeen || la.enter.After(tw.start)) {
+	if la := tw.peerLastAck; !la.enter.IsZero() && !la.enter.After(e.Time) {
 		plo, phi := la.enter, la.leave
 		if phi.IsZero() || phi.After(e.Time) {
 			phi = e.Time
@@ -845,8 +843,16 @@ func (t *Tracker) substateSeen(s *socket, e *events.TimewaitTimer) {
 			from = append(from, "the peer's LAST_ACK on the mirrored 4-tuple (its FIN left after it entered LAST_ACK; our ACK of it ended LAST_ACK)")
 		case !plo.After(hi) && !phi.Before(lo):
 			lo, hi = maxTime(lo, plo), minTime(hi, phi)
-			from = append(from, "narrowed by the peer's LAST_ACK on the mirrored 4-tuple")
+			from[len(from)-1] += "; narrowed by the peer's LAST_ACK on the mirrored 4-tuple"
+		default:
+			// The timer was armed again after the move, by a segment it
+			// answered, silently: its expires does not date the move.
+			lo, hi = plo, phi
+			from = []string{"the peer's LAST_ACK on the mirrored 4-tuple (its FIN left after it entered LAST_ACK; our ACK of it " +
+				"ended LAST_ACK); the timer's expires is later: a segment re-armed it after the move"}
 		}
+	} else if !lo.IsZero() {
+		from[len(from)-1] += " (its last arming: had a later segment re-armed it within the same timer-wheel bucket, the move was earlier)"
 	}
 	if !lo.IsZero() {
 		if tw.startSeen && lo.Before(tw.start) {

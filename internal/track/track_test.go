@@ -480,6 +480,9 @@ func TestTimewaitSubstateMove(t *testing.T) {
 		{"narrowed by the peer's LAST_ACK", true, true, 2100 * time.Millisecond, 1 * time.Millisecond},
 		{"from the peer only", true, false, 2100 * time.Millisecond, 1 * time.Millisecond},
 		{"time unknown", false, false, 62102 * time.Millisecond, 0},
+		// A later segment re-armed the timer in the same bucket: the
+		// timer dates that, not the move; the peer's LAST_ACK decides.
+		{"re-armed later: the peer's LAST_ACK decides", true, true, 2100 * time.Millisecond, 1 * time.Millisecond},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := orphanClose()
@@ -494,6 +497,10 @@ func TestTimewaitSubstateMove(t *testing.T) {
 				exp.Expires, exp.ExpiresKnown, exp.Tick = -2*time.Millisecond, true, tick
 				if tt.peer {
 					exp.Expires = -4 * time.Millisecond // re-armed at 2100 ms
+				}
+				if strings.HasPrefix(tt.name, "re-armed later") {
+					exp.Header = hdr(90000, 1, client, server, 0) // last armed at 30 s
+					exp.Expires = 0
 				}
 			}
 			out := run(New(Options{}), s.add(exp).evs, t0.Add(time.Hour))
@@ -516,7 +523,7 @@ func TestTimewaitSubstateMove(t *testing.T) {
 				}
 			}
 			if got := history(sum); !strings.HasSuffix(got, "tw:FIN_WAIT2"+map[bool]string{true: " " + (tt.at - 102*time.Millisecond).String()}[mv.TimeKnown]+
-				" > tw:TIME_WAIT"+map[bool]string{true: " " + (62104*time.Millisecond - tt.at).String()}[mv.TimeKnown]) {
+				" > tw:TIME_WAIT"+map[bool]string{true: " " + (exp.Time.Sub(t0) - tt.at).String()}[mv.TimeKnown]) {
 				t.Errorf("history %s", got)
 			}
 		})
