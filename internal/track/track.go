@@ -157,7 +157,7 @@ type timewait struct {
 	// 4-tuple, noted while it is a FIN_WAIT2 minisock: it brackets when
 	// the peer's FIN moved it to TIME_WAIT.
 	peerLastAck lastAck
-	header events.Header
+	header      events.Header
 }
 
 // Options configure a tracker; zero values are fine.
