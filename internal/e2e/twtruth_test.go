@@ -37,21 +37,28 @@ func (ns *netns) timewaitTimers(t *testing.T) string {
 
 // TestTimewaitSubstateMove: the client closes first, so its orphaned
 // FIN_WAIT2 becomes a minisock in substate FIN_WAIT2 (tcp_fin_timeout 60 s);
-// the server closes a moment later, and the peer's FIN turns it into
-// TIME_WAIT silently (the timer re-armed in the same wheel bucket, nearly
-// always). The move is seen when a connect() from the same port takes the
-// TIME_WAIT over (its timer is stopped then), with the time it happened
-// derived from the timer, narrowed by the server's LAST_ACK.
+// the server closes later, and the peer's FIN turns it into TIME_WAIT. A
+// close soon after re-arms the timer in the same wheel bucket nearly always
+// (silent: the move is seen when a connect() from the same port takes the
+// TIME_WAIT over and its timer is stopped, with the time it happened
+// derived from the timer, narrowed by the server's LAST_ACK); 2 s later
+// usually lands in another bucket (seen as it happens), by HZ.
 func TestTimewaitSubstateMove(t *testing.T) {
+	for _, delay := range []time.Duration{20 * time.Millisecond, 2 * time.Second} {
+		t.Run("server closes after "+delay.String(), func(t *testing.T) { substateMove(t, delay) })
+	}
+}
+
+func substateMove(t *testing.T, delay time.Duration) {
 	ns := newNetns(t)
 	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
 	srv := ns.listener(t, "127.0.0.1")
 	port := freePort()
 	cli := ns.clientFrom(t, port, srv)
 	cli.do("close") // orphaned: FIN_WAIT2 minisock
-	settle()
+	time.Sleep(10 * time.Millisecond)
 	finWait2 := ns.timewaitTimers(t)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(delay - 10*time.Millisecond)
 	srv.do("read-eof", "close")
 	settle()
 	timeWait := ns.timewaitTimers(t)
@@ -241,5 +248,59 @@ func TestTimewaitOverflowTime(t *testing.T) {
 	}
 	if o.State != "FIN_WAIT2" || closed == "" || parseTS(t, o.TS).Before(parseTS(t, closed)) {
 		t.Errorf("timewait_overflow %+v, want FIN_WAIT2, not before the close at %s", o, closed)
+	}
+}
+
+// TestTimewaitLateSegmentRFC1337: a late FIN of the old connection reaches
+// the client's TIME_WAIT socket with tcp_rfc1337 = 1: it answers with an ACK
+// and restarts its timer; the server's listener has no connection for that
+// ACK and answers with an RST, in window, which the kernel ignores: the
+// TIME_WAIT socket lives on, and tcptrace says that tcp_rfc1337 kept it.
+func TestTimewaitLateSegmentRFC1337(t *testing.T) {
+	ns := newNetns(t)
+	ns.sysctl(t, "net.ipv4.tcp_rfc1337", "1")
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	srv, cli := ns.connected(t, "127.0.0.1")
+	rcvNxt, sndNxt := timewaitWithSeqs(t, cli, srv)
+	// Out of the timer-wheel bucket of the first arming, so that the
+	// restart shows.
+	time.Sleep(6 * time.Second)
+	before := ns.counters(t)
+	raw := ns.startActor(t)
+	raw.do(fmt.Sprintf("send-segment %s %s FIN,ACK %d %d", addr("127.0.0.1", srv.port), addr("127.0.0.1", cli.port), rcvNxt-1, sndNxt))
+	settle()
+	after := ns.counters(t)
+	timers := ns.timewaitTimers(t)
+	evs := tr.stop()
+	logLines(t, tr, "timewait_restart", "reset_sent", "timewait_rst_ignored", "finding")
+	t.Log("ss:", timers)
+
+	wantDelta(t, before, after, "Tcp.OutRsts", 1)
+	if !strings.Contains(timers, fmt.Sprintf(":%d ", cli.port)) || !strings.Contains(timers, "timewait,59sec") &&
+		!strings.Contains(timers, "timewait,1min") {
+		t.Errorf("ss %q: want the TIME_WAIT socket alive, its timer started over", timers)
+	}
+	client := socketWith(evs, func(e event) bool { return e.Sport == cli.port && e.Dport == srv.port && e.PID == cli.pid })
+	if r := ofType(client, "timewait_restart"); len(r) != 1 {
+		t.Errorf("timewait_restart %+v, want one", r)
+	}
+	if ends := ofType(client, "timewait_end"); len(ends) != 0 {
+		t.Errorf("timewait_end %+v, want none: it survived", ends)
+	}
+	var peerRST bool
+	for _, e := range ofType(evs, "reset_sent") {
+		peerRST = peerRST || e.Sport == srv.port && e.Dport == cli.port
+	}
+	if !peerRST {
+		dumpEvents(t, evs)
+		t.Fatal("no RST seen leaving the server's side for the client's 4-tuple")
+	}
+	ig := one(t, client, "timewait_rst_ignored")
+	if ig.Substate != "TIME_WAIT" || !ig.Inferred {
+		t.Errorf("timewait_rst_ignored %+v", ig)
+	}
+	f := one(t, evs, "finding")
+	if f.Kind != "timewait_rfc1337_kept" || f.Sysctls["net.ipv4.tcp_rfc1337"] != float64(1) {
+		t.Errorf("finding %+v, want timewait_rfc1337_kept", f)
 	}
 }
