@@ -64,6 +64,10 @@ enum event_flag {
 	EVENT_FLAG_DATA_AFTER_FIN = 1 << 7,   /* EVENT_SEGMENT: data after the receive side shut */
 };
 
+enum tw_flag {
+	TW_FLAG_EXPIRES_KNOWN = 1 << 0, /* timer_jiffies holds expires - jiffies */
+};
+
 struct event {
 	__u64 ts_ns;	     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 cookie;	     /* socket cookie; 0 with EVENT_FLAG_NO_SOCKET */
@@ -85,13 +89,16 @@ struct event {
 	__u8 substate;	     /* TIME_WAIT socket's tw_substate (EVENT_TW_*) */
 	__u16 window;	     /* EVENT_SEGMENT: the segment's window field, unscaled */
 	__u32 timer_jiffies; /* EVENT_TW_START, EVENT_SNAPSHOT of a TIME_WAIT
-			      * socket: jiffies until its timer is due */
+			      * socket: jiffies until its timer is due;
+			      * EVENT_TW_EXPIRE, EVENT_TW_CANCEL with
+			      * TW_FLAG_EXPIRES_KNOWN: timer->expires - jiffies,
+			      * signed (negative once due) */
 	__u32 seq;	     /* EVENT_TW_CANCEL: the TIME_WAIT socket's rcv_nxt;
 			      * a child's LISTEN -> SYN_RECV: its SYN's sequence;
 			      * EVENT_TW_SEGMENT, EVENT_SEGMENT: the segment's sequence */
 	__u32 tsval;	     /* the same for the TCP timestamp (ts_recent) */
 	__u8 tcp_flags;	     /* EVENT_TW_SEGMENT, EVENT_SEGMENT: the segment's TCP flags byte */
-	__u8 pad;
+	__u8 tw_flags;	     /* EVENT_TW_EXPIRE, EVENT_TW_CANCEL: enum tw_flag bits */
 	__u16 payload_len;   /* EVENT_SEGMENT: bytes of data in the segment */
 	__u32 rcv_nxt;	     /* EVENT_TW_SEGMENT, EVENT_SEGMENT: the socket's rcv_nxt */
 	__u32 ack_seq;	     /* EVENT_SEGMENT: the segment's acknowledgment number */

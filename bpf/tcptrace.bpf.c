@@ -20,6 +20,7 @@ const struct event *unused_event __attribute__((unused));
 const enum event_type unused_event_type __attribute__((unused));
 const enum event_flag unused_event_flag __attribute__((unused));
 const enum tcp_timer_kind unused_tcp_timer_kind __attribute__((unused));
+const enum tw_flag unused_tw_flag __attribute__((unused));
 
 /* Filters, rewritten by the loader before load (0 / empty = no filter). */
 const volatile __u32 filter_pid_count = 0;
@@ -353,7 +354,7 @@ static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const 
 	e->seq = 0;
 	e->tsval = 0;
 	e->tcp_flags = 0;
-	e->pad = 0;
+	e->tw_flags = 0;
 	e->payload_len = 0;
 	e->rcv_nxt = 0;
 	e->ack_seq = 0;
@@ -660,10 +661,47 @@ static __always_inline void emit_reset_for_segment(const struct sk_buff *skb, __
 	submit(e);
 }
 
+/*
+ * An RST a listener sent (for no connection of its own): its remote side is
+ * that of the segment it answers, which tells whose TIME_WAIT socket it may
+ * reach.
+ */
+static __always_inline void emit_listener_reset(const struct sock *sk, const struct sk_buff *skb,
+						__u32 reason, bool has_reason)
+{
+	unsigned char *head = skb->head;
+	unsigned char *nh = head + skb->network_header;
+	unsigned char *th = head + skb->transport_header;
+	struct sock_id id = {};
+	__be16 port = 0;
+	struct owner *o;
+	struct event *e;
+
+	if (!sock_wanted(sk, &id, &o))
+		return;
+	e = new_event(EVENT_RESET_SENT, sk, true, &id, o, tcp_listen);
+	if (!e)
+		return;
+	read_sock_addrs(sk, e);
+	if (has_reason) {
+		e->reason = reason;
+		e->flags |= EVENT_FLAG_HAS_REASON;
+	}
+	bpf_probe_read_kernel(&port, 2, th + TCP_SPORT_OFF);
+	e->dport = bpf_ntohs(port);
+	if (e->family == 4)
+		bpf_probe_read_kernel(e->daddr, 4, nh + IPV4_SADDR_OFF);
+	else
+		bpf_probe_read_kernel(e->daddr, 16, nh + IPV6_SADDR_OFF);
+	submit(e);
+}
+
 static __always_inline void emit_reset_sent(const struct sock *sk, const struct sk_buff *skb,
 					    __u32 reason, bool has_reason)
 {
-	if (sk)
+	if (sk && skb && sk->__sk_common.skc_state == tcp_listen)
+		emit_listener_reset(sk, skb, reason, has_reason);
+	else if (sk)
 		emit_sock_event(sk, EVENT_RESET_SENT, reason, has_reason);
 	else if (skb)
 		emit_reset_for_segment(skb, reason, has_reason);
@@ -1037,8 +1075,12 @@ int BPF_PROG(handle_timer_expire, struct timer_list *timer)
 	cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
 	read_common_id(&tw->__tw_common, &id);
 	e = new_tw_event(EVENT_TW_EXPIRE, tw, cookie, &id, tw_owner_of(cookie, false));
-	if (e)
+	if (e) {
+		/* When it was last armed: expires minus the timeout (user space). */
+		e->timer_jiffies = (__u32)(timer->expires - bpf_jiffies64());
+		e->tw_flags |= TW_FLAG_EXPIRES_KNOWN;
 		submit(e);
+	}
 	bpf_map_delete_elem(&cookie_owners, &cookie);
 	return 0;
 }
@@ -1073,6 +1115,8 @@ int BPF_PROG(handle_timer_cancel, struct timer_list *timer)
 	/* What a new SYN on the 4-tuple is compared with (RFC 6191). */
 	e->seq = BPF_CORE_READ(tw, __tw_common.skc_tw_rcv_nxt);
 	e->flags |= EVENT_FLAG_SEQ_KNOWN;
+	e->timer_jiffies = (__u32)(timer->expires - bpf_jiffies64());
+	e->tw_flags |= TW_FLAG_EXPIRES_KNOWN;
 	if (BPF_CORE_READ((struct tcp_timewait_sock *)tw, tw_ts_recent_stamp)) {
 		e->tsval = BPF_CORE_READ((struct tcp_timewait_sock *)tw, tw_ts_recent);
 		e->flags |= EVENT_FLAG_TSVAL_KNOWN;

@@ -37,7 +37,7 @@ type TcptraceEvent struct {
 	Seq          uint32
 	Tsval        uint32
 	TcpFlags     uint8
-	Pad          uint8
+	TwFlags      uint8
 	PayloadLen   uint16
 	RcvNxt       uint32
 	AckSeq       uint32
@@ -153,6 +153,12 @@ type TcptraceTwCancel struct {
 	_        [6]byte
 }
 
+type TcptraceTwFlag uint32
+
+const (
+	TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN TcptraceTwFlag = 1
+)
+
 type TcptraceTwOwner struct {
 	_     structs.HostLayout
 	Owner TcptraceOwner
@@ -225,6 +231,7 @@ const (
 	TcptraceVarUnusedEventFlag          = "unused_event_flag"
 	TcptraceVarUnusedEventType          = "unused_event_type"
 	TcptraceVarUnusedTcpTimerKind       = "unused_tcp_timer_kind"
+	TcptraceVarUnusedTwFlag             = "unused_tw_flag"
 	TcptraceVarWakeupBytes              = "wakeup_bytes"
 	TcptraceVarWriteTimerOffset         = "write_timer_offset"
 	TcptraceVarZeroWindowEntries        = "zero_window_entries"
@@ -345,6 +352,7 @@ type TcptraceVariableSpecs struct {
 	UnusedEventFlag          *ebpf.VariableSpec `ebpf:"unused_event_flag"`
 	UnusedEventType          *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedTcpTimerKind       *ebpf.VariableSpec `ebpf:"unused_tcp_timer_kind"`
+	UnusedTwFlag             *ebpf.VariableSpec `ebpf:"unused_tw_flag"`
 	WakeupBytes              *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WriteTimerOffset         *ebpf.VariableSpec `ebpf:"write_timer_offset"`
 	ZeroWindowEntries        *ebpf.VariableSpec `ebpf:"zero_window_entries"`
@@ -430,6 +438,7 @@ type TcptraceVariables struct {
 	UnusedEventFlag          *ebpf.Variable `ebpf:"unused_event_flag"`
 	UnusedEventType          *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedTcpTimerKind       *ebpf.Variable `ebpf:"unused_tcp_timer_kind"`
+	UnusedTwFlag             *ebpf.Variable `ebpf:"unused_tw_flag"`
 	WakeupBytes              *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WriteTimerOffset         *ebpf.Variable `ebpf:"write_timer_offset"`
 	ZeroWindowEntries        *ebpf.Variable `ebpf:"zero_window_entries"`

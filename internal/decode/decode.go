@@ -147,6 +147,10 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 			ev.Timeout = d.ticks(raw.TimerJiffies)
 			ev.TimeoutKnown = true
 		}
+		if ev.Action != events.TimerStart && d.names.HZ > 0 && raw.TwFlags&uint8(bpf.TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN) != 0 {
+			ev.Expires, ev.ExpiresKnown = d.ticks(raw.TimerJiffies), true
+			ev.Tick = time.Second / time.Duration(d.names.HZ)
+		}
 		return ev, nil
 	case bpf.TcptraceEventTypeEVENT_SNAPSHOT:
 		ev := &events.Snapshot{Header: h, State: state}

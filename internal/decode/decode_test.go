@@ -190,3 +190,36 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// The TIME_WAIT timer's expiry and cancel carry expires - jiffies (signed:
+// negative once due), from which the tracker dates a silent re-arm; old
+// recordings without the flag have none.
+func TestDecodeTimewaitExpires(t *testing.T) {
+	names := testNames
+	names.HZ = 250
+	names.States = map[uint8]events.State{6: events.StateTimeWait, 5: events.StateFinWait2}
+	d := New(names, boot)
+	for _, tt := range []struct {
+		typ     bpf.TcptraceEventType
+		jiffies int32
+		flag    bool
+		want    time.Duration
+	}{
+		{bpf.TcptraceEventTypeEVENT_TW_EXPIRE, -1, true, -4 * time.Millisecond},
+		{bpf.TcptraceEventTypeEVENT_TW_CANCEL, 250 * 59, true, 59 * time.Second},
+		{bpf.TcptraceEventTypeEVENT_TW_EXPIRE, 0, false, 0},
+	} {
+		raw := bpf.TcptraceEvent{Type: uint8(tt.typ), Family: 4, State: 6, Substate: 6, TimerJiffies: uint32(tt.jiffies)}
+		if tt.flag {
+			raw.TwFlags = uint8(bpf.TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN)
+		}
+		ev, err := d.Decode(record(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw := ev.(*events.TimewaitTimer)
+		if tw.ExpiresKnown != tt.flag || tw.Expires != tt.want || (tt.flag && tw.Tick != 4*time.Millisecond) {
+			t.Errorf("type %d, %d jiffies: %+v, want expires %v (known %v)", tt.typ, tt.jiffies, tw, tt.want, tt.flag)
+		}
+	}
+}

@@ -335,6 +335,12 @@ type event struct {
 	Lost         int      `json:"lost"`
 
 	Substate     string         `json:"substate"`
+	OldSubstate  string         `json:"old_substate"`
+	NewSubstate  string         `json:"new_substate"`
+	TimeKnown    bool           `json:"time_known"`
+	WithinMs     *float64       `json:"within_ms"`
+	SeenAt       string         `json:"seen_at"`
+	RSTReason    string         `json:"rst_reason"`
 	TimeoutMs    *float64       `json:"timeout_ms"`
 	Cause        string         `json:"cause"`
 	AgeMs        *float64       `json:"age_ms"`

@@ -237,7 +237,22 @@ func TestTimewaitRST(t *testing.T) {
 				if len(ends) != 0 || len(tws) != 1 {
 					t.Errorf("with tcp_rfc1337 = 1: timewait_end %+v, ss %v; want none, and the TIME_WAIT socket alive", ends, tws)
 				}
+				// The peer's RST was seen leaving it for the TIME_WAIT
+				// socket's 4-tuple, and the TIME_WAIT socket lived on:
+				// tcp_rfc1337 = 1 protected it.
+				logLines(t, tr, "reset_sent", "timewait_rst_ignored", "finding")
+				ig := one(t, evs, "timewait_rst_ignored")
+				if ig.Sport != cli.port || ig.Dport != srv.port || !ig.Inferred {
+					t.Errorf("timewait_rst_ignored %+v, want the client's TIME_WAIT socket (port %d), inferred", ig, cli.port)
+				}
+				f := one(t, evs, "finding")
+				if f.Kind != "timewait_rfc1337_kept" || f.Sysctls["net.ipv4.tcp_rfc1337"] != float64(1) || f.Sport != cli.port {
+					t.Errorf("finding %+v, want timewait_rfc1337_kept with tcp_rfc1337 1", f)
+				}
 				return
+			}
+			if len(ofType(evs, "timewait_rst_ignored")) != 0 {
+				t.Errorf("timewait_rst_ignored %+v although the RST killed the TIME_WAIT socket", ofType(evs, "timewait_rst_ignored"))
 			}
 			if len(ends) != 1 || ends[0].Cause != "rst" || ends[0].Inferred || ends[0].Sport != cli.port || len(tws) != 0 {
 				dumpEvents(t, evs)

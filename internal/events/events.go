@@ -36,8 +36,11 @@ const (
 	TypeTimewaitRestart  Type = "timewait_restart"
 	TypeTimewaitEnd      Type = "timewait_end"
 	TypeTimewaitOverflow Type = "timewait_overflow"
-	TypeSummary          Type = "summary"
-	TypeFinding          Type = "finding"
+	TypeTimewaitSubstate Type = "timewait_substate"
+	// TypeTimewaitRSTIgnored: the peer's RST did not end a TIME_WAIT socket.
+	TypeTimewaitRSTIgnored Type = "timewait_rst_ignored"
+	TypeSummary            Type = "summary"
+	TypeFinding            Type = "finding"
 )
 
 // State is a kernel TCP state by its name without the TCP_ prefix, as the
@@ -163,6 +166,13 @@ type TimewaitTimer struct {
 	TimeoutKnown bool
 	// Last is the TIME_WAIT socket's rcv_nxt and ts_recent (TimerCancel).
 	Last SynInfo
+	// Expires is when the timer is due, relative to Time (negative once
+	// due), at TimerExpire and TimerCancel; valid when ExpiresKnown. It
+	// tells when the timer was last armed (Expires - its timeout), to
+	// within Tick (one jiffy).
+	Expires      time.Duration
+	ExpiresKnown bool
+	Tick         time.Duration
 }
 
 // TimewaitRST is the RST that ended a TIME_WAIT socket early: the segment

@@ -202,12 +202,47 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 			dst = append(dst, `,"syn_ts_newer":`...)
 			dst = strconv.AppendBool(dst, newer)
 		}
+		if e.RSTAnswerReason != "" {
+			dst = appendStringField(dst, "rst_reason", e.RSTAnswerReason)
+		}
 		if e.PeerRST {
 			dst = append(dst, `,"peer_rst":true`...)
 			if e.PeerRSTReason != "" {
 				dst = appendStringField(dst, "peer_rst_reason", e.PeerRSTReason)
 			}
 		}
+	case *TimewaitSubstate:
+		dst = appendStringField(dst, "old_substate", string(e.Old))
+		dst = appendStringField(dst, "new_substate", string(e.New))
+		if e.TimeoutKnown {
+			dst = append(dst, `,"timeout_ms":`...)
+			dst = AppendMillis(dst, e.Timeout)
+		}
+		dst = append(dst, `,"time_known":`...)
+		dst = strconv.AppendBool(dst, e.TimeKnown)
+		if e.TimeKnown {
+			dst = append(dst, `,"within_ms":`...)
+			dst = AppendMillis(dst, e.Within)
+		}
+		if e.Inferred {
+			dst = appendStringField(dst, "seen_at", e.SeenAt.Format(TimeLayout))
+			dst = append(dst, `,"inferred":true`...)
+			dst = appendStringField(dst, "inferred_from", e.DerivedFrom)
+		}
+	case *TimewaitRSTIgnored:
+		dst = appendStringField(dst, "substate", string(e.Substate))
+		dst = appendStringField(dst, "peer_rst_at", e.PeerRSTAt.Format(TimeLayout))
+		if e.PeerRSTReason != "" {
+			dst = appendStringField(dst, "peer_rst_reason", e.PeerRSTReason)
+		}
+		dst = append(dst, `,"peer_no_socket":`...)
+		dst = strconv.AppendBool(dst, e.PeerNoSocket)
+		dst = append(dst, `,"alive_after_ms":`...)
+		dst = AppendMillis(dst, e.AliveFor)
+		if e.Ended != "" {
+			dst = appendStringField(dst, "ended", string(e.Ended))
+		}
+		dst = append(dst, `,"inferred":true`...)
 	case *TimewaitOverflow:
 		dst = appendStringField(dst, "state", string(e.State))
 		dst = append(dst, `,"timewait_sockets_seen":`...)

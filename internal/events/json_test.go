@@ -37,6 +37,13 @@ func TestJSONValid(t *testing.T) {
 		&Summary{Header: h, History: []Phase{{State: StateEstablished, Duration: time.Millisecond, DurationKnown: true}, {State: StateTimeWait, Timewait: true}}, End: "open"},
 		&Finding{Header: h, Kind: "k", Message: "m", Evidence: map[string]any{"x": 1}, Sysctls: map[string]any{"y": nil}},
 		&Snapshot{Header: h, State: StateTimeWait, Substate: StateFinWait2, Remaining: time.Second, RemainingKnown: true},
+		&TimewaitSubstate{Header: h, Old: StateFinWait2, New: StateTimeWait, Timeout: time.Minute, TimeoutKnown: true,
+			TimeKnown: true, Within: 8 * time.Millisecond, DerivedFrom: "the \"timer\"", Inferred: true, SeenAt: time.Unix(2, 0)},
+		&TimewaitSubstate{Header: h, Old: StateFinWait2, New: StateTimeWait, TimeKnown: true},
+		&TimewaitRSTIgnored{Header: h, Substate: StateTimeWait, PeerRSTAt: time.Unix(1, 0), PeerRSTReason: "TCP_FLAGS",
+			AliveFor: time.Second, Ended: CauseExpired},
+		&TimewaitEnd{Header: h, Cause: CauseRSTAnswer, Substate: StateFinWait2, RSTAnswerReason: "TCP_TIMEWAIT_SOCKET"},
+		&TimewaitOverflow{Header: h, State: StateFinWait2, InferredFrom: "x"},
 	} {
 		b := AppendJSON(nil, ev)
 		var m map[string]any

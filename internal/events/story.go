@@ -11,7 +11,11 @@ const (
 	CauseSynAccepted  EndCause = "syn_accepted"  // a new SYN on its 4-tuple was accepted
 	CauseConnectReuse EndCause = "connect_reuse" // a connect() took its 4-tuple over
 	CausePurged       EndCause = "purged"        // its network namespace went away
-	CauseUnknown      EndCause = "unknown"
+	// CauseRSTAnswer: it answered a segment with an RST (a SYN, or new
+	// data, reaching a FIN_WAIT2 minisock: reason TCP_TIMEWAIT_SOCKET), and
+	// the kernel killed it right after (inet_twsk_deschedule_put).
+	CauseRSTAnswer EndCause = "rst_answer"
+	CauseUnknown   EndCause = "unknown"
 )
 
 // TimewaitEnter: a socket's TIME_WAIT socket began (or changed substate),
@@ -57,6 +61,51 @@ type TimewaitEnd struct {
 	// LateSegment is the segment the TIME_WAIT socket got before the RST,
 	// where the precise hook saw it (fexit on tcp_timewait_state_process).
 	LateSegment *TimewaitSegment
+	// RSTAnswerReason: for rst_answer, the reason of the RST it sent.
+	RSTAnswerReason string
+}
+
+// TimewaitSubstate: a TIME_WAIT socket moved from one substate to another
+// (FIN_WAIT2 -> TIME_WAIT when the peer's FIN reached an orphaned
+// FIN_WAIT2 minisock). The kernel re-arms the timer then, often in the
+// same timer-wheel bucket, which no tracepoint shows: the move is seen in
+// tw_substate at the timer's expiry or cancel, and its time is derived.
+type TimewaitSubstate struct {
+	Header
+	Old, New     State
+	Timeout      time.Duration // the timer it was re-armed with
+	TimeoutKnown bool
+	// Time (in Header) is the earliest the move can have happened; it
+	// happened within Within after it. TimeKnown is false when no time
+	// could be derived (then Time is when the move was seen).
+	TimeKnown bool
+	Within    time.Duration
+	// DerivedFrom says where the time comes from. Inferred: seen after the
+	// fact (at the timer's expiry or cancel), not as it happened (a re-arm
+	// into another timer-wheel bucket shows it at once).
+	DerivedFrom string
+	Inferred    bool
+	// SeenAt is when the new substate was read from the socket.
+	SeenAt time.Time
+}
+
+// TimewaitRSTIgnored: an RST for a TIME_WAIT socket's 4-tuple left the
+// peer (seen: the peer is traced too), in its window (the peer's answer to
+// the TIME_WAIT socket's ACK carries seq = that ACK's ack = rcv_nxt), and
+// the TIME_WAIT socket lived on. Explain tells why (tcp_rfc1337).
+type TimewaitRSTIgnored struct {
+	Header
+	Substate State
+	// PeerRSTAt, PeerRSTReason: the peer's RST.
+	PeerRSTAt     time.Time
+	PeerRSTReason string
+	// PeerNoSocket: sent for no socket (else by the peer's listener).
+	PeerNoSocket bool
+	// AliveFor is how long after the RST the TIME_WAIT socket was seen
+	// still alive (its timer not stopped), and Ended how it ended if it
+	// did (expired).
+	AliveFor time.Duration
+	Ended    EndCause
 }
 
 // SynSeqAfter tells whether the new SYN's sequence number was after the
@@ -138,5 +187,9 @@ func (e *TimewaitEnter) Type() Type {
 }
 func (e *TimewaitEnd) Type() Type      { return TypeTimewaitEnd }
 func (e *TimewaitOverflow) Type() Type { return TypeTimewaitOverflow }
-func (e *Summary) Type() Type          { return TypeSummary }
-func (e *Finding) Type() Type          { return TypeFinding }
+func (e *TimewaitSubstate) Type() Type { return TypeTimewaitSubstate }
+func (e *TimewaitRSTIgnored) Type() Type {
+	return TypeTimewaitRSTIgnored
+}
+func (e *Summary) Type() Type { return TypeSummary }
+func (e *Finding) Type() Type { return TypeFinding }

@@ -68,6 +68,10 @@ func (x *Explainer) Explain(ev events.Event) []events.Event {
 		}
 	case *events.TimewaitOverflow:
 		return []events.Event{x.overflow(e)}
+	case *events.TimewaitRSTIgnored:
+		if f := x.rfc1337Kept(e); f != nil {
+			return []events.Event{f}
+		}
 	case *events.TimeoutAbort:
 		return []events.Event{x.timeoutAbort(e)}
 	case *events.ZeroWindowEnd:
@@ -290,6 +294,43 @@ func (x *Explainer) rstKill(e *events.TimewaitEnd) *events.Finding {
 		msg += fmt.Sprintf(" (tcp_rfc1337 reads %d now: it was changed after the RST.)", v)
 	}
 	return finding(e.Header, "timewait_rst_kill", msg+recycleNote(values), evidence(e), values)
+}
+
+// rfc1337Kept tells that tcp_rfc1337 = 1 kept a TIME_WAIT socket alive
+// against the peer's in-window RST. Only with tcp_rfc1337 read as 1: with 0
+// such an RST kills it, so one that did not was not delivered or not in
+// window, and tcptrace does not say which.
+func (x *Explainer) rfc1337Kept(e *events.TimewaitRSTIgnored) *events.Finding {
+	// In FIN_WAIT2 an RST kills it whatever tcp_rfc1337 says.
+	if e.Substate != events.StateTimeWait {
+		return nil
+	}
+	values := x.sysctls(e.Netns, rfc1337)
+	if v, ok := values[rfc1337].(int64); !ok || v != 1 {
+		return nil
+	}
+	sender := "the peer's listener"
+	if e.PeerNoSocket {
+		sender = "the peer's kernel, for no socket"
+	}
+	lived := fmt.Sprintf("it was still alive %s later", human(e.AliveFor))
+	if e.Ended == events.CauseExpired {
+		lived = fmt.Sprintf("it lived on until its timer expired, %s later", human(e.AliveFor))
+	}
+	msg := fmt.Sprintf("An RST for the 4-tuple of the TIME_WAIT socket of %s left the peer (sent by %s%s, as its answer "+
+		"to the TIME_WAIT socket's ACK: such an RST carries seq = that ACK's ack = the TIME_WAIT socket's rcv_nxt, "+
+		"exactly in window), and the TIME_WAIT socket was not stopped: %s. net.ipv4.tcp_rfc1337 = 1 made the kernel "+
+		"ignore the RST (RFC 1337, TIME-WAIT assassination hazards), which with 0 would have killed it.",
+		conn(e.Header), sender, reasonNote(e.PeerRSTReason), lived)
+	ev := map[string]any{"substate": string(e.Substate), "peer_rst_at": e.PeerRSTAt.Format(events.TimeLayout),
+		"peer_rst_reason": e.PeerRSTReason, "peer_no_socket": e.PeerNoSocket,
+		"alive_after_ms": float64(e.AliveFor.Microseconds()) / 1000,
+		"inferred_from": "the peer's RST to its 4-tuple seen leaving the peer, and no stop of the TIME_WAIT socket's " +
+			"timer after it; that the RST arrived is inferred (the peer is on this host)"}
+	if e.Ended != "" {
+		ev["ended"] = string(e.Ended)
+	}
+	return finding(e.Header, "timewait_rfc1337_kept", msg, ev, values)
 }
 
 func (x *Explainer) overflow(e *events.TimewaitOverflow) *events.Finding {

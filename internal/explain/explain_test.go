@@ -93,6 +93,12 @@ func TestFindings(t *testing.T) {
 			&events.ZeroWindowEnd{Header: header("10.0.0.1:40000", "10.0.0.2:80"), How: "reopened", Probes: 3,
 				Duration: 1800 * time.Millisecond, Intervals: []time.Duration{416 * time.Millisecond, 832 * time.Millisecond, 1664 * time.Millisecond}},
 			"zero_window_not_keepalive", []string{"not keepalives", "SND.UNA-1", "416 ms, 832 ms, 1664 ms", "played no part"}, nil},
+		{"tcp_rfc1337 = 1 kept the TIME_WAIT alive", map[string]string{"net.ipv4.tcp_rfc1337": "1"},
+			&events.TimewaitRSTIgnored{Header: header("127.0.0.1:40000", "127.0.0.1:80"), Substate: events.StateTimeWait,
+				PeerRSTReason: "TCP_FLAGS", AliveFor: 200 * time.Millisecond},
+			"timewait_rfc1337_kept", []string{"net.ipv4.tcp_rfc1337 = 1 made the kernel ignore the RST", "the peer's listener, reason TCP_FLAGS",
+				"still alive 200 ms later"},
+			map[string]any{"net.ipv4.tcp_rfc1337": int64(1)}},
 		{"overflow", defaults,
 			&events.TimewaitOverflow{Header: header("10.0.0.1:40000", "10.0.0.2:80"), State: events.StateFinWait2, TimewaitSockets: 0},
 			"timewait_overflow", []string{"tcp_max_tw_buckets (0)", "closed from FIN_WAIT2"},
@@ -123,10 +129,14 @@ func TestFindings(t *testing.T) {
 }
 
 func TestNoFinding(t *testing.T) {
-	x := New(source(nil))
+	x := New(source(map[string]string{"net.ipv4.tcp_rfc1337": "0"}))
 	for _, ev := range []events.Event{
 		&events.TimewaitEnd{Header: header("10.0.0.1:1", "10.0.0.2:2"), Cause: events.CauseExpired},
 		&events.StateChange{Header: header("10.0.0.1:1", "10.0.0.2:2")},
+		// Only tcp_rfc1337 = 1 explains an RST that did not kill: with 0
+		// (or unreadable) it was not delivered or not in window.
+		&events.TimewaitRSTIgnored{Header: header("10.0.0.1:1", "10.0.0.2:2")},
+		&events.TimewaitEnd{Header: header("10.0.0.1:1", "10.0.0.2:2"), Cause: events.CauseRSTAnswer},
 	} {
 		if got := x.Explain(ev); len(got) != 0 {
 			t.Errorf("%T gave findings %+v", ev, got)
@@ -163,5 +173,15 @@ func TestConnectReuseReasons(t *testing.T) {
 		if want := New(source(values)).Explain(ev)[0].(*events.Finding).Message; got != want {
 			t.Errorf("%v:\n got %s\nwant %s", ev.Local, got, want)
 		}
+	}
+}
+
+// In FIN_WAIT2 an RST kills the minisock whatever tcp_rfc1337 says: one
+// that lived on was not reached, and tcp_rfc1337 = 1 explains nothing.
+func TestRFC1337NotForFinWait2(t *testing.T) {
+	x := New(source(map[string]string{"net.ipv4.tcp_rfc1337": "1"}))
+	ev := &events.TimewaitRSTIgnored{Header: header("10.0.0.1:1", "10.0.0.2:2"), Substate: events.StateFinWait2}
+	if got := x.Explain(ev); len(got) != 0 {
+		t.Errorf("findings %+v, want none", got)
 	}
 }

@@ -139,3 +139,32 @@ func BenchmarkText(b *testing.B) {
 	}
 	r.Flush()
 }
+
+func TestTextTimewait(t *testing.T) {
+	var out bytes.Buffer
+	r, _ := New("text", &out, io.Discard)
+	r.(*Text).loc = time.UTC
+	h := header("127.0.0.1:35900", "127.0.0.1:9000", 5922, "curl")
+	for _, ev := range []events.Event{
+		&events.TimewaitSubstate{Header: h, Old: events.StateFinWait2, New: events.StateTimeWait, Timeout: time.Minute,
+			TimeoutKnown: true, TimeKnown: true, Within: 64 * time.Microsecond, Inferred: true, DerivedFrom: "the timer"},
+		&events.TimewaitSubstate{Header: h, Old: events.StateFinWait2, New: events.StateTimeWait, Inferred: true, DerivedFrom: "x"},
+		&events.TimewaitEnd{Header: h, Substate: events.StateFinWait2, Cause: events.CauseRSTAnswer, RSTAnswerReason: "TCP_TIMEWAIT_SOCKET"},
+		&events.TimewaitRSTIgnored{Header: h, Substate: events.StateTimeWait, AliveFor: time.Second, PeerRSTReason: "TCP_FLAGS"},
+	} {
+		if err := r.Event(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Flush()
+	for _, want := range []string{
+		"TIME_WAIT socket moved FIN_WAIT2 -> TIME_WAIT, timer 60.0 s (inferred: within 0.064 ms after this time, from the timer)",
+		"TIME_WAIT socket moved FIN_WAIT2 -> TIME_WAIT (inferred: time unknown; x)",
+		"TIME_WAIT socket ended: rst_answer, substate FIN_WAIT2 (it sent an RST, reason TCP_TIMEWAIT_SOCKET)",
+		"TIME_WAIT socket lived on after the peer's RST for its 4-tuple (",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, out.String())
+		}
+	}
+}

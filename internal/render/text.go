@@ -147,6 +147,13 @@ func appendDetail(b []byte, ev events.Event) []byte {
 	case *events.TimewaitEnd:
 		b = append(b, "TIME_WAIT socket ended: "...)
 		b = append(b, e.Cause...)
+		b = append(b, ", substate "...)
+		b = append(b, e.Substate...)
+		if e.RSTAnswerReason != "" {
+			b = append(b, " (it sent an RST, reason "...)
+			b = append(b, e.RSTAnswerReason...)
+			b = append(b, ')')
+		}
 		if e.AgeKnown {
 			b = append(b, " after "...)
 			b = appendDuration(b, e.Age)
@@ -156,6 +163,32 @@ func appendDetail(b []byte, ev events.Event) []byte {
 			b = append(b, e.InferredFrom...)
 			b = append(b, ')')
 		}
+	case *events.TimewaitSubstate:
+		b = fmt.Appendf(b, "TIME_WAIT socket moved %s -> %s", e.Old, e.New)
+		if e.TimeoutKnown {
+			b = append(b, ", timer "...)
+			b = appendDuration(b, e.Timeout)
+		}
+		switch {
+		case !e.Inferred:
+		case e.TimeKnown:
+			b = append(b, " (inferred: within "...)
+			b = appendDuration(b, e.Within)
+			b = append(b, " after this time, from "...)
+			b = append(b, e.DerivedFrom...)
+			b = append(b, ')')
+		default:
+			b = append(b, " (inferred: time unknown; "...)
+			b = append(b, e.DerivedFrom...)
+			b = append(b, ')')
+		}
+	case *events.TimewaitRSTIgnored:
+		b = fmt.Appendf(b, "TIME_WAIT socket lived on after the peer's RST for its 4-tuple (%s earlier", events.HumanDuration(e.AliveFor))
+		if e.PeerRSTReason != "" {
+			b = append(b, ", reason "...)
+			b = append(b, e.PeerRSTReason...)
+		}
+		b = append(b, "; inferred)"...)
 	case *events.TimewaitOverflow:
 		b = append(b, "closed from "...)
 		b = append(b, e.State...)

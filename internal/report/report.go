@@ -204,6 +204,8 @@ func (c *collector) Event(ev events.Event) error {
 		mark("aborted by the " + e.Timer + " timer (" + e.Rule + ")")
 	case *events.TimewaitOverflow:
 		mark("no TIME_WAIT: tcp_max_tw_buckets")
+	case *events.TimewaitSubstate:
+		mark("TIME_WAIT socket: " + string(e.Old) + " -> " + string(e.New))
 	case *events.TimewaitEnter:
 		if e.Restart {
 			mark("TIME_WAIT timer restarted")

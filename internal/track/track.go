@@ -7,6 +7,7 @@ package track
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/events"
@@ -53,7 +54,16 @@ type Tracker struct {
 	peerlessRSTs map[endpoint]*events.ResetSent
 	// listeners by where they listen, for the owner of their children.
 	listeners map[endpoint]map[uint32]listening
-	out       []events.Event
+	// timewaits are the sockets with a TIME_WAIT socket, by its 4-tuple.
+	timewaits map[tuple]*socket
+	// overflows are sockets destroyed after closing from FIN_WAIT2 or
+	// CLOSING with no TIME_WAIT socket, until an RST shows up (an abort:
+	// TCP_LINGER2 < 0) or long enough passed for it to be an overflow.
+	overflows map[*socket]struct{}
+	// rstWatch are TIME_WAIT sockets an RST for whose 4-tuple left a
+	// traced peer: did it end them?
+	rstWatch map[*socket]struct{}
+	out      []events.Event
 	// The events made most often (a few per connection), reused from one
 	// call to the next like out: allocating them was most of the
 	// tracker's garbage under connection churn.
@@ -91,15 +101,24 @@ type tuple struct {
 	local, remote netip.AddrPort
 }
 
+// lastAck is a socket's time in LAST_ACK (leave zero while in it).
+type lastAck struct{ enter, leave time.Time }
+
 type socket struct {
-	prev, next  *socket // in Tracker.lru
-	header      events.Header
-	phases      []events.Phase
-	closedBy    string
-	retransmits int
-	resetsSent  int
-	resetsRecv  int
-	beforeTrace bool
+	prev, next *socket // in Tracker.lru
+	// overflowFrom: it closed from this state (FIN_WAIT2, CLOSING) with no
+	// TIME_WAIT socket and no RST yet, at overflowAt; destroyedAt once
+	// destroyed (its story waits in Tracker.overflows).
+	overflowFrom events.State
+	overflowAt   time.Time
+	destroyedAt  time.Time
+	header       events.Header
+	phases       []events.Phase
+	closedBy     string
+	retransmits  int
+	resetsSent   int
+	resetsRecv   int
+	beforeTrace  bool
 	// historyDropped: an earlier history of it was dropped (MaxSockets).
 	historyDropped bool
 	// synSentPort: the local port it had when it entered SYN_SENT (a port
@@ -126,6 +145,18 @@ type timewait struct {
 	synVerdictAt time.Time
 	// lastSegment is the last segment other than an RST it was seen to get.
 	lastSegment *events.TimewaitSegment
+	// rstAnswerAt: when it was seen sending an RST itself (a SYN or data
+	// reaching a FIN_WAIT2 minisock), with the RST's reason.
+	rstAnswerAt     time.Time
+	rstAnswerReason string
+	// peerRST: the last RST seen leaving the peer for its 4-tuple.
+	peerRST *events.ResetSent
+	// cancel is the event that stopped its timer (while stopped is set).
+	cancel events.TimewaitTimer
+	// peerLastAck: a local peer's time in LAST_ACK on the mirrored
+	// 4-tuple, noted while it is a FIN_WAIT2 minisock: it brackets when
+	// the peer's FIN moved it to TIME_WAIT.
+	peerLastAck lastAck
 	header      events.Header
 }
 
@@ -155,6 +186,9 @@ func New(opts Options) *Tracker {
 		stopped:      map[tuple]*socket{},
 		peerlessRSTs: map[endpoint]*events.ResetSent{},
 		listeners:    map[endpoint]map[uint32]listening{},
+		timewaits:    map[tuple]*socket{},
+		overflows:    map[*socket]struct{}{},
+		rstWatch:     map[*socket]struct{}{},
 		dropped:      map[uint64]struct{}{},
 	}
 	t.lru.prev, t.lru.next = &t.lru, &t.lru
@@ -273,7 +307,14 @@ func (t *Tracker) Tracked() int { return len(t.sockets) }
 // decoder reuses those.
 func (t *Tracker) Process(ev events.Event) []events.Event {
 	t.reset()
-	t.expireStopped(ev.Head().Time)
+	now := ev.Head().Time
+	t.expireStopped(now)
+	if len(t.overflows) > 0 {
+		t.concludeOverflows(now, false)
+	}
+	if len(t.rstWatch) > 0 {
+		t.concludeRSTWatch(now, false, nil, "")
+	}
 	switch e := ev.(type) {
 	case *events.StateChange:
 		t.out = append(t.out, ev)
@@ -295,21 +336,33 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		t.out = append(t.out, ev)
 		if e.NoSocket || e.State == events.StateListen {
 			t.notePeerlessRST(e)
+			t.watchPeerRST(e)
 		} else if s := t.lookup(&e.Header); s != nil {
 			s.resetsSent++
 			s.lastReset = e.Time
+			t.resetSeen(s)
+			if s.tw != nil && e.State == events.StateTimeWait {
+				s.tw.rstAnswerAt, s.tw.rstAnswerReason = e.Time, e.Reason
+			}
 		}
 	case *events.ResetReceived:
 		t.out = append(t.out, ev)
 		if s := t.lookup(&e.Header); s != nil {
 			s.resetsRecv++
 			s.lastReset = e.Time
+			t.resetSeen(s)
 		}
 	case *events.Destroy:
 		t.out = append(t.out, ev)
 		if s := t.lookup(&e.Header); s != nil {
 			t.endZeroWindow(s, s.header, e.Time, "closed")
-			if s.tw == nil {
+			switch {
+			case s.tw == nil && s.overflowFrom != "":
+				// An abort's RST may still follow (it does after the
+				// destroy when the ACK of our FIN found TCP_LINGER2 < 0).
+				s.destroyedAt = e.Time
+				t.overflows[s] = struct{}{}
+			case s.tw == nil:
 				t.finish(s, e.Time, endOf(s))
 			}
 		}
@@ -353,20 +406,117 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 
 // Waiting tells whether a Tick could change anything: TIME_WAIT sockets
 // stopped early are waiting for their reason.
-func (t *Tracker) Waiting() bool { return len(t.stopped) > 0 }
+func (t *Tracker) Waiting() bool {
+	return len(t.stopped) > 0 || len(t.overflows) > 0 || len(t.rstWatch) > 0
+}
 
 // Tick lets time pass when no events come: TIME_WAIT sockets stopped early
 // with no reason seen within the successor window end as "unknown".
 func (t *Tracker) Tick(now time.Time) []events.Event {
 	t.reset()
 	t.expireStopped(now)
+	t.concludeOverflows(now, false)
+	t.concludeRSTWatch(now, false, nil, "")
 	return t.out
+}
+
+// resetGrace is how long after a socket's destroy (or a peer's RST) an RST
+// of the same softirq is still awaited: generous for emulated CPUs and a
+// backlogged ring.
+const resetGrace = time.Second
+
+// resetSeen: an RST of s came, so its close from FIN_WAIT2 without a
+// TIME_WAIT socket was an abort (TCP_LINGER2 < 0), not an overflow.
+func (t *Tracker) resetSeen(s *socket) {
+	if s.overflowFrom == "" {
+		return
+	}
+	s.overflowFrom = ""
+	s.end = "reset" // the abort's RST, just after the close
+	if _, ok := t.overflows[s]; ok {
+		delete(t.overflows, s)
+		t.finish(s, s.destroyedAt, endOf(s))
+	}
+}
+
+// concludeOverflows ends the stories of sockets destroyed with no TIME_WAIT
+// socket and no RST long enough ago (all of them at the end of tracing):
+// the namespace had no room for a TIME_WAIT socket.
+func (t *Tracker) concludeOverflows(now time.Time, all bool) {
+	for s := range t.overflows {
+		if s.overflowFrom == "" || s.tw != nil { // a TIME_WAIT timer after all
+			delete(t.overflows, s)
+			continue
+		}
+		if !all && now.Sub(s.destroyedAt) <= resetGrace {
+			continue
+		}
+		delete(t.overflows, s)
+		o := &events.TimewaitOverflow{Header: s.header, State: s.overflowFrom,
+			TimewaitSockets: t.timewaitsIn(s.header.Netns),
+			InferredFrom: string(s.overflowFrom) + " -> CLOSE at " + s.overflowAt.Format(events.TimeLayout) +
+				" with no TIME_WAIT socket armed, and no RST from or to the socket then or within " +
+				resetGrace.String() + " of its destroy"}
+		if all && now.Sub(s.destroyedAt) <= resetGrace {
+			o.InferredFrom = string(s.overflowFrom) + " -> CLOSE at " + s.overflowAt.Format(events.TimeLayout) +
+				" with no TIME_WAIT socket armed, and no RST from or to the socket up to the end of tracing"
+		}
+		// Its evidence ends with the destroy, after the transition.
+		o.Time = s.destroyedAt
+		t.out = append(t.out, o)
+		s.end = "timewait_overflow"
+		t.finish(s, s.destroyedAt, s.end)
+	}
+}
+
+// watchPeerRST notes an RST sent for no connection (for no socket, or by a
+// listener) to a TIME_WAIT socket's 4-tuple: the peer's answer to its ACK.
+func (t *Tracker) watchPeerRST(e *events.ResetSent) {
+	s, ok := t.timewaits[tuple{netns: e.Netns, local: e.Remote, remote: e.Local}]
+	if !ok || s.tw == nil || !s.tw.stopped.IsZero() {
+		return
+	}
+	s.tw.peerRST = e
+	t.rstWatch[s] = struct{}{}
+}
+
+// concludeRSTWatch reports the TIME_WAIT sockets that lived on after an RST
+// for their 4-tuple left the peer (all: at the end of tracing, or at s's
+// expiry when only is s).
+func (t *Tracker) concludeRSTWatch(now time.Time, all bool, only *socket, ended events.EndCause) {
+	for s := range t.rstWatch {
+		if only != nil && s != only {
+			continue
+		}
+		tw := s.tw
+		if tw == nil || tw.peerRST == nil {
+			delete(t.rstWatch, s)
+			continue
+		}
+		if !tw.stopped.IsZero() {
+			continue // stopped: its cause decides
+		}
+		alive := now.Sub(tw.peerRST.Time)
+		if !all && only == nil && alive <= resetGrace {
+			continue
+		}
+		delete(t.rstWatch, s)
+		rst := tw.peerRST
+		tw.peerRST = nil
+		ig := &events.TimewaitRSTIgnored{Header: tw.header, Substate: tw.substate, PeerRSTAt: rst.Time,
+			PeerRSTReason: rst.Reason, PeerNoSocket: rst.NoSocket, AliveFor: alive, Ended: ended}
+		ig.Time = now
+		ig.Owner = s.header.Owner
+		t.out = append(t.out, ig)
+	}
 }
 
 // Flush ends every story still open (at the end of tracing).
 func (t *Tracker) Flush(now time.Time) []events.Event {
 	t.reset()
 	t.expireStopped(now.Add(successorWindow))
+	t.concludeOverflows(now, true)
+	t.concludeRSTWatch(now, true, nil, "")
 	for s := t.lru.next; s != &t.lru; {
 		next := s.next
 		t.endZeroWindow(s, s.header, now, "tracing_stopped")
@@ -430,6 +580,11 @@ func (t *Tracker) forget(s *socket) {
 	if s.tw != nil && !s.tw.stopped.IsZero() {
 		delete(t.stopped, tupleOf(s.tw.header))
 	}
+	if s.tw != nil && t.timewaits[tupleOf(s.tw.header)] == s {
+		delete(t.timewaits, tupleOf(s.tw.header))
+	}
+	delete(t.overflows, s)
+	delete(t.rstWatch, s)
 	t.free = append(t.free, s)
 }
 
@@ -457,6 +612,9 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 		t.unlisten(e.Header)
 	case e.Old == events.StateListen && e.Owner.PID == 0:
 		e.Owner = t.listenerOwner(e.Header) // a new child
+	}
+	if e.New == events.StateLastAck || e.Old == events.StateLastAck {
+		t.noteLastAck(e)
 	}
 	s := t.lookup(&e.Header)
 	if s == nil {
@@ -506,7 +664,9 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	// is why it was stopped.
 	if (e.Old == events.StateListen && e.New == events.StateSynRecv) ||
 		(e.Old == events.StateSynSent && e.New == events.StateEstablished) {
-		if tw, ok := t.stopped[tupleOf(e.Header)]; ok {
+		// A FIN_WAIT2 minisock neither accepts a SYN (it answers with an
+		// RST) nor lets connect() reuse its 4-tuple (tcp_twsk_unique).
+		if tw, ok := t.stopped[tupleOf(e.Header)]; ok && tw.tw.cancel.Substate != events.StateFinWait2 {
 			end := events.TimewaitEnd{Cause: events.CauseSynAccepted, Inferred: true, Successor: e.Cookie,
 				Syn: e.Syn, Last: tw.tw.last,
 				InferredFrom: "TIME_WAIT timer stopped early, then a connection on the same 4-tuple was accepted (cookie " +
@@ -530,10 +690,25 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	// not because of an RST, means none could be made.
 	if e.New == events.StateClose && (e.Old == events.StateFinWait2 || e.Old == events.StateClosing) &&
 		s.tw == nil && (s.lastReset.IsZero() || e.Time.Sub(s.lastReset) > time.Second) {
-		t.out = append(t.out, &events.TimewaitOverflow{Header: s.header, State: e.Old,
-			TimewaitSockets: t.timewaitsIn(e.Netns),
-			InferredFrom:    string(e.Old) + " -> CLOSE with no TIME_WAIT socket armed and no RST"})
-		s.end = "timewait_overflow"
+		// Or the TCP_LINGER2 < 0 abort, whose RST comes after the close
+		// (and after the destroy): concluded at the destroy at the earliest.
+		s.overflowFrom, s.overflowAt = e.Old, e.Time
+	}
+}
+
+// noteLastAck notes a socket entering and leaving LAST_ACK on the TIME_WAIT
+// socket (a FIN_WAIT2 minisock) of the mirrored 4-tuple, if any.
+func (t *Tracker) noteLastAck(e *events.StateChange) {
+	s, ok := t.timewaits[tuple{netns: e.Netns, local: e.Remote, remote: e.Local}]
+	if !ok || s.tw == nil {
+		return
+	}
+	la := &s.tw.peerLastAck
+	switch {
+	case e.New == events.StateLastAck && s.tw.substate == events.StateFinWait2:
+		*la = lastAck{enter: e.Time}
+	case e.Old == events.StateLastAck && e.New == events.StateClose && !la.enter.IsZero() && la.leave.IsZero():
+		la.leave = e.Time
 	}
 }
 
@@ -548,7 +723,7 @@ func (t *Tracker) snapshot(e *events.Snapshot) {
 	}
 	s.beforeTrace = true
 	if e.State == events.StateTimeWait {
-		s.startTimewait(timewait{substate: e.Substate, header: e.Header})
+		t.startTimewait(s, timewait{substate: e.Substate, header: e.Header})
 		s.phases = append(s.phases, events.Phase{State: e.Substate, Timewait: true})
 		return
 	}
@@ -563,7 +738,7 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 	switch e.Action {
 	case events.TimerStart:
 		if s.tw == nil {
-			s.startTimewait(timewait{start: e.Time, startSeen: true, substate: e.Substate, header: e.Header})
+			t.startTimewait(s, timewait{start: e.Time, startSeen: true, substate: e.Substate, header: e.Header})
 			t.enterTimewait(s, e)
 			return
 		}
@@ -573,6 +748,13 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 			s.tw.stopped = time.Time{}
 		}
 		if e.Substate != s.tw.substate {
+			// Re-armed into another wheel bucket: the move is seen as it
+			// happens.
+			mv := &events.TimewaitSubstate{Header: e.Header, Old: s.tw.substate, New: e.Substate,
+				Timeout: e.Timeout, TimeoutKnown: e.TimeoutKnown, TimeKnown: true, SeenAt: e.Time,
+				DerivedFrom: "its timer re-armed with the new substate"}
+			mv.Owner = s.header.Owner
+			t.out = append(t.out, mv)
 			s.tw.substate = e.Substate
 			t.enterTimewait(s, e)
 			return
@@ -584,18 +766,31 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 		t.out = append(t.out, restart)
 	case events.TimerExpire:
 		if s.tw == nil {
-			s.startTimewait(timewait{substate: e.Substate, header: e.Header})
+			t.startTimewait(s, timewait{substate: e.Substate, header: e.Header})
 			s.beforeTrace = s.beforeTrace || len(s.phases) == 0 && !s.historyDropped
 		}
-		s.tw.substate = e.Substate
+		t.substateSeen(s, e)
+		if s.tw.peerRST != nil {
+			t.concludeRSTWatch(e.Time, false, s, events.CauseExpired)
+		}
 		t.endTimewait(s, e.Time, events.TimewaitEnd{Cause: events.CauseExpired})
 	case events.TimerCancel:
 		if s.tw == nil {
-			s.startTimewait(timewait{substate: e.Substate, header: e.Header})
+			t.startTimewait(s, timewait{substate: e.Substate, header: e.Header})
 			s.beforeTrace = s.beforeTrace || len(s.phases) == 0 && !s.historyDropped
 		}
 		s.tw.stopped = e.Time
 		s.tw.last = e.Last
+		// What it shows of the substate counts once the cancel is known to
+		// be an end, not the first half of a re-arm (a start follows then).
+		s.tw.cancel = *e
+		// It answered a segment with an RST just before (same softirq):
+		// the kernel kills a minisock that does (TCP_TW_RST).
+		if at := s.tw.rstAnswerAt; !at.IsZero() && e.Time.Sub(at) >= 0 && e.Time.Sub(at) < synVerdictLag {
+			t.endTimewait(s, e.Time, events.TimewaitEnd{Cause: events.CauseRSTAnswer,
+				RSTAnswerReason: s.tw.rstAnswerReason})
+			return
+		}
 		t.stopped[tupleOf(e.Header)] = s
 		if due := e.Time.Add(successorWindow); t.stoppedDue.IsZero() || due.Before(t.stoppedDue) {
 			t.stoppedDue = due
@@ -603,10 +798,111 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 	}
 }
 
+// timewaitLen is TCP_TIMEWAIT_LEN: the kernel re-arms a minisock's timer
+// for it when the peer's FIN moves it from FIN_WAIT2 to TIME_WAIT.
+const timewaitLen = 60 * time.Second
+
+// substateSeen reports a substate move that the timer's expiry or cancel
+// shows (tw_substate read then), which no timer event showed when it
+// happened: the re-arm stayed in the same timer-wheel bucket.
+func (t *Tracker) substateSeen(s *socket, e *events.TimewaitTimer) {
+	tw := s.tw
+	if e.Substate == tw.substate || tw.substate == "" {
+		tw.substate = e.Substate
+		return
+	}
+	mv := &events.TimewaitSubstate{Header: e.Header, Old: tw.substate, New: e.Substate, SeenAt: e.Time, Inferred: true}
+	mv.Owner = s.header.Owner
+	seen := "tw_substate read at the timer's expiry"
+	if e.Action == events.TimerCancel {
+		seen = "tw_substate read when the timer was stopped"
+	}
+	var lo, hi time.Time
+	var from []string
+	if e.Substate == events.StateTimeWait {
+		mv.Timeout, mv.TimeoutKnown = timewaitLen, true
+		if e.ExpiresKnown {
+			// Re-armed for TCP_TIMEWAIT_LEN at the move: expires - 60 s,
+			// a jiffy count, so to within a jiffy either way.
+			armed := e.Time.Add(e.Expires - timewaitLen)
+			lo, hi = armed.Add(-e.Tick), armed.Add(e.Tick)
+			from = append(from, "the timer's expires minus TCP_TIMEWAIT_LEN (60 s): re-armed at the move, to within a jiffy ("+
+				e.Tick.String()+") either way")
+		}
+	}
+	// A local peer's LAST_ACK brackets it: its FIN went out after it entered
+	// LAST_ACK, and our ACK of that FIN, sent after the move, took it to CLOSE.
+	if la := tw.peerLastAck; !la.enter.IsZero() && !la.enter.After(e.Time) {
+		plo, phi := la.enter, la.leave
+		if phi.IsZero() || phi.After(e.Time) {
+			phi = e.Time
+		}
+		switch {
+		case lo.IsZero():
+			lo, hi = plo, phi
+			from = append(from, "the peer's LAST_ACK on the mirrored 4-tuple (its FIN left after it entered LAST_ACK; our ACK of it ended LAST_ACK)")
+		case !plo.After(hi) && !phi.Before(lo):
+			lo, hi = maxTime(lo, plo), minTime(hi, phi)
+			from[len(from)-1] += "; narrowed by the peer's LAST_ACK on the mirrored 4-tuple"
+		default:
+			// The timer was armed again after the move, by a segment it
+			// answered, silently: its expires does not date the move.
+			lo, hi = plo, phi
+			from = []string{"the peer's LAST_ACK on the mirrored 4-tuple (its FIN left after it entered LAST_ACK; our ACK of it " +
+				"ended LAST_ACK); the timer's expires is later: a segment re-armed it after the move"}
+		}
+	} else if !lo.IsZero() {
+		from[len(from)-1] += " (its last arming: had a later segment re-armed it within the same timer-wheel bucket, the move was earlier)"
+	}
+	if !lo.IsZero() {
+		if tw.startSeen && lo.Before(tw.start) {
+			lo = tw.start
+		}
+		if hi.After(e.Time) {
+			hi = e.Time
+		}
+		if hi.Before(lo) {
+			hi = lo
+		}
+		mv.Time, mv.TimeKnown, mv.Within = lo, true, hi.Sub(lo)
+		mv.DerivedFrom = seen + "; its time from " + strings.Join(from, "; ")
+	} else {
+		mv.DerivedFrom = seen + "; when it moved is not known (the timer's expires was not reported)"
+	}
+	t.out = append(t.out, mv)
+	// The history: the old substate ends where the new one begins.
+	if n := len(s.phases); n > 0 && s.phases[n-1].Timewait {
+		last := &s.phases[n-1]
+		start := time.Time{}
+		if mv.TimeKnown {
+			start = mv.Time
+			last.Duration, last.DurationKnown = start.Sub(last.Start), !last.Start.IsZero()
+		}
+		s.phases = append(s.phases, events.Phase{State: e.Substate, Start: start, Timewait: true})
+	}
+	tw.substate = e.Substate
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 // startTimewait gives s its TIME_WAIT socket, in space s keeps for it.
-func (s *socket) startTimewait(tw timewait) {
+func (t *Tracker) startTimewait(s *socket, tw timewait) {
 	s.twSpace = tw
 	s.tw = &s.twSpace
+	s.overflowFrom = ""
+	t.timewaits[tupleOf(tw.header)] = s
 }
 
 // enterTimewait starts a TIME_WAIT phase (or a new substate of one).
@@ -629,6 +925,7 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 	if !tw.stopped.IsZero() {
 		delete(t.stopped, tupleOf(tw.header))
 		at = tw.stopped // it ended when its timer was stopped
+		t.substateSeen(s, &tw.cancel)
 	}
 	end.Header = tw.header
 	end.Time = at
@@ -646,6 +943,10 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 		last := &s.phases[n-1]
 		last.Duration, last.DurationKnown = at.Sub(last.Start), !last.Start.IsZero()
 	}
+	if t.timewaits[tupleOf(tw.header)] == s {
+		delete(t.timewaits, tupleOf(tw.header))
+	}
+	delete(t.rstWatch, s)
 	s.tw = nil
 	s.end = timewaitEnds[end.Cause]
 	if s.end == "" {
@@ -660,7 +961,7 @@ var timewaitEnds = map[events.EndCause]string{}
 
 func init() {
 	for _, c := range []events.EndCause{events.CauseExpired, events.CauseRST, events.CauseSynAccepted,
-		events.CauseConnectReuse, events.CausePurged, events.CauseUnknown} {
+		events.CauseConnectReuse, events.CausePurged, events.CauseUnknown, events.CauseRSTAnswer} {
 		timewaitEnds[c] = "timewait_" + string(c)
 	}
 }
@@ -694,7 +995,7 @@ func (t *Tracker) expireStopped(now time.Time) {
 		end := events.TimewaitEnd{Cause: events.CauseUnknown, Inferred: true,
 			InferredFrom: "TIME_WAIT timer stopped early; no RST and no new connection on the 4-tuple followed within " + successorWindow.String()}
 		switch {
-		case s.tw.synAccepted():
+		case s.tw.synAccepted() && s.tw.cancel.Substate != events.StateFinWait2:
 			// Seen accepting a SYN whose connection never got established
 			// (no final ACK): the SYN is all there is to show.
 			end = events.TimewaitEnd{Cause: events.CauseSynAccepted, Last: s.tw.last}

@@ -196,6 +196,9 @@ func TestTimewaitRearm(t *testing.T) {
 	if len(enters) != 2 || enters[0].Substate != events.StateFinWait2 || enters[1].Substate != events.StateTimeWait {
 		t.Errorf("enters %+v, want FIN_WAIT2 then TIME_WAIT", enters)
 	}
+	if mv := only[*events.TimewaitSubstate](t, out); mv.Inferred || !mv.TimeKnown || !mv.Time.Equal(t0.Add(400*time.Millisecond)) {
+		t.Errorf("move %+v, want seen at 400 ms", mv)
+	}
 	end := only[*events.TimewaitEnd](t, out)
 	if end.Cause != events.CauseExpired || end.Age != 60250*time.Millisecond {
 		t.Errorf("end %+v, want expired after 60.25 s", end)
@@ -391,5 +394,193 @@ func TestStoppedTimewaitsEndInTurn(t *testing.T) {
 		if got := unrelated(step.ms); !slices.Equal(got, step.want) {
 			t.Errorf("at %d ms: ended %v, want %v", step.ms, got, step.want)
 		}
+	}
+}
+
+// linger2Abort is a client (cookie 1) with TCP_LINGER2 < 0 whose FIN_WAIT2
+// is aborted: FIN_WAIT2 -> CLOSE with no TIME_WAIT timer, and its RST, after
+// the destroy (the ACK of our FIN found it orphaned: TCP_ABORT_ON_DATA) or
+// before it (close() in FIN_WAIT2: TCP_ABORT_ON_LINGER).
+func linger2Abort(rstAfterDestroy bool) *stream {
+	s := &stream{}
+	s.state(hdr(0, 1, "10.0.0.1:0", server, 10), events.StateClose, events.StateSynSent).
+		state(hdr(1, 1, client, server, 10), events.StateSynSent, events.StateEstablished).
+		state(hdr(101, 1, client, server, 10), events.StateEstablished, events.StateFinWait1).
+		state(hdr(102, 1, client, server, 10), events.StateFinWait1, events.StateFinWait2).
+		state(hdr(102, 1, client, server, 10), events.StateFinWait2, events.StateClose)
+	rst := &events.ResetSent{Header: hdr(103, 1, client, server, 10), State: events.StateClose, Reason: "TCP_ABORT_ON_LINGER"}
+	destroy := &events.Destroy{Header: hdr(103, 1, client, server, 10), State: events.StateClose}
+	if rstAfterDestroy {
+		rst.Reason = "TCP_ABORT_ON_DATA"
+		return s.add(destroy).add(rst)
+	}
+	return s.add(rst).add(destroy)
+}
+
+func TestLinger2AbortIsNoOverflow(t *testing.T) {
+	for _, after := range []bool{true, false} {
+		out := run(New(Options{}), linger2Abort(after).evs, t0.Add(time.Hour))
+		for _, ev := range out {
+			if _, ok := ev.(*events.TimewaitOverflow); ok {
+				t.Errorf("RST after destroy %v: an abort reported as an overflow", after)
+			}
+		}
+		if sum := only[*events.Summary](t, out); sum.End != "reset" {
+			t.Errorf("RST after destroy %v: summary end %s, want reset", after, sum.End)
+		}
+	}
+	// Without the RST it is an overflow, concluded once the RST can no
+	// longer come, with the destroy's time (not before its evidence).
+	s := linger2Abort(false)
+	s.evs = append(s.evs[:5], s.evs[6:]...)
+	s.add(&events.Retransmit{Header: hdr(2000, 9, "10.0.0.1:1", server, 0)})
+	tr := New(Options{})
+	var out []events.Event
+	for i, ev := range s.evs {
+		got := tr.Process(ev)
+		if i < len(s.evs)-1 {
+			for _, e := range got {
+				if _, ok := e.(*events.TimewaitOverflow); ok {
+					t.Fatalf("overflow concluded at event %d, before an RST could be ruled out", i)
+				}
+			}
+		}
+		out = appendKept(out, got)
+	}
+	o := only[*events.TimewaitOverflow](t, out)
+	if !o.Time.Equal(t0.Add(103*time.Millisecond)) || o.State != events.StateFinWait2 {
+		t.Errorf("overflow %+v, want at the destroy (103 ms), from FIN_WAIT2", o)
+	}
+}
+
+// orphanClose is a client (cookie 1) that closed first: its orphaned
+// FIN_WAIT2 is a minisock in substate FIN_WAIT2 (armed at 102 ms, 60 s).
+func orphanClose() *stream {
+	s := &stream{}
+	return s.state(hdr(0, 1, "10.0.0.1:0", server, 10), events.StateClose, events.StateSynSent).
+		state(hdr(1, 1, client, server, 10), events.StateSynSent, events.StateEstablished).
+		state(hdr(100, 1, client, server, 10), events.StateEstablished, events.StateFinWait1).
+		state(hdr(102, 1, client, server, 10), events.StateFinWait1, events.StateFinWait2).
+		timer(hdr(102, 1, client, server, 10), events.TimerStart, events.StateFinWait2, time.Minute).
+		state(hdr(102, 1, client, server, 10), events.StateFinWait2, events.StateClose).
+		add(&events.Destroy{Header: hdr(102, 1, client, server, 10), State: events.StateClose})
+}
+
+// The peer's FIN moves the minisock to TIME_WAIT silently (same-bucket
+// re-arm); its expiry shows the new substate and, through expires, when.
+func TestTimewaitSubstateMove(t *testing.T) {
+	tick := 4 * time.Millisecond
+	for _, tt := range []struct {
+		name       string
+		peer       bool // the peer's LAST_ACK is seen on the mirrored 4-tuple
+		expires    bool // the timer's expires is reported
+		at, within time.Duration
+	}{
+		{"from the timer", false, true, 2098 * time.Millisecond, 2 * tick},
+		{"narrowed by the peer's LAST_ACK", true, true, 2100 * time.Millisecond, 1 * time.Millisecond},
+		{"from the peer only", true, false, 2100 * time.Millisecond, 1 * time.Millisecond},
+		{"time unknown", false, false, 62102 * time.Millisecond, 0},
+		// A later segment re-armed the timer in the same bucket: the
+		// timer dates that, not the move; the peer's LAST_ACK decides.
+		{"re-armed later: the peer's LAST_ACK decides", true, true, 2100 * time.Millisecond, 1 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := orphanClose()
+			if tt.peer {
+				s.state(hdr(2100, 2, server, client, 20), events.StateCloseWait, events.StateLastAck).
+					state(hdr(2101, 2, server, client, 20), events.StateLastAck, events.StateClose)
+			}
+			// Re-armed at 2102 ms for 60 s: due at 62102 ms, fired 2 ms late.
+			exp := &events.TimewaitTimer{Header: hdr(62104, 1, client, server, 0), Action: events.TimerExpire,
+				Substate: events.StateTimeWait}
+			if tt.expires {
+				exp.Expires, exp.ExpiresKnown, exp.Tick = -2*time.Millisecond, true, tick
+				if tt.peer {
+					exp.Expires = -4 * time.Millisecond // re-armed at 2100 ms
+				}
+				if strings.HasPrefix(tt.name, "re-armed later") {
+					exp.Header = hdr(90000, 1, client, server, 0) // last armed at 30 s
+					exp.Expires = 0
+				}
+			}
+			out := run(New(Options{}), s.add(exp).evs, t0.Add(time.Hour))
+			mv := only[*events.TimewaitSubstate](t, out)
+			if mv.Old != events.StateFinWait2 || mv.New != events.StateTimeWait || mv.Timeout != time.Minute ||
+				mv.TimeKnown != (tt.at != 62102*time.Millisecond) {
+				t.Errorf("move %+v", mv)
+			}
+			if mv.TimeKnown && (!mv.Time.Equal(t0.Add(tt.at)) || mv.Within != tt.within) {
+				t.Errorf("move at %v within %v, want at %v within %v (%s)", mv.Time.Sub(t0), mv.Within, tt.at, tt.within, mv.DerivedFrom)
+			}
+			end := only[*events.TimewaitEnd](t, out)
+			if end.Substate != events.StateTimeWait || end.Cause != events.CauseExpired {
+				t.Errorf("end %+v, want expired in TIME_WAIT", end)
+			}
+			var sum *events.Summary
+			for _, ev := range out {
+				if e, ok := ev.(*events.Summary); ok && e.Cookie == 1 {
+					sum = e
+				}
+			}
+			if got := history(sum); !strings.HasSuffix(got, "tw:FIN_WAIT2"+map[bool]string{true: " " + (tt.at - 102*time.Millisecond).String()}[mv.TimeKnown]+
+				" > tw:TIME_WAIT"+map[bool]string{true: " " + (exp.Time.Sub(t0) - tt.at).String()}[mv.TimeKnown]) {
+				t.Errorf("history %s", got)
+			}
+		})
+	}
+}
+
+// A FIN_WAIT2 minisock that answers a SYN with an RST is killed: cause
+// rst_answer, in FIN_WAIT2; a connection on the 4-tuple afterwards is no
+// successor of it.
+func TestTimewaitRSTAnswer(t *testing.T) {
+	s := orphanClose()
+	s.add(&events.ResetSent{Header: hdr(3000, 1, client, server, 0), State: events.StateTimeWait, Reason: "TCP_TIMEWAIT_SOCKET"}).
+		timer(hdr(3000, 1, client, server, 0), events.TimerCancel, events.StateFinWait2, 0).
+		state(hdr(3100, 3, "10.0.0.1:0", server, 10), events.StateClose, events.StateSynSent).
+		state(hdr(3101, 3, client, server, 10), events.StateSynSent, events.StateEstablished)
+	out := run(New(Options{NetnsGone: func(uint32) bool { return true }}), s.evs, t0.Add(time.Hour))
+	end := only[*events.TimewaitEnd](t, out)
+	if end.Cause != events.CauseRSTAnswer || end.Substate != events.StateFinWait2 || end.Inferred ||
+		end.RSTAnswerReason != "TCP_TIMEWAIT_SOCKET" || end.Successor != 0 || !end.Time.Equal(t0.Add(3000*time.Millisecond)) {
+		t.Errorf("end %+v, want rst_answer in FIN_WAIT2 at 3 s, observed, no successor", end)
+	}
+}
+
+// A FIN_WAIT2 minisock stopped early cannot have been taken over by a SYN
+// or a connect() (the kernel allows neither): never syn_accepted on it.
+func TestFinWait2NoSuccessor(t *testing.T) {
+	s := orphanClose()
+	s.timer(hdr(3000, 1, client, server, 0), events.TimerCancel, events.StateFinWait2, 0).
+		state(hdr(3001, 4, server, client, 20), events.StateListen, events.StateSynRecv)
+	out := run(New(Options{}), s.evs, t0.Add(time.Hour))
+	if end := only[*events.TimewaitEnd](t, out); end.Cause != events.CauseUnknown || end.Substate != events.StateFinWait2 {
+		t.Errorf("end %+v, want unknown in FIN_WAIT2", end)
+	}
+}
+
+// The peer's RST for a TIME_WAIT socket's 4-tuple that does not stop it:
+// reported once no stop can follow; not when the timer stops right after.
+func TestTimewaitRSTIgnored(t *testing.T) {
+	peerRST := &events.ResetSent{Header: hdr(1000, 0, server, client, 0), State: events.StateListen, Reason: "TCP_FLAGS"}
+	s := activeClose()
+	s.add(peerRST).add(&events.Retransmit{Header: hdr(2500, 9, "10.0.0.1:1", server, 0)})
+	out := run(New(Options{}), s.evs, t0.Add(time.Hour))
+	ig := only[*events.TimewaitRSTIgnored](t, out)
+	if ig.Cookie != 1 || !ig.PeerRSTAt.Equal(t0.Add(time.Second)) || ig.PeerRSTReason != "TCP_FLAGS" || ig.AliveFor != 1500*time.Millisecond {
+		t.Errorf("ignored %+v", ig)
+	}
+
+	s = activeClose()
+	s.add(peerRST).timer(hdr(1000, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0).
+		add(&events.TimewaitRST{Header: hdr(1000, 1, client, server, 0), Substate: events.StateTimeWait})
+	out = run(New(Options{}), s.evs, t0.Add(time.Hour))
+	for _, ev := range out {
+		if _, ok := ev.(*events.TimewaitRSTIgnored); ok {
+			t.Errorf("an RST that killed the TIME_WAIT socket reported as ignored")
+		}
+	}
+	if end := only[*events.TimewaitEnd](t, out); end.Cause != events.CauseRST || !end.PeerRST {
+		t.Errorf("end %+v, want rst from the peer", end)
 	}
 }
