@@ -66,6 +66,7 @@ enum event_flag {
 
 enum tw_flag {
 	TW_FLAG_EXPIRES_KNOWN = 1 << 0, /* timer_jiffies holds expires - jiffies */
+	TW_FLAG_NETNS_DYING = 1 << 1,	/* EVENT_TW_CANCEL: no reference to the namespace is left (it is torn down) */
 };
 
 struct event {

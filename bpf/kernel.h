@@ -71,11 +71,24 @@ typedef struct {
 	__s64 counter;
 } atomic64_t;
 
+typedef struct {
+	int counter;
+} atomic_t;
+
+typedef struct refcount_struct {
+	atomic_t refs;
+} refcount_t;
+
+/* A namespace's reference count moved: net.count (to 5.10), ns_common.count
+ * (5.11 to 6.17), ns_common.__ns_ref (6.18 on). */
 struct ns_common {
 	unsigned int inum;
+	refcount_t count;
+	refcount_t __ns_ref;
 };
 
 struct net {
+	refcount_t count;
 	struct ns_common ns;
 };
 

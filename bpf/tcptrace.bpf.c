@@ -1091,6 +1091,25 @@ int BPF_PROG(handle_timer_expire, struct timer_list *timer)
  * same timer follows at once: user space pairs them). Anything else is the
  * TIME_WAIT socket being killed early.
  */
+/*
+ * Whether nothing holds the namespace any more: the kernel tears it down,
+ * and the TIME_WAIT sockets it stops then are purged (inet_twsk_purge). The
+ * count is never 0 in a live namespace, whose inode a new one may reuse at
+ * once after its death.
+ */
+static __always_inline bool netns_dying(const struct net *net)
+{
+	int refs;
+
+	if (bpf_core_field_exists(net->ns.__ns_ref))
+		refs = BPF_CORE_READ(net, ns.__ns_ref.refs.counter);
+	else if (bpf_core_field_exists(net->ns.count))
+		refs = BPF_CORE_READ(net, ns.count.refs.counter);
+	else
+		refs = BPF_CORE_READ(net, count.refs.counter);
+	return refs == 0;
+}
+
 SEC("tp_btf/timer_cancel")
 int BPF_PROG(handle_timer_cancel, struct timer_list *timer)
 {
@@ -1117,6 +1136,8 @@ int BPF_PROG(handle_timer_cancel, struct timer_list *timer)
 	e->flags |= EVENT_FLAG_SEQ_KNOWN;
 	e->timer_jiffies = (__u32)(timer->expires - bpf_jiffies64());
 	e->tw_flags |= TW_FLAG_EXPIRES_KNOWN;
+	if (netns_dying(BPF_CORE_READ(tw, __tw_common.skc_net.net)))
+		e->tw_flags |= TW_FLAG_NETNS_DYING;
 	if (BPF_CORE_READ((struct tcp_timewait_sock *)tw, tw_ts_recent_stamp)) {
 		e->tsval = BPF_CORE_READ((struct tcp_timewait_sock *)tw, tw_ts_recent);
 		e->flags |= EVENT_FLAG_TSVAL_KNOWN;

@@ -157,6 +157,7 @@ type TcptraceTwFlag uint32
 
 const (
 	TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN TcptraceTwFlag = 1
+	TcptraceTwFlagTW_FLAG_NETNS_DYING   TcptraceTwFlag = 2
 )
 
 type TcptraceTwOwner struct {

@@ -151,6 +151,7 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 			ev.Expires, ev.ExpiresKnown = d.ticks(raw.TimerJiffies), true
 			ev.Tick = time.Second / time.Duration(d.names.HZ)
 		}
+		ev.NetnsDying = ev.Action == events.TimerCancel && raw.TwFlags&uint8(bpf.TcptraceTwFlagTW_FLAG_NETNS_DYING) != 0
 		return ev, nil
 	case bpf.TcptraceEventTypeEVENT_SNAPSHOT:
 		ev := &events.Snapshot{Header: h, State: state}

@@ -173,6 +173,9 @@ type TimewaitTimer struct {
 	Expires      time.Duration
 	ExpiresKnown bool
 	Tick         time.Duration
+	// NetnsDying (TimerCancel): nothing held the socket's network
+	// namespace any more: the kernel stopped the timer tearing it down.
+	NetnsDying bool
 }
 
 // TimewaitRST is the RST that ended a TIME_WAIT socket early: the segment

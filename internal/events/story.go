@@ -134,7 +134,11 @@ type TimewaitOverflow struct {
 	// TimewaitSockets is how many TIME_WAIT sockets tcptrace saw alive in
 	// the namespace then (those made before tracing began not counted).
 	TimewaitSockets int
-	InferredFrom    string
+	// MaxTWBuckets is net.ipv4.tcp_max_tw_buckets as read when the socket
+	// closed (the kernel's decision); valid when MaxTWBucketsKnown.
+	MaxTWBuckets      int64
+	MaxTWBucketsKnown bool
+	InferredFrom      string
 }
 
 // Phase is one state in a socket's history.

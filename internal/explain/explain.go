@@ -5,6 +5,7 @@ package explain
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -335,11 +336,23 @@ func (x *Explainer) rfc1337Kept(e *events.TimewaitRSTIgnored) *events.Finding {
 
 func (x *Explainer) overflow(e *events.TimewaitOverflow) *events.Finding {
 	values := x.sysctls(e.Netns, maxTWBuckets, finTimeout, twRecycle)
+	buckets := fmt.Sprint(values[maxTWBuckets])
+	if e.MaxTWBucketsKnown {
+		// As read when the socket closed, not now: the finding waits for
+		// the RST an abort would have sent.
+		decided := values
+		values = maps.Clone(values)
+		values[maxTWBuckets] = e.MaxTWBuckets
+		buckets = strconv.FormatInt(e.MaxTWBuckets, 10)
+		if now, ok := decided[maxTWBuckets].(int64); ok && now != e.MaxTWBuckets {
+			buckets += fmt.Sprintf(" when it closed; it reads %d now", now)
+		}
+	}
 	msg := fmt.Sprintf("The socket %s closed from %s without a TIME_WAIT socket: the kernel could not make one, which "+
-		"happens when the namespace already holds net.ipv4.tcp_max_tw_buckets (%v) of them (counted in "+
+		"happens when the namespace already holds net.ipv4.tcp_max_tw_buckets (%s) of them (counted in "+
 		"TCPTimeWaitOverflow). tcptrace saw %d TIME_WAIT sockets alive in this namespace then. Without TIME_WAIT, "+
 		"late segments of this connection can be taken for a new one on the same 4-tuple.",
-		conn(e.Header), e.State, values[maxTWBuckets], e.TimewaitSockets)
+		conn(e.Header), e.State, buckets, e.TimewaitSockets)
 	ev := map[string]any{"closed_from": string(e.State), "inferred_from": e.InferredFrom,
 		"timewait_sockets_seen": e.TimewaitSockets}
 	return finding(e.Header, "timewait_overflow", msg+recycleNote(values), ev, values)

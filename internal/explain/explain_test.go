@@ -103,6 +103,16 @@ func TestFindings(t *testing.T) {
 			&events.TimewaitOverflow{Header: header("10.0.0.1:40000", "10.0.0.2:80"), State: events.StateFinWait2, TimewaitSockets: 0},
 			"timewait_overflow", []string{"tcp_max_tw_buckets (0)", "closed from FIN_WAIT2"},
 			map[string]any{"net.ipv4.tcp_max_tw_buckets": int64(0)}},
+		{"overflow quotes tcp_max_tw_buckets as read at the close", defaults,
+			&events.TimewaitOverflow{Header: header("10.0.0.1:40000", "10.0.0.2:80"), State: events.StateFinWait2, TimewaitSockets: 3,
+				MaxTWBuckets: 3, MaxTWBucketsKnown: true},
+			"timewait_overflow", []string{"tcp_max_tw_buckets (3 when it closed; it reads 0 now)", "saw 3 TIME_WAIT sockets"},
+			map[string]any{"net.ipv4.tcp_max_tw_buckets": int64(3)}},
+		{"overflow, tcp_max_tw_buckets unchanged since the close", defaults,
+			&events.TimewaitOverflow{Header: header("10.0.0.1:40000", "10.0.0.2:80"), State: events.StateClosing,
+				MaxTWBuckets: 0, MaxTWBucketsKnown: true},
+			"timewait_overflow", []string{"tcp_max_tw_buckets (0) of them", "closed from CLOSING"},
+			map[string]any{"net.ipv4.tcp_max_tw_buckets": int64(0)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

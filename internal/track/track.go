@@ -111,6 +111,8 @@ type socket struct {
 	// destroyed (its story waits in Tracker.overflows).
 	overflowFrom events.State
 	overflowAt   time.Time
+	// overflowSeen is what the socket's namespace held when it closed so.
+	overflowSeen events.TimewaitOverflow
 	destroyedAt  time.Time
 	header       events.Header
 	phases       []events.Phase
@@ -453,7 +455,8 @@ func (t *Tracker) concludeOverflows(now time.Time, all bool) {
 		}
 		delete(t.overflows, s)
 		o := &events.TimewaitOverflow{Header: s.header, State: s.overflowFrom,
-			TimewaitSockets: t.timewaitsIn(s.header.Netns),
+			TimewaitSockets: s.overflowSeen.TimewaitSockets,
+			MaxTWBuckets:    s.overflowSeen.MaxTWBuckets, MaxTWBucketsKnown: s.overflowSeen.MaxTWBucketsKnown,
 			InferredFrom: string(s.overflowFrom) + " -> CLOSE at " + s.overflowAt.Format(events.TimeLayout) +
 				" with no TIME_WAIT socket armed, and no RST from or to the socket then or within " +
 				resetGrace.String() + " of its destroy"}
@@ -693,6 +696,8 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 		// Or the TCP_LINGER2 < 0 abort, whose RST comes after the close
 		// (and after the destroy): concluded at the destroy at the earliest.
 		s.overflowFrom, s.overflowAt = e.Old, e.Time
+		s.overflowSeen = events.TimewaitOverflow{TimewaitSockets: t.timewaitsIn(e.Netns)}
+		s.overflowSeen.MaxTWBuckets, s.overflowSeen.MaxTWBucketsKnown = t.lookupSysctl(e.Netns, "net.ipv4.tcp_max_tw_buckets")
 	}
 }
 
@@ -784,6 +789,10 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 		// What it shows of the substate counts once the cancel is known to
 		// be an end, not the first half of a re-arm (a start follows then).
 		s.tw.cancel = *e
+		if e.NetnsDying {
+			t.endTimewait(s, e.Time, events.TimewaitEnd{Cause: events.CausePurged})
+			return
+		}
 		// It answered a segment with an RST just before (same softirq):
 		// the kernel kills a minisock that does (TCP_TW_RST).
 		if at := s.tw.rstAnswerAt; !at.IsZero() && e.Time.Sub(at) >= 0 && e.Time.Sub(at) < synVerdictLag {
