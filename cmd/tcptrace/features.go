@@ -20,9 +20,15 @@ func printFeatures(w io.Writer, btfPath string) error {
 	fmt.Fprintf(w, "BTF:         %s\n", k.BTFPath)
 	fmt.Fprintf(w, "ring buffer: %s\n", okOr(r.RingBuf, "available"))
 	fmt.Fprintf(w, "privileges:  %s\n", okOr(r.Privilege, "sufficient"))
-	if !r.Attached {
+	if r.Privilege == nil {
+		fmt.Fprintf(w, "helpers:     %s\n", okOr(r.Helpers, "present (bpf_get_socket_cookie, socket storage in tracing programs)"))
+	}
+	switch {
+	case r.Helpers != nil:
+		fmt.Fprintln(w, "hooks (from kernel BTF only: without those helpers none loads):")
+	case !r.Attached:
 		fmt.Fprintln(w, "hooks (from kernel BTF only; run as root to load and attach them):")
-	} else {
+	default:
 		fmt.Fprintln(w, "hooks (loaded and attached, then detached):")
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

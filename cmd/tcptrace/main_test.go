@@ -18,8 +18,9 @@ func TestExplain(t *testing.T) {
 	}{
 		{fmt.Errorf("load: %w", probe.ErrNotPrivileged), "run it with sudo"},
 		{fmt.Errorf("%w: /sys/kernel/btf/vmlinux: missing", probe.ErrNoBTF), "CONFIG_DEBUG_INFO_BTF=y"},
-		{fmt.Errorf("%w: map type", probe.ErrNoRingBuffer), "needs Linux 5.8 or newer"},
+		{fmt.Errorf("%w: map type", probe.ErrNoRingBuffer), "needs Linux 5.12 or newer"},
 		{fmt.Errorf("hook x: %w: gone", probe.ErrHookMissing), "run 'tcptrace features'"},
+		{fmt.Errorf("%w: no bpf_get_socket_cookie", probe.ErrKernelTooOld), "needs Linux 5.12 or newer"},
 		{errors.New("something else"), "something else"},
 	}
 	for _, tt := range tests {

@@ -230,3 +230,20 @@ func TestDiscard(t *testing.T) {
 		t.Errorf("--discard showed %d events (stats: %d), want none", len(evs), tr.stats.Events)
 	}
 }
+
+// TestKernelFloor: below Linux 5.12 tcptrace says in one sentence that it
+// cannot trace there and why, and exits 1; from it on, it traces.
+func TestKernelFloor(t *testing.T) {
+	requireRoot(t)
+	_, stderr, code := runTracer(t, "--duration", "200ms")
+	if belowFloor(t) {
+		if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "needs Linux 5.12 or newer") ||
+			!strings.Contains(stderr, "bpf_get_socket_cookie") {
+			t.Errorf("below the floor: exit %d, stderr %q; want 1 and one sentence naming 5.12 and the missing helper", code, stderr)
+		}
+		return
+	}
+	if code != 0 {
+		t.Errorf("exit %d, stderr %q; want tracing", code, stderr)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/tcptrace/tcptrace/internal/privtest"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -78,6 +79,23 @@ func installTracer(dst string) error {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	privtest.RequireRoot(t)
+}
+
+// floor is the oldest kernel tcptrace traces on (tracing programs got
+// bpf_get_socket_cookie in 5.12); TestKernelFloor checks the refusal below.
+var floor = [2]int{5, 12}
+
+// belowFloor tells whether the running kernel is older than floor.
+func belowFloor(t *testing.T) bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("kernel release %q: %v", u.Release, err)
+	}
+	return major < floor[0] || major == floor[0] && minor < floor[1]
 }
 
 // netns is a network namespace made for one scenario.
@@ -394,6 +412,9 @@ func (s stalledWriter) Write(p []byte) (int, error) {
 func startTracerStalled(t *testing.T, open <-chan struct{}, args ...string) *tracer {
 	t.Helper()
 	requireRoot(t)
+	if belowFloor(t) {
+		t.Skipf("tcptrace refuses kernels older than %d.%d (TestKernelFloor checks that)", floor[0], floor[1])
+	}
 	ready := filepath.Join(t.TempDir(), "ready")
 	tr := &tracer{t: t}
 	// TCPTRACE_RECORD_GOLDEN=DIR records each test's first tracer and its

@@ -29,6 +29,9 @@ var (
 	ErrNoBTF         = errors.New("no kernel BTF")
 	ErrNoRingBuffer  = errors.New("no BPF ring buffer")
 	ErrHookMissing   = errors.New("kernel hook missing")
+	// ErrKernelTooOld: tracing programs here lack a helper tcptrace
+	// cannot do without (Linux before 5.12).
+	ErrKernelTooOld = errors.New("kernel too old")
 )
 
 // DefaultBTFPath is where the running kernel exposes its own BTF.

@@ -252,6 +252,9 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 		}
 		return nil, fmt.Errorf("probe ring buffer support: %w", err)
 	}
+	if err := tracingHelpersPresent(k); err != nil {
+		return nil, err
+	}
 	hooks := append(Plan(k), iterHooks()...)
 	// Loading fails whole when one program is refused, and a load costs
 	// tens of ms: ask first, cheaply, whether fentry/fexit are permitted.
@@ -303,6 +306,39 @@ func skip(hooks []Hook, names []string) error {
 			hooks[i].Err = errors.New("left out by --skip-hook")
 		}
 	}
+	return nil
+}
+
+// tracingHelpersPresent loads a tp_btf program that calls
+// bpf_get_socket_cookie(): tracing programs got it in Linux 5.12 (socket
+// storage and bpf_sock_from_file in 5.11). tcptrace names sockets by their
+// cookie, which a TIME_WAIT socket inherits: without it no story holds.
+func tracingHelpersPresent(k *Kernel) error {
+	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{
+		"tcptrace_floor": {
+			Name:       "tcptrace_floor",
+			Type:       ebpf.Tracing,
+			AttachType: ebpf.AttachTraceRawTp,
+			AttachTo:   "inet_sock_set_state",
+			License:    "GPL",
+			Instructions: asm.Instructions{
+				asm.LoadMem(asm.R1, asm.R1, 0, asm.DWord), // the socket, the tracepoint's first argument
+				asm.FnGetSocketCookie.Call(),
+				asm.Mov.Imm(asm.R0, 0),
+				asm.Return(),
+			},
+		},
+	}}, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: k.btf}, Cache: k.btfCache})
+	if err != nil {
+		if strings.Contains(err.Error(), "unknown func") {
+			return fmt.Errorf("%w: this kernel's tracing programs cannot call bpf_get_socket_cookie", ErrKernelTooOld)
+		}
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("%w: %w", ErrNotPrivileged, err)
+		}
+		return fmt.Errorf("probe tracing helpers: %w", err)
+	}
+	coll.Close()
 	return nil
 }
 
@@ -766,6 +802,7 @@ type Report struct {
 	Kernel    *Kernel
 	RingBuf   error // nil when the kernel has a BPF ring buffer
 	Privilege error // nil when tcptrace may load programs
+	Helpers   error // nil when tracing programs have the helpers tcptrace needs (checked with privileges)
 	Hooks     []Hook
 	// Attached is true when every hook was loaded and attached for real;
 	// false when only the kernel's BTF was consulted.
@@ -777,6 +814,10 @@ type Report struct {
 func Features(k *Kernel) Report {
 	r := Report{Kernel: k, RingBuf: features.HaveMapType(ebpf.RingBuf), Privilege: CheckPrivileges()}
 	if r.Privilege != nil {
+		r.Hooks = Plan(k)
+		return r
+	}
+	if r.Helpers = tracingHelpersPresent(k); r.Helpers != nil {
 		r.Hooks = Plan(k)
 		return r
 	}
