@@ -85,6 +85,16 @@ func requireRoot(t *testing.T) {
 // bpf_get_socket_cookie in 5.12); TestKernelFloor checks the refusal below.
 var floor = [2]int{5, 12}
 
+// requireTracing fails the test without root, and skips it on a kernel
+// tcptrace refuses to trace on.
+func requireTracing(t *testing.T) {
+	t.Helper()
+	requireRoot(t)
+	if belowFloor(t) {
+		t.Skipf("tcptrace refuses kernels older than %d.%d (TestKernelFloor checks that)", floor[0], floor[1])
+	}
+}
+
 // belowFloor tells whether the running kernel is older than floor.
 func belowFloor(t *testing.T) bool {
 	var u unix.Utsname
@@ -411,10 +421,7 @@ func (s stalledWriter) Write(p []byte) (int, error) {
 // open is closed (nil: read at once), as a stuck pipe or disk would be.
 func startTracerStalled(t *testing.T, open <-chan struct{}, args ...string) *tracer {
 	t.Helper()
-	requireRoot(t)
-	if belowFloor(t) {
-		t.Skipf("tcptrace refuses kernels older than %d.%d (TestKernelFloor checks that)", floor[0], floor[1])
-	}
+	requireTracing(t)
 	ready := filepath.Join(t.TempDir(), "ready")
 	tr := &tracer{t: t}
 	// TCPTRACE_RECORD_GOLDEN=DIR records each test's first tracer and its

@@ -20,6 +20,7 @@ func kernelHasResetReasons(t *testing.T) bool {
 // such as the verifier's, fails the test instead of skipping its checks.
 func preciseHookAttached(t *testing.T, hook string) bool {
 	t.Helper()
+	requireTracing(t)
 	for line := range strings.SplitSeq(mustRun(t, tracerBinary, "features"), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 4 || f[0] != hook {
