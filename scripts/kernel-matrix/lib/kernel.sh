@@ -54,12 +54,20 @@ km_apt_releases() {
 }
 
 # km_apt_newest SERIES: "release version suite" of the newest kernel of
-# SERIES in the private apt's suites (experimental is not among them).
+# SERIES in the private apt's suites (experimental is not among them) whose
+# packages are all there: the archive lists some split kernels (6.19.14)
+# with linux-binary but without their linux-modules.
 km_apt_newest() {
-	local rel
-	rel=$(km_apt_releases "$1" | tail -n1)
-	[[ -n $rel ]] || return 1
-	echo "$rel $(km_apt_version "$rel")"
+	local rel vs
+	while read -r rel; do
+		vs=$(km_apt_version "$rel")
+		if km_packages "$rel" "${vs% *}" >/dev/null; then
+			echo "$rel $vs"
+			return 0
+		fi
+		log "skipping $rel ${vs% *}: its packages are incomplete in the archive"
+	done < <(km_apt_releases "$1" | sort -rV)
+	return 1
 }
 
 # km_apt_version RELEASE: "version suite" of the newest package of RELEASE.
@@ -154,9 +162,14 @@ km_packages() {
 		fi
 	done
 	((found)) || return 1
-	for pkg in "linux-modules-$rel" "linux-base-$rel"; do
-		_km_has_version "$pkg" "$ver" && echo "$pkg=$ver"
-	done
+	local split=0
+	_km_has_version "linux-binary-$rel" "$ver" && split=1
+	if _km_has_version "linux-modules-$rel" "$ver"; then
+		echo "linux-modules-$rel=$ver"
+	elif ((split)); then
+		return 1 # a split kernel without its modules
+	fi
+	_km_has_version "linux-base-$rel" "$ver" && echo "linux-base-$rel=$ver"
 	return 0
 }
 
