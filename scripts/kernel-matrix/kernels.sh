@@ -46,11 +46,11 @@ cmd_update() {
 	[[ -f $KM_LOCK ]] || die "$KM_LOCK does not exist"
 	mkdir -p "$KM_CACHE"
 	km_apt_update force
-	local tmp=$KM_LOCK.tmp line series rel ver suite ci newest changed=0
+	local tmp=$KM_LOCK.tmp series rel ver ci newest changed=0
 	{
 		# The comment block before the first entry is kept as it is.
 		awk '/^[[:space:]]*(#|$)/ {print; next} {exit}' "$KM_LOCK"
-		while read -r series rel ver suite ci; do
+		while read -r series rel ver _ ci; do
 			newest=$(km_apt_newest "$series") || die "no kernel of series $series in $KM_APT_SUITES"
 			read -r rel2 ver2 suite2 <<<"$newest"
 			[[ -n $ci ]] || ci=yes

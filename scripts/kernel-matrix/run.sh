@@ -138,7 +138,7 @@ run_kernel() {
 	local q_work=${work//,/,,} q_log=${logdir//,/,,}
 	local -a qemu=(
 		qemu-system-x86_64
-		-M pc -accel tcg,thread=single -cpu max -smp "$SMP" -m "$MEMORY"
+		-M pc -accel "tcg,thread=single" -cpu max -smp "$SMP" -m "$MEMORY"
 		-nodefaults -display none -monitor none -net none -no-reboot
 		-serial "file:$q_log/console.log"
 		-kernel "$KM_CACHE/$rel/vmlinux" -initrd "$work/initramfs.cpio"

@@ -205,12 +205,14 @@ km_prepare() {
 			km_apt_update force
 			pkgs=$(km_packages "$rel" "$ver") || die "no package of kernel $rel at version $ver in $KM_APT_SUITES (run make kernels-update?)"
 		fi
-		log "fetching kernel $rel ($ver: $(echo $pkgs | sed 's/=[^ ]*//g')) into $dir"
+		local names
+		names=$(cut -d= -f1 <<<"$pkgs" | xargs)
+		log "fetching kernel $rel ($ver: $names) into $dir"
 		rm -rf "$dir/root" "$dir/dl" "$dir/vmlinux"
 		mkdir -p "$dir/dl"
 		# shellcheck disable=SC2086 # one package per word
 		(cd "$dir/dl" && km_apt apt-get download -qq $pkgs >/dev/null) ||
-			die "apt-get download $(echo $pkgs) failed"
+			die "apt-get download of $names at $ver failed"
 		for deb in "$dir"/dl/*.deb; do
 			dpkg-deb -x "$deb" "$dir/root"
 		done
