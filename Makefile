@@ -7,7 +7,7 @@ BIN := bin/tcptrace
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ARGS ?=
 
-.PHONY: all deps build generate check-generated test test-short test-kernels lint cross run bench fuzz golden
+.PHONY: all deps build generate check-generated test test-short test-kernels test-kernels-ci kernels-update lint cross run bench fuzz golden
 
 all: build
 
@@ -36,16 +36,28 @@ deps:
 test: deps build
 	TCPTRACE_REQUIRE_PRIVILEGED=1 TCPTRACE_REQUIRE_BROWSER=1 TCPTRACE_BINARY=$(abspath $(BIN)) $(GO) test -count=1 ./...
 
-# The privileged suite inside other kernels under qemu (Debian 6.1 and 6.12 by
-# default; KERNELS="6.12" or an exact release to pick). Needs root and
-# scripts/kernel-matrix/deps.sh; kernels are cached outside the repo.
-KERNELS ?= 6.1 6.12
+# The privileged suite inside other kernels under qemu: by default every
+# kernel scripts/kernel-matrix/kernels.lock pins (Debian 5.10 to 7.x, exact
+# package versions); KERNELS="6.12" (a locked series) or an exact release to
+# pick. Needs root and scripts/kernel-matrix/deps.sh; kernels are cached
+# outside the repo.
+KERNELS ?= $(shell scripts/kernel-matrix/kernels.sh list)
 KERNEL_TEST_ARGS ?=
 test-kernels: build
 	$(GO) test -c -o bin/e2e.test ./internal/e2e
 	cd internal/e2e && ../../scripts/kernel-matrix/run.sh --test-binary ../../bin/e2e.test \
 		--test-args "-test.count=1 $(KERNEL_TEST_ARGS)" --kernels "$(KERNELS)" \
 		--env TCPTRACE_BINARY=$(abspath $(BIN)) --env TCPTRACE_REQUIRE_PRIVILEGED=1
+
+# What CI runs: the kernels.lock entries marked ci (today all of them; the
+# oldest and the newest series always).
+test-kernels-ci:
+	$(MAKE) test-kernels KERNELS="$$(scripts/kernel-matrix/kernels.sh ci)"
+
+# Move the pins deliberately: the newest release of every locked series,
+# written to kernels.lock (review the diff, run test-kernels, commit).
+kernels-update:
+	scripts/kernel-matrix/kernels.sh update
 
 # Only the tests that need no privileges.
 test-short:

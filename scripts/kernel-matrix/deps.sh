@@ -15,11 +15,14 @@ declare -A PROVIDES=(
 	[cpio]=cpio
 	[kmod]=modinfo
 	[iproute2]=ip
+	# The private apt (lib/apt.sh) checks the kernel suites' signatures
+	# with it: bullseye, bookworm and trixie keys (sid is signed with those).
+	[debian-archive-keyring]=/usr/share/keyrings/debian-archive-keyring.gpg
 )
 
 have() {
 	case "$1" in
-	/*) [[ -x "$1" ]] ;;
+	/*) [[ -e "$1" ]] ;;
 	*) command -v "$1" >/dev/null 2>&1 ;;
 	esac
 }

@@ -7,6 +7,8 @@ set -euo pipefail
 KM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KM_CACHE=${TCPTRACE_KERNEL_CACHE:-/var/cache/tcptrace-kernels}
 
+# shellcheck source=lib/apt.sh
+. "$KM_DIR/lib/apt.sh"
 # shellcheck source=lib/kernel.sh
 . "$KM_DIR/lib/kernel.sh"
 # shellcheck source=lib/initramfs.sh
@@ -21,7 +23,8 @@ BOOT_MODULES="virtio_pci 9pnet_virtio 9p overlay"
 # on first use (nf_tables via nft, sch_netem via tc, ...), so this is only
 # for modules that must be present before the test starts.
 DEFAULT_EXTRA_MODULES="veth"
-DEFAULT_KERNELS="6.1 6.12"
+# Every kernel kernels.lock pins, by exact release.
+DEFAULT_KERNELS=$(km_lock_entries | awk '{print $2}' | xargs)
 GUEST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # msize: 9p's default of 8 KiB makes every read of the host root a round trip
 # per 8 KiB; 256 KiB is within what virtio-9p accepts on both kernels.
@@ -44,8 +47,10 @@ Boots each KERNEL under qemu and runs 'PATH ARGS' in the guest as root.
 
   --test-binary PATH   test binary built on the host (e.g. go test -c)
   --test-args "ARGS"   arguments; split and unquoted by the guest's /bin/sh
-  --kernels "LIST"     kernel series (6.1) or releases (6.1.0-56-amd64);
-                       default "$DEFAULT_KERNELS"; KERNEL operands are added
+  --kernels "LIST"     kernel series (6.1, 7: the release kernels.lock pins)
+                       or releases (6.1.0-56-amd64); default: every kernel in
+                       kernels.lock ($DEFAULT_KERNELS);
+                       KERNEL operands are added
   --timeout SECONDS    per kernel, boot included (default 600)
   --workdir DIR        guest working directory (default: current directory)
   --env NAME=VALUE     extra environment for the test (repeatable)
@@ -133,7 +138,7 @@ run_kernel() {
 	local q_work=${work//,/,,} q_log=${logdir//,/,,}
 	local -a qemu=(
 		qemu-system-x86_64
-		-M pc -accel tcg,thread=single -cpu max -smp "$SMP" -m "$MEMORY"
+		-M pc -accel "tcg,thread=single" -cpu max -smp "$SMP" -m "$MEMORY"
 		-nodefaults -display none -monitor none -net none -no-reboot
 		-serial "file:$q_log/console.log"
 		-kernel "$KM_CACHE/$rel/vmlinux" -initrd "$work/initramfs.cpio"
