@@ -314,53 +314,55 @@ func skip(hooks []Hook, names []string) error {
 // storage and bpf_sock_from_file in 5.11). tcptrace names sockets by their
 // cookie, which a TIME_WAIT socket inherits: without it no story holds.
 func tracingHelpersPresent(k *Kernel) error {
-	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{
-		"tcptrace_floor": {
-			Name:       "tcptrace_floor",
-			Type:       ebpf.Tracing,
-			AttachType: ebpf.AttachTraceRawTp,
-			AttachTo:   "inet_sock_set_state",
-			License:    "GPL",
-			Instructions: asm.Instructions{
-				asm.LoadMem(asm.R1, asm.R1, 0, asm.DWord), // the socket, the tracepoint's first argument
-				asm.FnGetSocketCookie.Call(),
-				asm.Mov.Imm(asm.R0, 0),
-				asm.Return(),
-			},
+	err := loadProbeProgram(k, &ebpf.ProgramSpec{
+		Name:       "tcptrace_floor",
+		Type:       ebpf.Tracing,
+		AttachType: ebpf.AttachTraceRawTp,
+		AttachTo:   "inet_sock_set_state",
+		License:    "GPL",
+		Instructions: asm.Instructions{
+			asm.LoadMem(asm.R1, asm.R1, 0, asm.DWord), // the socket, the tracepoint's first argument
+			asm.FnGetSocketCookie.Call(),
+			asm.Mov.Imm(asm.R0, 0),
+			asm.Return(),
 		},
-	}}, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: k.btf}, Cache: k.btfCache})
-	if err != nil {
-		if strings.Contains(err.Error(), "unknown func") {
-			return fmt.Errorf("%w: this kernel's tracing programs cannot call bpf_get_socket_cookie", ErrKernelTooOld)
-		}
-		if errors.Is(err, unix.EPERM) {
-			return fmt.Errorf("%w: %w", ErrNotPrivileged, err)
-		}
-		return fmt.Errorf("probe tracing helpers: %w", err)
+	})
+	switch {
+	case err == nil:
+		return nil
+	case strings.Contains(err.Error(), "unknown func"):
+		return fmt.Errorf("%w: this kernel's tracing programs cannot call bpf_get_socket_cookie", ErrKernelTooOld)
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("%w: %w", ErrNotPrivileged, err)
 	}
-	coll.Close()
-	return nil
+	return fmt.Errorf("probe tracing helpers: %w", err)
 }
 
 // tracingPermitted loads the smallest fentry program there is: kernels
 // built or configured without BPF trampolines refuse it.
 func tracingPermitted(k *Kernel) error {
+	err := loadProbeProgram(k, &ebpf.ProgramSpec{
+		Name:         "tcptrace_probe",
+		Type:         ebpf.Tracing,
+		AttachType:   ebpf.AttachTraceFEntry,
+		AttachTo:     "tcp_write_wakeup",
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	})
+	if errors.Is(err, unix.EPERM) {
+		return unix.EPERM
+	}
+	return err
+}
+
+// loadProbeProgram loads a program that asks the kernel a question, and
+// unloads it.
+func loadProbeProgram(k *Kernel, prog *ebpf.ProgramSpec) error {
 	// A collection, not a lone program: only a collection takes the BTF
 	// cache to look the attach target up in, instead of parsing BTF again.
-	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{
-		"tcptrace_probe": {
-			Name:         "tcptrace_probe",
-			Type:         ebpf.Tracing,
-			AttachType:   ebpf.AttachTraceFEntry,
-			AttachTo:     "tcp_write_wakeup",
-			License:      "GPL",
-			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-		},
-	}}, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: k.btf}, Cache: k.btfCache})
+	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{prog.Name: prog}},
+		ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: k.btf}, Cache: k.btfCache})
 	if err != nil {
-		if errors.Is(err, unix.EPERM) {
-			return unix.EPERM
-		}
 		return err
 	}
 	coll.Close()
