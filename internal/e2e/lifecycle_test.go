@@ -215,3 +215,28 @@ func TestStalledOutput(t *testing.T) {
 		t.Errorf("%d TIME_WAIT sockets told, want %d", n, conns)
 	}
 }
+
+// TestLostRecordsMarkIncomplete: a ring of one page cannot hold a burst of
+// connections: records are lost, and the stories of the sockets tracked
+// when that was noticed say they are incomplete; with nothing lost
+// (TestStalledOutput), none does.
+func TestLostRecordsMarkIncomplete(t *testing.T) {
+	ns := newNetns(t)
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--ring-size", "4K", "--wakeup-bytes", "2048", "--poll-interval", "1s")
+	tr.lossExpected = true
+	a := ns.startActor(t)
+	a.do("timewaits 3000")
+	evs := tr.stop()
+	if tr.stats.Lost == 0 {
+		t.Fatal("nothing lost through a 4K ring")
+	}
+	incomplete := 0
+	for _, e := range ofType(evs, "summary") {
+		if e.Incomplete {
+			incomplete++
+		}
+	}
+	if incomplete == 0 {
+		t.Errorf("%d records lost, no summary says incomplete", tr.stats.Lost)
+	}
+}

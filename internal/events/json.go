@@ -186,6 +186,9 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 		if e.HistoryDropped {
 			dst = append(dst, `,"history_dropped":true`...)
 		}
+		if e.Incomplete {
+			dst = append(dst, `,"incomplete":true`...)
+		}
 		if e.Inferred {
 			dst = append(dst, `,"inferred":true`...)
 			dst = appendStringField(dst, "inferred_from", e.InferredFrom)
@@ -416,6 +419,9 @@ func appendSummary(dst []byte, e *Summary) []byte {
 	}
 	if e.HistoryDropped {
 		dst = append(dst, `,"history_dropped":true`...)
+	}
+	if e.Incomplete {
+		dst = append(dst, `,"incomplete":true`...)
 	}
 	return dst
 }

@@ -111,25 +111,31 @@ func TestHumanDuration(t *testing.T) {
 	}
 }
 
-// history_dropped appears exactly where a history was dropped.
-func TestJSONHistoryDropped(t *testing.T) {
+// history_dropped and incomplete appear exactly where a history was
+// dropped, or records lost.
+func TestJSONHistoryDroppedIncomplete(t *testing.T) {
 	h := Header{Time: time.Unix(1, 2), Cookie: 1, Family: 4,
 		Local: netip.MustParseAddrPort("10.0.0.1:1"), Remote: netip.MustParseAddrPort("10.0.0.2:2")}
 	for _, tc := range []struct {
-		ev      Event
-		dropped bool
+		ev    Event
+		field string
+		set   bool
 	}{
-		{&Summary{Header: h, End: "closed", HistoryDropped: true}, true},
-		{&Summary{Header: h, End: "closed"}, false},
-		{&TimewaitEnd{Header: h, Cause: CauseExpired, HistoryDropped: true}, true},
-		{&TimewaitEnd{Header: h, Cause: CauseExpired}, false},
+		{&Summary{Header: h, End: "closed", HistoryDropped: true}, "history_dropped", true},
+		{&Summary{Header: h, End: "closed"}, "history_dropped", false},
+		{&TimewaitEnd{Header: h, Cause: CauseExpired, HistoryDropped: true}, "history_dropped", true},
+		{&TimewaitEnd{Header: h, Cause: CauseExpired}, "history_dropped", false},
+		{&Summary{Header: h, End: "closed", Incomplete: true}, "incomplete", true},
+		{&Summary{Header: h, End: "closed"}, "incomplete", false},
+		{&TimewaitEnd{Header: h, Cause: CauseExpired, Incomplete: true}, "incomplete", true},
+		{&TimewaitEnd{Header: h, Cause: CauseExpired}, "incomplete", false},
 	} {
 		var m map[string]any
 		if err := json.Unmarshal(AppendJSON(nil, tc.ev), &m); err != nil {
 			t.Fatal(err)
 		}
-		if got, ok := m["history_dropped"]; ok != tc.dropped || (ok && got != true) {
-			t.Errorf("%T (dropped %v): history_dropped %v (present %v)", tc.ev, tc.dropped, got, ok)
+		if got, ok := m[tc.field]; ok != tc.set || (ok && got != true) {
+			t.Errorf("%T (%s %v): %v (present %v)", tc.ev, tc.field, tc.set, got, ok)
 		}
 	}
 }

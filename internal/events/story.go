@@ -39,6 +39,9 @@ type TimewaitEnd struct {
 	// HistoryDropped: its start is not known because tcptrace dropped the
 	// socket's history to stay within --max-sockets.
 	HistoryDropped bool
+	// Incomplete: records were lost (ring buffer full) while the socket
+	// was tracked: its story may miss events.
+	Incomplete bool
 	// Inferred marks a cause concluded from other events rather than
 	// seen; InferredFrom says from what.
 	Inferred     bool
@@ -171,6 +174,8 @@ type Summary struct {
 	// HistoryDropped marks a socket whose earlier history tcptrace dropped
 	// to stay within --max-sockets: what it tells starts later.
 	HistoryDropped bool
+	// Incomplete: records were lost while the socket was tracked.
+	Incomplete bool
 }
 
 // Finding explains, in plain words, why the kernel did something, with the

@@ -165,6 +165,10 @@ func (p *Pipeline) Stats() render.Stats {
 	return p.stats
 }
 
+// RecordsLost says the kernel dropped records just now: the stories of the
+// sockets tracked now may miss events, and say so.
+func (p *Pipeline) RecordsLost() { p.tracker.RecordsLost() }
+
 // SetQueuePeak notes for the closing stats how far behind the output was.
 func (p *Pipeline) SetQueuePeak(bytes int64) { p.stats.QueuePeak = bytes }
 

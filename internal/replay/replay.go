@@ -65,6 +65,7 @@ func Play(rec *record.Recording, cfg Config) error {
 			}
 		case item.Lost != 0:
 			lost = item.Lost
+			p.RecordsLost()
 		case item.End != nil:
 			p.SetQueuePeak(item.End.QueuePeak)
 			return p.Finish(time.Unix(0, item.End.UnixNs), item.End.Lost, time.Duration(item.End.DurationNs))

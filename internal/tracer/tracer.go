@@ -117,6 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		if b.lost > lost {
 			lost = b.lost
+			pl.RecordsLost()
 			fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %d events lost so far: the ring buffer was full (raise --ring-size)\n", lost)
 			if env.rec != nil {
 				if err := env.rec.Lost(lost); err != nil {

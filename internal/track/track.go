@@ -123,6 +123,8 @@ type socket struct {
 	beforeTrace  bool
 	// historyDropped: an earlier history of it was dropped (MaxSockets).
 	historyDropped bool
+	// incomplete: records were lost while it was tracked.
+	incomplete bool
 	// synSentPort: the local port it had when it entered SYN_SENT (a port
 	// bound before connect()).
 	synSentPort uint16
@@ -945,6 +947,7 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 	} else {
 		end.HistoryDropped = s.historyDropped
 	}
+	end.Incomplete = s.incomplete
 	made := t.ends.next()
 	*made = end
 	t.out = append(t.out, made)
@@ -1020,13 +1023,22 @@ func (t *Tracker) expireStopped(now time.Time) {
 	}
 }
 
+// RecordsLost marks every socket tracked now as incomplete: the kernel
+// dropped records (its ring buffer was full) since the last loss was
+// noticed, any of which may have been one of theirs.
+func (t *Tracker) RecordsLost() {
+	for _, s := range t.sockets {
+		s.incomplete = true
+	}
+}
+
 // finish emits s's summary and forgets it.
 func (t *Tracker) finish(s *socket, at time.Time, end string) {
 	sum := t.summaries.next()
 	history := sum.History[:0]
 	*sum = events.Summary{Header: s.header, ClosedBy: s.closedBy, End: end,
 		Retransmits: s.retransmits, ResetsSent: s.resetsSent, ResetsReceived: s.resetsRecv,
-		BeforeTrace: s.beforeTrace, HistoryDropped: s.historyDropped, History: history}
+		BeforeTrace: s.beforeTrace, HistoryDropped: s.historyDropped, Incomplete: s.incomplete, History: history}
 	sum.Time = at
 	for _, p := range s.phases {
 		// The final CLOSE is where the story ends, not a phase of it.
