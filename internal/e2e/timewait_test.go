@@ -498,6 +498,9 @@ func TestSnapshotOwnersRefused(t *testing.T) {
 func TestTimewaitPurge(t *testing.T) {
 	const sockets = 3000
 	ns := newNetns(t)
+	// connect() would take over some TIME_WAIT sockets on a slow machine
+	// (tcp_tw_reuse = 2 on loopback, after 1 s): each must stay.
+	ns.sysctl(t, "net.ipv4.tcp_tw_reuse", "0")
 	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
 	a := ns.startActor(t)
 	a.do(fmt.Sprintf("timewaits %d", sockets))

@@ -134,10 +134,16 @@ type RTO struct {
 // application), and which rule decided.
 type TimeoutAbort struct {
 	Header
-	Timer   string // "keepalive", "retransmit", "zero_window", "syn"
-	Rule    string // "keepalive_probes", "tcp_retries2", "tcp_syn_retries", "user_timeout", "tcp_orphan_retries"
-	Probes  int
-	Elapsed time.Duration // since the first unanswered probe or retransmission
+	Timer string // "keepalive", "retransmit", "zero_window", "syn"
+	Rule  string // "keepalive_probes", "tcp_retries2", "tcp_syn_retries", "user_timeout", "tcp_orphan_retries"
+	// Probes is the kernel's count of unanswered probes or retransmissions
+	// in a row when it gave up (an ACK, even of a zero window, resets it).
+	Probes int
+	// Sent is how many probes or retransmissions the episode sent in all,
+	// and Intervals the waits between them, as the timer armed them.
+	Sent      int
+	Intervals []time.Duration
+	Elapsed   time.Duration // since the first unanswered probe or retransmission
 	// Settings is what was in force (keepalive aborts).
 	Settings ResolvedKeepalive
 }

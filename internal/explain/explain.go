@@ -359,14 +359,22 @@ func (x *Explainer) overflow(e *events.TimewaitOverflow) *events.Finding {
 }
 
 func (x *Explainer) timeoutAbort(e *events.TimeoutAbort) *events.Finding {
-	ev := map[string]any{"timer": e.Timer, "rule": e.Rule, "probes": e.Probes,
+	kind, spaced := spacing(e.Intervals)
+	intervals := make([]float64, 0, len(e.Intervals))
+	for _, d := range e.Intervals {
+		intervals = append(intervals, float64(d.Microseconds())/1000)
+	}
+	ev := map[string]any{"timer": e.Timer, "rule": e.Rule, "probes": e.Probes, "sent": e.Sent,
 		"elapsed_ms": float64(e.Elapsed.Microseconds()) / 1000}
+	if len(intervals) > 0 {
+		ev["intervals_ms"], ev["backoff"] = intervals, kind
+	}
 	elapsed := e.Elapsed.Round(time.Millisecond)
 	if e.Rule == "user_timeout" {
 		values := x.sysctls(e.Netns, "net.ipv4.tcp_retries2", "net.ipv4.tcp_keepalive_probes")
-		msg := fmt.Sprintf("The connection %s was aborted (ETIMEDOUT) by TCP_USER_TIMEOUT: the %s timer had gone "+
-			"unanswered for %s (%d probes or retransmissions), longer than the socket's user timeout allows, so the "+
-			"kernel gave up before tcp_retries2 or the keepalive probe count would have.", conn(e.Header), e.Timer, elapsed, e.Probes)
+		msg := fmt.Sprintf("The connection %s was aborted (ETIMEDOUT) by TCP_USER_TIMEOUT: the %s timer had gone on for %s, "+
+			"longer than the socket's user timeout allows, so the kernel gave up before tcp_retries2 or the keepalive "+
+			"probe count would have. %s", conn(e.Header), e.Timer, elapsed, sentWords(e, spaced))
 		if e.Timer == "keepalive" {
 			ev["user_timeout_ms"] = float64(e.Settings.UserTimeout.Milliseconds())
 		}
@@ -388,23 +396,105 @@ func (x *Explainer) timeoutAbort(e *events.TimeoutAbort) *events.Finding {
 		return finding(e.Header, "keepalive_timeout", msg, ev, values)
 	case "syn":
 		values := x.sysctls(e.Netns, "net.ipv4.tcp_syn_retries")
-		msg := fmt.Sprintf("connect() to %s failed with ETIMEDOUT: the SYN was retransmitted %d times over %s with "+
-			"exponential backoff and never answered; net.ipv4.tcp_syn_retries (%v) decides how many.",
-			e.Remote, e.Probes, elapsed, values["net.ipv4.tcp_syn_retries"])
+		msg := fmt.Sprintf("connect() to %s failed with ETIMEDOUT: the SYN was retransmitted %s over %s%s, never "+
+			"answered; net.ipv4.tcp_syn_retries (%v) decides how many.",
+			e.Remote, times(e.Sent), elapsed, spaced, values["net.ipv4.tcp_syn_retries"])
 		return finding(e.Header, "retransmit_timeout", msg, ev, values)
 	}
 	values := x.sysctls(e.Netns, "net.ipv4.tcp_retries2", "net.ipv4.tcp_orphan_retries")
 	msg := fmt.Sprintf("The connection %s was aborted (ETIMEDOUT) after %d retransmission timeouts over %s without "+
-		"an acknowledgement. net.ipv4.tcp_retries2 (%v) bounds that: the kernel turns it into a time budget of "+
-		"exponentially backed-off RTOs, and gives up when it is spent.",
-		conn(e.Header), e.Probes, elapsed, values["net.ipv4.tcp_retries2"])
+		"an acknowledgement%s. net.ipv4.tcp_retries2 (%v) bounds that: the kernel turns it into a time budget of "+
+		"backed-off RTOs, and gives up when it is spent.",
+		conn(e.Header), e.Sent, elapsed, spaced, values["net.ipv4.tcp_retries2"])
 	if e.Timer == "zero_window" {
-		msg = fmt.Sprintf("The connection %s was aborted (ETIMEDOUT) while its peer kept a zero window: %d "+
-			"zero-window probes over %s went unanswered. net.ipv4.tcp_retries2 (%v) bounds them (an orphaned socket: "+
-			"tcp_orphan_retries, %v); a peer that answers the probes, even with a zero window, is never aborted this way.",
-			conn(e.Header), e.Probes, elapsed, values["net.ipv4.tcp_retries2"], values["net.ipv4.tcp_orphan_retries"])
+		msg = fmt.Sprintf("The connection %s was aborted (ETIMEDOUT) while its peer kept a zero window, after %s. %s "+
+			"net.ipv4.tcp_retries2 (%v) bounds the unanswered ones in a row (an orphaned socket: tcp_orphan_retries, %v); "+
+			"a peer that answers the probes, even with a zero window, is never aborted this way.",
+			conn(e.Header), elapsed, sentWords(e, spaced), values["net.ipv4.tcp_retries2"], values["net.ipv4.tcp_orphan_retries"])
 	}
 	return finding(e.Header, "retransmit_timeout", msg, ev, values)
+}
+
+// sentWords tells what the timer sent and how much of it went unanswered,
+// from the counts the abort carries.
+func sentWords(e *events.TimeoutAbort, spaced string) string {
+	what := "retransmissions"
+	switch e.Timer {
+	case "zero_window":
+		what = "zero-window probes"
+	case "keepalive":
+		what = "keepalive probes"
+	}
+	msg := fmt.Sprintf("It sent %d %s%s", e.Sent, what, spaced)
+	switch answered := e.Sent - e.Probes; {
+	case e.Sent == 0:
+		return fmt.Sprintf("It had sent no %s yet.", what)
+	case answered > 0 && e.Timer == "zero_window":
+		return msg + fmt.Sprintf("; the peer ACKed %d of them with its window still 0, and each ACK resets the kernel's count of unanswered probes (%d at the end).", answered, e.Probes)
+	case answered > 0:
+		return msg + fmt.Sprintf("; %d were answered, %d in a row were not.", answered, e.Probes)
+	}
+	return msg + ", none answered."
+}
+
+func times(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return strconv.Itoa(n) + " times"
+}
+
+// spacing names how the waits between retransmissions or probes grew, and
+// says it in words (" (1 s, 2 s, 4 s apart: exponential backoff)"); both
+// empty with no wait to go by.
+func spacing(intervals []time.Duration) (kind, words string) {
+	if len(intervals) == 0 {
+		return "", ""
+	}
+	parts := make([]string, len(intervals))
+	for i, d := range intervals {
+		parts[i] = human(d)
+	}
+	list := strings.Join(parts, ", ") + " apart"
+	if len(intervals) == 1 {
+		return "", " (" + list + ")"
+	}
+	// Per pair: 'd' doubled, 'e' equal, 'c' grew by less (a ceiling
+	// reached), 'x' anything else.
+	steps := make([]byte, 0, len(intervals)-1)
+	for i := 1; i < len(intervals); i++ {
+		switch r := float64(intervals[i]) / float64(intervals[i-1]); {
+		case r > 1.7 && r < 2.3:
+			steps = append(steps, 'd')
+		case r > 0.85 && r < 1.15:
+			steps = append(steps, 'e')
+		case r >= 1.15 && r <= 1.7:
+			steps = append(steps, 'c')
+		default:
+			steps = append(steps, 'x')
+		}
+	}
+	pattern := string(steps)
+	onlyDoubling := func(p string) bool { return p != "" && strings.Trim(p, "d") == "" }
+	// Doubling until a ceiling holds it (tcp_rto_max) or a limit cuts the
+	// last wait short (TCP_USER_TIMEOUT's time left).
+	capped := strings.TrimRight(pattern, "e")
+	if last := len(capped) - 1; last >= 0 && capped[last] != 'd' {
+		capped = capped[:last]
+	}
+	switch {
+	case strings.Trim(pattern, "e") == "":
+		kind, words = "linear", "a fixed interval (linear, not exponential)"
+	case onlyDoubling(pattern):
+		kind, words = "exponential", "each wait twice the one before (exponential backoff)"
+	case pattern[0] == 'e' && onlyDoubling(strings.TrimLeft(pattern, "e")):
+		kind, words = "linear_then_exponential", "first at a fixed interval, then doubling (tcp_syn_linear_timeouts)"
+	case onlyDoubling(capped) && len(capped) < len(pattern):
+		kind, words = "clamped", "doubling, then clamped: held at a ceiling or cut to what a limit left"
+	default:
+		kind, words = "irregular", "neither fixed nor doubling"
+	}
+	return kind, " (" + list + ": " + words + ")"
 }
 
 func (x *Explainer) zeroWindow(e *events.ZeroWindowEnd) *events.Finding {

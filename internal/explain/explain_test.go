@@ -83,8 +83,9 @@ func TestFindings(t *testing.T) {
 			&events.TimeoutAbort{Header: header("10.0.0.1:40000", "10.0.0.2:80"), Timer: "zero_window", Rule: "user_timeout", Probes: 4},
 			"user_timeout", []string{"TCP_USER_TIMEOUT", "zero_window timer"}, nil},
 		{"retransmission abort", map[string]string{"net.ipv4.tcp_retries2": "3"},
-			&events.TimeoutAbort{Header: header("10.0.0.1:40000", "10.0.0.2:80"), Timer: "retransmit", Rule: "tcp_retries2", Probes: 4},
-			"retransmit_timeout", []string{"after 4 retransmission timeouts", "tcp_retries2 (3)"},
+			&events.TimeoutAbort{Header: header("10.0.0.1:40000", "10.0.0.2:80"), Timer: "retransmit", Rule: "tcp_retries2", Probes: 4, Sent: 4,
+				Intervals: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}},
+			"retransmit_timeout", []string{"after 4 retransmission timeouts", "(200 ms, 400 ms, 800 ms apart: each wait twice the one before (exponential backoff))", "tcp_retries2 (3)"},
 			map[string]any{"net.ipv4.tcp_retries2": int64(3)}},
 		{"SYN retries", map[string]string{"net.ipv4.tcp_syn_retries": "1"},
 			&events.TimeoutAbort{Header: header("10.0.0.1:40000", "10.0.0.2:80"), Timer: "syn", Rule: "tcp_syn_retries", Probes: 2},
@@ -193,5 +194,68 @@ func TestRFC1337NotForFinWait2(t *testing.T) {
 	ev := &events.TimewaitRSTIgnored{Header: header("10.0.0.1:1", "10.0.0.2:2"), Substate: events.StateFinWait2}
 	if got := x.Explain(ev); len(got) != 0 {
 		t.Errorf("findings %+v, want none", got)
+	}
+}
+
+// The words of a timeout abort follow its evidence: counts, waits, and
+// the backoff they show.
+func TestTimeoutAbortWords(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, n := range v {
+			out = append(out, time.Duration(n)*time.Millisecond)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name      string
+		ev        events.TimeoutAbort
+		says, not []string
+		backoff   string
+	}{
+		{"SYN, two retransmissions, one wait", events.TimeoutAbort{Timer: "syn", Rule: "tcp_syn_retries", Probes: 2, Sent: 2, Intervals: ms(1020)},
+			[]string{"retransmitted 2 times", "(1020 ms apart)"}, []string{"exponential", "3 times"}, ""},
+		{"SYN, linear", events.TimeoutAbort{Timer: "syn", Rule: "tcp_syn_retries", Probes: 3, Sent: 3, Intervals: ms(1000, 1000)},
+			[]string{"retransmitted 3 times", "a fixed interval (linear"}, []string{"exponential backoff"}, "linear"},
+		{"SYN, linear then exponential", events.TimeoutAbort{Timer: "syn", Rule: "tcp_syn_retries", Probes: 6, Sent: 6, Intervals: ms(1000, 1000, 1000, 2000, 4000)},
+			[]string{"first at a fixed interval, then doubling"}, nil, "linear_then_exponential"},
+		{"SYN, once", events.TimeoutAbort{Timer: "syn", Rule: "tcp_syn_retries", Probes: 1, Sent: 1},
+			[]string{"retransmitted once"}, []string{"apart"}, ""},
+		{"RTO clamped", events.TimeoutAbort{Timer: "retransmit", Rule: "tcp_retries2", Probes: 5, Sent: 5, Intervals: ms(30000, 60000, 120000, 120000)},
+			[]string{"after 5 retransmission timeouts", "doubling, then clamped"}, []string{"twice the one before"}, "clamped"},
+		{"zero window under TCP_USER_TIMEOUT, probes ACKed", events.TimeoutAbort{Timer: "zero_window", Rule: "user_timeout", Probes: 1, Sent: 4,
+			Intervals: ms(200, 400, 800, 1000)},
+			[]string{"sent 4 zero-window probes", "ACKed 3 of them with its window still 0", "(1 at the end)", "doubling, then clamped"},
+			[]string{"0 probes", "doubles"}, "clamped"},
+		{"zero window, none answered", events.TimeoutAbort{Timer: "zero_window", Rule: "tcp_retries2", Probes: 3, Sent: 3, Intervals: ms(200, 400, 800)},
+			[]string{"sent 3 zero-window probes", "none answered", "exponential backoff"}, []string{"ACKed"}, "exponential"},
+		{"zero window, the last wait cut by TCP_USER_TIMEOUT", events.TimeoutAbort{Timer: "zero_window", Rule: "user_timeout", Probes: 0, Sent: 4,
+			Intervals: ms(416, 832, 1664, 8)},
+			[]string{"416 ms, 832 ms, 1664 ms, 8 ms apart: doubling, then clamped", "ACKed 4 of them"}, []string{"twice the one before"}, "clamped"},
+		{"irregular", events.TimeoutAbort{Timer: "retransmit", Rule: "tcp_retries2", Probes: 3, Sent: 3, Intervals: ms(200, 900, 300)},
+			[]string{"neither fixed nor doubling"}, nil, "irregular"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := tc.ev
+			e.Header = header("10.0.0.1:40000", "10.0.0.2:80")
+			got := New(source(nil)).Explain(&e)
+			if len(got) != 1 {
+				t.Fatalf("%d findings", len(got))
+			}
+			f := got[0].(*events.Finding)
+			for _, w := range tc.says {
+				if !strings.Contains(f.Message, w) {
+					t.Errorf("message lacks %q:\n%s", w, f.Message)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(f.Message, w) {
+					t.Errorf("message says %q against its evidence:\n%s", w, f.Message)
+				}
+			}
+			if backoff, _ := f.Evidence["backoff"].(string); backoff != tc.backoff || f.Evidence["sent"] != e.Sent {
+				t.Errorf("evidence backoff %v sent %v, want %q %d", f.Evidence["backoff"], f.Evidence["sent"], tc.backoff, e.Sent)
+			}
+		})
 	}
 }

@@ -11,9 +11,15 @@ type timers struct {
 	keepaliveProbes int       // probes sent and not yet answered
 	firstKeepalive  time.Time // the first of them
 	zeroWindow      *zeroWindow
-	retransmits     int       // RTO expiries in a row
-	firstRTO        time.Time // the first of them
+	retransmits     int             // RTO expiries in a row
+	firstRTO        time.Time       // the first of them
+	rtoGaps         []time.Duration // between them (the first maxRTOGaps)
+	lastRTO         time.Time
 }
+
+// maxRTOGaps bounds the waits kept between retransmissions: tcp_retries2
+// allows 15 by default, tcp_syn_retries 6.
+const maxRTOGaps = 32
 
 // zeroWindow is an episode of zero-window probing.
 type zeroWindow struct {
@@ -59,8 +65,8 @@ func (t *Tracker) keepaliveTimer(s *socket, h events.Header, e *events.TCPTimer,
 			rule = "user_timeout"
 		}
 		t.out = append(t.out, &events.TimeoutAbort{Header: h, Timer: "keepalive", Rule: rule,
-			Probes: max(e.ProbesBefore, e.ProbesAfter), Elapsed: sinceOrZero(e.Time, s.timers.firstKeepalive),
-			Settings: settings})
+			Probes: max(e.ProbesBefore, e.ProbesAfter), Sent: s.timers.keepaliveProbes,
+			Elapsed: sinceOrZero(e.Time, s.timers.firstKeepalive), Settings: settings})
 	}
 }
 
@@ -87,7 +93,8 @@ func (t *Tracker) writeTimer(s *socket, h events.Header, e *events.TCPTimer, abo
 				rule = "user_timeout"
 			}
 			t.out = append(t.out, &events.TimeoutAbort{Header: h, Timer: "zero_window", Rule: rule,
-				Probes: max(e.ProbesBefore, e.ProbesAfter), Elapsed: e.Time.Sub(zw.start)})
+				Probes: max(e.ProbesBefore, e.ProbesAfter), Sent: zw.probes, Intervals: zw.intervals,
+				Elapsed: e.Time.Sub(zw.start)})
 			t.endZeroWindow(s, h, e.Time, "aborted")
 		}
 	case events.PendingRetransmit, events.PendingLossProbe:
@@ -101,7 +108,10 @@ func (t *Tracker) writeTimer(s *socket, h events.Header, e *events.TCPTimer, abo
 		if kind != "loss_probe" {
 			if s.timers.retransmits == 0 {
 				s.timers.firstRTO = e.Entry
+			} else if len(s.timers.rtoGaps) < maxRTOGaps {
+				s.timers.rtoGaps = append(s.timers.rtoGaps, e.Entry.Sub(s.timers.lastRTO))
 			}
+			s.timers.lastRTO = e.Entry
 			s.timers.retransmits++
 		}
 		t.out = append(t.out, &events.RTO{Header: h, Kind: kind, Backoff: e.Backoff, RTO: e.RTO})
@@ -114,7 +124,8 @@ func (t *Tracker) writeTimer(s *socket, h events.Header, e *events.TCPTimer, abo
 				rule = "user_timeout"
 			}
 			t.out = append(t.out, &events.TimeoutAbort{Header: h, Timer: timer, Rule: rule,
-				Probes: s.timers.retransmits, Elapsed: sinceOrZero(e.Time, s.timers.firstRTO)})
+				Probes: s.timers.retransmits, Sent: s.timers.retransmits, Intervals: s.timers.rtoGaps,
+				Elapsed: sinceOrZero(e.Time, s.timers.firstRTO)})
 		}
 	}
 }

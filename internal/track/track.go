@@ -378,8 +378,13 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 	case *events.TimewaitSegment:
 		t.out = append(t.out, ev)
 		if s := t.lookup(&e.Header); s != nil && s.tw != nil {
-			if e.Verdict == "SYN" {
+			switch e.Verdict {
+			case "SYN":
 				s.tw.synVerdictAt = e.Time
+			case "RST": // it answers with an RST, and the kernel kills it (TCP_TW_RST)
+				if s.tw.rstAnswerAt.IsZero() || e.Time.Sub(s.tw.rstAnswerAt) > synVerdictLag {
+					s.tw.rstAnswerAt, s.tw.rstAnswerReason = e.Time, ""
+				}
 			}
 			// What it answered (not an RST): a late segment, if an RST follows.
 			if e.Flags&tcpRST == 0 {
