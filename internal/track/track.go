@@ -396,7 +396,7 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 	case *events.WindowOpen:
 		t.windowOpen(e)
 	case *events.TimewaitRST:
-		if s := t.lookup(&e.Header); s != nil && s.tw != nil && !s.tw.stopped.IsZero() {
+		if s := t.lookup(&e.Header); s != nil && s.tw != nil && !s.tw.stopped.IsZero() && t.rstCanKill(s) {
 			end := events.TimewaitEnd{Cause: events.CauseRST}
 			// Was it the peer's RST, sent for a connection it no longer has
 			// (for no socket, or by its listener)?
@@ -411,6 +411,23 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		t.out = append(t.out, ev)
 	}
 	return t.out
+}
+
+// rstCanKill tells whether an RST freed after s's TIME_WAIT timer stopped
+// can be what stopped it: not where a SYN was accepted just before, nor in
+// substate TIME_WAIT under tcp_rfc1337 = 1, which ignores RSTs (then the
+// RST came later, e.g. for the new connection's SYN-ACK, and the stop is
+// told as the other evidence allows).
+func (t *Tracker) rstCanKill(s *socket) bool {
+	if at := s.tw.synVerdictAt; !at.IsZero() && s.tw.stopped.Sub(at) >= 0 && s.tw.stopped.Sub(at) < synVerdictLag {
+		return false
+	}
+	if s.tw.cancel.Substate == events.StateTimeWait {
+		if v, ok := t.lookupSysctl(s.tw.header.Netns, "net.ipv4.tcp_rfc1337"); ok && v == 1 {
+			return false
+		}
+	}
+	return true
 }
 
 // Waiting tells whether a Tick could change anything: TIME_WAIT sockets

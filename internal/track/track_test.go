@@ -584,3 +584,35 @@ func TestTimewaitRSTIgnored(t *testing.T) {
 		t.Errorf("end %+v, want rst from the peer", end)
 	}
 }
+
+// An RST freed after a TIME_WAIT socket's timer stopped did not stop it
+// where the kernel ignores RSTs (tcp_rfc1337 = 1, substate TIME_WAIT) or
+// where a SYN was just accepted: the stop is told from the rest.
+func TestTimewaitRSTThatCannotKill(t *testing.T) {
+	rfc1337 := func(v int64) func(uint32, string) (int64, bool) {
+		return func(_ uint32, name string) (int64, bool) { return v, name == "net.ipv4.tcp_rfc1337" }
+	}
+	for _, tc := range []struct {
+		name    string
+		rfc1337 int64
+		synSeen bool
+		want    events.EndCause
+	}{
+		{"tcp_rfc1337 = 0: the RST killed it", 0, false, events.CauseRST},
+		{"tcp_rfc1337 = 1: ignored, a later RST", 1, false, events.CauseUnknown},
+		{"a SYN accepted just before", 0, true, events.CauseSynAccepted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := activeClose()
+			if tc.synSeen {
+				s.add(&events.TimewaitSegment{Header: hdr(5149, 1, client, server, 0), Verdict: "SYN", Flags: 0x02})
+			}
+			s.timer(hdr(5150, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0).
+				add(&events.TimewaitRST{Header: hdr(5300, 1, client, server, 0), Substate: events.StateTimeWait})
+			out := run(New(Options{Sysctl: rfc1337(tc.rfc1337)}), s.evs, t0.Add(time.Hour))
+			if end := only[*events.TimewaitEnd](t, out); end.Cause != tc.want {
+				t.Errorf("end %+v, want cause %s", end, tc.want)
+			}
+		})
+	}
+}
