@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -317,5 +318,56 @@ func TestTimewaitLateSegmentRFC1337(t *testing.T) {
 	f := one(t, evs, "finding")
 	if f.Kind != "timewait_rfc1337_kept" || f.Sysctls["net.ipv4.tcp_rfc1337"] != float64(1) {
 		t.Errorf("finding %+v, want timewait_rfc1337_kept", f)
+	}
+}
+
+// TestTimewaitSynNotCompleted: a SYN newer than the TIME_WAIT socket's
+// rcv_nxt is accepted (the TIME_WAIT socket ends), but its handshake never
+// completes: the SYN came from nobody, and the client host answers the
+// SYN-ACK with an RST. Under tcp_rfc1337 = 1 that later RST is no cause of
+// the end: the SYN is (seen where fexit attaches) or the cause is unknown,
+// never rst, and no RST-kill story is told.
+func TestTimewaitSynNotCompleted(t *testing.T) {
+	ns := newNetns(t)
+	ns.sysctl(t, "net.ipv4.tcp_rfc1337", "1")
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	srv := ns.listener(t, "127.0.0.1")
+	port := freePort()
+	cli := ns.clientFrom(t, port, srv)
+	seqs := strings.Fields(cli.do1("seqs")) // rcv_nxt, snd_nxt: the client's snd_nxt is the server's rcv_nxt, less its FIN
+	if len(seqs) != 2 {
+		t.Fatalf("seqs: %v", seqs)
+	}
+	srv.do("write 100", "shutdown-write")
+	cli.do("read-eof", "close")
+	srv.do("read-eof", "close") // the server's TIME_WAIT socket
+	settle()
+	sndNxt, err := strconv.ParseUint(seqs[1], 10, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := ns.startActor(t)
+	raw.do(fmt.Sprintf("send-segment %s %s SYN %d 0", addr("127.0.0.1", port), addr("127.0.0.1", srv.port), uint32(sndNxt+100000)))
+	settle()
+	left := ns.timewaitTimers(t)
+	evs := tr.stop()
+	logLines(t, tr, "timewait_end", "finding")
+
+	if strings.Contains(left, fmt.Sprintf(":%d ", srv.port)) {
+		t.Errorf("ss still shows the TIME_WAIT socket: %q", left)
+	}
+	server := socketWith(evs, func(e event) bool { return e.Sport == srv.port && e.Dport == port })
+	end := one(t, server, "timewait_end")
+	want := "unknown"
+	if preciseHookAttached(t, "fexit/tcp_timewait_state_process") {
+		want = "syn_accepted"
+	}
+	if end.Cause != want {
+		t.Errorf("timewait_end %+v, want %s (the RST that came later could not have ended it)", end, want)
+	}
+	for _, f := range ofType(evs, "finding") {
+		if f.Kind == "timewait_rst_kill" || f.Kind == "late_segment_in_timewait" {
+			t.Errorf("finding %s %q: no RST ended the TIME_WAIT socket", f.Kind, f.Message)
+		}
 	}
 }
