@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -524,8 +525,14 @@ func TestTimewaitPurge(t *testing.T) {
 	t.Logf("the namespace's inode taken by a new one: %v", reused)
 	start := time.Now()
 	evs := tr.stopWith(syscall.SIGTERM)
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("tcptrace took %v to exit after SIGTERM, want < 2s", took)
+	// Under qemu's software emulation (the kernel matrix) everything runs
+	// 10-30 times slower: the bound is for a real machine.
+	bound := 2 * time.Second
+	if os.Getenv("TCPTRACE_GUEST_KERNEL") != "" {
+		bound = 30 * time.Second
+	}
+	if took := time.Since(start); took > bound {
+		t.Errorf("tcptrace took %v to exit after SIGTERM, want < %v", took, bound)
 	}
 	causes := map[string]int{}
 	for _, e := range ofType(evs, "timewait_end") {
