@@ -334,7 +334,7 @@ func kallsyms(path string, names ...string) (map[string]uint64, error) {
 }
 
 // readHZ reads CONFIG_HZ from the kernel's configuration (/proc/config.gz or
-// /boot/config-RELEASE), or else works it out from /proc/timer_list; 0 when
+// /boot/config-RELEASE), or else measures it from /proc/timer_list; 0 when
 // nothing tells.
 func readHZ(release string) int {
 	for _, path := range []string{"/proc/config.gz", "/boot/config-" + release} {
@@ -357,33 +357,61 @@ func readHZ(release string) int {
 			return hz
 		}
 	}
-	b, err := os.ReadFile("/proc/timer_list")
-	if err != nil {
+	first, ok := readTimerList()
+	if !ok {
 		return 0
 	}
-	return timerListHZ(string(b))
+	time.Sleep(hzSampleInterval)
+	second, ok := readTimerList()
+	if !ok {
+		return 0
+	}
+	return hzBetween(first, second)
 }
 
-// timerListHZ works HZ out of /proc/timer_list's "now at N nsecs" and first
-// "jiffies: J": jiffies start at 2^32 - 300*HZ (INITIAL_JIFFIES, so that
-// they wrap 5 minutes after boot) and count HZ a second.
-func timerListHZ(text string) int {
-	var nowNs, jiffies float64
+// hzSampleInterval is how far apart the two readings of jiffies are: 50
+// ticks at 250 Hz, enough to tell 250 from 300 despite a tick's rounding.
+const hzSampleInterval = 200 * time.Millisecond
+
+// clockReading is one reading of /proc/timer_list: "now at N nsecs" and the
+// first "jiffies: J".
+type clockReading struct {
+	nowNs, jiffies float64
+}
+
+func readTimerList() (clockReading, bool) {
+	b, err := os.ReadFile("/proc/timer_list")
+	if err != nil {
+		return clockReading{}, false
+	}
+	return parseTimerList(string(b))
+}
+
+func parseTimerList(text string) (clockReading, bool) {
+	var r clockReading
 	for line := range strings.SplitSeq(text, "\n") {
-		if v, ok := strings.CutPrefix(line, "now at "); ok && nowNs == 0 {
-			nowNs, _ = strconv.ParseFloat(strings.TrimSuffix(v, " nsecs"), 64)
+		if v, ok := strings.CutPrefix(line, "now at "); ok && r.nowNs == 0 {
+			r.nowNs, _ = strconv.ParseFloat(strings.TrimSuffix(v, " nsecs"), 64)
 		}
-		if v, ok := strings.CutPrefix(line, "jiffies: "); ok && jiffies == 0 {
-			jiffies, _ = strconv.ParseFloat(v, 64)
+		if v, ok := strings.CutPrefix(line, "jiffies: "); ok && r.jiffies == 0 {
+			r.jiffies, _ = strconv.ParseFloat(v, 64)
 		}
 	}
-	secs := nowNs/1e9 - 300
-	if nowNs == 0 || jiffies == 0 || math.Abs(secs) < 1 {
+	return r, r.nowNs > 0 && r.jiffies > 0
+}
+
+// hzBetween is the tick rate two readings show, the nearest of the rates
+// Linux offers. Two readings, not one against INITIAL_JIFFIES: jiffies
+// start counting a while after the clock does (seconds under emulation),
+// which swamps the estimate around 5 minutes of uptime, when they wrap.
+func hzBetween(first, second clockReading) int {
+	secs := (second.nowNs - first.nowNs) / 1e9
+	if secs < hzSampleInterval.Seconds()/2 {
 		return 0
 	}
-	estimate := (jiffies - (1 << 32)) / secs
+	estimate := (second.jiffies - first.jiffies) / secs
 	for _, hz := range []int{100, 250, 300, 1000} {
-		if math.Abs(estimate-float64(hz)) < float64(hz)/20 {
+		if math.Abs(estimate-float64(hz)) < float64(hz)/12 {
 			return hz
 		}
 	}

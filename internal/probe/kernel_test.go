@@ -7,25 +7,34 @@ import (
 	"testing"
 )
 
-func TestTimerListHZ(t *testing.T) {
+func TestHZBetween(t *testing.T) {
 	timerList := func(nowNs, jiffies uint64) string {
 		return fmt.Sprintf("Timer List Version: v0.10\nnow at %d nsecs\n\ncpu: 0\njiffies: %d\ncpu: 1\njiffies: 1\n", nowNs, jiffies)
 	}
 	tests := []struct {
-		name string
-		text string
-		want int
+		name          string
+		first, second string
+		want          int
 	}{
-		{"this machine, 250 Hz, 39 min up", timerList(2327690357327, 4295474156), 250},
-		{"1000 Hz, 10 s after boot", timerList(10e9, 1<<32-290*1000+3), 1000},
-		{"100 Hz, a day up", timerList(86400e9, 1<<32+(86400-300)*100), 100},
-		{"300 Hz", timerList(1000e9, 1<<32+700*300), 300},
-		{"no jiffies", "now at 5 nsecs\n", 0},
-		{"exactly 300 s: no way to tell", timerList(300e9, 1<<32), 0},
-		{"nonsense", timerList(1000e9, 1<<32+700*77), 0},
+		{"this machine, 250 Hz", timerList(2327690357327, 4295474156), timerList(2327890357327, 4295474206), 250},
+		{"250 Hz, a tick's rounding short", timerList(10e9, 5000), timerList(10.2e9, 5049), 250},
+		{"300 Hz, a tick's rounding over", timerList(10e9, 5000), timerList(10.2e9, 5061), 300},
+		// Jiffies started 3 s after the clock, and they wrap 5 min after
+		// boot: the offset does not matter.
+		{"1000 Hz, at 300 s of uptime", timerList(300e9, 1<<32-3000), timerList(300.2e9, 1<<32-2800), 1000},
+		{"100 Hz", timerList(86400e9, 1<<32+100), timerList(86400.25e9, 1<<32+125), 100},
+		{"too close together", timerList(10e9, 5000), timerList(10.01e9, 5003), 0},
+		{"nonsense rate", timerList(10e9, 5000), timerList(10.2e9, 5031), 0},
+		{"no jiffies", "now at 5 nsecs\n", timerList(10.2e9, 5031), 0},
 	}
 	for _, tt := range tests {
-		if got := timerListHZ(tt.text); got != tt.want {
+		first, ok1 := parseTimerList(tt.first)
+		second, ok2 := parseTimerList(tt.second)
+		got := 0
+		if ok1 && ok2 {
+			got = hzBetween(first, second)
+		}
+		if got != tt.want {
 			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
 		}
 	}

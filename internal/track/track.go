@@ -378,6 +378,9 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 	case *events.TimewaitSegment:
 		t.out = append(t.out, ev)
 		if s := t.lookup(&e.Header); s != nil && s.tw != nil {
+			// Still there to take a later segment, it outlived any SYN
+			// before: with no listener, the kernel answered it with an ACK.
+			s.tw.synVerdictAt = time.Time{}
 			switch e.Verdict {
 			case "SYN":
 				s.tw.synVerdictAt = e.Time

@@ -596,19 +596,26 @@ func TestTimewaitRSTThatCannotKill(t *testing.T) {
 		name    string
 		rfc1337 int64
 		synSeen bool
+		// The RST reached the TIME_WAIT socket after the SYN (the fexit
+		// hook reports it after the timer stop it caused).
+		rstSeen bool
 		want    events.EndCause
 	}{
-		{"tcp_rfc1337 = 0: the RST killed it", 0, false, events.CauseRST},
-		{"tcp_rfc1337 = 1: ignored, a later RST", 1, false, events.CauseUnknown},
-		{"a SYN accepted just before", 0, true, events.CauseSynAccepted},
+		{"tcp_rfc1337 = 0: the RST killed it", 0, false, false, events.CauseRST},
+		{"tcp_rfc1337 = 1: ignored, a later RST", 1, false, false, events.CauseUnknown},
+		{"a SYN accepted just before", 0, true, false, events.CauseSynAccepted},
+		{"a SYN answered with an ACK (no listener), then the peer's RST", 0, true, true, events.CauseRST},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := activeClose()
 			if tc.synSeen {
 				s.add(&events.TimewaitSegment{Header: hdr(5149, 1, client, server, 0), Verdict: "SYN", Flags: 0x02})
 			}
-			s.timer(hdr(5150, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0).
-				add(&events.TimewaitRST{Header: hdr(5300, 1, client, server, 0), Substate: events.StateTimeWait})
+			s.timer(hdr(5150, 1, client, server, 0), events.TimerCancel, events.StateTimeWait, 0)
+			if tc.rstSeen {
+				s.add(&events.TimewaitSegment{Header: hdr(5150, 1, client, server, 0), Verdict: "SUCCESS", Flags: tcpRST})
+			}
+			s.add(&events.TimewaitRST{Header: hdr(5300, 1, client, server, 0), Substate: events.StateTimeWait})
 			out := run(New(Options{Sysctl: rfc1337(tc.rfc1337)}), s.evs, t0.Add(time.Hour))
 			if end := only[*events.TimewaitEnd](t, out); end.Cause != tc.want {
 				t.Errorf("end %+v, want cause %s", end, tc.want)
