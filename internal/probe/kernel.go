@@ -334,8 +334,8 @@ func kallsyms(path string, names ...string) (map[string]uint64, error) {
 }
 
 // readHZ reads CONFIG_HZ from the kernel's configuration (/proc/config.gz or
-// /boot/config-RELEASE), or else measures it from /proc/timer_list; 0 when
-// nothing tells.
+// /boot/config-RELEASE), or else works it out from /proc/timer_list, from one
+// reading where it can, else from two; 0 when nothing tells.
 func readHZ(release string) int {
 	for _, path := range []string{"/proc/config.gz", "/boot/config-" + release} {
 		f, err := os.Open(path)
@@ -360,6 +360,9 @@ func readHZ(release string) int {
 	first, ok := readTimerList()
 	if !ok {
 		return 0
+	}
+	if hz := hzSinceBoot(first); hz > 0 {
+		return hz
 	}
 	time.Sleep(hzSampleInterval)
 	second, ok := readTimerList()
@@ -400,18 +403,31 @@ func parseTimerList(text string) (clockReading, bool) {
 	return r, r.nowNs > 0 && r.jiffies > 0
 }
 
-// hzBetween is the tick rate two readings show, the nearest of the rates
-// Linux offers. Two readings, not one against INITIAL_JIFFIES: jiffies
-// start counting a while after the clock does (seconds under emulation),
-// which swamps the estimate around 5 minutes of uptime, when they wrap.
+// hzSinceBoot is the tick rate one reading shows: jiffies start at
+// 2^32 - 300*HZ (INITIAL_JIFFIES, so that they wrap 5 minutes after boot)
+// and count HZ a second. They start a while after the clock does (seconds
+// under emulation), which swamps the estimate near the wrap: 0 there.
+func hzSinceBoot(r clockReading) int {
+	secs := r.nowNs/1e9 - 300
+	if math.Abs(secs) < 120 {
+		return 0
+	}
+	return nearestHZ((r.jiffies-(1<<32))/secs, 25)
+}
+
+// hzBetween is the tick rate two readings show, whatever the uptime.
 func hzBetween(first, second clockReading) int {
 	secs := (second.nowNs - first.nowNs) / 1e9
 	if secs < hzSampleInterval.Seconds()/2 {
 		return 0
 	}
-	estimate := (second.jiffies - first.jiffies) / secs
+	return nearestHZ((second.jiffies-first.jiffies)/secs, 12)
+}
+
+// nearestHZ is the rate Linux offers within 1/fraction of estimate, or 0.
+func nearestHZ(estimate float64, fraction int) int {
 	for _, hz := range []int{100, 250, 300, 1000} {
-		if math.Abs(estimate-float64(hz)) < float64(hz)/12 {
+		if math.Abs(estimate-float64(hz)) < float64(hz)/float64(fraction) {
 			return hz
 		}
 	}

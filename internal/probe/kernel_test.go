@@ -7,10 +7,32 @@ import (
 	"testing"
 )
 
-func TestHZBetween(t *testing.T) {
-	timerList := func(nowNs, jiffies uint64) string {
-		return fmt.Sprintf("Timer List Version: v0.10\nnow at %d nsecs\n\ncpu: 0\njiffies: %d\ncpu: 1\njiffies: 1\n", nowNs, jiffies)
+func timerList(nowNs, jiffies uint64) string {
+	return fmt.Sprintf("Timer List Version: v0.10\nnow at %d nsecs\n\ncpu: 0\njiffies: %d\ncpu: 1\njiffies: 1\n", nowNs, jiffies)
+}
+
+func TestHZSinceBoot(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want int
+	}{
+		{"this machine, 250 Hz, 39 min up", timerList(2327690357327, 4295474156), 250},
+		{"1000 Hz, 10 s after boot", timerList(10e9, 1<<32-290*1000+3), 1000},
+		{"100 Hz, a day up", timerList(86400e9, 1<<32+(86400-300)*100), 100},
+		{"300 Hz, jiffies 3 s late", timerList(1000e9, 1<<32+697*300), 300},
+		{"near the wrap: two readings needed", timerList(330e9, 1<<32+30*250), 0},
+		{"nonsense", timerList(1000e9, 1<<32+700*77), 0},
 	}
+	for _, tt := range tests {
+		r, ok := parseTimerList(tt.text)
+		if got := hzSinceBoot(r); !ok || got != tt.want {
+			t.Errorf("%s: %d (parsed %v), want %d", tt.name, got, ok, tt.want)
+		}
+	}
+}
+
+func TestHZBetween(t *testing.T) {
 	tests := []struct {
 		name          string
 		first, second string
