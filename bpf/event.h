@@ -26,6 +26,7 @@ enum event_type {
 	EVENT_TW_SEGMENT = 13,	  /* a segment reached a TIME_WAIT socket: the verdict */
 	EVENT_PROBE_SENT = 14,	  /* tcp_write_wakeup() sent a keepalive or zero-window probe */
 	EVENT_SEGMENT = 15,	  /* tcp_rcv_state_process() got a segment in a closing state */
+	EVENT_TYPE_COUNT,	  /* not a kind: one more than the last */
 };
 
 enum tcp_timer_kind {

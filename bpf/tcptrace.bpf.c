@@ -202,10 +202,13 @@ struct {
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
 
-/* Records dropped because the ring buffer was full; one slot per CPU. */
+/*
+ * Records dropped because the ring buffer was full, by kind of record (enum
+ * event_type); one slot per CPU.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, EVENT_TYPE_COUNT);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
@@ -297,10 +300,10 @@ static __always_inline void current_owner(struct owner *o)
 	__builtin_memcpy(o->comm, task->group_leader->comm, sizeof(o->comm));
 }
 
-static __always_inline void count_lost(void)
+static __always_inline void count_lost(__u8 type)
 {
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+	__u32 key = type;
+	__u64 *n = bpf_map_lookup_elem(&lost, &key);
 
 	if (n)
 		*n += 1;
@@ -330,7 +333,7 @@ static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const 
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
 	if (!e) {
-		count_lost();
+		count_lost(type);
 		return NULL;
 	}
 	e->ts_ns = ts_ns;

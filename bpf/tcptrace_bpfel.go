@@ -95,6 +95,7 @@ const (
 	TcptraceEventTypeEVENT_TW_SEGMENT     TcptraceEventType = 13
 	TcptraceEventTypeEVENT_PROBE_SENT     TcptraceEventType = 14
 	TcptraceEventTypeEVENT_SEGMENT        TcptraceEventType = 15
+	TcptraceEventTypeEVENT_TYPE_COUNT     TcptraceEventType = 16
 )
 
 type TcptraceOwner struct {

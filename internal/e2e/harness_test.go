@@ -335,33 +335,35 @@ func (a *actor) exit() {
 
 // event is one JSON line of tcptrace's output (docs/json.md).
 type event struct {
-	Type         string   `json:"type"`
-	TS           string   `json:"ts"`
-	Cookie       uint64   `json:"cookie"`
-	Family       int      `json:"family"`
-	Saddr        string   `json:"saddr"`
-	Sport        int      `json:"sport"`
-	Daddr        string   `json:"daddr"`
-	Dport        int      `json:"dport"`
-	Netns        uint64   `json:"netns"`
-	PID          int      `json:"pid"`
-	Comm         string   `json:"comm"`
-	OldState     string   `json:"old_state"`
-	NewState     string   `json:"new_state"`
-	State        string   `json:"state"`
-	Reason       string   `json:"reason"`
-	NoSocket     bool     `json:"no_socket"`
-	Verdict      string   `json:"verdict"`
-	Flags        string   `json:"flags"`
-	Seq          uint32   `json:"seq"`
-	Ack          uint32   `json:"ack"`
-	Len          int      `json:"len"`
-	RcvNxt       uint32   `json:"rcv_nxt"`
-	OutOfWindow  bool     `json:"out_of_window"`
-	DataAfterFIN bool     `json:"data_after_fin"`
-	PrevStateMs  *float64 `json:"prev_state_ms"`
-	Events       int      `json:"events"`
-	Lost         int      `json:"lost"`
+	Type         string         `json:"type"`
+	TS           string         `json:"ts"`
+	Cookie       uint64         `json:"cookie"`
+	Family       int            `json:"family"`
+	Saddr        string         `json:"saddr"`
+	Sport        int            `json:"sport"`
+	Daddr        string         `json:"daddr"`
+	Dport        int            `json:"dport"`
+	Netns        uint64         `json:"netns"`
+	PID          int            `json:"pid"`
+	Comm         string         `json:"comm"`
+	OldState     string         `json:"old_state"`
+	NewState     string         `json:"new_state"`
+	State        string         `json:"state"`
+	Reason       string         `json:"reason"`
+	NoSocket     bool           `json:"no_socket"`
+	Verdict      string         `json:"verdict"`
+	Flags        string         `json:"flags"`
+	Seq          uint32         `json:"seq"`
+	Ack          uint32         `json:"ack"`
+	Len          int            `json:"len"`
+	RcvNxt       uint32         `json:"rcv_nxt"`
+	OutOfWindow  bool           `json:"out_of_window"`
+	DataAfterFIN bool           `json:"data_after_fin"`
+	PrevStateMs  *float64       `json:"prev_state_ms"`
+	Events       int            `json:"events"`
+	Lost         int            `json:"lost"`
+	LostByKind   map[string]int `json:"lost_by_kind"`
+	LostByCPU    []int          `json:"lost_by_cpu"`
 
 	Substate     string         `json:"substate"`
 	OldSubstate  string         `json:"old_substate"`

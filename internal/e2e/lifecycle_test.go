@@ -230,6 +230,19 @@ func TestLostRecordsMarkIncomplete(t *testing.T) {
 	if tr.stats.Lost == 0 {
 		t.Fatal("nothing lost through a 4K ring")
 	}
+	// The loss told by kind and by CPU adds up; this load's records are
+	// mostly state changes.
+	byKind, byCPU := 0, 0
+	for _, n := range tr.stats.LostByKind {
+		byKind += n
+	}
+	for _, n := range tr.stats.LostByCPU {
+		byCPU += n
+	}
+	if byKind != tr.stats.Lost || byCPU != tr.stats.Lost || len(tr.stats.LostByCPU) == 0 || tr.stats.LostByKind["state"] == 0 {
+		t.Errorf("lost %d, by kind %v, by CPU %v: want both to add up, state among them",
+			tr.stats.Lost, tr.stats.LostByKind, tr.stats.LostByCPU)
+	}
 	incomplete := 0
 	for _, e := range ofType(evs, "summary") {
 		if e.Incomplete {

@@ -271,3 +271,13 @@ func (e *ResetReceived) Type() Type { return TypeResetReceived }
 func (e *Destroy) Type() Type       { return TypeDestroy }
 
 func (h *Header) Head() *Header { return h }
+
+// Loss counts the records the kernel side dropped because its ring buffer
+// was full: in all, by the kind of record (its name in bpf/event.h, without
+// EVENT_ and in lower case) and by CPU. The breakdowns are nil where not
+// known (a recording made before they were kept).
+type Loss struct {
+	Total  uint64            `json:"lost"`
+	ByKind map[string]uint64 `json:"lost_by_kind,omitempty"`
+	ByCPU  []uint64          `json:"lost_by_cpu,omitempty"`
+}

@@ -173,7 +173,7 @@ func (p *Pipeline) RecordsLost() { p.tracker.RecordsLost() }
 func (p *Pipeline) SetQueuePeak(bytes int64) { p.stats.QueuePeak = bytes }
 
 // Finish ends every story still open and writes the closing stats.
-func (p *Pipeline) Finish(now time.Time, lost uint64, duration time.Duration) error {
+func (p *Pipeline) Finish(now time.Time, lost events.Loss, duration time.Duration) error {
 	if p.filter.ended(now) { // the replay ended at Until
 		duration -= now.Sub(p.filter.Until)
 		now = p.filter.Until

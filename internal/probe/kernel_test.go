@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/tcptrace/tcptrace/bpf"
 )
 
 func timerList(nowNs, jiffies uint64) string {
@@ -90,5 +92,23 @@ func TestKallsyms(t *testing.T) {
 	}
 	if _, err := kallsyms(write("ffffffff82006870 t other\n"), "tw_timer_handler"); err == nil {
 		t.Error("missing symbol: no error")
+	}
+}
+
+// The kinds lost records are counted by are named from the BPF object's
+// enum, every one of them.
+func TestRecordKinds(t *testing.T) {
+	names, err := recordKinds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := int(bpf.TcptraceEventTypeEVENT_TYPE_COUNT)
+	for kind := 1; kind < count; kind++ {
+		if names[kind] == "" || strings.ToLower(names[kind]) != names[kind] || strings.HasPrefix(names[kind], "event") {
+			t.Errorf("kind %d named %q", kind, names[kind])
+		}
+	}
+	if got := names[int(bpf.TcptraceEventTypeEVENT_TW_START)]; got != "tw_start" {
+		t.Errorf("EVENT_TW_START named %q, want tw_start", got)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
@@ -733,15 +734,75 @@ func (p *Probe) Hooks() []Hook { return p.hooks }
 // Lost returns how many records the kernel side dropped because the ring
 // buffer was full.
 func (p *Probe) Lost() (uint64, error) {
-	var perCPU []uint64
-	if err := p.coll.Maps[bpf.TcptraceMapLost].Lookup(uint32(0), &perCPU); err != nil {
-		return 0, fmt.Errorf("read lost counter: %w", err)
+	perKind, err := p.lostPerKind()
+	if err != nil {
+		return 0, err
 	}
 	var sum uint64
-	for _, n := range perCPU {
-		sum += n
+	for _, perCPU := range perKind {
+		for _, n := range perCPU {
+			sum += n
+		}
 	}
 	return sum, nil
+}
+
+// Loss returns the records the kernel side dropped, by kind and by CPU.
+func (p *Probe) Loss() (events.Loss, error) {
+	perKind, err := p.lostPerKind()
+	if err != nil {
+		return events.Loss{}, err
+	}
+	names, err := recordKinds()
+	if err != nil {
+		return events.Loss{}, err
+	}
+	var loss events.Loss
+	for kind, perCPU := range perKind {
+		for cpu, n := range perCPU {
+			if n == 0 {
+				continue
+			}
+			if loss.ByKind == nil {
+				loss.ByKind, loss.ByCPU = map[string]uint64{}, make([]uint64, len(perCPU))
+			}
+			loss.Total += n
+			loss.ByKind[names[kind]] += n
+			loss.ByCPU[cpu] += n
+		}
+	}
+	return loss, nil
+}
+
+// lostPerKind reads the lost counters: one slice of per-CPU counts for
+// each kind of record.
+func (p *Probe) lostPerKind() ([][]uint64, error) {
+	m := p.coll.Maps[bpf.TcptraceMapLost]
+	perKind := make([][]uint64, m.MaxEntries())
+	for kind := range perKind {
+		if err := m.Lookup(uint32(kind), &perKind[kind]); err != nil {
+			return nil, fmt.Errorf("read lost counter: %w", err)
+		}
+	}
+	return perKind, nil
+}
+
+// recordKinds names the kinds of record by their value, from the BPF
+// object's own enum event_type: EVENT_TW_START is "tw_start".
+func recordKinds() (map[int]string, error) {
+	spec, err := bpf.LoadTcptrace()
+	if err != nil {
+		return nil, err
+	}
+	var enum *btf.Enum
+	if err := spec.Types.TypeByName("event_type", &enum); err != nil {
+		return nil, fmt.Errorf("record kinds: %w", err)
+	}
+	names := map[int]string{}
+	for _, v := range enum.Values {
+		names[int(v.Value)] = strings.ToLower(strings.TrimPrefix(v.Name, "EVENT_"))
+	}
+	return names, nil
 }
 
 // Read passes every record to onRecord until ctx is done, then detaches the

@@ -75,8 +75,11 @@ type End struct {
 	UnixNs     int64  `json:"unix_ns"` // when tracing ended
 	DurationNs int64  `json:"duration_ns"`
 	Lost       uint64 `json:"lost"`
-	Truncated  bool   `json:"truncated,omitempty"`        // --record-max-size stopped the recording early
-	QueuePeak  int64  `json:"queue_peak_bytes,omitempty"` // how far behind the output was at most
+	// Lost by kind of record and by CPU, where the recording says.
+	LostByKind map[string]uint64 `json:"lost_by_kind,omitempty"`
+	LostByCPU  []uint64          `json:"lost_by_cpu,omitempty"`
+	Truncated  bool              `json:"truncated,omitempty"`        // --record-max-size stopped the recording early
+	QueuePeak  int64             `json:"queue_peak_bytes,omitempty"` // how far behind the output was at most
 }
 
 // Writer writes a recording. Not safe for concurrent use.

@@ -7,6 +7,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -16,11 +18,11 @@ import (
 
 // Stats is the end-of-run account: what was delivered and what was lost.
 type Stats struct {
-	Events      uint64 // events written
-	Lost        uint64 // records the kernel dropped (ring buffer full)
-	Undecodable uint64 // records that failed to decode
-	Evicted     uint64 // socket histories dropped to stay within --max-sockets
-	QueuePeak   int64  // most record bytes read but not yet written at once (live only)
+	Events      uint64      // events written
+	Lost        events.Loss // records the kernel dropped (ring buffer full)
+	Undecodable uint64      // records that failed to decode
+	Evicted     uint64      // socket histories dropped to stay within --max-sockets
+	QueuePeak   int64       // most record bytes read but not yet written at once (live only)
 	ByType      map[events.Type]uint64
 	Duration    time.Duration
 }
@@ -69,7 +71,26 @@ func (j *JSON) Stats(s Stats) error {
 	b := append(j.buf, `{"type":"stats","events":`...)
 	b = strconv.AppendUint(b, s.Events, 10)
 	b = append(b, `,"lost":`...)
-	b = strconv.AppendUint(b, s.Lost, 10)
+	b = strconv.AppendUint(b, s.Lost.Total, 10)
+	if len(s.Lost.ByKind) > 0 {
+		b = append(b, `,"lost_by_kind":{`...)
+		for i, kind := range slices.Sorted(maps.Keys(s.Lost.ByKind)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = events.AppendJSONString(b, kind)
+			b = append(b, ':')
+			b = strconv.AppendUint(b, s.Lost.ByKind[kind], 10)
+		}
+		b = append(b, `},"lost_by_cpu":[`...)
+		for i, n := range s.Lost.ByCPU {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendUint(b, n, 10)
+		}
+		b = append(b, ']')
+	}
 	b = append(b, `,"undecodable":`...)
 	b = strconv.AppendUint(b, s.Undecodable, 10)
 	b = append(b, `,"evicted_histories":`...)

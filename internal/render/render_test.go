@@ -64,16 +64,19 @@ func TestJSON(t *testing.T) {
 }
 
 func TestJSONStats(t *testing.T) {
+	byKind := events.Loss{Total: 3, ByKind: map[string]uint64{"tw_start": 1, "state": 2}, ByCPU: []uint64{0, 3}}
 	for _, tc := range []struct {
 		queuePeak int64
+		lost      events.Loss
 		want      string
 	}{
-		{0, `{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
-		{4096, `{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"queue_peak_bytes":4096,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
+		{0, events.Loss{Total: 3}, `{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
+		{4096, events.Loss{Total: 3}, `{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"queue_peak_bytes":4096,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
+		{0, byKind, `{"type":"stats","events":12,"lost":3,"lost_by_kind":{"state":2,"tw_start":1},"lost_by_cpu":[0,3],"undecodable":0,"evicted_histories":0,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
 	} {
 		var out bytes.Buffer
 		r, _ := New("json", &out, &out)
-		err := r.Stats(Stats{Events: 12, Lost: 3, Duration: 1500 * time.Millisecond, QueuePeak: tc.queuePeak,
+		err := r.Stats(Stats{Events: 12, Lost: tc.lost, Duration: 1500 * time.Millisecond, QueuePeak: tc.queuePeak,
 			ByType: map[events.Type]uint64{events.TypeState: 10, events.TypeDestroy: 2}})
 		if err != nil {
 			t.Fatal(err)

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -309,7 +311,14 @@ func (t *Text) Stats(s Stats) error {
 	if err := t.w.Flush(); err != nil {
 		return err
 	}
-	msg := fmt.Sprintf("%d events in %s, %d lost", s.Events, s.Duration.Round(time.Millisecond), s.Lost)
+	msg := fmt.Sprintf("%d events in %s, %d lost", s.Events, s.Duration.Round(time.Millisecond), s.Lost.Total)
+	if len(s.Lost.ByKind) > 0 {
+		var kinds []string
+		for _, kind := range slices.Sorted(maps.Keys(s.Lost.ByKind)) {
+			kinds = append(kinds, fmt.Sprintf("%s %d", kind, s.Lost.ByKind[kind]))
+		}
+		msg += " (" + strings.Join(kinds, ", ") + ")"
+	}
 	if s.Undecodable > 0 {
 		msg += fmt.Sprintf(", %d undecodable", s.Undecodable)
 	}

@@ -68,11 +68,11 @@ func Play(rec *record.Recording, cfg Config) error {
 			p.RecordsLost()
 		case item.End != nil:
 			p.SetQueuePeak(item.End.QueuePeak)
-			return p.Finish(time.Unix(0, item.End.UnixNs), item.End.Lost, time.Duration(item.End.DurationNs))
+			return p.Finish(time.Unix(0, item.End.UnixNs), events.Loss{Total: item.End.Lost, ByKind: item.End.LostByKind, ByCPU: item.End.LostByCPU}, time.Duration(item.End.DurationNs))
 		}
 	}
 	fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %s ends early (the run was killed or the file cut): replayed what it holds\n", cfg.File)
-	return p.Finish(last, lost, last.Sub(rec.Header.Created))
+	return p.Finish(last, events.Loss{Total: lost}, last.Sub(rec.Header.Created))
 }
 
 // Load reads a recording file, with errors a person can act on.

@@ -89,7 +89,7 @@ func Write(w io.Writer, rec *record.Recording, title string) error {
 		return err
 	}
 	d := Data{Title: title, Kernel: rec.Header.Kernel, Created: rec.Header.Created.Format(time.RFC3339),
-		Duration: ms(c.stats.Duration), Events: c.stats.Events, Lost: c.stats.Lost}
+		Duration: ms(c.stats.Duration), Events: c.stats.Events, Lost: c.stats.Lost.Total}
 	for _, s := range c.sockets {
 		// A socket seen only being destroyed has no story to draw.
 		if len(s.Phases)+len(s.Marks)+len(s.Findings) > 0 {

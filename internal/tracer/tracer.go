@@ -190,11 +190,18 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	pl.SetQueuePeak(q.peak.Load())
 	end := time.Now().Round(0)
-	if err := pl.Finish(end, lost, end.Sub(started)); err != nil {
+	loss, err := p.Loss()
+	if err != nil {
+		return err
+	}
+	if loss.Total > lost {
+		pl.RecordsLost() // in the drain after the last poll
+	}
+	if err := pl.Finish(end, loss, end.Sub(started)); err != nil {
 		return err
 	}
 	if env.rec != nil {
-		if err := env.rec.Close(record.End{UnixNs: end.UnixNano(), DurationNs: int64(end.Sub(started)), Lost: lost, QueuePeak: q.peak.Load()}); err != nil {
+		if err := env.rec.Close(record.End{UnixNs: end.UnixNano(), DurationNs: int64(end.Sub(started)), Lost: loss.Total, LostByKind: loss.ByKind, LostByCPU: loss.ByCPU, QueuePeak: q.peak.Load()}); err != nil {
 			return fmt.Errorf("record: %w", err)
 		}
 	}
