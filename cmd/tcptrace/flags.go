@@ -60,6 +60,7 @@ type traceFlags struct {
 	discard      bool
 	version      bool
 	skipHooks    []string
+	bpfStats     bool
 }
 
 func newFlagSet(f *traceFlags) *pflag.FlagSet {
@@ -80,6 +81,7 @@ func newFlagSet(f *traceFlags) *pflag.FlagSet {
 	fs.StringVar(&f.recordMax, "record-max-size", "1G", "stop recording (not tracing) once the file reaches this size (e.g. 100M; 0: no limit)")
 	fs.StringVar(&f.readyFile, "ready-file", "", "write this file once every hook is attached (for scripts)")
 	fs.StringSliceVar(&f.skipHooks, "skip-hook", nil, "leave out optional hooks, by program (e.g. learn_owners), as if this kernel refused them (see tcptrace features)")
+	fs.BoolVar(&f.bpfStats, "bpf-stats", false, "count the runs of each BPF program and the kernel time spent in them, and report them in the closing stats (each run costs a clock read more)")
 	fs.StringVar(&f.btfPath, "btf-path", probe.DefaultBTFPath, "kernel BTF to read")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the tracer to this file")
@@ -204,6 +206,7 @@ func (f *traceFlags) config() (tracer.Config, error) {
 	}
 	cfg.Probe.WakeupBytes = f.wakeupBytes
 	cfg.Probe.Skip = f.skipHooks
+	cfg.Probe.ProgramStats = f.bpfStats
 	if f.maxSockets < 1 {
 		return cfg, usageError{fmt.Sprintf("invalid --max-sockets %d: must be at least 1", f.maxSockets)}
 	}

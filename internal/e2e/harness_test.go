@@ -364,6 +364,7 @@ type event struct {
 	Lost         int            `json:"lost"`
 	LostByKind   map[string]int `json:"lost_by_kind"`
 	LostByCPU    []int          `json:"lost_by_cpu"`
+	BPFPrograms  []programCost  `json:"bpf_programs"`
 
 	Substate     string         `json:"substate"`
 	OldSubstate  string         `json:"old_substate"`
@@ -556,4 +557,11 @@ func ofType(evs []event, typ string) []event {
 		}
 	}
 	return out
+}
+
+// programCost is one entry of the stats line's bpf_programs.
+type programCost struct {
+	Program   string `json:"program"`
+	Runs      int    `json:"runs"`
+	RunTimeNs int64  `json:"run_time_ns"`
 }

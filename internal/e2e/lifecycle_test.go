@@ -253,3 +253,35 @@ func TestLostRecordsMarkIncomplete(t *testing.T) {
 		t.Errorf("%d records lost, no summary says incomplete", tr.stats.Lost)
 	}
 }
+
+// TestBPFStats: --bpf-stats reports each program's runs and time; the
+// inet_sock_set_state program runs at least once for each of the ten state
+// changes of every connection made (more for other namespaces' sockets,
+// which it filters out), and each run takes time. Without the flag, nothing.
+func TestBPFStats(t *testing.T) {
+	requireTracing(t)
+	const conns = 200
+	ns := newNetns(t)
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--bpf-stats")
+	ns.startActor(t).do(fmt.Sprintf("timewaits %d", conns))
+	tr.stop()
+	var setState *programCost
+	for i, c := range tr.stats.BPFPrograms {
+		if c.Program == "handle_set_state" {
+			setState = &tr.stats.BPFPrograms[i]
+		}
+		if c.Runs == 0 || c.RunTimeNs == 0 {
+			t.Errorf("program %+v: want runs and their time", c)
+		}
+	}
+	if setState == nil || setState.Runs < 10*conns {
+		t.Errorf("bpf_programs %+v: want handle_set_state with at least %d runs", tr.stats.BPFPrograms, 10*conns)
+	}
+
+	plain := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	ns.startActor(t).do("timewaits 10")
+	plain.stop()
+	if len(plain.stats.BPFPrograms) != 0 {
+		t.Errorf("bpf_programs %+v without --bpf-stats", plain.stats.BPFPrograms)
+	}
+}

@@ -281,3 +281,11 @@ type Loss struct {
 	ByKind map[string]uint64 `json:"lost_by_kind,omitempty"`
 	ByCPU  []uint64          `json:"lost_by_cpu,omitempty"`
 }
+
+// ProgramCost is what one of tcptrace's BPF programs cost the kernel while
+// tracing ran (counted with the kernel's BPF statistics).
+type ProgramCost struct {
+	Program string
+	Runs    uint64
+	Time    time.Duration // spent in all runs together
+}

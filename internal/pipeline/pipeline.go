@@ -172,6 +172,9 @@ func (p *Pipeline) RecordsLost() { p.tracker.RecordsLost() }
 // SetQueuePeak notes for the closing stats how far behind the output was.
 func (p *Pipeline) SetQueuePeak(bytes int64) { p.stats.QueuePeak = bytes }
 
+// SetProgramCosts notes for the closing stats what the BPF programs cost.
+func (p *Pipeline) SetProgramCosts(costs []events.ProgramCost) { p.stats.Programs = costs }
+
 // Finish ends every story still open and writes the closing stats.
 func (p *Pipeline) Finish(now time.Time, lost events.Loss, duration time.Duration) error {
 	if p.filter.ended(now) { // the replay ended at Until

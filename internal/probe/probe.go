@@ -4,6 +4,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,10 @@ type Config struct {
 	WakeupBytes int
 	// Skip names the programs of optional hooks to leave out.
 	Skip []string
+	// ProgramStats has the kernel count the runs of every BPF program and
+	// the time spent in them while the probe is open (each run then costs
+	// a clock read more).
+	ProgramStats bool
 }
 
 // Hook is one kernel hook tcptrace uses and how it was attached.
@@ -183,6 +188,7 @@ type Probe struct {
 	preexistingDropped uint64
 	reader             *ringbuf.Reader
 	hooks              []Hook
+	stats              io.Closer // kernel-wide program statistics, while ProgramStats asks
 }
 
 // CheckPrivileges reports ErrNotPrivileged unless the process may load and
@@ -282,6 +288,12 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 		return nil, err
 	}
 	p := &Probe{coll: coll, hooks: hooks}
+	if cfg.ProgramStats {
+		if p.stats, err = ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("enable BPF program statistics (Linux 5.8 and later): %w", err)
+		}
+	}
 	if err := p.attach(cfg.Filter.Netns); err != nil {
 		p.Close()
 		return nil, err
@@ -857,7 +869,30 @@ func (p *Probe) Close() error {
 		p.reader.Close()
 	}
 	p.coll.Close()
+	if p.stats != nil {
+		p.stats.Close()
+	}
 	return nil
+}
+
+// ProgramCosts returns each program's runs and the time spent in them since
+// the probe opened, the costliest first; nil unless Config.ProgramStats.
+func (p *Probe) ProgramCosts() ([]events.ProgramCost, error) {
+	if p.stats == nil {
+		return nil, nil
+	}
+	var costs []events.ProgramCost
+	for name, prog := range p.coll.Programs {
+		st, err := prog.Stats()
+		if err != nil {
+			return nil, fmt.Errorf("statistics of %s: %w", name, err)
+		}
+		if st.RunCount > 0 {
+			costs = append(costs, events.ProgramCost{Program: name, Runs: st.RunCount, Time: st.Runtime})
+		}
+	}
+	slices.SortFunc(costs, func(a, b events.ProgramCost) int { return cmp.Compare(b.Time, a.Time) })
+	return costs, nil
 }
 
 // Report is what `tcptrace features` shows.

@@ -18,11 +18,12 @@ import (
 
 // Stats is the end-of-run account: what was delivered and what was lost.
 type Stats struct {
-	Events      uint64      // events written
-	Lost        events.Loss // records the kernel dropped (ring buffer full)
-	Undecodable uint64      // records that failed to decode
-	Evicted     uint64      // socket histories dropped to stay within --max-sockets
-	QueuePeak   int64       // most record bytes read but not yet written at once (live only)
+	Events      uint64               // events written
+	Lost        events.Loss          // records the kernel dropped (ring buffer full)
+	Undecodable uint64               // records that failed to decode
+	Evicted     uint64               // socket histories dropped to stay within --max-sockets
+	QueuePeak   int64                // most record bytes read but not yet written at once (live only)
+	Programs    []events.ProgramCost // with --bpf-stats (live only)
 	ByType      map[events.Type]uint64
 	Duration    time.Duration
 }
@@ -98,6 +99,22 @@ func (j *JSON) Stats(s Stats) error {
 	if s.QueuePeak > 0 {
 		b = append(b, `,"queue_peak_bytes":`...)
 		b = strconv.AppendInt(b, s.QueuePeak, 10)
+	}
+	if len(s.Programs) > 0 {
+		b = append(b, `,"bpf_programs":[`...)
+		for i, c := range s.Programs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"program":`...)
+			b = events.AppendJSONString(b, c.Program)
+			b = append(b, `,"runs":`...)
+			b = strconv.AppendUint(b, c.Runs, 10)
+			b = append(b, `,"run_time_ns":`...)
+			b = strconv.AppendInt(b, c.Time.Nanoseconds(), 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
 	}
 	b = append(b, `,"duration_ms":`...)
 	b = events.AppendMillis(b, s.Duration)

@@ -325,6 +325,9 @@ func (t *Text) Stats(s Stats) error {
 	if s.Evicted > 0 {
 		msg += fmt.Sprintf(", %d socket histories dropped (raise --max-sockets)", s.Evicted)
 	}
+	for _, c := range s.Programs {
+		msg += fmt.Sprintf("\n  BPF %s: %d runs, %d ns a run", c.Program, c.Runs, c.Time.Nanoseconds()/int64(c.Runs))
+	}
 	_, err := fmt.Fprintln(t.errw, msg)
 	return err
 }

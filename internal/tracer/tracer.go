@@ -197,6 +197,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if loss.Total > lost {
 		pl.RecordsLost() // in the drain after the last poll
 	}
+	costs, err := p.ProgramCosts()
+	if err != nil {
+		return err
+	}
+	pl.SetProgramCosts(costs)
 	if err := pl.Finish(end, loss, end.Sub(started)); err != nil {
 		return err
 	}
