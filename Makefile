@@ -7,7 +7,7 @@ BIN := bin/tcptrace
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ARGS ?=
 
-.PHONY: all deps build generate check-generated test test-short test-kernels test-kernels-ci kernels-update lint cross run bench fuzz golden
+.PHONY: all deps build generate check-generated test test-short test-kernels test-kernels-ci kernels-update lint cross run bench bench-scale fuzz golden
 
 all: build
 
@@ -84,6 +84,17 @@ TCPSTATES := $(wildcard /usr/sbin/tcpstates)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/decode ./internal/render ./internal/pipeline
 	$(GO) run ./scripts/bench -tracer $(BIN) $(if $(TCPSTATES),-compare "exec $(TCPSTATES)")
+
+# A busy server's load: a churn that saturates both CPUs (16 clients from 256
+# addresses, 80,000 connections a run) untraced, under tcptrace, tcptrace
+# --discard and the libbpf-tools peers where installed (they need tracefs),
+# interleaved; each BPF program's cost; and a soak leaving 300,000 TIME_WAIT
+# sockets. Root.
+PEERS = $(wildcard /usr/sbin/tcplife /usr/sbin/tcpstates)
+bench-scale: build
+	$(if $(PEERS),mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing)
+	$(GO) run ./scripts/bench -tracer $(BIN) -reps 5 -conns 80000 -clients 16 -addrs 256 -bpf-stats -soak 300000 \
+		$(foreach p,$(PEERS),-compare "exec $(p)")
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/decode

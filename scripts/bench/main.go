@@ -16,6 +16,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -36,12 +37,17 @@ import (
 const loadEnv = "TCPTRACE_BENCH_LOAD"
 
 func main() {
-	if d := os.Getenv(loadEnv); d != "" {
-		os.Exit(runLoad(d))
+	if spec := os.Getenv(loadEnv); spec != "" {
+		os.Exit(runLoad(spec))
 	}
 	tracer := flag.String("tracer", "bin/tcptrace", "tcptrace binary")
 	reps := flag.Int("reps", 7, "traced/untraced pairs")
-	runFor := flag.Duration("duration", 2*time.Second, "length of each load run")
+	flag.DurationVar(&theLoad.duration, "duration", 2*time.Second, "length of each load run (unless -conns)")
+	flag.IntVar(&theLoad.conns, "conns", 0, "make this many connections a run instead of running for -duration")
+	flag.IntVar(&theLoad.clients, "clients", 4, "client goroutines connecting at once")
+	flag.IntVar(&theLoad.addrs, "addrs", 1, "client addresses (127.0.1.1 and up) the clients connect from, for more 4-tuples than one address has ports")
+	bpfStats := flag.Bool("bpf-stats", false, "also measure each BPF program (tcptrace --discard --bpf-stats, one run): runs and ns per connection")
+	soak := flag.Int("soak", 0, "also run a soak: this many connections left in TIME_WAIT, traced; reports lost, evicted, peak RSS, the purge when the namespace goes, and the exit time")
 	var compare compareFlags
 	flag.Var(&compare, "compare", "another tracer command to measure the same way, e.g. \"exec /usr/sbin/tcpstates\"; {netns} stands for the load's namespace inode (repeatable)")
 	sink := flag.String("sink", "file", "where tcptrace's output goes: file (JSON lines to a file) or null (text to /dev/null)")
@@ -51,10 +57,46 @@ func main() {
 		os.Exit(2)
 	}
 	toNull = *sink == "null"
-	if err := bench(*tracer, compare, *reps, *runFor); err != nil {
+	tracerPath, err := filepath.Abs(*tracer)
+	if err == nil {
+		err = bench(tracerPath, compare, *reps)
+	}
+	if err == nil && *bpfStats {
+		err = programCosts(tracerPath)
+	}
+	if err == nil && *soak > 0 {
+		err = soakRun(tracerPath, *soak)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// loadSpec is the churn load's shape, passed to the load process in loadEnv.
+type loadSpec struct {
+	duration time.Duration
+	conns    int // when > 0, instead of duration
+	clients  int
+	addrs    int
+}
+
+// theLoad is the load every run makes.
+var theLoad loadSpec
+
+func (l loadSpec) String() string {
+	return fmt.Sprintf("%s %d %d %d", l.duration, l.conns, l.clients, l.addrs)
+}
+
+func parseLoadSpec(s string) (loadSpec, error) {
+	var l loadSpec
+	var d string
+	if _, err := fmt.Sscan(s, &d, &l.conns, &l.clients, &l.addrs); err != nil {
+		return l, fmt.Errorf("load spec %q: %w", s, err)
+	}
+	var err error
+	l.duration, err = time.ParseDuration(d)
+	return l, err
 }
 
 // result is one run of the load.
@@ -68,6 +110,9 @@ type result struct {
 	lost       int64   // reported lost by the tracer
 	tracerCPU  float64 // tracer CPU seconds per second, while the load ran
 	ready      time.Duration
+	conns      int64
+	loadTime   time.Duration
+	output     string // the tracer's output file, while inspect runs
 }
 
 // compareFlags collects -compare commands; they run interleaved with the rest.
@@ -82,11 +127,7 @@ type variant struct {
 	tracer func(netns uint64) *exec.Cmd // nil: untraced
 }
 
-func bench(tracer string, compare []string, reps int, runFor time.Duration) error {
-	tracer, err := filepath.Abs(tracer)
-	if err != nil {
-		return err
-	}
+func bench(tracer string, compare []string, reps int) error {
 	format := "json"
 	if toNull {
 		format = "text"
@@ -111,7 +152,7 @@ func bench(tracer string, compare []string, reps int, runFor time.Duration) erro
 	results := map[string][]result{}
 	for rep := range reps {
 		for _, v := range variants {
-			r, err := runOnce(v.tracer, runFor)
+			r, err := runOnce(v.tracer, theLoad, nil)
 			if err != nil {
 				return fmt.Errorf("rep %d %s: %w", rep, v.name, err)
 			}
@@ -128,7 +169,7 @@ func bench(tracer string, compare []string, reps int, runFor time.Duration) erro
 		for i, r := range results[v.name] {
 			ratios = append(ratios, r.connsPerSec/base[i].connsPerSec)
 			cpuRatios = append(cpuRatios, float64(base[i].cpuPerConn)/float64(r.cpuPerConn))
-			evRate = append(evRate, float64(r.events)/runFor.Seconds())
+			evRate = append(evRate, float64(r.events)/r.loadTime.Seconds())
 			cpu = append(cpu, r.tracerCPU)
 			lost = append(lost, float64(r.lost))
 			ready = append(ready, float64(r.ready.Milliseconds()))
@@ -163,7 +204,9 @@ var (
 )
 
 // runOnce makes a namespace, starts the tracer (if any) and the load in it.
-func runOnce(tracerCmd func(netns uint64) *exec.Cmd, runFor time.Duration) (result, error) {
+// inspect, if not nil, runs once the load is done, with the namespace's name
+// and the tracer still running, and stops the tracer.
+func runOnce(tracerCmd func(netns uint64) *exec.Cmd, load loadSpec, inspect func(name string, tr *exec.Cmd, r *result) error) (result, error) {
 	var r result
 	name := fmt.Sprintf("tcptrace-bench-%d", os.Getpid())
 	exec.Command("ip", "netns", "del", name).Run()
@@ -173,6 +216,10 @@ func runOnce(tracerCmd func(netns uint64) *exec.Cmd, runFor time.Duration) (resu
 	defer exec.Command("ip", "netns", "del", name).Run()
 	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		return r, fmt.Errorf("lo up: %v: %s", err, out)
+	}
+	sysctl := fmt.Sprintf("net.ipv4.tcp_max_tw_buckets=%d", maxTimewaitBuckets)
+	if out, err := exec.Command("ip", "netns", "exec", name, "sysctl", "-qw", sysctl).CombinedOutput(); err != nil {
+		return r, fmt.Errorf("sysctl %s: %v: %s", sysctl, err, out)
 	}
 	var st syscall.Stat_t
 	if err := syscall.Stat("/run/netns/"+name, &st); err != nil {
@@ -229,8 +276,8 @@ func runOnce(tracerCmd func(netns uint64) *exec.Cmd, runFor time.Duration) (resu
 	if err != nil {
 		return r, err
 	}
-	load := exec.Command("ip", "netns", "exec", name, self)
-	load.Env = append(os.Environ(), loadEnv+"="+runFor.String())
+	loadCmd := exec.Command("ip", "netns", "exec", name, self)
+	loadCmd.Env = append(os.Environ(), loadEnv+"="+load.String())
 	busyBefore, err := busyCPU()
 	if err != nil {
 		return r, err
@@ -242,7 +289,8 @@ func runOnce(tracerCmd func(netns uint64) *exec.Cmd, runFor time.Duration) (resu
 		}
 	}
 	loadStart := time.Now()
-	out, err := load.Output()
+	out, err := loadCmd.Output()
+	r.loadTime = time.Since(loadStart)
 	if err != nil {
 		return r, fmt.Errorf("load: %w", err)
 	}
@@ -250,11 +298,10 @@ func runOnce(tracerCmd func(netns uint64) *exec.Cmd, runFor time.Duration) (resu
 	if err != nil {
 		return r, err
 	}
-	var conns int64
-	if _, err := fmt.Sscan(string(out), &r.connsPerSec, &conns); err != nil || conns == 0 {
+	if _, err := fmt.Sscan(string(out), &r.connsPerSec, &r.conns); err != nil || r.conns == 0 {
 		return r, fmt.Errorf("load said %q", out)
 	}
-	r.cpuPerConn = (busy - busyBefore) / time.Duration(conns)
+	r.cpuPerConn = (busy - busyBefore) / time.Duration(r.conns)
 
 	if tr != nil {
 		// Its start-up is not the load's concern: only the CPU it used
@@ -264,6 +311,15 @@ func runOnce(tracerCmd func(netns uint64) *exec.Cmd, runFor time.Duration) (resu
 			return r, err
 		}
 		r.tracerCPU = (tracerCPU - tracerBefore).Seconds() / time.Since(loadStart).Seconds()
+		if inspect != nil { // it stops the tracer
+			r.output = outFile.Name()
+			if err := inspect(name, tr, &r); err != nil {
+				tr.Process.Kill()
+				tr.Wait()
+				return r, err
+			}
+			return r, nil
+		}
 		time.Sleep(50 * time.Millisecond)
 		tr.Process.Signal(os.Interrupt)
 		if err := tr.Wait(); err != nil {
@@ -299,11 +355,13 @@ func countOutput(f *os.File) (events, lost int64, err error) {
 	return events, 0, sc.Err()
 }
 
-// runLoad is the churn load, run inside the namespace: clients connect,
-// send a request, read the reply and close first; the server replies and
-// closes. About ten state changes per connection. Prints connections/s.
-func runLoad(d string) int {
-	runFor, err := time.ParseDuration(d)
+// runLoad is the churn load, run inside the namespace: clients connect
+// (from spec.addrs addresses), send a request, read the reply and close
+// first; the server replies and closes. About ten state changes per
+// connection, and a TIME_WAIT socket on the client's side. Prints
+// connections/s and connections.
+func runLoad(specText string) int {
+	spec, err := parseLoadSpec(specText)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -314,15 +372,26 @@ func runLoad(d string) int {
 		return 1
 	}
 	go serve(ln)
-	var done atomic.Int64
-	deadline := time.Now().Add(runFor)
+	var done, started atomic.Int64
+	deadline := time.Now().Add(spec.duration)
+	more := func() bool {
+		if spec.conns > 0 {
+			return started.Add(1) <= int64(spec.conns)
+		}
+		return time.Now().Before(deadline)
+	}
 	var wg sync.WaitGroup
-	const clients = 4
-	for range clients {
+	start := time.Now()
+	for client := range spec.clients {
 		wg.Go(func() {
 			buf := make([]byte, 64)
-			for time.Now().Before(deadline) {
-				c, err := net.Dial("tcp", ln.Addr().String())
+			for n := client; more(); n += spec.clients {
+				var d net.Dialer
+				if spec.addrs > 1 { // all of 127/8 is on lo
+					i := n % spec.addrs
+					d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+i/255), byte(1+i%255))}
+				}
+				c, err := d.Dial("tcp", ln.Addr().String())
 				if err != nil {
 					continue
 				}
@@ -333,7 +402,6 @@ func runLoad(d string) int {
 			}
 		})
 	}
-	start := time.Now()
 	wg.Wait()
 	fmt.Printf("%.1f %d\n", float64(done.Load())/time.Since(start).Seconds(), done.Load())
 	return 0
@@ -404,4 +472,150 @@ func serve(ln net.Listener) {
 			c.Close()
 		}()
 	}
+}
+
+// statsOf returns the closing stats line of a tcptrace JSON output file.
+func statsOf(path string) (map[string]any, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	var stats map[string]any
+	if err := json.Unmarshal(lines[len(lines)-1], &stats); err != nil || stats["type"] != "stats" {
+		return nil, fmt.Errorf("%s: no stats line at the end", path)
+	}
+	return stats, nil
+}
+
+// programCosts runs the load once under tcptrace --discard --bpf-stats and
+// prints each BPF program's runs and kernel time per connection.
+func programCosts(tracer string) error {
+	var stats map[string]any
+	r, err := runOnce(func(netns uint64) *exec.Cmd {
+		return exec.Command(tracer, "--netns", fmt.Sprint(netns), "-o", "json", "--discard", "--bpf-stats")
+	}, theLoad, func(_ string, tr *exec.Cmd, r *result) error {
+		tr.Process.Signal(os.Interrupt)
+		if err := tr.Wait(); err != nil {
+			return fmt.Errorf("tracer: %w", err)
+		}
+		var err error
+		stats, err = statsOf(r.output)
+		return err
+	})
+	if err != nil && stats == nil {
+		return fmt.Errorf("bpf stats run: %w", err)
+	}
+	programs, _ := stats["bpf_programs"].([]any)
+	if len(programs) == 0 {
+		return fmt.Errorf("bpf stats run: no bpf_programs in the stats")
+	}
+	conns := float64(r.conns)
+	fmt.Printf("\nBPF programs, kernel side alone (%d connections, kernel.bpf_stats_enabled):\n", r.conns)
+	fmt.Printf("| program | runs per connection | ns per run | ns per connection |\n|---|---|---|---|\n")
+	var total float64
+	for _, p := range programs {
+		p := p.(map[string]any)
+		runs, ns := p["runs"].(float64), p["run_time_ns"].(float64)
+		total += ns
+		fmt.Printf("| %s | %.2f | %.0f | %.0f |\n", p["program"], runs/conns, ns/runs, ns/conns)
+	}
+	fmt.Printf("| all | | | %.0f |\n", total/conns)
+	return nil
+}
+
+// soakRun leaves n TIME_WAIT sockets in a namespace under tcptrace, then
+// deletes the namespace and stops tcptrace: what it lost and evicted, its
+// peak memory, whether every TIME_WAIT socket ended purged, and how long it
+// took to exit.
+func soakRun(tracer string, n int) error {
+	var report string
+	_, err := runOnce(func(netns uint64) *exec.Cmd {
+		return exec.Command(tracer, "--netns", fmt.Sprint(netns), "-o", "json")
+	}, loadSpec{conns: n, clients: theLoad.clients, addrs: max(theLoad.addrs, n/20000+1)}, func(name string, tr *exec.Cmd, r *result) error {
+		out, err := exec.Command("ip", "netns", "exec", name, "ss", "-Htan", "state", "time-wait").Output()
+		if err != nil {
+			return fmt.Errorf("ss: %w", err)
+		}
+		timewaits := bytes.Count(out, []byte("\n"))
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip netns del: %v: %s", err, out)
+		}
+		// The kernel purges a dead namespace's TIME_WAIT sockets in its
+		// cleanup work: wait for the output to stop growing.
+		time.Sleep(time.Second)
+		for size := int64(-1); ; time.Sleep(time.Second) {
+			st, err := os.Stat(r.output)
+			if err != nil {
+				return err
+			}
+			if st.Size() == size {
+				break
+			}
+			size = st.Size()
+		}
+		peak, err := peakRSS(tr.Process.Pid)
+		if err != nil {
+			return err
+		}
+		stopped := time.Now()
+		tr.Process.Signal(syscall.SIGTERM)
+		if err := tr.Wait(); err != nil {
+			return fmt.Errorf("tracer: %w", err)
+		}
+		exit := time.Since(stopped)
+		stats, err := statsOf(r.output)
+		if err != nil {
+			return err
+		}
+		purged, err := countPurged(r.output)
+		if err != nil {
+			return err
+		}
+		report = fmt.Sprintf("soak: %d connections (%.0f/s), %d TIME_WAIT sockets (ss), %d ended purged when the namespace went; "+
+			"lost %v, evicted %v, peak RSS %d MB (%.0f bytes per TIME_WAIT socket), exit %v after SIGTERM",
+			r.conns, r.connsPerSec, timewaits, purged, stats["lost"], stats["evicted_histories"], peak>>20,
+			float64(peak)/float64(max(timewaits, 1)), exit.Round(time.Millisecond))
+		return nil
+	})
+	if report == "" {
+		return fmt.Errorf("soak: %w", err)
+	}
+	fmt.Println()
+	fmt.Println(report)
+	return nil
+}
+
+// maxTimewaitBuckets is the load namespace's tcp_max_tw_buckets: above
+// what any run leaves, so that the kernel keeps every TIME_WAIT socket.
+const maxTimewaitBuckets = 4 << 20
+
+// countPurged counts the timewait_end lines with cause purged.
+func countPurged(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
+		if bytes.Contains(line, []byte(`"type":"timewait_end"`)) && bytes.Contains(line, []byte(`"cause":"purged"`)) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// peakRSS is a process's peak resident memory (VmHWM).
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
 }
