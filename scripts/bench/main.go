@@ -41,7 +41,7 @@ func main() {
 		os.Exit(runLoad(spec))
 	}
 	tracer := flag.String("tracer", "bin/tcptrace", "tcptrace binary")
-	reps := flag.Int("reps", 7, "traced/untraced pairs")
+	reps := flag.Int("reps", 7, "traced/untraced pairs (0: none, e.g. for -bpf-stats alone)")
 	flag.DurationVar(&theLoad.duration, "duration", 2*time.Second, "length of each load run (unless -conns)")
 	flag.IntVar(&theLoad.conns, "conns", 0, "make this many connections a run instead of running for -duration")
 	flag.IntVar(&theLoad.clients, "clients", 4, "client goroutines connecting at once")
@@ -128,6 +128,9 @@ type variant struct {
 }
 
 func bench(tracer string, compare []string, reps int) error {
+	if reps == 0 {
+		return nil
+	}
 	format := "json"
 	if toNull {
 		format = "text"
