@@ -185,8 +185,12 @@ func appendWords(dst []byte, msg string, local, remote []byte) []byte {
 			dst, i = append(dst, '@'), i+len(remote)
 		case isDigit(msg[i]):
 			dst, i = append(dst, '#'), numberEnd(msg, i)
-		default:
-			dst, i = append(dst, msg[i]), i+1
+		default: // up to where a number or an address may start
+			j := i + 1
+			for j < len(msg) && !isDigit(msg[j]) && !startsWith(local, msg[j]) && !startsWith(remote, msg[j]) {
+				j++
+			}
+			dst, i = append(dst, msg[i:j]...), j
 		}
 	}
 	return dst
@@ -195,6 +199,8 @@ func appendWords(dst []byte, msg string, local, remote []byte) []byte {
 func hasPrefix(s string, prefix []byte) bool {
 	return len(prefix) > 0 && len(s) >= len(prefix) && s[:len(prefix)] == string(prefix)
 }
+
+func startsWith(b []byte, c byte) bool { return len(b) > 0 && b[0] == c }
 
 // durationUnits are the units Go's and tcptrace's durations are written
 // with, those with a space (HumanDuration) and the longer first.
