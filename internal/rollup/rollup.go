@@ -131,7 +131,7 @@ func (r *Rollup) kindState(netns uint32, kind string) *kindState {
 	return ks
 }
 
-// Due tells whether Advance(now) would write summaries.
+// Due tells whether Advance(now) would return summaries.
 func (r *Rollup) Due(now time.Time) bool { return len(r.counted) > 0 && !now.Before(r.end) }
 
 // Advance lets trace time pass: at an interval's end the summaries of the
