@@ -53,6 +53,7 @@ type traceFlags struct {
 	wakeupBytes  int
 	pollInterval time.Duration
 	maxSockets   int
+	fullFindings bool
 	record       string
 	recordMax    string
 	btfPath      string
@@ -77,6 +78,7 @@ func newFlagSet(f *traceFlags) *pflag.FlagSet {
 	fs.DurationVar(&f.pollInterval, "poll-interval", 10*time.Millisecond, "longest delay between an event and its output; shorter costs more CPU under load")
 	fs.IntVar(&f.wakeupBytes, "wakeup-bytes", 64<<10, "wake the reader early once this many bytes wait in the ring (0: for every event)")
 	fs.IntVar(&f.maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once; the least recently active are dropped (counted in stats)")
+	fs.BoolVar(&f.fullFindings, "full-findings", false, fullFindingsHelp)
 	fs.StringVar(&f.record, "record", "", "also record the run to this file, for tcptrace replay and report (docs/record.md)")
 	fs.StringVar(&f.recordMax, "record-max-size", "1G", "stop recording (not tracing) once the file reaches this size (e.g. 100M; 0: no limit)")
 	fs.StringVar(&f.readyFile, "ready-file", "", "write this file once every hook is attached (for scripts)")
@@ -211,6 +213,7 @@ func (f *traceFlags) config() (tracer.Config, error) {
 		return cfg, usageError{fmt.Sprintf("invalid --max-sockets %d: must be at least 1", f.maxSockets)}
 	}
 	cfg.MaxSockets = f.maxSockets
+	cfg.FullFindings = f.fullFindings
 	cfg.Record = f.record
 	max, err := parseSize(f.recordMax)
 	if err != nil {

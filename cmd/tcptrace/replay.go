@@ -29,6 +29,10 @@ Examples:
 Flags:
 `
 
+// fullFindingsHelp is --full-findings' help, live and in replay alike.
+const fullFindingsHelp = "write every finding in full, and no finding_summary lines (by default a finding that repeats " +
+	"one of its network namespace is written short, naming the first)"
+
 func runReplay(args []string, stdout, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("tcptrace replay", pflag.ContinueOnError)
 	fs.SortFlags = false
@@ -36,12 +40,14 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	var pids, ports []string
 	var output, since, until string
 	var maxSockets int
+	var fullFindings bool
 	fs.StringSliceVar(&pids, "pid", nil, "only events of sockets owned by these processes")
 	fs.StringSliceVar(&ports, "port", nil, "only events of sockets with this local or remote port")
 	fs.StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
 	fs.StringVar(&until, "until", "", "replay up to this time (RFC 3339): sockets still open then end as open")
 	fs.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	fs.IntVar(&maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once")
+	fs.BoolVar(&fullFindings, "full-findings", false, fullFindingsHelp)
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
 			fmt.Fprint(stdout, replayUsage+fs.FlagUsages())
@@ -84,5 +90,5 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 		*tv.dst = t
 	}
 	return replay.Run(replay.Config{File: fs.Arg(0), Format: output, MaxSockets: maxSockets, Filter: filter,
-		Stdout: stdout, Stderr: stderr})
+		FullFindings: fullFindings, Stdout: stdout, Stderr: stderr})
 }

@@ -380,6 +380,9 @@ type event struct {
 	InferredFrom string         `json:"inferred_from"`
 	Successor    uint64         `json:"successor"`
 	Kind         string         `json:"kind"`
+	FindingID    uint64         `json:"id"`
+	See          uint64         `json:"see"`
+	Count        uint64         `json:"count"`
 	Message      string         `json:"message"`
 	Evidence     map[string]any `json:"evidence"`
 	Sysctls      map[string]any `json:"sysctls"`

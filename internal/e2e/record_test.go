@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/rollup"
 )
 
 // TestRecordReplay: a recording of a real run, replayed by an unprivileged
@@ -77,4 +80,68 @@ func TestRecordReplay(t *testing.T) {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// TestFindingRollup: TIME_WAIT sockets taken over one after another in a
+// namespace each get a finding, the first in full and the others naming
+// it; a finding_summary comes at the end of the interval (where nothing
+// happens: a tick) and at the end; and the replay prints the same.
+func TestFindingRollup(t *testing.T) {
+	ns := newNetns(t)
+	file := filepath.Join(tracerDir, fmt.Sprintf("rollup-%d.rec.gz", os.Getpid()))
+	t.Cleanup(func() { os.Remove(file) })
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--record", file)
+	srv := ns.listener(t, "127.0.0.1")
+	reuse := func() {
+		port := freePort()
+		cli := ns.clientFrom(t, port, srv)
+		closeClientFirst(cli, srv)
+		ns.clientFrom(t, port, srv) // takes cli's TIME_WAIT over
+	}
+	reuse()
+	reuse()
+	reuse()
+	settle()
+	time.Sleep(time.Until(time.Now().Truncate(rollup.Interval).Add(rollup.Interval + 300*time.Millisecond)))
+	reuse() // in the next interval
+	settle()
+	evs := tr.stop()
+
+	reused := map[uint64]bool{}
+	for _, e := range ofType(evs, "timewait_end") {
+		reused[e.Cookie] = e.Cause == "connect_reuse"
+	}
+	findings := ofType(evs, "finding")
+	for i, f := range findings {
+		if i == 0 && (f.FindingID != 1 || f.See != 0 || f.Message == "" || f.Sysctls == nil) ||
+			i > 0 && (f.FindingID != uint64(i+1) || f.See != 1 || f.Count != uint64(i+1) || f.Message != "" || f.Sysctls != nil) ||
+			f.Kind != "timewait_connect_reuse" || !reused[f.Cookie] {
+			t.Errorf("finding %d: %+v, want the first in full, the others naming it", i+1, f)
+		}
+		delete(reused, f.Cookie)
+	}
+	for cookie, r := range reused {
+		if r {
+			t.Errorf("TIME_WAIT socket %d taken over without its finding", cookie)
+		}
+	}
+	sums := ofType(evs, "finding_summary")
+	counted := uint64(0)
+	for _, s := range sums {
+		counted += s.Count
+	}
+	if len(findings) != 4 || len(sums) != 2 || counted != 4 {
+		dumpEvents(t, evs)
+		t.Fatalf("%d findings, %d summaries counting %d: want 4, 2 counting them all", len(findings), len(sums), counted)
+	}
+	first, _ := time.Parse(time.RFC3339Nano, findings[0].TS)
+	at, _ := time.Parse(time.RFC3339Nano, sums[0].TS)
+	if boundary := first.Truncate(rollup.Interval).Add(rollup.Interval); !at.Equal(boundary) {
+		t.Errorf("the first summary at %s, want at the interval's end %s", sums[0].TS, boundary)
+	}
+
+	stdout, stderr, code := runCommand(t, exec.Command(tracerBinary, "replay", file, "-o", "json"))
+	if code != 0 || stdout != tr.stdout.String() {
+		t.Errorf("replay: exit %d, %s; the same output: %v", code, stderr, stdout == tr.stdout.String())
+	}
 }

@@ -41,6 +41,7 @@ const (
 	TypeTimewaitRSTIgnored Type = "timewait_rst_ignored"
 	TypeSummary            Type = "summary"
 	TypeFinding            Type = "finding"
+	TypeFindingSummary     Type = "finding_summary"
 )
 
 // State is a kernel TCP state by its name without the TCP_ prefix, as the

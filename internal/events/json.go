@@ -99,6 +99,9 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 	dst = append(dst, `","ts":"`...)
 	dst = enc.appendTime(dst, h.Time)
 	dst = append(dst, '"')
+	if s, ok := ev.(*FindingSummary); ok { // a namespace's: no socket fields
+		return append(appendFindingSummary(dst, s), '}')
+	}
 	dst = enc.appendHeader(dst, h)
 
 	switch e := ev.(type) {
@@ -307,11 +310,34 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 		dst = appendSummary(dst, e)
 	case *Finding:
 		dst = appendStringField(dst, "kind", e.Kind)
-		dst = appendStringField(dst, "message", e.Message)
+		dst = append(dst, `,"id":`...)
+		dst = strconv.AppendUint(dst, e.ID, 10)
+		// A repeat names the finding told in full instead of its words.
+		if e.See != 0 {
+			dst = append(dst, `,"see":`...)
+			dst = strconv.AppendUint(dst, e.See, 10)
+			dst = append(dst, `,"count":`...)
+			dst = strconv.AppendUint(dst, e.Count, 10)
+		} else {
+			dst = appendStringField(dst, "message", e.Message)
+		}
 		dst = appendObjectField(dst, "evidence", e.Evidence)
-		dst = appendObjectField(dst, "sysctls", e.Sysctls)
+		if e.See == 0 {
+			dst = appendObjectField(dst, "sysctls", e.Sysctls)
+		}
 	}
 	return append(dst, '}')
+}
+
+func appendFindingSummary(dst []byte, s *FindingSummary) []byte {
+	dst = append(dst, `,"netns":`...)
+	dst = strconv.AppendUint(dst, uint64(s.Netns), 10)
+	dst = appendStringField(dst, "kind", s.Kind)
+	dst = appendStringField(dst, "since", s.Since.Format(TimeLayout))
+	dst = append(dst, `,"count":`...)
+	dst = strconv.AppendUint(dst, s.Count, 10)
+	dst = append(dst, `,"example_cookie":`...)
+	return strconv.AppendUint(dst, s.ExampleCookie, 10)
 }
 
 // HumanDuration writes a duration for people: milliseconds below 10 s

@@ -139,3 +139,56 @@ func TestJSONHistoryDroppedIncomplete(t *testing.T) {
 		}
 	}
 }
+
+// A finding carries its id; a repeat names the full one and its count
+// instead of the words and sysctls; a roll-up carries no socket's fields.
+func TestJSONFindingRollup(t *testing.T) {
+	h := Header{Time: time.Unix(20, 5).UTC(), Cookie: 7, Family: 4, Netns: 4026531840,
+		Local: netip.MustParseAddrPort("10.0.0.1:1"), Remote: netip.MustParseAddrPort("10.0.0.2:2")}
+	evidence := map[string]any{"age_ms": 12.5}
+	type decoded struct {
+		Type          string          `json:"type"`
+		TS            string          `json:"ts"`
+		Cookie        *uint64         `json:"cookie"`
+		Netns         uint32          `json:"netns"`
+		Kind          string          `json:"kind"`
+		ID            uint64          `json:"id"`
+		See           uint64          `json:"see"`
+		Count         uint64          `json:"count"`
+		Message       *string         `json:"message"`
+		Evidence      map[string]any  `json:"evidence"`
+		Sysctls       *map[string]any `json:"sysctls"`
+		Since         string          `json:"since"`
+		ExampleCookie uint64          `json:"example_cookie"`
+	}
+	for _, tc := range []struct {
+		ev    Event
+		check func(d decoded) bool
+	}{
+		{&Finding{Header: h, Kind: "k", ID: 3, Message: "m", Evidence: evidence, Sysctls: map[string]any{"s": int64(1)}},
+			func(d decoded) bool {
+				return d.ID == 3 && d.See == 0 && d.Count == 0 && d.Message != nil && *d.Message == "m" &&
+					d.Evidence["age_ms"] == 12.5 && d.Sysctls != nil && (*d.Sysctls)["s"] == 1.0
+			}},
+		{&Finding{Header: h, Kind: "k", ID: 9, See: 3, Count: 4, Evidence: evidence},
+			func(d decoded) bool {
+				return d.ID == 9 && d.See == 3 && d.Count == 4 && d.Message == nil && d.Sysctls == nil &&
+					d.Evidence["age_ms"] == 12.5 && d.Cookie != nil && *d.Cookie == h.Cookie
+			}},
+		{&FindingSummary{Header: Header{Time: h.Time, Netns: h.Netns}, Kind: "k", Since: time.Unix(10, 0).UTC(), Count: 5, ExampleCookie: 7},
+			func(d decoded) bool {
+				return d.Netns == h.Netns && d.Kind == "k" && d.Count == 5 && d.ExampleCookie == 7 && d.Cookie == nil &&
+					d.Since == time.Unix(10, 0).UTC().Format(TimeLayout) && d.TS == h.Time.Format(TimeLayout)
+			}},
+	} {
+		b := AppendJSON(nil, tc.ev)
+		var d decoded
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Errorf("%T: invalid JSON %s: %v", tc.ev, b, err)
+			continue
+		}
+		if d.Type != string(tc.ev.Type()) || !tc.check(d) {
+			t.Errorf("%T: %s", tc.ev, b)
+		}
+	}
+}

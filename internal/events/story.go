@@ -182,10 +182,29 @@ type Summary struct {
 // evidence and the settings that decided it.
 type Finding struct {
 	Header
-	Kind     string
-	Message  string
-	Evidence map[string]any
-	Sysctls  map[string]any
+	Kind string
+	// ID numbers the findings written in a run, from 1.
+	ID uint64
+	// See, when not 0, is the ID of the finding told in full that this one
+	// repeats (the same kind, words and sysctls in its network namespace):
+	// Message and Sysctls are then left out, as they are there. Count is
+	// how many findings like See's have been written so far, See's and
+	// this one included.
+	See, Count uint64
+	Message    string
+	Evidence   map[string]any
+	Sysctls    map[string]any
+}
+
+// FindingSummary counts the findings of one kind written in a network
+// namespace from Since to Time (in Header, with Netns; no socket's).
+type FindingSummary struct {
+	Header
+	Kind  string
+	Since time.Time
+	Count uint64
+	// ExampleCookie is the socket of the first finding counted.
+	ExampleCookie uint64
 }
 
 func (e *TimewaitEnter) Type() Type {
@@ -200,5 +219,6 @@ func (e *TimewaitSubstate) Type() Type { return TypeTimewaitSubstate }
 func (e *TimewaitRSTIgnored) Type() Type {
 	return TypeTimewaitRSTIgnored
 }
-func (e *Summary) Type() Type { return TypeSummary }
-func (e *Finding) Type() Type { return TypeFinding }
+func (e *Summary) Type() Type        { return TypeSummary }
+func (e *Finding) Type() Type        { return TypeFinding }
+func (e *FindingSummary) Type() Type { return TypeFindingSummary }

@@ -1,6 +1,7 @@
 // Package pipeline is what happens to the kernel's records once they are
-// read, live or from a recording: decode -> track -> explain -> render. Live
-// tracing and replay run exactly this code, so they print the same.
+// read, live or from a recording: decode -> track -> explain -> roll-up ->
+// render. Live tracing and replay run exactly this code, so they print the
+// same.
 package pipeline
 
 import (
@@ -13,6 +14,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/explain"
 	"github.com/tcptrace/tcptrace/internal/render"
+	"github.com/tcptrace/tcptrace/internal/rollup"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
 	"github.com/tcptrace/tcptrace/internal/track"
 )
@@ -58,6 +60,8 @@ type Config struct {
 	Format     string    // "text" or "json"
 	MaxSockets int
 	Filter     Filter
+	// FullFindings writes every finding in full, and no finding_summary.
+	FullFindings bool
 	// Renderer, if set, takes the events instead of one made for Format.
 	Renderer render.Renderer
 	Stdout   io.Writer
@@ -70,6 +74,7 @@ type Pipeline struct {
 	dec            *decode.Decoder
 	tracker        *track.Tracker
 	explainer      *explain.Explainer
+	rollup         *rollup.Rollup
 	out            render.Renderer
 	filter         Filter
 	filtering      bool         // filter keeps less than all
@@ -113,6 +118,7 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 		dec:       decode.New(cfg.Names, cfg.Boot),
 		tracker:   track.New(track.Options{MaxSockets: cfg.MaxSockets, NetnsGone: env.NetnsGone, Sysctl: value}),
 		explainer: explain.New(env.Sysctls),
+		rollup:    rollup.New(cfg.FullFindings),
 		out:       out,
 		filter:    cfg.Filter,
 		filtering: len(cfg.Filter.PIDs) > 0 || len(cfg.Filter.Ports) > 0 || !cfg.Filter.Since.IsZero(),
@@ -139,16 +145,19 @@ func (p *Pipeline) Record(rec []byte) error {
 }
 
 // Tick lets time pass (TIME_WAIT sockets stopped early for no visible
-// reason end after a while).
+// reason end after a while, the findings of an interval are summed up).
 func (p *Pipeline) Tick(now time.Time) error {
 	if p.filter.ended(now) {
 		return nil
 	}
-	return p.show(p.tracker.Tick(now))
+	if err := p.show(p.tracker.Tick(now)); err != nil {
+		return err
+	}
+	return p.summarize(p.rollup.Advance(now))
 }
 
-// Waiting tells whether a Tick could change anything now.
-func (p *Pipeline) Waiting() bool { return p.tracker.Waiting() }
+// Waiting tells whether a Tick at now could change anything.
+func (p *Pipeline) Waiting(now time.Time) bool { return p.tracker.Waiting() || p.rollup.Due(now) }
 
 // Flush writes out what is buffered.
 func (p *Pipeline) Flush() error { return p.out.Flush() }
@@ -184,6 +193,9 @@ func (p *Pipeline) Finish(now time.Time, lost events.Loss, duration time.Duratio
 	if err := p.show(p.tracker.Flush(now)); err != nil {
 		return err
 	}
+	if err := p.summarize(p.rollup.Finish(now)); err != nil {
+		return err
+	}
 	p.stats.Lost, p.stats.Duration, p.stats.Evicted = lost, duration, p.tracker.Evicted()
 	return p.out.Stats(p.Stats())
 }
@@ -203,10 +215,33 @@ func (p *Pipeline) show(evs []events.Event) error {
 	return nil
 }
 
+// write renders an event the filter keeps, after the summaries due by its
+// time. The roll-up sees the findings written: a repeat names one shown.
 func (p *Pipeline) write(ev events.Event) error {
+	if err := p.summarize(p.rollup.Advance(ev.Head().Time)); err != nil {
+		return err
+	}
 	if p.filtering && !p.filter.keeps(ev) {
 		return nil
 	}
+	if f, ok := ev.(*events.Finding); ok {
+		p.rollup.Finding(f)
+	}
+	return p.render(ev)
+}
+
+// summarize renders summaries, which count only findings written: the
+// filter has had its say.
+func (p *Pipeline) summarize(sums []*events.FindingSummary) error {
+	for _, s := range sums {
+		if err := p.render(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) render(ev events.Event) error {
 	p.stats.Events++
 	p.count(ev.Type())
 	return p.out.Event(ev)

@@ -1,8 +1,11 @@
 package pipeline_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -11,6 +14,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
+	"github.com/tcptrace/tcptrace/internal/rollup"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
@@ -198,5 +202,88 @@ func BenchmarkChurn(b *testing.B) {
 			}
 			b.ReportMetric(float64(p.Stats().Events)/float64(i), "events/record")
 		})
+	}
+}
+
+// Under churn every TIME_WAIT socket taken over gets its finding: the
+// first in full, the others naming it; and the findings of each interval
+// of trace time, and of the rest at the end, are summed up.
+func TestChurnRollup(t *testing.T) {
+	const n, keep = 30, 9
+	boot := time.Unix(1700000000, 0) // at an interval's start
+	var out bytes.Buffer
+	p, err := pipeline.New(pipeline.Config{Names: names, Boot: boot, Format: "json", Stdout: &out, Stderr: io.Discard}, newEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := churn(n, keep)
+	last, cookies := recs[len(recs)-1].TsNs, uint64(0)
+	for _, r := range recs {
+		cookies = max(cookies, r.Cookie)
+	}
+	for run, later := range []time.Duration{0, rollup.Interval} { // twice, in two intervals, with new sockets
+		for _, rec := range recs {
+			rec.TsNs += uint64(later)
+			rec.Cookie += uint64(run) * cookies
+			if err := p.Record(unsafe.Slice((*byte)(unsafe.Pointer(&rec)), decode.RecordSize)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	end := boot.Add(rollup.Interval + time.Duration(last) + time.Second)
+	// A live trace ticks (and records the tick) when a summary is due.
+	if p.Waiting(end) || !p.Waiting(boot.Add(2*rollup.Interval)) {
+		t.Errorf("waiting at the end %v, at the interval's end %v: want only there", p.Waiting(end), p.Waiting(boot.Add(2*rollup.Interval)))
+	}
+	if err := p.Finish(end, 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	var line struct {
+		Type, Kind, TS, Since, Cause string
+		Cookie, ID, See, Count       uint64
+		Message                      *string
+		Sysctls                      map[string]any
+	}
+	taken, found := map[uint64]bool{}, map[uint64]int{}
+	var first, lastID, summed uint64
+	var summaries []string
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		line.Message, line.Sysctls, line.See, line.Count = nil, nil, 0, 0
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatal(err)
+		}
+		switch line.Type {
+		case "timewait_end":
+			taken[line.Cookie] = line.Cause == "connect_reuse"
+		case "finding":
+			found[line.Cookie]++
+			if line.ID != lastID+1 {
+				t.Errorf("finding id %d after %d", line.ID, lastID)
+			}
+			lastID = line.ID
+			switch {
+			case first == 0 && (line.See != 0 || line.Message == nil || line.Sysctls == nil):
+				t.Errorf("the first finding is not in full: %s", l)
+			case first == 0:
+				first = line.ID
+			case line.See != first || line.Count != line.ID-first+1 || line.Message != nil || line.Sysctls != nil:
+				t.Errorf("a repeat of finding %d: %s", first, l)
+			}
+		case "finding_summary":
+			summed += line.Count
+			summaries = append(summaries, line.Since+" "+line.TS)
+		}
+	}
+	for cookie, reused := range taken {
+		if want := map[bool]int{true: 1}[reused]; found[cookie] != want {
+			t.Errorf("socket %d: %d findings, want %d", cookie, found[cookie], want)
+		}
+	}
+	boundary := boot.Add(rollup.Interval).Format(events.TimeLayout)
+	if summed != lastID || len(summaries) != 2 || !strings.HasSuffix(summaries[0], " "+boundary) ||
+		summaries[1] != boundary+" "+end.Format(events.TimeLayout) {
+		t.Errorf("summaries (since, ts) %q count %d findings of %d, want one to %s and one from there to the end",
+			summaries, summed, lastID, boundary)
 	}
 }

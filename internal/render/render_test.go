@@ -174,3 +174,37 @@ func TestTextTimewait(t *testing.T) {
 		}
 	}
 }
+
+// A finding told in full shows its id; a repeat is one line naming it; a
+// roll-up counts a namespace's findings of a kind.
+func TestTextFindings(t *testing.T) {
+	var out bytes.Buffer
+	r, _ := New("text", &out, io.Discard)
+	r.(*Text).loc = time.UTC
+	h := header("127.0.0.1:35900", "127.0.0.1:9000", 5922, "curl")
+	for _, ev := range []events.Event{
+		&events.Finding{Header: h, Kind: "timewait_connect_reuse", ID: 12, Message: "An outgoing connect() took over."},
+		&events.Finding{Header: h, Kind: "timewait_connect_reuse", ID: 4000, See: 12, Count: 1234567},
+		&events.FindingSummary{Header: events.Header{Time: at, Netns: 4026531840}, Kind: "timewait_connect_reuse",
+			Since: at.Add(-10 * time.Second), Count: 1234, ExampleCookie: 8193},
+		&events.FindingSummary{Header: events.Header{Time: at, Netns: 4026531840}, Kind: "timewait_overflow",
+			Since: at.Add(-time.Second), Count: 1, ExampleCookie: 8194},
+	} {
+		if err := r.Event(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Flush()
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	for i, want := range []string{
+		"127.0.0.1:9000         timewait_connect_reuse #12",
+		"    An outgoing connect() took over.",
+		"127.0.0.1:9000         timewait_connect_reuse (same as finding #12, 1,234,567 so far)",
+		"-                      timewait_connect_reuse: 1,234 findings in 10.0 s in netns 4026531840 (e.g. cookie 8193)",
+		"-                      timewait_overflow: 1 finding in 1000 ms in netns 4026531840 (e.g. cookie 8194)",
+	} {
+		if i+1 >= len(lines) || !strings.HasSuffix(lines[i+1], want) {
+			t.Errorf("line %d does not end %q:\n%s", i+2, want, out.String())
+		}
+	}
+}

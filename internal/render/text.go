@@ -231,7 +231,38 @@ func appendDetail(b []byte, ev events.Event) []byte {
 		b = appendSummary(b, e)
 	case *events.Finding:
 		b = append(b, e.Kind...)
+		if e.See != 0 {
+			b = append(b, " (same as finding #"...)
+			b = strconv.AppendUint(b, e.See, 10)
+			b = append(b, ", "...)
+			b = appendThousands(b, e.Count)
+			return append(b, " so far)"...)
+		}
+		b = append(b, " #"...)
+		b = strconv.AppendUint(b, e.ID, 10)
 		b = appendWrapped(b, e.Message, "    ", 100)
+	case *events.FindingSummary:
+		b = append(b, e.Kind...)
+		b = append(b, ": "...)
+		b = appendThousands(b, e.Count)
+		if e.Count == 1 {
+			b = append(b, " finding"...)
+		} else {
+			b = append(b, " findings"...)
+		}
+		b = fmt.Appendf(b, " in %s in netns %d (e.g. cookie %d)", events.HumanDuration(e.Time.Sub(e.Since)), e.Netns, e.ExampleCookie)
+	}
+	return b
+}
+
+// appendThousands writes n with its thousands grouped: 1,234,567.
+func appendThousands(b []byte, n uint64) []byte {
+	digits := strconv.FormatUint(n, 10)
+	for i := range len(digits) {
+		if i > 0 && (len(digits)-i)%3 == 0 {
+			b = append(b, ',')
+		}
+		b = append(b, digits[i])
 	}
 	return b
 }

@@ -23,9 +23,11 @@ type Config struct {
 	Format     string
 	MaxSockets int
 	Filter     pipeline.Filter
-	Renderer   render.Renderer // instead of one for Format, if set
-	Stdout     io.Writer
-	Stderr     io.Writer
+	// FullFindings writes every finding in full, and no finding_summary.
+	FullFindings bool
+	Renderer     render.Renderer // instead of one for Format, if set
+	Stdout       io.Writer
+	Stderr       io.Writer
 }
 
 // Run replays cfg.File.
@@ -42,7 +44,7 @@ func Play(rec *record.Recording, cfg Config) error {
 	env := newEnv(rec)
 	env.readAfter(rec.Items) // those read before the first record
 	p, err := pipeline.New(pipeline.Config{Names: Names(rec), Boot: time.Unix(0, rec.Header.BootUnixNs),
-		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: cfg.Filter, Renderer: cfg.Renderer,
+		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: cfg.Filter, FullFindings: cfg.FullFindings, Renderer: cfg.Renderer,
 		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
 	if err != nil {
 		return err

@@ -85,7 +85,8 @@ type NetnsVals struct {
 // Write makes the report of a recording.
 func Write(w io.Writer, rec *record.Recording, title string) error {
 	c := &collector{start: rec.Header.Created, sockets: map[uint64]*Socket{}}
-	if err := replay.Play(rec, replay.Config{Renderer: c, Stdout: io.Discard, Stderr: io.Discard}); err != nil {
+	// Each socket's page tells its findings whole.
+	if err := replay.Play(rec, replay.Config{Renderer: c, FullFindings: true, Stdout: io.Discard, Stderr: io.Discard}); err != nil {
 		return err
 	}
 	d := Data{Title: title, Kernel: rec.Header.Kernel, Created: rec.Header.Created.Format(time.RFC3339),

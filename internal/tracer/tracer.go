@@ -30,6 +30,7 @@ type Config struct {
 	PollInterval time.Duration // longest delay before a record is shown
 	ReadyFile    string        // written once every hook is attached
 	MaxSockets   int           // socket histories kept at once
+	FullFindings bool          // every finding in full, no finding_summary
 	Record       string        // a file to record the run to, if any
 	RecordMax    int64         // stop recording past this many bytes (0: no limit)
 	Args         []string      // the command line, for the recording
@@ -70,7 +71,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	pl, err := pipeline.New(pipeline.Config{Names: k.Names(), Boot: boot, Format: cfg.Format,
-		MaxSockets: cfg.MaxSockets, Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
+		MaxSockets: cfg.MaxSockets, FullFindings: cfg.FullFindings, Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
 	if err != nil {
 		return err
 	}
@@ -105,7 +106,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// taker tracks, renders and records them, and acts on each poll.
 	var lost uint64
 	onPoll := func(b *batch) error {
-		if pl.Waiting() {
+		if pl.Waiting(b.at) {
 			if env.rec != nil {
 				if err := env.rec.Tick(b.at); err != nil {
 					return fmt.Errorf("record: %w", err)
