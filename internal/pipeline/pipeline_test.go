@@ -235,7 +235,7 @@ func TestChurnRollup(t *testing.T) {
 	if p.Waiting(end) || !p.Waiting(boot.Add(2*rollup.Interval)) {
 		t.Errorf("waiting at the end %v, at the interval's end %v: want only there", p.Waiting(end), p.Waiting(boot.Add(2*rollup.Interval)))
 	}
-	if err := p.Finish(end, 0, time.Minute); err != nil {
+	if err := p.Finish(end, events.Loss{}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 
