@@ -418,15 +418,15 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 
 // rstCanKill tells whether an RST freed after s's TIME_WAIT timer stopped
 // can be what stopped it: not where a SYN was accepted just before, nor in
-// substate TIME_WAIT under tcp_rfc1337 = 1, which ignores RSTs (then the
-// RST came later, e.g. for the new connection's SYN-ACK, and the stop is
-// told as the other evidence allows).
+// substate TIME_WAIT under tcp_rfc1337 other than 0 (the kernel's test),
+// which ignores RSTs (then the RST came later, e.g. for the new
+// connection's SYN-ACK, and the stop is told as the other evidence allows).
 func (t *Tracker) rstCanKill(s *socket) bool {
 	if at := s.tw.synVerdictAt; !at.IsZero() && s.tw.stopped.Sub(at) >= 0 && s.tw.stopped.Sub(at) < synVerdictLag {
 		return false
 	}
 	if s.tw.cancel.Substate == events.StateTimeWait {
-		if v, ok := t.lookupSysctl(s.tw.header.Netns, "net.ipv4.tcp_rfc1337"); ok && v == 1 {
+		if v, ok := t.lookupSysctl(s.tw.header.Netns, "net.ipv4.tcp_rfc1337"); ok && v != 0 {
 			return false
 		}
 	}

@@ -586,7 +586,7 @@ func TestTimewaitRSTIgnored(t *testing.T) {
 }
 
 // An RST freed after a TIME_WAIT socket's timer stopped did not stop it
-// where the kernel ignores RSTs (tcp_rfc1337 = 1, substate TIME_WAIT) or
+// where the kernel ignores RSTs (tcp_rfc1337 not 0, substate TIME_WAIT) or
 // where a SYN was just accepted: the stop is told from the rest.
 func TestTimewaitRSTThatCannotKill(t *testing.T) {
 	rfc1337 := func(v int64) func(uint32, string) (int64, bool) {
@@ -603,6 +603,7 @@ func TestTimewaitRSTThatCannotKill(t *testing.T) {
 	}{
 		{"tcp_rfc1337 = 0: the RST killed it", 0, false, false, events.CauseRST},
 		{"tcp_rfc1337 = 1: ignored, a later RST", 1, false, false, events.CauseUnknown},
+		{"tcp_rfc1337 = 2: ignored too (any value but 0)", 2, false, false, events.CauseUnknown},
 		{"a SYN accepted just before", 0, true, false, events.CauseSynAccepted},
 		{"a SYN answered with an ACK (no listener), then the peer's RST", 0, true, true, events.CauseRST},
 	} {
