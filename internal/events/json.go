@@ -431,6 +431,9 @@ func appendSummary(dst []byte, e *Summary) []byte {
 		dst = appendStringField(dst, "closed_by", e.ClosedBy)
 	}
 	dst = appendStringField(dst, "end", e.End)
+	if e.Close.Shape != "" {
+		dst = appendClose(dst, &e.Close)
+	}
 	for _, f := range []struct {
 		key string
 		n   int
@@ -450,6 +453,30 @@ func appendSummary(dst []byte, e *Summary) []byte {
 		dst = append(dst, `,"incomplete":true`...)
 	}
 	return dst
+}
+
+func appendClose(dst []byte, c *Close) []byte {
+	dst = append(dst, `,"close":{"shape":`...)
+	dst = AppendJSONString(dst, string(c.Shape))
+	for _, f := range []struct{ key, value string }{{"first_fin", c.FirstFIN}, {"state", string(c.State)},
+		{"rule", c.Rule}, {"reset_reason", c.ResetReason}, {"counter", c.Counter}} {
+		if f.value != "" {
+			dst = appendStringField(dst, f.key, f.value)
+		}
+	}
+	if c.HalfCloseKnown {
+		dst = append(dst, `,"half_close_ms":`...)
+		dst = AppendMillis(dst, c.HalfClose)
+		if c.HalfCloseWithin > 0 {
+			dst = append(dst, `,"half_close_within_ms":`...)
+			dst = AppendMillis(dst, c.HalfCloseWithin)
+		}
+	}
+	if c.Inferred {
+		dst = append(dst, `,"inferred":true`...)
+		dst = appendStringField(dst, "inferred_from", c.InferredFrom)
+	}
+	return append(dst, '}')
 }
 
 // appendObjectField writes a finding's map as encoding/json does (keys

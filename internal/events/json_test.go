@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,6 +53,30 @@ func TestJSONValid(t *testing.T) {
 		} else if m["type"] != string(ev.Type()) || m["saddr"] != "::ffff:10.0.0.1" {
 			t.Errorf("%T: %s", ev, b)
 		}
+	}
+}
+
+// A summary's close object has the fields its shape has, and no others.
+func TestJSONClose(t *testing.T) {
+	for _, tt := range []struct {
+		close Close
+		want  string
+	}{
+		{Close{Shape: ShapeFourSegment, FirstFIN: "local", HalfClose: 1998 * time.Millisecond, HalfCloseKnown: true, HalfCloseWithin: 8 * time.Millisecond},
+			`{"shape":"four_segment","first_fin":"local","half_close_ms":1998,"half_close_within_ms":8}`},
+		{Close{Shape: ShapeThreeSegment, FirstFIN: "local", HalfCloseKnown: true, Inferred: true, InferredFrom: "a \"gap\""},
+			`{"shape":"three_segment","first_fin":"local","half_close_ms":0,"inferred":true,"inferred_from":"a \"gap\""}`},
+		{Close{Shape: ShapeAbort, State: StateEstablished, Rule: RuleUnreadData, ResetReason: "TCP_ABORT_ON_CLOSE", Counter: "TcpExt.TCPAbortOnClose"},
+			`{"shape":"abort","state":"ESTABLISHED","rule":"unread_data","reset_reason":"TCP_ABORT_ON_CLOSE","counter":"TcpExt.TCPAbortOnClose"}`},
+	} {
+		b := AppendJSON(nil, &Summary{Header: Header{Time: time.Unix(1, 0)}, End: "closed", Close: tt.close})
+		var m struct{ Close json.RawMessage }
+		if err := json.Unmarshal(b, &m); err != nil || string(m.Close) != tt.want {
+			t.Errorf("%s (%v): close %s, want %s", b, err, m.Close, tt.want)
+		}
+	}
+	if b := AppendJSON(nil, &Summary{End: "open"}); json.Valid(b) && strings.Contains(string(b), "close") {
+		t.Errorf("a summary without a close shape: %s", b)
 	}
 }
 

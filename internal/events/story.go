@@ -176,6 +176,8 @@ type Summary struct {
 	HistoryDropped bool
 	// Incomplete: records were lost while the socket was tracked.
 	Incomplete bool
+	// Close is how its connection closed, as far as seen.
+	Close Close
 }
 
 // Finding explains, in plain words, why the kernel did something, with the

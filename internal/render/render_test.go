@@ -208,3 +208,35 @@ func TestTextFindings(t *testing.T) {
 		}
 	}
 }
+
+// A summary tells how its connection closed, in words.
+func TestTextClose(t *testing.T) {
+	var out bytes.Buffer
+	r, _ := New("text", &out, io.Discard)
+	r.(*Text).loc = time.UTC
+	h := header("127.0.0.1:35900", "127.0.0.1:9000", 5922, "curl")
+	history := []events.Phase{{State: events.StateEstablished, Duration: time.Second, DurationKnown: true}}
+	for _, ev := range []events.Event{
+		&events.Summary{Header: h, History: history, End: "timewait_expired", ClosedBy: "local",
+			Close: events.Close{Shape: events.ShapeFourSegment, FirstFIN: "local", HalfClose: 2 * time.Millisecond, HalfCloseKnown: true,
+				HalfCloseWithin: time.Millisecond}},
+		&events.Summary{Header: h, History: history, End: "reset", ResetsSent: 1,
+			Close: events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleLingerZero,
+				ResetReason: "TCP_STATE", Counter: "TcpExt.TCPAbortOnData", Inferred: true, InferredFrom: "the destroy"}},
+	} {
+		if err := r.Event(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Flush()
+	for _, want := range []string{
+		"ESTABLISHED 1000 ms [timewait_expired; closed by local; this side sent the first FIN; the peer ACKed it and sent " +
+			"its own FIN 2 ms to 3 ms later (four-segment close)]",
+		"ESTABLISHED 1000 ms [reset; abortive close in ESTABLISHED: close() with SO_LINGER {1, 0} resets the connection " +
+			"instead of sending a FIN, RST reason TCP_STATE, counted in TcpExt.TCPAbortOnData (inferred from the destroy); 1 RSTs sent]",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -289,6 +289,10 @@ func appendSummary(b []byte, e *events.Summary) []byte {
 		b = append(b, "; closed by "...)
 		b = append(b, e.ClosedBy...)
 	}
+	if e.Close.Shape != "" {
+		b = append(b, "; "...)
+		b = append(b, e.Close.Words()...)
+	}
 	for _, c := range []struct {
 		n    int
 		what string
