@@ -64,7 +64,7 @@ func (t *Tracker) keepaliveTimer(s *socket, h events.Header, e *events.TCPTimer,
 		if settings.UserTimeout > 0 && e.Idle >= settings.UserTimeout {
 			rule = "user_timeout"
 		}
-		t.out = append(t.out, &events.TimeoutAbort{Header: h, Timer: "keepalive", Rule: rule,
+		t.timedOut(s, &events.TimeoutAbort{Header: h, Timer: "keepalive", Rule: rule,
 			Probes: max(e.ProbesBefore, e.ProbesAfter), Sent: s.timers.keepaliveProbes,
 			Elapsed: sinceOrZero(e.Time, s.timers.firstKeepalive), Settings: settings})
 	}
@@ -92,7 +92,7 @@ func (t *Tracker) writeTimer(s *socket, h events.Header, e *events.TCPTimer, abo
 			if userTimeout > 0 {
 				rule = "user_timeout"
 			}
-			t.out = append(t.out, &events.TimeoutAbort{Header: h, Timer: "zero_window", Rule: rule,
+			t.timedOut(s, &events.TimeoutAbort{Header: h, Timer: "zero_window", Rule: rule,
 				Probes: max(e.ProbesBefore, e.ProbesAfter), Sent: zw.probes, Intervals: zw.intervals,
 				Elapsed: e.Time.Sub(zw.start)})
 			t.endZeroWindow(s, h, e.Time, "aborted")
@@ -123,7 +123,7 @@ func (t *Tracker) writeTimer(s *socket, h events.Header, e *events.TCPTimer, abo
 			if userTimeout > 0 && e.Time.Sub(s.timers.firstRTO) >= userTimeout {
 				rule = "user_timeout"
 			}
-			t.out = append(t.out, &events.TimeoutAbort{Header: h, Timer: timer, Rule: rule,
+			t.timedOut(s, &events.TimeoutAbort{Header: h, Timer: timer, Rule: rule,
 				Probes: s.timers.retransmits, Sent: s.timers.retransmits, Intervals: s.timers.rtoGaps,
 				Elapsed: sinceOrZero(e.Time, s.timers.firstRTO)})
 		}

@@ -18,6 +18,7 @@ const DefaultMaxSockets = 100000
 
 // TCP flag bits.
 const (
+	tcpFIN = 0x01
 	tcpSYN = 0x02
 	tcpRST = 0x04
 )
@@ -113,7 +114,7 @@ type socket struct {
 	overflowAt   time.Time
 	// overflowSeen is what the socket's namespace held when it closed so.
 	overflowSeen events.TimewaitOverflow
-	destroyedAt  time.Time
+	destroyedAt  time.Time // zero until its destroy
 	header       events.Header
 	phases       []events.Phase
 	closedBy     string
@@ -133,6 +134,7 @@ type socket struct {
 	twSpace     timewait
 	end         string // how it ended, once known
 	timers      timers
+	closing     closing
 }
 
 // timewait is the TIME_WAIT socket that follows a socket.
@@ -257,10 +259,10 @@ func (t *Tracker) unlisten(h events.Header) {
 	}
 }
 
-// listenerOwner is the owner of the listener a child or request sock came
-// from, by its local address, then by the wildcard address of its family;
-// unknown if the listeners there belong to several processes.
-func (t *Tracker) listenerOwner(h events.Header) events.Owner {
+// listenersAt are the listeners, by owner, a child or request sock on h's
+// local side came from: by its local address, then by the wildcard address
+// of its family.
+func (t *Tracker) listenersAt(h events.Header) (map[uint32]listening, bool) {
 	l, ok := t.listeners[endpoint{h.Netns, h.Local}]
 	if !ok {
 		wildcard := netip.IPv4Unspecified()
@@ -269,6 +271,13 @@ func (t *Tracker) listenerOwner(h events.Header) events.Owner {
 		}
 		l, ok = t.listeners[endpoint{h.Netns, netip.AddrPortFrom(wildcard, h.Local.Port())}]
 	}
+	return l, ok
+}
+
+// listenerOwner is the owner of the listener a child or request sock came
+// from; unknown if the listeners there belong to several processes.
+func (t *Tracker) listenerOwner(h events.Header) events.Owner {
+	l, ok := t.listenersAt(h)
 	if !ok || len(l) != 1 {
 		return events.Owner{}
 	}
@@ -344,6 +353,7 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		} else if s := t.lookup(&e.Header); s != nil {
 			s.resetsSent++
 			s.lastReset = e.Time
+			s.closing.resetSent(e)
 			t.resetSeen(s)
 			if s.tw != nil && e.State == events.StateTimeWait {
 				s.tw.rstAnswerAt, s.tw.rstAnswerReason = e.Time, e.Reason
@@ -354,17 +364,19 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		if s := t.lookup(&e.Header); s != nil {
 			s.resetsRecv++
 			s.lastReset = e.Time
+			s.closing.rstReceived = e
 			t.resetSeen(s)
 		}
 	case *events.Destroy:
 		t.out = append(t.out, ev)
+		remoteZeroed := t.keepTuple(&e.Header)
 		if s := t.lookup(&e.Header); s != nil {
+			s.destroyedAt, s.closing.remoteZeroed = e.Time, remoteZeroed
 			t.endZeroWindow(s, s.header, e.Time, "closed")
 			switch {
 			case s.tw == nil && s.overflowFrom != "":
 				// An abort's RST may still follow (it does after the
 				// destroy when the ACK of our FIN found TCP_LINGER2 < 0).
-				s.destroyedAt = e.Time
 				t.overflows[s] = struct{}{}
 			case s.tw == nil:
 				t.finish(s, e.Time, endOf(s))
@@ -393,6 +405,12 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 			if e.Flags&tcpRST == 0 {
 				s.tw.lastSegment = e
 			}
+			s.closing.timewaitSegment(e)
+		}
+	case *events.Segment:
+		t.out = append(t.out, ev)
+		if s := t.lookup(&e.Header); s != nil {
+			s.closing.segment(e)
 		}
 	case *events.TCPTimer:
 		t.tcpTimer(e)
@@ -550,7 +568,11 @@ func (t *Tracker) Flush(now time.Time) []events.Event {
 	for s := t.lru.next; s != &t.lru; {
 		next := s.next
 		t.endZeroWindow(s, s.header, now, "tracing_stopped")
-		t.finish(s, now, "open")
+		end := "open"
+		if s.overConnection() {
+			end = endOf(s)
+		}
+		t.finish(s, now, end)
 		s = next
 	}
 	return t.out
@@ -787,6 +809,7 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 				DerivedFrom: "its timer re-armed with the new substate"}
 			mv.Owner = s.header.Owner
 			t.out = append(t.out, mv)
+			s.closing.moved(mv)
 			s.tw.substate = e.Substate
 			t.enterTimewait(s, e)
 			return
@@ -906,6 +929,7 @@ func (t *Tracker) substateSeen(s *socket, e *events.TimewaitTimer) {
 		mv.DerivedFrom = seen + "; when it moved is not known (the timer's expires was not reported)"
 	}
 	t.out = append(t.out, mv)
+	s.closing.moved(mv)
 	// The history: the old substate ends where the new one begins.
 	if n := len(s.phases); n > 0 && s.phases[n-1].Timewait {
 		last := &s.phases[n-1]
@@ -1063,7 +1087,8 @@ func (t *Tracker) finish(s *socket, at time.Time, end string) {
 	history := sum.History[:0]
 	*sum = events.Summary{Header: s.header, ClosedBy: s.closedBy, End: end,
 		Retransmits: s.retransmits, ResetsSent: s.resetsSent, ResetsReceived: s.resetsRecv,
-		BeforeTrace: s.beforeTrace, HistoryDropped: s.historyDropped, Incomplete: s.incomplete, History: history}
+		BeforeTrace: s.beforeTrace, HistoryDropped: s.historyDropped, Incomplete: s.incomplete, History: history,
+		Close: t.closeOf(s)}
 	sum.Time = at
 	for _, p := range s.phases {
 		// The final CLOSE is where the story ends, not a phase of it.
