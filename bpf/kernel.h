@@ -30,6 +30,7 @@ typedef _Bool bool;
 #define IPPROTO_MPTCP 262
 #define E2BIG 7 /* errno: a full hash map refuses an update with -E2BIG */
 #define TASK_COMM_LEN 16
+#define PF_KTHREAD 0x00200000 /* task_struct.flags: a kernel thread (include/linux/sched.h, since 2.6.27) */
 
 /* From include/uapi/linux/bpf.h (stable UAPI values). */
 enum bpf_map_type {
@@ -117,11 +118,18 @@ struct sk_buff_head {
 
 struct socket;
 
+/* owned: a task holds the socket (lock_sock()). */
+typedef struct {
+	int owned;
+} socket_lock_t;
+
 struct sock {
 	struct sock_common __sk_common;
+	socket_lock_t sk_lock;
 	struct socket *sk_socket;
 	__u16 sk_protocol;
 	__u8 sk_shutdown;
+	int sk_err;
 	struct sk_buff_head sk_receive_queue;
 };
 
@@ -236,6 +244,7 @@ struct css_set {
 };
 
 struct task_struct {
+	unsigned int flags;
 	int tgid;
 	struct task_struct *group_leader;
 	struct css_set *cgroups;

@@ -59,6 +59,9 @@ const volatile __u64 tw_timer_handler_addr = 0;
  */
 const volatile __u64 tcp_keepalive_timer_addr = 0;
 const volatile __u64 tcp_write_timer_addr = 0;
+/* ECONNABORTED, the errno tcp_abort() leaves (its number differs between architectures). */
+const volatile __s32 econnaborted = 0;
+
 /* LINUX_MIB_TCPKEEPALIVE and LINUX_MIB_TCPWINPROBE, from BTF. */
 const volatile __u32 mib_keepalive = 0;
 const volatile __u32 mib_winprobe = 0;
@@ -477,17 +480,44 @@ static __always_inline bool sock_wanted(const struct sock *sk, struct sock_id *i
 	return owner_wanted(*o);
 }
 
-/* Emits a one-socket event (retransmit, resets, destroy) if the filters want it. */
-static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __u32 reason,
-					    bool has_reason)
+/*
+ * Whether the task running owns the socket it closes (a move to CLOSE, a
+ * destroy): it does while it holds the socket (lock_sock(): close()
+ * aborting a connection or closing a listener, shutdown(), connect(), or
+ * the backlog and deferred timers it runs as it lets go), because softirq
+ * and timers leave a held socket alone (they queue to its backlog, or defer
+ * to tcp_release_cb()). Not in a kernel thread (MPTCP's worker, in-kernel
+ * users), nor in tcp_abort() (sock_diag's SOCK_DESTROY: ss -K;
+ * bpf_sock_destroy()), which holds the socket from another task and leaves
+ * ECONNABORTED in sk_err as it closes it (but for a listener, which it
+ * closes before).
+ */
+static __always_inline bool closed_by_owner(const struct sock *sk)
 {
+	if (!sk->sk_lock.owned || sk->sk_err == econnaborted)
+		return false;
+	return !(bpf_get_current_task_btf()->flags & PF_KTHREAD);
+}
+
+/*
+ * Emits a one-socket event (retransmit, resets, destroy) if the filters want
+ * it. by_holder: a socket that keeps no owner gets the task holding it, if
+ * closed_by_owner() says that task owns it.
+ */
+static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __u32 reason,
+					    bool has_reason, bool by_holder)
+{
+	struct owner *o, holder;
 	struct sock_id id = {};
-	struct owner *o;
 	struct event *e;
 	__u8 state;
 
 	if (!sock_wanted(sk, &id, &o))
 		return;
+	if (!o && by_holder && closed_by_owner(sk)) {
+		current_owner(&holder);
+		o = &holder;
+	}
 	flush_birth(sk, &id, o);
 	state = sk->__sk_common.skc_state;
 	e = new_event(type, sk, state == tcp_listen, &id, o, state);
@@ -504,12 +534,13 @@ static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __
 /*
  * Whether a transition into new_state runs in the owning process's context:
  * connect() (SYN_SENT), listen() (LISTEN), close()/shutdown() (FIN_WAIT1,
- * LAST_ACK). Everything else may run in softirq on any task.
+ * LAST_ACK), a move to CLOSE by the task holding the socket. Everything
+ * else may run in softirq on any task.
  */
-static __always_inline bool owner_in_context(int new_state)
+static __always_inline bool owner_in_context(const struct sock *sk, int new_state)
 {
-	return new_state == tcp_syn_sent || new_state == tcp_listen ||
-	       new_state == tcp_fin_wait1 || new_state == tcp_last_ack;
+	return new_state == tcp_syn_sent || new_state == tcp_listen || new_state == tcp_fin_wait1 ||
+	       new_state == tcp_last_ack || (new_state == tcp_close && closed_by_owner(sk));
 }
 
 static __always_inline void remember_owner(const struct sock *sk, const struct owner *o)
@@ -524,10 +555,10 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_state)
 {
 	struct sock_info *info = NULL;
-	struct owner *o = NULL, in_context;
+	struct owner *o = NULL, context_owner;
 	struct sock_id id = {};
 	__u64 now, prev_ns = 0;
-	bool prev_known = false;
+	bool prev_known = false, in_context;
 	struct event *e;
 	__u32 tgid;
 
@@ -538,9 +569,10 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 		return 0;
 
 	now = bpf_ktime_get_ns();
+	in_context = owner_in_context(sk, new_state);
 	if (filter_pid_count) {
 		info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
-		if (owner_in_context(new_state)) {
+		if (in_context) {
 			tgid = bpf_get_current_pid_tgid() >> 32;
 			if (!pid_wanted(tgid))
 				return 0;
@@ -556,11 +588,11 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 		/* Keep a state clock even for sockets whose owner is not known. */
 		if (!info)
 			info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-	} else if (owner_in_context(new_state)) {
+	} else if (in_context) {
 		/* A kept owner is brought up to date (the socket may have changed hands). */
 		o = new_state == tcp_listen ? keep_owner(sk) : kept_owner(sk);
 		if (!o)
-			o = &in_context;
+			o = &context_owner;
 		current_owner(o);
 	} else {
 		o = kept_owner(sk); /* a listener closing */
@@ -574,7 +606,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 	}
 	flush_birth(sk, &id, o);
 	/* Owners by cookie, for the TIME_WAIT and timer programs under --pid. */
-	if (o && filter_pid_count && (owner_in_context(new_state) || old_state == tcp_listen))
+	if (o && filter_pid_count && (in_context || old_state == tcp_listen))
 		remember_owner(sk, o);
 	if (info) {
 		if (info->state_since_ns) {
@@ -606,7 +638,7 @@ int BPF_PROG(handle_retransmit, const struct sock *sk, const struct sk_buff *skb
 {
 	if (err)
 		return 0;
-	emit_sock_event(sk, EVENT_RETRANSMIT, 0, false);
+	emit_sock_event(sk, EVENT_RETRANSMIT, 0, false, false);
 	return 0;
 }
 
@@ -614,7 +646,7 @@ int BPF_PROG(handle_retransmit, const struct sock *sk, const struct sk_buff *skb
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(handle_retransmit_noerr, const struct sock *sk, const struct sk_buff *skb)
 {
-	emit_sock_event(sk, EVENT_RETRANSMIT, 0, false);
+	emit_sock_event(sk, EVENT_RETRANSMIT, 0, false, false);
 	return 0;
 }
 
@@ -705,7 +737,7 @@ static __always_inline void emit_reset_sent(const struct sock *sk, const struct 
 	if (sk && skb && sk->__sk_common.skc_state == tcp_listen)
 		emit_listener_reset(sk, skb, reason, has_reason);
 	else if (sk)
-		emit_sock_event(sk, EVENT_RESET_SENT, reason, has_reason);
+		emit_sock_event(sk, EVENT_RESET_SENT, reason, has_reason, false);
 	else if (skb)
 		emit_reset_for_segment(skb, reason, has_reason);
 }
@@ -728,11 +760,10 @@ int BPF_PROG(handle_send_reset_noreason, const struct sock *sk, const struct sk_
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(handle_receive_reset, struct sock *sk)
 {
-	emit_sock_event(sk, EVENT_RESET_RECEIVED, 0, false);
+	emit_sock_event(sk, EVENT_RESET_RECEIVED, 0, false, false);
 	return 0;
 }
 
-/* The socket's storage goes with it; its TIME_WAIT owner unless one followed. */
 /*
  * Sockets in a zero-window episode (a zero-window probe went out), by
  * cookie: tcp_probe reports when the peer's window opens again. Added by the
@@ -758,13 +789,19 @@ static __always_inline void forget_zero_window(__u64 cookie)
 		__sync_fetch_and_add(&zero_window_entries, -1);
 }
 
+/*
+ * The socket's storage goes with it; its TIME_WAIT owner unless one
+ * followed. A close() destroys it in the closing task: a listener's destroy
+ * has another cookie than its events (see socket_cookie), and only that
+ * task tells whose it was.
+ */
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(handle_destroy, struct sock *sk)
 {
 	struct tw_owner *two;
 	__u64 cookie;
 
-	emit_sock_event(sk, EVENT_DESTROY, 0, false);
+	emit_sock_event(sk, EVENT_DESTROY, 0, false, true);
 	cookie = sk->__sk_common.skc_cookie.counter;
 	if (zero_window_entries)
 		forget_zero_window(cookie);

@@ -205,6 +205,7 @@ const (
 	TcptraceProgMoveOwners              = "move_owners"
 	TcptraceProgSnapshotTcp             = "snapshot_tcp"
 	TcptraceVarBirthsHeld               = "births_held"
+	TcptraceVarEconnaborted             = "econnaborted"
 	TcptraceVarFilterFamily             = "filter_family"
 	TcptraceVarFilterNetns              = "filter_netns"
 	TcptraceVarFilterPidCount           = "filter_pid_count"
@@ -326,6 +327,7 @@ type TcptraceMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcptraceVariableSpecs struct {
 	BirthsHeld               *ebpf.VariableSpec `ebpf:"births_held"`
+	Econnaborted             *ebpf.VariableSpec `ebpf:"econnaborted"`
 	FilterFamily             *ebpf.VariableSpec `ebpf:"filter_family"`
 	FilterNetns              *ebpf.VariableSpec `ebpf:"filter_netns"`
 	FilterPidCount           *ebpf.VariableSpec `ebpf:"filter_pid_count"`
@@ -412,6 +414,7 @@ func (m *TcptraceMaps) Close() error {
 // It can be passed to LoadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcptraceVariables struct {
 	BirthsHeld               *ebpf.Variable `ebpf:"births_held"`
+	Econnaborted             *ebpf.Variable `ebpf:"econnaborted"`
 	FilterFamily             *ebpf.Variable `ebpf:"filter_family"`
 	FilterNetns              *ebpf.Variable `ebpf:"filter_netns"`
 	FilterPidCount           *ebpf.Variable `ebpf:"filter_pid_count"`

@@ -714,6 +714,7 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 		bpf.TcptraceVarTcpFinWait2:           k.states[events.StateFinWait2],
 		bpf.TcptraceVarMibKeepalive:          k.mibKeepalive,
 		bpf.TcptraceVarMibWinprobe:           k.mibWinProbe,
+		bpf.TcptraceVarEconnaborted:          int32(unix.ECONNABORTED),
 		bpf.TcptraceVarTcpClose:              k.states[events.StateClose],
 		bpf.TcptraceVarTcpListen:             k.states[events.StateListen],
 		bpf.TcptraceVarTcpSynSent:            k.states[events.StateSynSent],
