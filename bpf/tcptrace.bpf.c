@@ -160,6 +160,12 @@ struct sock_id {
 	__u16 family;
 	__u16 sport;
 	__u16 dport;
+	/*
+	 * No remote port, and no listener: tcp_disconnect() (a close() with
+	 * SO_LINGER {1, 0}) zeroes it before the socket's destroy. (So is a
+	 * socket that never connected, or one becoming a listener.)
+	 */
+	bool remote_zeroed;
 };
 
 struct tw_owner {
@@ -237,6 +243,12 @@ static __always_inline bool id_wanted(const struct sock_id *id)
 		return false;
 	if (!filter_port_count)
 		return true;
+	/*
+	 * Its port cannot be told any more, so any remote-side filter passes
+	 * it: user space keeps it if it tracks the socket, by its cookie.
+	 */
+	if (id->remote_zeroed)
+		return true;
 	for (__u32 i = 0; i < MAX_FILTER_PORTS; i++) {
 		if (i >= filter_port_count)
 			break;
@@ -264,6 +276,7 @@ static __always_inline void read_sock_id(const struct sock *sk, struct sock_id *
 	id->netns = sk->__sk_common.skc_net.net->ns.inum;
 	id->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	id->sport = sk->__sk_common.skc_num;
+	id->remote_zeroed = !id->dport && sk->__sk_common.skc_state != tcp_listen;
 	/*
 	 * skc_num is already 0 on "-> CLOSE" (the port was released), but a
 	 * full socket still has inet_sport. TIME_WAIT and request socks keep

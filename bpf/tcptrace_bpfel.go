@@ -140,12 +140,13 @@ type TcptraceTwCancel struct {
 	TsNs   uint64
 	Cookie uint64
 	Id     struct {
-		_      structs.HostLayout
-		Netns  uint32
-		Family uint16
-		Sport  uint16
-		Dport  uint16
-		_      [2]byte
+		_            structs.HostLayout
+		Netns        uint32
+		Family       uint16
+		Sport        uint16
+		Dport        uint16
+		RemoteZeroed bool
+		_            [1]byte
 	}
 	_        [4]byte
 	Owner    TcptraceOwner

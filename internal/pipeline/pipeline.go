@@ -29,10 +29,13 @@ type Env interface {
 }
 
 // Filter keeps some events; zero values keep all. Live tracing filters in
-// the kernel; replay filters here, on what the tracker made: it sees every
-// event before Until (the replay ends there, and the sockets still open
-// end as open), and gives those the kernel sent without an owner their
-// socket's.
+// the kernel, and here by port too: the kernel passes the destroy of any
+// socket whose remote port tcp_disconnect() zeroed, which the tracker gives
+// its socket's 4-tuple (by cookie) where it tracks it, so that of a socket
+// never seen (one that never connected) stays out. Replay filters here, on
+// what the tracker made: it sees every event before Until (the replay ends
+// there, and the sockets still open end as open), and gives those the
+// kernel sent without an owner their socket's.
 type Filter struct {
 	PIDs         []uint32
 	Ports        []uint16

@@ -43,8 +43,12 @@ func Run(cfg Config) error {
 func Play(rec *record.Recording, cfg Config) error {
 	env := newEnv(rec)
 	env.readAfter(rec.Items) // those read before the first record
+	filter := cfg.Filter
+	if len(filter.Ports) == 0 {
+		filter.Ports = rec.Header.Ports // what the live run showed
+	}
 	p, err := pipeline.New(pipeline.Config{Names: Names(rec), Boot: time.Unix(0, rec.Header.BootUnixNs),
-		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: cfg.Filter, FullFindings: cfg.FullFindings, Renderer: cfg.Renderer,
+		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: filter, FullFindings: cfg.FullFindings, Renderer: cfg.Renderer,
 		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
 	if err != nil {
 		return err

@@ -66,12 +66,13 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("record: %w", err)
 		}
 		defer f.Close()
-		if env.rec, err = record.NewWriter(f, header(k, p, boot, started, cfg.Args), cfg.RecordMax); err != nil {
+		if env.rec, err = record.NewWriter(f, header(k, p, boot, started, cfg), cfg.RecordMax); err != nil {
 			return fmt.Errorf("record: %w", err)
 		}
 	}
 	pl, err := pipeline.New(pipeline.Config{Names: k.Names(), Boot: boot, Format: cfg.Format,
-		MaxSockets: cfg.MaxSockets, FullFindings: cfg.FullFindings, Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
+		MaxSockets: cfg.MaxSockets, FullFindings: cfg.FullFindings, Filter: pipeline.Filter{Ports: cfg.Probe.Filter.Ports},
+		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
 	if err != nil {
 		return err
 	}
@@ -215,10 +216,10 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // header describes the run at the top of its recording.
-func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, args []string) record.Header {
+func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, cfg Config) record.Header {
 	names := k.Names()
 	h := record.Header{Created: started, Kernel: k.Release, HZ: names.HZ, BootUnixNs: boot.UnixNano(),
-		RecordSize: decode.RecordSize, States: map[string]string{}, Args: args}
+		RecordSize: decode.RecordSize, States: map[string]string{}, Args: cfg.Args, Ports: cfg.Probe.Filter.Ports}
 	for n, s := range names.States {
 		h.States[strconv.Itoa(int(n))] = string(s)
 	}
