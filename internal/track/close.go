@@ -88,16 +88,38 @@ func (s *socket) overConnection() bool {
 	return s.tw == nil && p != nil && p.State == events.StateClose && len(s.phases) > 1
 }
 
-// enteredAt is when s first entered state as a full socket (zero if
-// before its history's start); ok is false when it was not seen to. The
-// CLOSE a socket's life starts in is not entered.
+// enteredAt is when s first entered state as a full socket, zero if not
+// known (it was in it when its history began); ok is false when it was
+// not seen in it. The CLOSE a socket's life starts in is not entered.
 func (s *socket) enteredAt(state events.State) (at time.Time, ok bool) {
 	for i, p := range s.phases {
-		if p.State == state && !p.Timewait && (i > 0 || state != events.StateClose) {
-			return p.Start, true
+		switch {
+		case p.State != state || p.Timewait || i == 0 && state == events.StateClose:
+			continue
+		case i == 0 && !p.DurationKnown && state != events.StateSynRecv:
+			// Its start is the first transition's, less a time in it the
+			// kernel did not report (a child's SYN_RECV starts at its birth).
+			return time.Time{}, true
 		}
+		return p.Start, true
 	}
 	return time.Time{}, false
+}
+
+// wasEstablished tells whether s's connection was established: seen so, or
+// in a later state when its history began.
+func (s *socket) wasEstablished() bool {
+	if s.reached(events.StateEstablished) {
+		return true
+	}
+	if len(s.phases) == 0 || !s.beforeTrace {
+		return false
+	}
+	switch s.phases[0].State {
+	case events.StateSynSent, events.StateSynRecv, events.StateNewSynRecv, events.StateListen, events.StateClose:
+		return false
+	}
+	return true
 }
 
 // timewaitPhases are the first two phases s lived as a TIME_WAIT socket.

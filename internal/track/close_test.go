@@ -109,6 +109,11 @@ func TestCloseShapes(t *testing.T) {
 				state(us(251000, client, server), events.StateLastAck, events.StateClose), 251000, client, server),
 			want: events.Close{Shape: events.ShapePeerFirst, FirstFIN: "peer", HalfClose: 150 * time.Millisecond, HalfCloseKnown: true},
 			end:  "closed"},
+		{name: "peer first, began before tracing",
+			evs: destroyed((&stream{}).state(us(250000, client, server), events.StateCloseWait, events.StateLastAck).
+				state(us(251000, client, server), events.StateLastAck, events.StateClose), 251000, client, server),
+			want: events.Close{Shape: events.ShapePeerFirst, FirstFIN: "peer"},
+			end:  "closed"},
 		{name: "SO_LINGER 0",
 			evs: destroyed(rstSent(established().state(us(100000, client, server), events.StateEstablished, events.StateClose),
 				100030, events.StateClose, "TCP_STATE"), 100040, zeroed, "10.0.0.2:0"),

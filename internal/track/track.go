@@ -1116,7 +1116,7 @@ func endOf(s *socket) string {
 	switch {
 	case s.closedBy == "reset" || (s.lastReset != time.Time{} && s.closedBy == ""):
 		return "reset"
-	case !s.reached(events.StateEstablished):
+	case !s.wasEstablished():
 		return "never_established"
 	}
 	return "closed"
