@@ -79,6 +79,10 @@ func (x *Explainer) Explain(ev events.Event) []events.Event {
 		if e.Probes > 0 {
 			return []events.Event{x.zeroWindow(e)}
 		}
+	case *events.Summary:
+		if e.Close.Shape == events.ShapeAbort && e.Close.Rule != "" {
+			return []events.Event{x.abortiveClose(e)}
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package explain
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -470,5 +471,52 @@ func TestZeroWindowWords(t *testing.T) {
 	// No probe sent: nothing to take for a keepalive.
 	if f := findingOf(t, source(nil), &events.ZeroWindowEnd{How: "reopened", Duration: time.Second}, "zero_window_not_keepalive"); f != nil {
 		t.Errorf("finding without probes: %s", f.Message)
+	}
+}
+
+// An abortive close is told by its rule, and says how it is known: the
+// kernel's RST reason, or what it is inferred from.
+func TestAbortiveCloseWords(t *testing.T) {
+	x := New(source(map[string]string{"net.ipv4.tcp_fin_timeout": "60"}))
+	h := header("10.0.0.1:40000", "10.0.0.2:80")
+	for _, tt := range []struct {
+		close   events.Close
+		says    []string
+		sysctls map[string]any
+	}{
+		{events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleUnreadData,
+			ResetReason: "TCP_ABORT_ON_CLOSE", Counter: "TcpExt.TCPAbortOnClose"},
+			[]string{"abortive close in ESTABLISHED", "unread data", "its RST's reason was TCP_ABORT_ON_CLOSE", "counts it in TcpExt.TCPAbortOnClose"},
+			map[string]any{}},
+		{events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleLingerZero,
+			ResetReason: "TCP_STATE", Counter: "TcpExt.TCPAbortOnData", Inferred: true, InferredFrom: "the destroy with it"},
+			[]string{"SO_LINGER with l_onoff 1 and l_linger 0", "tcptrace infers this from what it saw: the destroy with it."},
+			map[string]any{}},
+		{events.Close{Shape: events.ShapeAbort, State: events.StateFinWait2, Rule: events.RuleLinger2,
+			ResetReason: "TCP_ABORT_ON_LINGER", Counter: "TcpExt.TCPAbortOnLinger"},
+			[]string{"TCP_LINGER2 was set below 0", "in FIN_WAIT2"},
+			map[string]any{"net.ipv4.tcp_fin_timeout": int64(60)}},
+		{events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleDisconnect,
+			ResetReason: "TCP_STATE", Inferred: true, InferredFrom: "no destroy"},
+			[]string{"connect(AF_UNSPEC)", "tcptrace infers this"},
+			map[string]any{}},
+	} {
+		fs := x.Explain(&events.Summary{Header: h, End: "reset", Close: tt.close})
+		if len(fs) != 1 {
+			t.Fatalf("%s: %d findings, want 1", tt.close.Rule, len(fs))
+		}
+		f := fs[0].(*events.Finding)
+		for _, s := range tt.says {
+			if f.Kind != "abortive_close" || !strings.Contains(f.Message, s) {
+				t.Errorf("%s: %s %q lacks %q", tt.close.Rule, f.Kind, f.Message, s)
+			}
+		}
+		if f.Evidence["rule"] != tt.close.Rule || !reflect.DeepEqual(f.Sysctls, tt.sysctls) {
+			t.Errorf("%s: evidence %v, sysctls %v", tt.close.Rule, f.Evidence, f.Sysctls)
+		}
+	}
+	// No rule, no finding: the evidence names no cause.
+	if fs := x.Explain(&events.Summary{Header: h, Close: events.Close{Shape: events.ShapeAbort, ResetReason: "TCP_FLAGS"}}); len(fs) != 0 {
+		t.Errorf("findings %v for an abort with no rule", fs)
 	}
 }
