@@ -391,9 +391,24 @@ type event struct {
 		Ms             *float64 `json:"ms"`
 		TimewaitSocket bool     `json:"timewait_socket"`
 	} `json:"history"`
-	ClosedBy   string `json:"closed_by"`
-	End        string `json:"end"`
-	Incomplete bool   `json:"incomplete"`
+	ClosedBy   string       `json:"closed_by"`
+	End        string       `json:"end"`
+	Close      *closeObject `json:"close"`
+	Incomplete bool         `json:"incomplete"`
+}
+
+// closeObject is a summary's close (docs/json.md).
+type closeObject struct {
+	Shape             string   `json:"shape"`
+	FirstFIN          string   `json:"first_fin"`
+	HalfCloseMs       *float64 `json:"half_close_ms"`
+	HalfCloseWithinMs *float64 `json:"half_close_within_ms"`
+	State             string   `json:"state"`
+	Rule              string   `json:"rule"`
+	ResetReason       string   `json:"reset_reason"`
+	Counter           string   `json:"counter"`
+	Inferred          bool     `json:"inferred"`
+	InferredFrom      string   `json:"inferred_from"`
 }
 
 // tracer is a running tcptrace.
