@@ -102,7 +102,7 @@ fuzz:
 
 # Record the golden replays of internal/replay/testdata again, from real runs
 # of the privileged scenarios (needed when the record layout changes).
-GOLDEN_TESTS := TestKeepalive$$|TestZeroWindow|TestTimewaitSynAccepted|TestTimewaitConnectReuse|TestTimewaitRST|TestResets$$|TestRetransmitTimeout
+GOLDEN_TESTS := TestKeepalive$$|TestZeroWindow|TestTimewaitSynAccepted|TestTimewaitConnectReuse|TestTimewaitRST|TestResets$$|TestRetransmitTimeout|TestCloseShapes|TestAbortiveCloses
 golden: build
 	rm -f internal/replay/testdata/*.rec.gz internal/replay/testdata/*.json
 	TZ=UTC TCPTRACE_RECORD_GOLDEN=$(abspath internal/replay/testdata) TCPTRACE_BINARY=$(abspath $(BIN)) \
