@@ -70,6 +70,13 @@ enum tw_flag {
 	TW_FLAG_NETNS_DYING = 1 << 1,	/* EVENT_TW_CANCEL: no reference to the namespace is left (it is torn down) */
 };
 
+/* The socket's options that make a close an abort, read as it moves to CLOSE. */
+enum close_flag {
+	CLOSE_FLAG_READ = 1 << 0,	      /* the options were read */
+	CLOSE_FLAG_LINGER_ZERO = 1 << 1,      /* SO_LINGER {1, 0} */
+	CLOSE_FLAG_LINGER2_NEGATIVE = 1 << 2, /* TCP_LINGER2 < 0 */
+};
+
 struct event {
 	__u64 ts_ns;	     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 cookie;	     /* socket cookie; 0 with EVENT_FLAG_NO_SOCKET */
@@ -100,7 +107,8 @@ struct event {
 			      * EVENT_TW_SEGMENT, EVENT_SEGMENT: the segment's sequence */
 	__u32 tsval;	     /* the same for the TCP timestamp (ts_recent) */
 	__u8 tcp_flags;	     /* EVENT_TW_SEGMENT, EVENT_SEGMENT: the segment's TCP flags byte */
-	__u8 tw_flags;	     /* EVENT_TW_EXPIRE, EVENT_TW_CANCEL: enum tw_flag bits */
+	__u8 aux_flags;	     /* EVENT_TW_EXPIRE, EVENT_TW_CANCEL: enum tw_flag bits;
+			      * EVENT_STATE into CLOSE: enum close_flag bits */
 	__u16 payload_len;   /* EVENT_SEGMENT: bytes of data in the segment */
 	__u32 rcv_nxt;	     /* EVENT_TW_SEGMENT, EVENT_SEGMENT: the socket's rcv_nxt */
 	__u32 ack_seq;	     /* EVENT_SEGMENT: the segment's acknowledgment number */

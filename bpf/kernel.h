@@ -130,14 +130,17 @@ struct sock {
 	__u16 sk_protocol;
 	__u8 sk_shutdown;
 	int sk_err;
+	unsigned long sk_lingertime;
 	struct sk_buff_head sk_receive_queue;
 };
 
 #define RCV_SHUTDOWN 1
 
-/* The named enum of sock_flag() bits; SOCK_KEEPOPEN is SO_KEEPALIVE. */
+/* The named enum of sock_flag() bits; SOCK_KEEPOPEN is SO_KEEPALIVE,
+ * SOCK_LINGER SO_LINGER's l_onoff (sk_lingertime its l_linger). */
 enum sock_flags {
 	SOCK_KEEPOPEN = 3,
+	SOCK_LINGER = 4,
 };
 
 /* A drop reason of 6.17+, whose tcp_sequence() it came with (see the segment hook). */
@@ -229,6 +232,7 @@ struct tcp_sock {
 	unsigned int keepalive_time;
 	unsigned int keepalive_intvl;
 	__u8 keepalive_probes;
+	int linger2;
 };
 
 struct kernfs_node {

@@ -21,6 +21,7 @@ const enum event_type unused_event_type __attribute__((unused));
 const enum event_flag unused_event_flag __attribute__((unused));
 const enum tcp_timer_kind unused_tcp_timer_kind __attribute__((unused));
 const enum tw_flag unused_tw_flag __attribute__((unused));
+const enum close_flag unused_close_flag __attribute__((unused));
 
 /* Filters, rewritten by the loader before load (0 / empty = no filter). */
 const volatile __u32 filter_pid_count = 0;
@@ -373,7 +374,7 @@ static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const 
 	e->seq = 0;
 	e->tsval = 0;
 	e->tcp_flags = 0;
-	e->tw_flags = 0;
+	e->aux_flags = 0;
 	e->payload_len = 0;
 	e->rcv_nxt = 0;
 	e->ack_seq = 0;
@@ -545,6 +546,26 @@ static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __
 }
 
 /*
+ * The options that make a socket's close an abort, as it moves to CLOSE:
+ * SO_LINGER {1, 0} (close() resets it, through tcp_disconnect()) and
+ * TCP_LINGER2 < 0 (the orphan is reset instead of kept in FIN_WAIT2). The
+ * RST's reason does not always tell them (TCP_STATE, TCP_ABORT_ON_DATA have
+ * other causes too), and kernels before 6.10 give none.
+ */
+static __always_inline __u8 close_flags(const struct sock *sk)
+{
+	__u64 linger = 1UL << bpf_core_enum_value(enum sock_flags, SOCK_LINGER);
+	__u8 flags = CLOSE_FLAG_READ;
+
+	if ((sk->__sk_common.skc_flags & linger) && !sk->sk_lingertime)
+		flags |= CLOSE_FLAG_LINGER_ZERO;
+	/* Beyond struct sock: the verifier wants a probe read here. */
+	if (BPF_CORE_READ((const struct tcp_sock *)sk, linger2) < 0)
+		flags |= CLOSE_FLAG_LINGER2_NEGATIVE;
+	return flags;
+}
+
+/*
  * Whether a transition into new_state runs in the owning process's context:
  * connect() (SYN_SENT), listen() (LISTEN), close()/shutdown() (FIN_WAIT1,
  * LAST_ACK), a move to CLOSE by the task holding the socket. Everything
@@ -636,6 +657,8 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 	if (!e)
 		return 0;
 	e->old_state = old_state;
+	if (new_state == tcp_close)
+		e->aux_flags = close_flags(sk);
 	if (prev_known) {
 		e->prev_state_ns = prev_ns;
 		e->flags |= EVENT_FLAG_PREV_STATE_KNOWN;
@@ -1131,7 +1154,7 @@ int BPF_PROG(handle_timer_expire, struct timer_list *timer)
 	if (e) {
 		/* When it was last armed: expires minus the timeout (user space). */
 		e->timer_jiffies = (__u32)(timer->expires - bpf_jiffies64());
-		e->tw_flags |= TW_FLAG_EXPIRES_KNOWN;
+		e->aux_flags |= TW_FLAG_EXPIRES_KNOWN;
 		submit(e);
 	}
 	bpf_map_delete_elem(&cookie_owners, &cookie);
@@ -1188,9 +1211,9 @@ int BPF_PROG(handle_timer_cancel, struct timer_list *timer)
 	e->seq = BPF_CORE_READ(tw, __tw_common.skc_tw_rcv_nxt);
 	e->flags |= EVENT_FLAG_SEQ_KNOWN;
 	e->timer_jiffies = (__u32)(timer->expires - bpf_jiffies64());
-	e->tw_flags |= TW_FLAG_EXPIRES_KNOWN;
+	e->aux_flags |= TW_FLAG_EXPIRES_KNOWN;
 	if (netns_dying(BPF_CORE_READ(tw, __tw_common.skc_net.net)))
-		e->tw_flags |= TW_FLAG_NETNS_DYING;
+		e->aux_flags |= TW_FLAG_NETNS_DYING;
 	if (BPF_CORE_READ((struct tcp_timewait_sock *)tw, tw_ts_recent_stamp)) {
 		e->tsval = BPF_CORE_READ((struct tcp_timewait_sock *)tw, tw_ts_recent);
 		e->flags |= EVENT_FLAG_TSVAL_KNOWN;

@@ -13,6 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type TcptraceCloseFlag uint32
+
+const (
+	TcptraceCloseFlagCLOSE_FLAG_READ            TcptraceCloseFlag = 1
+	TcptraceCloseFlagCLOSE_FLAG_LINGER_ZERO     TcptraceCloseFlag = 2
+	TcptraceCloseFlagCLOSE_FLAG_LINGER2NEGATIVE TcptraceCloseFlag = 4
+)
+
 type TcptraceEvent struct {
 	_            structs.HostLayout
 	TsNs         uint64
@@ -37,7 +45,7 @@ type TcptraceEvent struct {
 	Seq          uint32
 	Tsval        uint32
 	TcpFlags     uint8
-	TwFlags      uint8
+	AuxFlags     uint8
 	PayloadLen   uint16
 	RcvNxt       uint32
 	AckSeq       uint32
@@ -231,6 +239,7 @@ const (
 	TcptraceVarTcpTimeWait              = "tcp_time_wait"
 	TcptraceVarTcpWriteTimerAddr        = "tcp_write_timer_addr"
 	TcptraceVarTwTimerHandlerAddr       = "tw_timer_handler_addr"
+	TcptraceVarUnusedCloseFlag          = "unused_close_flag"
 	TcptraceVarUnusedEvent              = "unused_event"
 	TcptraceVarUnusedEventFlag          = "unused_event_flag"
 	TcptraceVarUnusedEventType          = "unused_event_type"
@@ -353,6 +362,7 @@ type TcptraceVariableSpecs struct {
 	TcpTimeWait              *ebpf.VariableSpec `ebpf:"tcp_time_wait"`
 	TcpWriteTimerAddr        *ebpf.VariableSpec `ebpf:"tcp_write_timer_addr"`
 	TwTimerHandlerAddr       *ebpf.VariableSpec `ebpf:"tw_timer_handler_addr"`
+	UnusedCloseFlag          *ebpf.VariableSpec `ebpf:"unused_close_flag"`
 	UnusedEvent              *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventFlag          *ebpf.VariableSpec `ebpf:"unused_event_flag"`
 	UnusedEventType          *ebpf.VariableSpec `ebpf:"unused_event_type"`
@@ -440,6 +450,7 @@ type TcptraceVariables struct {
 	TcpTimeWait              *ebpf.Variable `ebpf:"tcp_time_wait"`
 	TcpWriteTimerAddr        *ebpf.Variable `ebpf:"tcp_write_timer_addr"`
 	TwTimerHandlerAddr       *ebpf.Variable `ebpf:"tw_timer_handler_addr"`
+	UnusedCloseFlag          *ebpf.Variable `ebpf:"unused_close_flag"`
 	UnusedEvent              *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventFlag          *ebpf.Variable `ebpf:"unused_event_flag"`
 	UnusedEventType          *ebpf.Variable `ebpf:"unused_event_type"`

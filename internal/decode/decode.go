@@ -115,7 +115,7 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 			return nil, err
 		}
 		ev := &d.stateChange
-		*ev = events.StateChange{Header: h, Old: old, New: state, Syn: synInfo(raw)}
+		*ev = events.StateChange{Header: h, Old: old, New: state, Syn: synInfo(raw), Options: closeOptions(raw.AuxFlags)}
 		if flags&bpf.TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN != 0 {
 			ev.PrevState = time.Duration(raw.PrevStateNs)
 			ev.PrevStateKnown = true
@@ -147,11 +147,11 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 			ev.Timeout = d.ticks(raw.TimerJiffies)
 			ev.TimeoutKnown = true
 		}
-		if ev.Action != events.TimerStart && d.names.HZ > 0 && raw.TwFlags&uint8(bpf.TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN) != 0 {
+		if ev.Action != events.TimerStart && d.names.HZ > 0 && raw.AuxFlags&uint8(bpf.TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN) != 0 {
 			ev.Expires, ev.ExpiresKnown = d.ticks(raw.TimerJiffies), true
 			ev.Tick = time.Second / time.Duration(d.names.HZ)
 		}
-		ev.NetnsDying = ev.Action == events.TimerCancel && raw.TwFlags&uint8(bpf.TcptraceTwFlagTW_FLAG_NETNS_DYING) != 0
+		ev.NetnsDying = ev.Action == events.TimerCancel && raw.AuxFlags&uint8(bpf.TcptraceTwFlagTW_FLAG_NETNS_DYING) != 0
 		return ev, nil
 	case bpf.TcptraceEventTypeEVENT_SNAPSHOT:
 		ev := &events.Snapshot{Header: h, State: state}
@@ -241,6 +241,14 @@ func synInfo(raw *bpf.TcptraceEvent) events.SynInfo {
 		Seq: raw.Seq, SeqKnown: flags&bpf.TcptraceEventFlagEVENT_FLAG_SEQ_KNOWN != 0,
 		TSVal: raw.Tsval, TSValKnown: flags&bpf.TcptraceEventFlagEVENT_FLAG_TSVAL_KNOWN != 0,
 	}
+}
+
+// closeOptions reads the socket options a move to CLOSE carries.
+func closeOptions(flags uint8) events.CloseOptions {
+	has := func(f bpf.TcptraceCloseFlag) bool { return flags&uint8(f) != 0 }
+	return events.CloseOptions{Known: has(bpf.TcptraceCloseFlagCLOSE_FLAG_READ),
+		LingerZero:      has(bpf.TcptraceCloseFlagCLOSE_FLAG_LINGER_ZERO),
+		Linger2Negative: has(bpf.TcptraceCloseFlagCLOSE_FLAG_LINGER2NEGATIVE)}
 }
 
 // ticks turns a count of kernel ticks (jiffies) into time.

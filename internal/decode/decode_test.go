@@ -87,6 +87,11 @@ func TestDecode(t *testing.T) {
 			e.Type, e.OldState, e.State = 1, 7, 2
 			e.PrevStateNs = 777 // ignored without the flag
 		}), &events.StateChange{Header: header, Old: events.StateClose, New: events.StateSynSent}},
+		{"move to CLOSE with SO_LINGER {1, 0}", with(func(e *bpf.TcptraceEvent) {
+			e.Type, e.OldState, e.State = 1, 1, 7
+			e.AuxFlags = uint8(bpf.TcptraceCloseFlagCLOSE_FLAG_READ | bpf.TcptraceCloseFlagCLOSE_FLAG_LINGER_ZERO)
+		}), &events.StateChange{Header: header, Old: events.StateEstablished, New: events.StateClose,
+			Options: events.CloseOptions{Known: true, LingerZero: true}}},
 		{"retransmit", with(func(e *bpf.TcptraceEvent) { e.Type, e.State = 2, 1 }),
 			&events.Retransmit{Header: header, State: events.StateEstablished}},
 		{"reset sent with reason", with(func(e *bpf.TcptraceEvent) {
@@ -211,7 +216,7 @@ func TestDecodeTimewaitExpires(t *testing.T) {
 	} {
 		raw := bpf.TcptraceEvent{Type: uint8(tt.typ), Family: 4, State: 6, Substate: 6, TimerJiffies: uint32(tt.jiffies)}
 		if tt.flag {
-			raw.TwFlags = uint8(bpf.TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN)
+			raw.AuxFlags = uint8(bpf.TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN)
 		}
 		ev, err := d.Decode(record(raw))
 		if err != nil {

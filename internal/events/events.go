@@ -100,6 +100,18 @@ type StateChange struct {
 	PrevStateKnown bool
 	// Syn holds the SYN of an accepted socket, on its LISTEN -> SYN_RECV.
 	Syn SynInfo
+	// Options, on a move to CLOSE: the socket's options that make a close
+	// an abort, as it moved.
+	Options CloseOptions
+}
+
+// CloseOptions are the socket options that make a close an abort.
+type CloseOptions struct {
+	// Known: they were read (recordings made before tcptrace read them
+	// have none).
+	Known           bool
+	LingerZero      bool // SO_LINGER {1, 0}: close() resets
+	Linger2Negative bool // TCP_LINGER2 < 0: the orphan is reset, not kept in FIN_WAIT2
 }
 
 // SynInfo is what decides whether a SYN may end a TIME_WAIT (RFC 6191): a

@@ -113,6 +113,12 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 			dst = AppendMillis(dst, e.PrevState)
 		}
 		dst = appendSynInfo(dst, "syn_seq", "syn_tsval", e.Syn)
+		if e.Options.LingerZero {
+			dst = append(dst, `,"so_linger_zero":true`...)
+		}
+		if e.Options.Linger2Negative {
+			dst = append(dst, `,"linger2_negative":true`...)
+		}
 	case *Retransmit:
 		dst = appendStringField(dst, "state", string(e.State))
 	case *ResetSent:

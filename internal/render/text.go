@@ -115,6 +115,12 @@ func appendDetail(b []byte, ev events.Event) []byte {
 			b = append(b, e.Old...)
 			b = append(b, ')')
 		}
+		if e.Options.LingerZero {
+			b = append(b, ", SO_LINGER {1, 0} set"...)
+		}
+		if e.Options.Linger2Negative {
+			b = append(b, ", TCP_LINGER2 < 0 set"...)
+		}
 	case *events.Retransmit:
 		b = append(b, "in "...)
 		b = append(b, e.State...)
