@@ -89,9 +89,11 @@ type Close struct {
 	ResetReason string
 	Counter     string
 	// Inferred marks a shape or rule concluded from the events' order
-	// and timing rather than seen; InferredFrom says from what.
+	// and timing rather than seen; InferredFrom says from what. SeenFrom
+	// says what showed an abort's rule where it was seen.
 	Inferred     bool
 	InferredFrom string
+	SeenFrom     string
 }
 
 // Words tells the close in plain words: "this side sent the first FIN;
@@ -131,6 +133,9 @@ func (c *Close) Words() string {
 	}
 	if c.Inferred {
 		b.WriteString(" (inferred from " + c.InferredFrom + ")")
+	}
+	if c.SeenFrom != "" {
+		b.WriteString(" (seen: " + c.SeenFrom + ")")
 	}
 	return b.String()
 }

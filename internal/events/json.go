@@ -482,6 +482,9 @@ func appendClose(dst []byte, c *Close) []byte {
 		dst = append(dst, `,"inferred":true`...)
 		dst = appendStringField(dst, "inferred_from", c.InferredFrom)
 	}
+	if c.SeenFrom != "" {
+		dst = appendStringField(dst, "seen_from", c.SeenFrom)
+	}
 	return append(dst, '}')
 }
 

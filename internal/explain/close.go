@@ -45,15 +45,15 @@ func (x *Explainer) abortiveClose(e *events.Summary) *events.Finding {
 	switch {
 	case c.Inferred:
 		msg += inferredNote(c.InferredFrom)
-	case c.ResetReason != "":
-		msg += " The kernel said so: its RST's reason was " + c.ResetReason + "."
+	case c.SeenFrom != "":
+		msg += " tcptrace saw it: " + c.SeenFrom + "."
 	}
 	if c.Counter != "" {
 		msg += " The kernel counts it in " + c.Counter + " (nstat, /proc/net/netstat)."
 	}
 	ev := map[string]any{"rule": c.Rule, "state": string(c.State)}
 	for key, value := range map[string]string{"reset_reason": c.ResetReason, "counter": c.Counter,
-		"inferred_from": c.InferredFrom, "first_fin": c.FirstFIN} {
+		"inferred_from": c.InferredFrom, "seen_from": c.SeenFrom, "first_fin": c.FirstFIN} {
 		if value != "" {
 			ev[key] = value
 		}

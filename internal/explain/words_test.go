@@ -485,8 +485,8 @@ func TestAbortiveCloseWords(t *testing.T) {
 		sysctls map[string]any
 	}{
 		{events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleUnreadData,
-			ResetReason: "TCP_ABORT_ON_CLOSE", Counter: "TcpExt.TCPAbortOnClose"},
-			[]string{"abortive close in ESTABLISHED", "unread data", "its RST's reason was TCP_ABORT_ON_CLOSE", "counts it in TcpExt.TCPAbortOnClose"},
+			ResetReason: "TCP_ABORT_ON_CLOSE", Counter: "TcpExt.TCPAbortOnClose", SeenFrom: "RST reason TCP_ABORT_ON_CLOSE"},
+			[]string{"abortive close in ESTABLISHED", "unread data", "tcptrace saw it: RST reason TCP_ABORT_ON_CLOSE.", "counts it in TcpExt.TCPAbortOnClose"},
 			map[string]any{}},
 		{events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleLingerZero,
 			ResetReason: "TCP_STATE", Counter: "TcpExt.TCPAbortOnData", Inferred: true, InferredFrom: "the destroy with it"},

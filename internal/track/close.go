@@ -26,6 +26,8 @@ type closing struct {
 	// remoteZeroed: its destroy showed its remote port 0, which is what
 	// tcp_disconnect() leaves.
 	remoteZeroed bool
+	// options: its options that make a close an abort, as it moved to CLOSE.
+	options events.CloseOptions
 }
 
 // oneSegment bounds the time the kernel takes over one received segment
@@ -266,100 +268,87 @@ func localFirst(s *socket, c *events.Close) {
 }
 
 // abortRule names what made this side reset its connection, as far as the
-// RST's reason and the events around it tell, and the counter the kernel
-// counted it in.
+// RST's reason, the socket's options as it moved to CLOSE and the events
+// around it tell, and the counter the kernel counted it in.
 func (t *Tracker) abortRule(s *socket, c *events.Close, selfReset bool) {
-	rst := s.closing.rstSent
-	switch rst.Reason {
-	case "TCP_ABORT_ON_CLOSE":
-		c.Rule, c.Counter = events.RuleUnreadData, "TcpExt.TCPAbortOnClose"
-	case "TCP_ABORT_ON_LINGER":
-		c.Rule, c.Counter = events.RuleLinger2, "TcpExt.TCPAbortOnLinger"
-	case "TCP_ABORT_ON_MEMORY":
-		c.Rule, c.Counter = events.RuleOrphanMemory, "TcpExt.TCPAbortOnMemory"
-	case "TCP_DISCONNECT_WITH_DATA":
-		c.Rule = events.RuleDisconnectUnsent
-	case "TCP_ABORT_ON_DATA":
-		c.Counter, c.Inferred = "TcpExt.TCPAbortOnData", true
-		if selfReset {
-			c.Rule = events.RuleDataAfterClose
-			c.InferredFrom = "RST reason TCP_ABORT_ON_DATA with tcp_reset() run on the socket just before it, as " +
-				"the kernel does for data arriving after close()"
-		} else {
-			c.Rule = events.RuleLinger2
-			c.InferredFrom = "RST reason TCP_ABORT_ON_DATA without a tcp_reset() before it: TCP_LINGER2 < 0 when " +
-				"the ACK of our FIN arrived (data arriving after close() would have run tcp_reset() first)"
+	rst, options := s.closing.rstSent, s.closing.options
+	switch {
+	case rst.Reason == "TCP_ABORT_ON_CLOSE":
+		c.Rule, c.Counter, c.SeenFrom = events.RuleUnreadData, "TcpExt.TCPAbortOnClose", "RST reason TCP_ABORT_ON_CLOSE"
+	case rst.Reason == "TCP_ABORT_ON_MEMORY":
+		c.Rule, c.Counter, c.SeenFrom = events.RuleOrphanMemory, "TcpExt.TCPAbortOnMemory", "RST reason TCP_ABORT_ON_MEMORY"
+	case rst.Reason == "TCP_DISCONNECT_WITH_DATA":
+		c.Rule, c.SeenFrom = events.RuleDisconnectUnsent, "RST reason TCP_DISCONNECT_WITH_DATA"
+	case selfReset:
+		c.Rule, c.Counter, c.Inferred = events.RuleDataAfterClose, "TcpExt.TCPAbortOnData", true
+		c.InferredFrom = "tcp_reset() run on the socket just before its RST, as the kernel does for data arriving " +
+			"after close()"
+	case options.Linger2Negative, rst.Reason == "TCP_ABORT_ON_LINGER":
+		// At close() in FIN_WAIT2 (its reason TCP_ABORT_ON_LINGER), or as
+		// the ACK of our FIN arrived (TCP_ABORT_ON_DATA), each counted so.
+		c.Rule, c.Counter = events.RuleLinger2, "TcpExt.TCPAbortOnData"
+		c.SeenFrom = "RST reason TCP_ABORT_ON_LINGER"
+		if options.Linger2Negative {
+			c.SeenFrom = "TCP_LINGER2 < 0 read off the socket as it moved to CLOSE"
 		}
-	case "TCP_STATE":
-		c.Inferred = true
-		switch rst.State {
-		case events.StateClose:
-			t.disconnectRule(s, c, "RST reason TCP_STATE sent in CLOSE: tcp_disconnect()")
-		case events.StateFinWait2:
-			// tcp_abort(), or the orphaned FIN_WAIT2 timer: not told apart.
-			c.Inferred = false
-		default:
-			c.Rule = events.RuleSocketDestroyed
-			c.InferredFrom = "RST reason TCP_STATE sent in " + string(rst.State) + ", before the move to CLOSE: " +
-				"of the kernel's TCP_STATE resets only tcp_abort()'s does that"
+		d, ok := between(s, events.StateFinWait2, events.StateClose)
+		if rst.Reason == "TCP_ABORT_ON_LINGER" || rst.Reason == "" && ok && d >= oneSegment {
+			c.Counter = "TcpExt.TCPAbortOnLinger"
 		}
-	case "":
-		t.reasonlessRule(s, c, selfReset)
+	case rst.Reason == "TCP_ABORT_ON_DATA" && options.Known:
+		c.Rule, c.Counter, c.Inferred = events.RuleDataAfterClose, "TcpExt.TCPAbortOnData", true
+		c.InferredFrom = "RST reason TCP_ABORT_ON_DATA as it left FIN_WAIT2 for CLOSE, with TCP_LINGER2 not below 0: " +
+			"data (or an out-of-order FIN) came with the ACK of our FIN after close()"
+	case rst.State == events.StateClose && (rst.Reason == "TCP_STATE" || rst.Reason == "" && s.closing.remoteZeroed):
+		t.disconnectRule(s, c)
+	case rst.Reason == "TCP_STATE" && rst.State != events.StateFinWait2:
+		// In FIN_WAIT2 it may be the orphan's FIN_WAIT2 timer's as well.
+		c.Rule, c.Inferred = events.RuleSocketDestroyed, true
+		c.InferredFrom = "RST reason TCP_STATE sent in " + string(rst.State) + ", before the move to CLOSE: of the " +
+			"kernel's TCP_STATE resets only tcp_abort()'s does that"
+	case rst.Reason == "" && rst.State == events.StateClose && !s.closing.remoteZeroed && !options.LingerZero:
+		if from := s.stateBeforeClose(); from == events.StateEstablished || from == events.StateCloseWait {
+			c.Rule, c.Counter, c.Inferred = events.RuleUnreadData, "TcpExt.TCPAbortOnClose", true
+			c.InferredFrom = "an RST sent in CLOSE, straight from " + string(from) + ", with the remote port intact " +
+				"(kernels before 6.10 give RSTs no reason): close() with unread data moves the socket to CLOSE " +
+				"before its RST, tcp_disconnect() zeroes the port"
+		}
 	}
 }
 
 // disconnectRule tells what made tcp_disconnect() reset s (its RST sent in
-// CLOSE): close() destroys the socket with it, connect(AF_UNSPEC) does not.
-func (t *Tracker) disconnectRule(s *socket, c *events.Close, why string) {
-	rst := s.closing.rstSent
-	if s.closing.remoteZeroed {
-		why += ", which also zeroed the remote port seen at the destroy"
+// CLOSE): close() destroys the socket with it, connect(AF_UNSPEC) does not,
+// and a closing listener resets the connections not yet accepted so.
+func (t *Tracker) disconnectRule(s *socket, c *events.Close) {
+	why := "tcp_disconnect() (an RST sent in CLOSE"
+	if c.ResetReason != "" {
+		why += ", reason " + c.ResetReason
 	}
+	if s.closing.remoteZeroed {
+		why += ", the remote port zeroed at the destroy"
+	}
+	why += ")"
+	rst, options := s.closing.rstSent, s.closing.options
 	destroyedWithIt := !s.destroyedAt.IsZero() && s.destroyedAt.Sub(rst.Time) < oneSegment
 	child := len(s.phases) > 0 && s.phases[0].State == events.StateSynRecv
+	c.Rule, c.Inferred = events.RuleDisconnect, true
 	switch {
 	case !destroyedWithIt:
-		c.Rule = events.RuleDisconnect
-		c.InferredFrom = why + "; the socket was not destroyed with it, as it is by close(): connect(AF_UNSPEC) " +
+		c.InferredFrom = why + ", and the socket not destroyed with it, as close() destroys it: connect(AF_UNSPEC) " +
 			"(or its close() was not seen)"
 	case child && !t.listened(s.header):
-		c.Rule = events.RuleDisconnect
-		c.InferredFrom = why + "; destroyed with it, as by close() with SO_LINGER {1, 0}, but its listener had " +
-			"closed, which resets the connections not yet accepted the same way"
+		c.InferredFrom = why + " with the socket destroyed at once, but its listener had closed, which resets the " +
+			"connections not yet accepted so (close() with SO_LINGER {1, 0} does too)"
+	case options.LingerZero:
+		c.Rule, c.Counter, c.Inferred = events.RuleLingerZero, "TcpExt.TCPAbortOnData", false
+		c.SeenFrom = "SO_LINGER {1, 0} read off the socket as it moved to CLOSE, " + why + " with the socket destroyed at once"
+	case options.Known:
+		c.InferredFrom = why + " with the socket destroyed at once, but without SO_LINGER {1, 0}: connect(AF_UNSPEC), " +
+			"then close()"
 	default:
+		// A recording from before the options were read.
 		c.Rule, c.Counter = events.RuleLingerZero, "TcpExt.TCPAbortOnData"
-		c.InferredFrom = why + "; the socket destroyed with it: close() with SO_LINGER {1, 0}"
-	}
-}
-
-// reasonlessRule tells an abort on a kernel that gives RSTs no reason
-// (before 6.10) from the states and events around it.
-func (t *Tracker) reasonlessRule(s *socket, c *events.Close, selfReset bool) {
-	rst := s.closing.rstSent
-	c.Inferred = true
-	from := s.stateBeforeClose()
-	switch {
-	case selfReset:
-		c.Rule, c.Counter = events.RuleDataAfterClose, "TcpExt.TCPAbortOnData"
-		c.InferredFrom = "tcp_reset() run on the socket just before its RST, as the kernel does for data " +
-			"arriving after close()"
-	case rst.State == events.StateClose && s.closing.remoteZeroed:
-		t.disconnectRule(s, c, "an RST sent in CLOSE with the remote port zeroed at the destroy: tcp_disconnect()")
-	case rst.State == events.StateClose && from == events.StateFinWait2:
-		c.Rule, c.Counter = events.RuleLinger2, "TcpExt.TCPAbortOnLinger"
-		c.InferredFrom = "an RST sent as it left FIN_WAIT2 for CLOSE with no TIME_WAIT socket"
-		if d, ok := between(s, events.StateFinWait2, events.StateClose); ok && d < oneSegment {
-			// Straight from the ACK of our FIN: the kernel counts that one
-			// as an abort on data.
-			c.Counter = "TcpExt.TCPAbortOnData"
-			c.InferredFrom += ", as the ACK of our FIN arrived"
-		}
-	case rst.State == events.StateClose && (from == events.StateEstablished || from == events.StateCloseWait):
-		c.Rule, c.Counter = events.RuleUnreadData, "TcpExt.TCPAbortOnClose"
-		c.InferredFrom = "an RST sent in CLOSE, straight from " + string(from) + ", with the remote port intact: " +
-			"close() with unread data moves the socket to CLOSE before its RST, tcp_disconnect() zeroes the port"
-	default:
-		c.Inferred = false // this kernel reports no RST reasons, and nothing else tells
+		c.InferredFrom = why + " with the socket destroyed at once: close() with SO_LINGER {1, 0}"
 	}
 }
 

@@ -40,6 +40,18 @@ func timewaitAt(s *stream, n int) *stream {
 		add(&events.Destroy{Header: us(n, client, server), State: events.StateClose})
 }
 
+// Socket options as the kernel reads them at a move to CLOSE.
+var (
+	optionsRead     = events.CloseOptions{Known: true}
+	lingerZero      = events.CloseOptions{Known: true, LingerZero: true}
+	linger2Negative = events.CloseOptions{Known: true, Linger2Negative: true}
+)
+
+// closeWith adds a move to CLOSE with the socket's options as it moved.
+func closeWith(s *stream, n int, from events.State, options events.CloseOptions) *stream {
+	return s.add(&events.StateChange{Header: us(n, client, server), Old: from, New: events.StateClose, Options: options})
+}
+
 func destroyed(s *stream, n int, local, remote string) *stream {
 	return s.add(&events.Destroy{Header: us(n, local, remote), State: events.StateClose})
 }
@@ -58,18 +70,19 @@ func TestCloseShapes(t *testing.T) {
 		name string
 		evs  *stream
 		want events.Close
-		// inferredFrom is a part of the words the inference must hold.
-		inferredFrom string
-		end          string
+		// from is a part of the words the inference, or what showed the
+		// rule, must hold.
+		from string
+		end  string
 	}{
 		{name: "three segments, from timing",
 			evs:  timewaitAt(finWait2(established()), 102005),
 			want: events.Close{Shape: events.ShapeThreeSegment, FirstFIN: "local", HalfClose: 2005 * time.Microsecond, HalfCloseKnown: true, Inferred: true},
-			end:  "open", inferredFrom: "looks the same"},
+			end:  "open", from: "looks the same"},
 		{name: "four segments, from timing",
 			evs:  timewaitAt(finWait2(established()), 150000),
 			want: events.Close{Shape: events.ShapeFourSegment, FirstFIN: "local", HalfClose: 50 * time.Millisecond, HalfCloseKnown: true, Inferred: true},
-			end:  "open", inferredFrom: "FIN_WAIT2 lasting 48 ms"},
+			end:  "open", from: "FIN_WAIT2 lasting 48 ms"},
 		{name: "three segments, the FIN seen in FIN_WAIT1",
 			evs: timewaitAt(finWait2(established().
 				add(&events.Segment{Header: us(101990, client, server), State: events.StateFinWait1, Flags: tcpFIN | 0x10})), 150000),
@@ -115,66 +128,95 @@ func TestCloseShapes(t *testing.T) {
 			want: events.Close{Shape: events.ShapePeerFirst, FirstFIN: "peer"},
 			end:  "closed"},
 		{name: "SO_LINGER 0",
-			evs: destroyed(rstSent(established().state(us(100000, client, server), events.StateEstablished, events.StateClose),
+			evs: destroyed(rstSent(closeWith(established(), 100000, events.StateEstablished, lingerZero),
+				100030, events.StateClose, "TCP_STATE"), 100040, zeroed, "10.0.0.2:0"),
+			want: events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleLingerZero,
+				ResetReason: "TCP_STATE", Counter: "TcpExt.TCPAbortOnData"},
+			end: "reset", from: "SO_LINGER {1, 0} read off the socket"},
+		{name: "SO_LINGER 0, recorded before options were read",
+			evs: destroyed(rstSent(closeWith(established(), 100000, events.StateEstablished, events.CloseOptions{}),
 				100030, events.StateClose, "TCP_STATE"), 100040, zeroed, "10.0.0.2:0"),
 			want: events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleLingerZero,
 				ResetReason: "TCP_STATE", Counter: "TcpExt.TCPAbortOnData", Inferred: true},
-			end: "reset", inferredFrom: "zeroed the remote port"},
+			end: "reset", from: "the remote port zeroed at the destroy) with the socket destroyed at once: close() with SO_LINGER {1, 0}"},
 		{name: "SO_LINGER 0 on a kernel without RST reasons",
-			evs: destroyed(rstSent(established().state(us(100000, client, server), events.StateEstablished, events.StateClose),
+			evs: destroyed(rstSent(closeWith(established(), 100000, events.StateEstablished, lingerZero),
 				100030, events.StateClose, ""), 100040, zeroed, "10.0.0.2:0"),
 			want: events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleLingerZero,
-				Counter: "TcpExt.TCPAbortOnData", Inferred: true},
-			end: "reset", inferredFrom: "tcp_disconnect()"},
+				Counter: "TcpExt.TCPAbortOnData"},
+			end: "reset"},
 		{name: "tcp_disconnect() without a destroy: connect(AF_UNSPEC)",
-			evs: rstSent(established().state(us(100000, client, server), events.StateEstablished, events.StateClose),
+			evs: rstSent(closeWith(established(), 100000, events.StateEstablished, optionsRead),
 				100030, events.StateClose, "TCP_STATE"),
 			want: events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleDisconnect,
 				ResetReason: "TCP_STATE", Inferred: true},
-			end: "reset", inferredFrom: "connect(AF_UNSPEC)"},
+			end: "reset", from: "connect(AF_UNSPEC)"},
+		{name: "tcp_disconnect() with a destroy, without SO_LINGER {1, 0}",
+			evs: destroyed(rstSent(closeWith(established(), 100000, events.StateEstablished, optionsRead),
+				100030, events.StateClose, "TCP_STATE"), 100040, zeroed, "10.0.0.2:0"),
+			want: events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleDisconnect,
+				ResetReason: "TCP_STATE", Inferred: true},
+			end: "reset", from: "without SO_LINGER {1, 0}: connect(AF_UNSPEC), then close()"},
 		{name: "tcp_abort(): ss -K",
-			evs: destroyed(rstSent(established(), 100000, events.StateEstablished, "TCP_STATE").
-				state(us(100010, client, server), events.StateEstablished, events.StateClose), 200000, client, server),
+			evs: destroyed(closeWith(rstSent(established(), 100000, events.StateEstablished, "TCP_STATE"),
+				100010, events.StateEstablished, optionsRead), 200000, client, server),
 			want: events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleSocketDestroyed,
 				ResetReason: "TCP_STATE", Inferred: true},
-			end: "reset", inferredFrom: "tcp_abort()"},
+			end: "reset", from: "tcp_abort()"},
 		{name: "unread data",
-			evs: destroyed(rstSent(established().state(us(100000, client, server), events.StateEstablished, events.StateClose),
+			evs: destroyed(rstSent(closeWith(established(), 100000, events.StateEstablished, optionsRead),
 				100030, events.StateClose, "TCP_ABORT_ON_CLOSE"), 100040, client, server),
 			want: events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleUnreadData,
 				ResetReason: "TCP_ABORT_ON_CLOSE", Counter: "TcpExt.TCPAbortOnClose"},
-			end: "reset"},
+			end: "reset", from: "RST reason TCP_ABORT_ON_CLOSE"},
 		{name: "unread data on a kernel without RST reasons",
-			evs: destroyed(rstSent(established().state(us(100000, client, server), events.StateEstablished, events.StateClose),
+			evs: destroyed(rstSent(closeWith(established(), 100000, events.StateEstablished, optionsRead),
 				100030, events.StateClose, ""), 100040, client, server),
 			want: events.Close{Shape: events.ShapeAbort, State: events.StateEstablished, Rule: events.RuleUnreadData,
 				Counter: "TcpExt.TCPAbortOnClose", Inferred: true},
-			end: "reset", inferredFrom: "remote port intact"},
+			end: "reset", from: "remote port intact"},
 		{name: "TCP_LINGER2 < 0 as the ACK of our FIN came",
-			evs: rstSent(destroyed(finWait2(established()).state(us(102001, client, server), events.StateFinWait2, events.StateClose),
+			evs: rstSent(destroyed(closeWith(finWait2(established()), 102001, events.StateFinWait2, linger2Negative),
 				102002, client, server), 102005, events.StateClose, "TCP_ABORT_ON_DATA"),
 			want: events.Close{Shape: events.ShapeAbort, FirstFIN: "local", State: events.StateFinWait2, Rule: events.RuleLinger2,
-				ResetReason: "TCP_ABORT_ON_DATA", Counter: "TcpExt.TCPAbortOnData", Inferred: true},
-			end: "reset", inferredFrom: "without a tcp_reset()"},
+				ResetReason: "TCP_ABORT_ON_DATA", Counter: "TcpExt.TCPAbortOnData"},
+			end: "reset", from: "TCP_LINGER2 < 0 read off the socket"},
 		{name: "TCP_LINGER2 < 0 as the ACK of our FIN came, on a kernel without RST reasons",
-			evs: rstSent(destroyed(finWait2(established()).state(us(102001, client, server), events.StateFinWait2, events.StateClose),
+			evs: rstSent(destroyed(closeWith(finWait2(established()), 102001, events.StateFinWait2, linger2Negative),
 				102002, client, server), 102005, events.StateClose, ""),
 			want: events.Close{Shape: events.ShapeAbort, FirstFIN: "local", State: events.StateFinWait2, Rule: events.RuleLinger2,
-				Counter: "TcpExt.TCPAbortOnData", Inferred: true},
-			end: "reset", inferredFrom: "as the ACK of our FIN arrived"},
+				Counter: "TcpExt.TCPAbortOnData"},
+			end: "reset"},
 		{name: "TCP_LINGER2 < 0 at close() in FIN_WAIT2",
-			evs: destroyed(rstSent(finWait2(established()).state(us(500000, client, server), events.StateFinWait2, events.StateClose),
+			evs: destroyed(rstSent(closeWith(finWait2(established()), 500000, events.StateFinWait2, linger2Negative),
 				500010, events.StateClose, "TCP_ABORT_ON_LINGER"), 500020, client, server),
 			want: events.Close{Shape: events.ShapeAbort, FirstFIN: "local", State: events.StateFinWait2, Rule: events.RuleLinger2,
 				ResetReason: "TCP_ABORT_ON_LINGER", Counter: "TcpExt.TCPAbortOnLinger"},
 			end: "reset"},
+		{name: "TCP_LINGER2 < 0 at close() in FIN_WAIT2, on a kernel without RST reasons",
+			evs: destroyed(rstSent(closeWith(finWait2(established()), 500000, events.StateFinWait2, linger2Negative),
+				500010, events.StateClose, ""), 500020, client, server),
+			want: events.Close{Shape: events.ShapeAbort, FirstFIN: "local", State: events.StateFinWait2, Rule: events.RuleLinger2,
+				Counter: "TcpExt.TCPAbortOnLinger"},
+			end: "reset"},
+		{name: "data with the ACK of our FIN after close()",
+			evs: rstSent(destroyed(closeWith(finWait2(established()), 102001, events.StateFinWait2, optionsRead),
+				102002, client, server), 102005, events.StateClose, "TCP_ABORT_ON_DATA"),
+			want: events.Close{Shape: events.ShapeAbort, FirstFIN: "local", State: events.StateFinWait2, Rule: events.RuleDataAfterClose,
+				ResetReason: "TCP_ABORT_ON_DATA", Counter: "TcpExt.TCPAbortOnData", Inferred: true},
+			end: "reset", from: "TCP_LINGER2 not below 0"},
+		{name: "TCP_ABORT_ON_DATA, recorded before options were read: no rule",
+			evs: rstSent(destroyed(closeWith(finWait2(established()), 102001, events.StateFinWait2, events.CloseOptions{}),
+				102002, client, server), 102005, events.StateClose, "TCP_ABORT_ON_DATA"),
+			want: events.Close{Shape: events.ShapeAbort, FirstFIN: "local", State: events.StateFinWait2, ResetReason: "TCP_ABORT_ON_DATA"},
+			end:  "reset"},
 		{name: "data after close()",
 			evs: destroyed(rstSent(rstReceived(finWait2(established()), 200000, events.StateFinWait2).
 				state(us(200002, client, server), events.StateFinWait2, events.StateClose),
 				200005, events.StateClose, "TCP_ABORT_ON_DATA"), 200006, client, server),
 			want: events.Close{Shape: events.ShapeAbort, FirstFIN: "local", State: events.StateFinWait2, Rule: events.RuleDataAfterClose,
 				ResetReason: "TCP_ABORT_ON_DATA", Counter: "TcpExt.TCPAbortOnData", Inferred: true},
-			end: "reset", inferredFrom: "tcp_reset() run on the socket just before"},
+			end: "reset", from: "tcp_reset() run on the socket just before"},
 		{name: "reset by the peer",
 			evs: destroyed(rstReceived(established(), 200000, events.StateEstablished).
 				state(us(200002, client, server), events.StateEstablished, events.StateClose), 300000, client, server),
@@ -198,10 +240,11 @@ func TestCloseShapes(t *testing.T) {
 			out := run(New(Options{}), tt.evs.evs, t0.Add(time.Hour))
 			sum := only[*events.Summary](t, out)
 			got := sum.Close
-			if !strings.Contains(got.InferredFrom, tt.inferredFrom) || (got.InferredFrom == "") == got.Inferred {
-				t.Errorf("inferred %v from %q, want it from words holding %q", got.Inferred, got.InferredFrom, tt.inferredFrom)
+			if !strings.Contains(got.InferredFrom+got.SeenFrom, tt.from) || (got.InferredFrom == "") == got.Inferred ||
+				got.Inferred && got.SeenFrom != "" {
+				t.Errorf("inferred %v from %q, seen from %q: want one, holding %q", got.Inferred, got.InferredFrom, got.SeenFrom, tt.from)
 			}
-			got.InferredFrom = ""
+			got.InferredFrom, got.SeenFrom = "", ""
 			if got != tt.want {
 				t.Errorf("close %+v,\nwant  %+v", got, tt.want)
 			}

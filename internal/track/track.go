@@ -672,6 +672,9 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	if s == nil {
 		return
 	}
+	if e.New == events.StateClose {
+		s.closing.options = e.Options
+	}
 	if p := s.lastFullPhase(); !e.PrevStateKnown && p != nil && p.State == e.Old && !p.Start.IsZero() {
 		// Without --pid the kernel keeps no state clock: the previous
 		// transition seen is when the state began (unless one was lost).
