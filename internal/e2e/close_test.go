@@ -26,7 +26,8 @@ func wantClose(t *testing.T, what string, sum event, shape, firstFIN string, inf
 	t.Helper()
 	c := sum.Close
 	t.Logf("%s: %+v", what, c)
-	if c == nil || c.Shape != shape || c.FirstFIN != firstFIN || c.Inferred != inferred || inferred != (c.InferredFrom != "") {
+	if c == nil || c.Shape != shape || c.FirstFIN != firstFIN || c.Inferred != inferred || inferred != (c.InferredFrom != "") ||
+		inferred && c.SeenFrom != "" {
 		t.Errorf("%s: close %+v, want shape %s, first FIN %q, inferred %v", what, c, shape, firstFIN, inferred)
 	}
 }
@@ -171,16 +172,16 @@ func TestAbortiveCloses(t *testing.T) {
 		peerFirstFIN  string // the peer's summary's first_fin
 	}{
 		{name: "SO_LINGER 0", abort: func(srv, cli *actor) *actor { cli.do("linger0", "close"); return cli },
-			rule: "so_linger_zero", counter: "TcpExt.TCPAbortOnData", reason: "TCP_STATE", state: "ESTABLISHED", inferred: true},
+			rule: "so_linger_zero", counter: "TcpExt.TCPAbortOnData", reason: "TCP_STATE", state: "ESTABLISHED"},
 		{name: "SO_LINGER 0 with --port", port: true, abort: func(srv, cli *actor) *actor { cli.do("linger0", "close"); return cli },
-			rule: "so_linger_zero", counter: "TcpExt.TCPAbortOnData", reason: "TCP_STATE", state: "ESTABLISHED", inferred: true},
+			rule: "so_linger_zero", counter: "TcpExt.TCPAbortOnData", reason: "TCP_STATE", state: "ESTABLISHED"},
 		{name: "close with unread data", abort: func(srv, cli *actor) *actor {
 			cli.do("write 100")
 			srv.do("wait-readable", "close")
 			return srv
 		}, rule: "unread_data", counter: "TcpExt.TCPAbortOnClose", reason: "TCP_ABORT_ON_CLOSE", state: "ESTABLISHED"},
 		{name: "TCP_LINGER2 -1 close", abort: func(srv, cli *actor) *actor { cli.do("linger2 -1", "close"); return cli },
-			rule: "linger2_negative", counter: "TcpExt.TCPAbortOnData", reason: "TCP_ABORT_ON_DATA", state: "FIN_WAIT2", inferred: true,
+			rule: "linger2_negative", counter: "TcpExt.TCPAbortOnData", reason: "TCP_ABORT_ON_DATA", state: "FIN_WAIT2",
 			peerFirstFIN: "peer"},
 		{name: "TCP_LINGER2 -1 shutdown then close", abort: func(srv, cli *actor) *actor {
 			cli.do("linger2 -1", "shutdown-write")
@@ -188,7 +189,7 @@ func TestAbortiveCloses(t *testing.T) {
 			cli.do("close")
 			return cli
 		}, rule: "linger2_negative", counter: "TcpExt.TCPAbortOnLinger", reason: "TCP_ABORT_ON_LINGER", state: "FIN_WAIT2",
-			inferred: !withReasons, peerFirstFIN: "peer"},
+			peerFirstFIN: "peer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -216,7 +217,7 @@ func TestAbortiveCloses(t *testing.T) {
 			sum := summaryOf(t, evs, closer.port)
 			wantClose(t, "closer", sum, "abort", sum.Close.FirstFIN, tt.inferred)
 			want := closeObject{Shape: "abort", FirstFIN: sum.Close.FirstFIN, State: tt.state, Rule: tt.rule, Counter: tt.counter,
-				Inferred: tt.inferred, InferredFrom: sum.Close.InferredFrom}
+				Inferred: tt.inferred, InferredFrom: sum.Close.InferredFrom, SeenFrom: sum.Close.SeenFrom}
 			if withReasons {
 				want.ResetReason = tt.reason
 			}

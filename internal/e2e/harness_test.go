@@ -409,6 +409,7 @@ type closeObject struct {
 	Counter           string   `json:"counter"`
 	Inferred          bool     `json:"inferred"`
 	InferredFrom      string   `json:"inferred_from"`
+	SeenFrom          string   `json:"seen_from"`
 }
 
 // tracer is a running tcptrace.
