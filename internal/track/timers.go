@@ -59,7 +59,9 @@ func (t *Tracker) keepaliveTimer(s *socket, h events.Header, e *events.TCPTimer,
 		t.out = append(t.out, &events.KeepaliveProbe{Header: h, Probe: e.ProbesAfter, Idle: e.Idle,
 			Interval: e.Next, Settings: settings})
 	}
-	if aborted {
+	// In FIN_WAIT2 the timer is the orphan's FIN_WAIT2 timer (tcp_fin_timeout
+	// or TCP_LINGER2 over 60 s): its end is no keepalive's.
+	if aborted && e.StateBefore != events.StateFinWait2 {
 		rule := "keepalive_probes"
 		if settings.UserTimeout > 0 && e.Idle >= settings.UserTimeout {
 			rule = "user_timeout"

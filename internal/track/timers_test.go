@@ -45,6 +45,19 @@ func TestKeepaliveSeries(t *testing.T) {
 	}
 }
 
+// The keepalive timer of an orphan in FIN_WAIT2 is its FIN_WAIT2 timer: the
+// socket it closes timed out in no keepalive.
+func TestFinWait2TimerIsNoKeepalive(t *testing.T) {
+	s := &stream{}
+	s.state(hdr(0, 1, client, server, 10), events.StateFinWait1, events.StateFinWait2)
+	timer := keepaliveRun(61000, 0, 0, events.StateClose)
+	timer.StateBefore = events.StateFinWait2
+	out := run(New(Options{}), s.add(timer).evs, t0.Add(time.Hour))
+	if n := typesOf(out); n[events.TypeTimeoutAbort] != 0 {
+		t.Errorf("events %v: a FIN_WAIT2 timer's end told as a keepalive timeout", n)
+	}
+}
+
 func TestKeepaliveSettingsSources(t *testing.T) {
 	sysctls := map[string]int64{"net.ipv4.tcp_keepalive_time": 7200, "net.ipv4.tcp_keepalive_intvl": 75, "net.ipv4.tcp_keepalive_probes": 9}
 	tr := New(Options{Sysctl: func(_ uint32, name string) (int64, bool) { v, ok := sysctls[name]; return v, ok }})
