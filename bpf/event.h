@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The one record layout tcptrace's BPF programs send through the ring buffer.
- * bpf2go generates the Go side from this definition (-type event); a test in
- * package bpf checks that the generated Go struct matches the object's BTF.
+ * bpf2go generates the Go side from this definition (-type event) and
+ * layoutgen copies it to package bpf/layout, which the decoder reads records
+ * with; a test in package bpf checks that struct against the object's BTF.
  */
 #ifndef TCPTRACE_EVENT_H
 #define TCPTRACE_EVENT_H

@@ -98,26 +98,6 @@ const (
 	TcptraceEventTypeEVENT_TYPE_COUNT     TcptraceEventType = 16
 )
 
-type TcptraceOwner struct {
-	_        structs.HostLayout
-	CgroupId uint64
-	Tgid     uint32
-	Comm     [16]int8
-	_        [4]byte
-}
-
-type TcptracePreexistingOwner struct {
-	_     structs.HostLayout
-	Owner TcptraceOwner
-	Ino   uint64
-}
-
-type TcptraceSockInfo struct {
-	_            structs.HostLayout
-	Owner        TcptraceOwner
-	StateSinceNs uint64
-}
-
 type TcptraceTcpTimerKind uint32
 
 const (
@@ -125,48 +105,12 @@ const (
 	TcptraceTcpTimerKindTCP_TIMER_WRITE     TcptraceTcpTimerKind = 2
 )
 
-type TcptraceTcpTimerSlot struct {
-	_            structs.HostLayout
-	Timer        uint64
-	EntryNs      uint64
-	Pending      uint8
-	ProbesBefore uint8
-	StateBefore  uint8
-	_            [5]byte
-}
-
-type TcptraceTwCancel struct {
-	_      structs.HostLayout
-	TsNs   uint64
-	Cookie uint64
-	Id     struct {
-		_      structs.HostLayout
-		Netns  uint32
-		Family uint16
-		Sport  uint16
-		Dport  uint16
-		_      [2]byte
-	}
-	_        [4]byte
-	Owner    TcptraceOwner
-	HasOwner bool
-	Substate uint8
-	_        [6]byte
-}
-
 type TcptraceTwFlag uint32
 
 const (
 	TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN TcptraceTwFlag = 1
 	TcptraceTwFlagTW_FLAG_NETNS_DYING   TcptraceTwFlag = 2
 )
-
-type TcptraceTwOwner struct {
-	_     structs.HostLayout
-	Owner TcptraceOwner
-	Armed bool
-	_     [7]byte
-}
 
 // Names of all BPF objects in the ELF.
 //
