@@ -19,11 +19,17 @@ func TestEventLayoutMatchesObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cEvent *btf.Struct
-	if err := spec.Types.TypeByName("event", &cEvent); err != nil {
-		t.Fatalf("object has no struct event: %v", err)
+	for name, goType := range map[string]reflect.Type{
+		"event":         reflect.TypeFor[layout.TcptraceEvent](),
+		"tcp_handshake": reflect.TypeFor[layout.TcptraceTcpHandshake](),
+		"tcp_counters":  reflect.TypeFor[layout.TcptraceTcpCounters](),
+	} {
+		var c *btf.Struct
+		if err := spec.Types.TypeByName(name, &c); err != nil {
+			t.Fatalf("object has no struct %s: %v", name, err)
+		}
+		compareStruct(t, name, c, goType)
 	}
-	compareStruct(t, "event", cEvent, reflect.TypeFor[layout.TcptraceEvent]())
 }
 
 func compareStruct(t *testing.T, name string, c *btf.Struct, goType reflect.Type) {

@@ -21,6 +21,10 @@ const enum event_type unused_event_type __attribute__((unused));
 const enum event_flag unused_event_flag __attribute__((unused));
 const enum tcp_timer_kind unused_tcp_timer_kind __attribute__((unused));
 const enum tw_flag unused_tw_flag __attribute__((unused));
+const enum record_tail unused_record_tail __attribute__((unused));
+const enum handshake_option unused_handshake_option __attribute__((unused));
+const struct event_handshake *unused_event_handshake __attribute__((unused));
+const struct event_counters *unused_event_counters __attribute__((unused));
 
 /* Filters, rewritten by the loader before load (0 / empty = no filter). */
 const volatile __u32 filter_pid_count = 0;
@@ -37,6 +41,7 @@ const volatile __u16 filter_family = 0; /* AF_INET or AF_INET6 */
 const volatile __u8 tcp_close = 0;
 const volatile __u8 tcp_listen = 0;
 const volatile __u8 tcp_syn_sent = 0;
+const volatile __u8 tcp_established = 0;
 const volatile __u8 tcp_syn_recv = 0;
 const volatile __u8 tcp_fin_wait1 = 0;
 const volatile __u8 tcp_fin_wait2 = 0;
@@ -323,14 +328,16 @@ static __always_inline __u64 socket_cookie(const struct sock *sk, bool listener)
 }
 
 /*
- * Reserves a record and fills what every event carries; NULL if the ring is
- * full. sk is NULL for an RST that belongs to no socket.
+ * Reserves a record of size bytes (a struct event and its tail) and fills what
+ * every event carries; NULL if the ring is full. sk is NULL for an RST that
+ * belongs to no socket.
  */
-static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const struct sock *sk, bool listener,
-						  const struct sock_id *id, const struct owner *o,
-						  __u8 state)
+static __always_inline struct event *new_tailed_event(__u64 ts_ns, __u32 size, __u8 tail, __u8 type,
+						      const struct sock *sk, bool listener,
+						      const struct sock_id *id, const struct owner *o,
+						      __u8 state)
 {
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct event *e = bpf_ringbuf_reserve(&events, size, 0);
 
 	if (!e) {
 		count_lost(type);
@@ -361,6 +368,7 @@ static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const 
 	e->payload_len = 0;
 	e->rcv_nxt = 0;
 	e->ack_seq = 0;
+	e->tail = tail;
 	if (o) {
 		e->flags |= EVENT_FLAG_OWNER_KNOWN;
 		e->pid = o->tgid;
@@ -372,6 +380,13 @@ static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const 
 		__builtin_memset(e->comm, 0, sizeof(e->comm));
 	}
 	return e;
+}
+
+static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const struct sock *sk, bool listener,
+						  const struct sock_id *id, const struct owner *o,
+						  __u8 state)
+{
+	return new_tailed_event(ts_ns, sizeof(struct event), TAIL_NONE, type, sk, listener, id, o, state);
 }
 
 static __always_inline struct event *new_event(__u8 type, const struct sock *sk, bool listener,
@@ -477,9 +492,11 @@ static __always_inline bool sock_wanted(const struct sock *sk, struct sock_id *i
 	return owner_wanted(*o);
 }
 
-/* Emits a one-socket event (retransmit, resets, destroy) if the filters want it. */
-static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __u32 reason,
-					    bool has_reason)
+/*
+ * Reserves a one-socket event (retransmit, resets, destroy) of size bytes,
+ * with its identity filled, if the filters want it; the caller submits it.
+ */
+static __always_inline struct event *new_sock_event(const struct sock *sk, __u8 type, __u32 size, __u8 tail)
 {
 	struct sock_id id = {};
 	struct owner *o;
@@ -487,13 +504,23 @@ static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __
 	__u8 state;
 
 	if (!sock_wanted(sk, &id, &o))
-		return;
+		return NULL;
 	flush_birth(sk, &id, o);
 	state = sk->__sk_common.skc_state;
-	e = new_event(type, sk, state == tcp_listen, &id, o, state);
+	e = new_tailed_event(bpf_ktime_get_ns(), size, tail, type, sk, state == tcp_listen, &id, o, state);
+	if (e)
+		read_sock_addrs(sk, e);
+	return e;
+}
+
+/* Emits a one-socket event without a tail if the filters want it. */
+static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __u32 reason,
+					    bool has_reason)
+{
+	struct event *e = new_sock_event(sk, type, sizeof(struct event), TAIL_NONE);
+
 	if (!e)
 		return;
-	read_sock_addrs(sk, e);
 	if (has_reason) {
 		e->reason = reason;
 		e->flags |= EVENT_FLAG_HAS_REASON;
@@ -520,14 +547,46 @@ static __always_inline void remember_owner(const struct sock *sk, const struct o
 	bpf_map_update_elem(&cookie_owners, &cookie, &two, BPF_ANY);
 }
 
+/* The terms the handshake settled. */
+static __always_inline void read_handshake(const struct sock *sk, struct tcp_handshake *h)
+{
+	const struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	__u8 options = 0;
+
+	__builtin_memset(h, 0, sizeof(*h));
+	if (!tp)
+		return;
+	h->srtt_us = tp->srtt_us >> 3;
+	h->retrans = tp->total_retrans;
+	h->mss_in_use = tp->mss_cache;
+	h->mss_advertised = tp->advmss;
+	h->mss_received = tp->rx_opt.mss_clamp;
+	if (BPF_CORE_READ_BITFIELD(tp, rx_opt.wscale_ok)) {
+		options |= HANDSHAKE_WSCALE;
+		h->snd_wscale = BPF_CORE_READ_BITFIELD(tp, rx_opt.snd_wscale);
+		h->rcv_wscale = BPF_CORE_READ_BITFIELD(tp, rx_opt.rcv_wscale);
+	}
+	if (BPF_CORE_READ_BITFIELD(tp, rx_opt.sack_ok))
+		options |= HANDSHAKE_SACK;
+	if (BPF_CORE_READ_BITFIELD(tp, rx_opt.tstamp_ok))
+		options |= HANDSHAKE_TIMESTAMPS;
+	/* Bit 0: TCP_ECN_OK, since AccECN (6.18) TCP_ECN_MODE_RFC3168. */
+	if (tp->ecn_flags & 1)
+		options |= HANDSHAKE_ECN;
+	if (BPF_CORE_READ_BITFIELD(tp, syn_data_acked))
+		options |= HANDSHAKE_FASTOPEN;
+	h->options = options;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_state)
 {
 	struct sock_info *info = NULL;
 	struct owner *o = NULL, in_context;
+	struct event_handshake *eh;
 	struct sock_id id = {};
 	__u64 now, prev_ns = 0;
-	bool prev_known = false;
+	bool prev_known = false, listener;
 	struct event *e;
 	__u32 tgid;
 
@@ -585,9 +644,16 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 	}
 
 	/* A child's first event has old_state LISTEN: it is no listener. */
-	e = new_event_at(now, EVENT_STATE, sk,
-			 new_state == tcp_listen || (old_state == tcp_listen && new_state == tcp_close),
-			 &id, o, new_state);
+	listener = new_state == tcp_listen || (old_state == tcp_listen && new_state == tcp_close);
+	if (new_state == tcp_established) {
+		eh = (struct event_handshake *)new_tailed_event(now, sizeof(*eh), TAIL_HANDSHAKE, EVENT_STATE, sk,
+								listener, &id, o, new_state);
+		if (eh)
+			read_handshake(sk, &eh->handshake);
+		e = &eh->event;
+	} else {
+		e = new_event_at(now, EVENT_STATE, sk, listener, &id, o, new_state);
+	}
 	if (!e)
 		return 0;
 	e->old_state = old_state;
@@ -758,13 +824,39 @@ static __always_inline void forget_zero_window(__u64 cookie)
 		__sync_fetch_and_add(&zero_window_entries, -1);
 }
 
+/* What the socket carried, as tcp_get_info() tells it. */
+static __always_inline void read_counters(const struct sock *sk, struct tcp_counters *c)
+{
+	const struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	__u64 interval;
+
+	__builtin_memset(c, 0, sizeof(*c));
+	if (!tp)
+		return;
+	c->bytes_acked = tp->bytes_acked;
+	c->bytes_received = tp->bytes_received;
+	c->segs_out = tp->segs_out;
+	c->segs_in = tp->segs_in;
+	c->total_retrans = tp->total_retrans;
+	c->srtt_us = tp->srtt_us >> 3;
+	c->min_rtt_us = tp->rtt_min.s[0].v;
+	interval = tp->rate_interval_us;
+	if (interval)
+		c->delivery_rate = (__u64)tp->rate_delivered * tp->mss_cache * 1000000 / interval;
+}
+
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(handle_destroy, struct sock *sk)
 {
+	struct event_counters *ec;
 	struct tw_owner *two;
 	__u64 cookie;
 
-	emit_sock_event(sk, EVENT_DESTROY, 0, false);
+	ec = (struct event_counters *)new_sock_event(sk, EVENT_DESTROY, sizeof(*ec), TAIL_COUNTERS);
+	if (ec) {
+		read_counters(sk, &ec->counters);
+		submit(&ec->event);
+	}
 	cookie = sk->__sk_common.skc_cookie.counter;
 	if (zero_window_entries)
 		forget_zero_window(cookie);

@@ -62,6 +62,8 @@ type TcptraceEvent struct {
 		_               [4]byte
 	}
 	Comm [16]int8
+	Tail uint8
+	Pad  [7]uint8
 }
 
 type TcptraceEventFlag uint32
@@ -97,6 +99,50 @@ const (
 	TcptraceEventTypeEVENT_SEGMENT        TcptraceEventType = 15
 	TcptraceEventTypeEVENT_TYPE_COUNT     TcptraceEventType = 16
 )
+
+type TcptraceHandshakeOption uint32
+
+const (
+	TcptraceHandshakeOptionHANDSHAKE_WSCALE     TcptraceHandshakeOption = 1
+	TcptraceHandshakeOptionHANDSHAKE_SACK       TcptraceHandshakeOption = 2
+	TcptraceHandshakeOptionHANDSHAKE_TIMESTAMPS TcptraceHandshakeOption = 4
+	TcptraceHandshakeOptionHANDSHAKE_ECN        TcptraceHandshakeOption = 8
+	TcptraceHandshakeOptionHANDSHAKE_FASTOPEN   TcptraceHandshakeOption = 16
+)
+
+type TcptraceRecordTail uint32
+
+const (
+	TcptraceRecordTailTAIL_NONE      TcptraceRecordTail = 0
+	TcptraceRecordTailTAIL_HANDSHAKE TcptraceRecordTail = 1
+	TcptraceRecordTailTAIL_COUNTERS  TcptraceRecordTail = 2
+)
+
+type TcptraceTcpCounters struct {
+	_             structs.HostLayout
+	BytesAcked    uint64
+	BytesReceived uint64
+	DeliveryRate  uint64
+	SegsOut       uint32
+	SegsIn        uint32
+	TotalRetrans  uint32
+	SrttUs        uint32
+	MinRttUs      uint32
+	Pad           uint32
+}
+
+type TcptraceTcpHandshake struct {
+	_             structs.HostLayout
+	SrttUs        uint32
+	Retrans       uint32
+	MssInUse      uint16
+	MssAdvertised uint16
+	MssReceived   uint16
+	SndWscale     uint8
+	RcvWscale     uint8
+	Options       uint8
+	Pad           [7]uint8
+}
 
 type TcptraceTcpTimerKind uint32
 
@@ -162,6 +208,7 @@ const (
 	TcptraceVarTcpClose                 = "tcp_close"
 	TcptraceVarTcpCloseWait             = "tcp_close_wait"
 	TcptraceVarTcpClosing               = "tcp_closing"
+	TcptraceVarTcpEstablished           = "tcp_established"
 	TcptraceVarTcpFinWait1              = "tcp_fin_wait1"
 	TcptraceVarTcpFinWait2              = "tcp_fin_wait2"
 	TcptraceVarTcpKeepaliveTimerAddr    = "tcp_keepalive_timer_addr"
@@ -174,8 +221,12 @@ const (
 	TcptraceVarTcpWriteTimerAddr        = "tcp_write_timer_addr"
 	TcptraceVarTwTimerHandlerAddr       = "tw_timer_handler_addr"
 	TcptraceVarUnusedEvent              = "unused_event"
+	TcptraceVarUnusedEventCounters      = "unused_event_counters"
 	TcptraceVarUnusedEventFlag          = "unused_event_flag"
+	TcptraceVarUnusedEventHandshake     = "unused_event_handshake"
 	TcptraceVarUnusedEventType          = "unused_event_type"
+	TcptraceVarUnusedHandshakeOption    = "unused_handshake_option"
+	TcptraceVarUnusedRecordTail         = "unused_record_tail"
 	TcptraceVarUnusedTcpTimerKind       = "unused_tcp_timer_kind"
 	TcptraceVarUnusedTwFlag             = "unused_tw_flag"
 	TcptraceVarWakeupBytes              = "wakeup_bytes"
@@ -283,6 +334,7 @@ type TcptraceVariableSpecs struct {
 	TcpClose                 *ebpf.VariableSpec `ebpf:"tcp_close"`
 	TcpCloseWait             *ebpf.VariableSpec `ebpf:"tcp_close_wait"`
 	TcpClosing               *ebpf.VariableSpec `ebpf:"tcp_closing"`
+	TcpEstablished           *ebpf.VariableSpec `ebpf:"tcp_established"`
 	TcpFinWait1              *ebpf.VariableSpec `ebpf:"tcp_fin_wait1"`
 	TcpFinWait2              *ebpf.VariableSpec `ebpf:"tcp_fin_wait2"`
 	TcpKeepaliveTimerAddr    *ebpf.VariableSpec `ebpf:"tcp_keepalive_timer_addr"`
@@ -295,8 +347,12 @@ type TcptraceVariableSpecs struct {
 	TcpWriteTimerAddr        *ebpf.VariableSpec `ebpf:"tcp_write_timer_addr"`
 	TwTimerHandlerAddr       *ebpf.VariableSpec `ebpf:"tw_timer_handler_addr"`
 	UnusedEvent              *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventCounters      *ebpf.VariableSpec `ebpf:"unused_event_counters"`
 	UnusedEventFlag          *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedEventHandshake     *ebpf.VariableSpec `ebpf:"unused_event_handshake"`
 	UnusedEventType          *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedHandshakeOption    *ebpf.VariableSpec `ebpf:"unused_handshake_option"`
+	UnusedRecordTail         *ebpf.VariableSpec `ebpf:"unused_record_tail"`
 	UnusedTcpTimerKind       *ebpf.VariableSpec `ebpf:"unused_tcp_timer_kind"`
 	UnusedTwFlag             *ebpf.VariableSpec `ebpf:"unused_tw_flag"`
 	WakeupBytes              *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -369,6 +425,7 @@ type TcptraceVariables struct {
 	TcpClose                 *ebpf.Variable `ebpf:"tcp_close"`
 	TcpCloseWait             *ebpf.Variable `ebpf:"tcp_close_wait"`
 	TcpClosing               *ebpf.Variable `ebpf:"tcp_closing"`
+	TcpEstablished           *ebpf.Variable `ebpf:"tcp_established"`
 	TcpFinWait1              *ebpf.Variable `ebpf:"tcp_fin_wait1"`
 	TcpFinWait2              *ebpf.Variable `ebpf:"tcp_fin_wait2"`
 	TcpKeepaliveTimerAddr    *ebpf.Variable `ebpf:"tcp_keepalive_timer_addr"`
@@ -381,8 +438,12 @@ type TcptraceVariables struct {
 	TcpWriteTimerAddr        *ebpf.Variable `ebpf:"tcp_write_timer_addr"`
 	TwTimerHandlerAddr       *ebpf.Variable `ebpf:"tw_timer_handler_addr"`
 	UnusedEvent              *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventCounters      *ebpf.Variable `ebpf:"unused_event_counters"`
 	UnusedEventFlag          *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedEventHandshake     *ebpf.Variable `ebpf:"unused_event_handshake"`
 	UnusedEventType          *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedHandshakeOption    *ebpf.Variable `ebpf:"unused_handshake_option"`
+	UnusedRecordTail         *ebpf.Variable `ebpf:"unused_record_tail"`
 	UnusedTcpTimerKind       *ebpf.Variable `ebpf:"unused_tcp_timer_kind"`
 	UnusedTwFlag             *ebpf.Variable `ebpf:"unused_tw_flag"`
 	WakeupBytes              *ebpf.Variable `ebpf:"wakeup_bytes"`

@@ -53,6 +53,8 @@ type TcptraceEvent struct {
 		_               [4]byte
 	}
 	Comm [16]int8
+	Tail uint8
+	Pad  [7]uint8
 }
 
 type TcptraceEventFlag uint32
@@ -88,6 +90,50 @@ const (
 	TcptraceEventTypeEVENT_SEGMENT        TcptraceEventType = 15
 	TcptraceEventTypeEVENT_TYPE_COUNT     TcptraceEventType = 16
 )
+
+type TcptraceHandshakeOption uint32
+
+const (
+	TcptraceHandshakeOptionHANDSHAKE_WSCALE     TcptraceHandshakeOption = 1
+	TcptraceHandshakeOptionHANDSHAKE_SACK       TcptraceHandshakeOption = 2
+	TcptraceHandshakeOptionHANDSHAKE_TIMESTAMPS TcptraceHandshakeOption = 4
+	TcptraceHandshakeOptionHANDSHAKE_ECN        TcptraceHandshakeOption = 8
+	TcptraceHandshakeOptionHANDSHAKE_FASTOPEN   TcptraceHandshakeOption = 16
+)
+
+type TcptraceRecordTail uint32
+
+const (
+	TcptraceRecordTailTAIL_NONE      TcptraceRecordTail = 0
+	TcptraceRecordTailTAIL_HANDSHAKE TcptraceRecordTail = 1
+	TcptraceRecordTailTAIL_COUNTERS  TcptraceRecordTail = 2
+)
+
+type TcptraceTcpCounters struct {
+	_             structs.HostLayout
+	BytesAcked    uint64
+	BytesReceived uint64
+	DeliveryRate  uint64
+	SegsOut       uint32
+	SegsIn        uint32
+	TotalRetrans  uint32
+	SrttUs        uint32
+	MinRttUs      uint32
+	Pad           uint32
+}
+
+type TcptraceTcpHandshake struct {
+	_             structs.HostLayout
+	SrttUs        uint32
+	Retrans       uint32
+	MssInUse      uint16
+	MssAdvertised uint16
+	MssReceived   uint16
+	SndWscale     uint8
+	RcvWscale     uint8
+	Options       uint8
+	Pad           [7]uint8
+}
 
 type TcptraceTcpTimerKind uint32
 

@@ -17,8 +17,33 @@ import (
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
-// RecordSize is the size of one record in the ring buffer.
+// RecordSize is the size of a record without a tail, the shortest there is.
 const RecordSize = int(unsafe.Sizeof(layout.TcptraceEvent{}))
+
+// tailSizes are the lengths of the tails some records carry after the event
+// (enum record_tail).
+var tailSizes = [...]int{
+	layout.TcptraceRecordTailTAIL_NONE:      0,
+	layout.TcptraceRecordTailTAIL_HANDSHAKE: int(unsafe.Sizeof(layout.TcptraceTcpHandshake{})),
+	layout.TcptraceRecordTailTAIL_COUNTERS:  int(unsafe.Sizeof(layout.TcptraceTcpCounters{})),
+}
+
+// tailOffset is where a record says which tail follows it.
+const tailOffset = int(unsafe.Offsetof(layout.TcptraceEvent{}.Tail))
+
+// RecordSizeBeforeTails is the record size of the recordings made before
+// records had tails: the same layout up to the tail byte. Such a record,
+// padded with zeros to RecordSize, decodes as it did then.
+const RecordSizeBeforeTails = tailOffset
+
+// Size is the length of the record rec starts with, its tail included, for
+// records laid end to end; RecordSize where rec is too short to tell.
+func Size(rec []byte) int {
+	if len(rec) < RecordSize || int(rec[tailOffset]) >= len(tailSizes) {
+		return RecordSize
+	}
+	return RecordSize + tailSizes[rec[tailOffset]]
+}
 
 // ErrShortRecord is returned for a record smaller than RecordSize.
 var ErrShortRecord = errors.New("short record")
@@ -59,8 +84,11 @@ type Decoder struct {
 	comms        map[[16]int8]string
 	lastComm     [16]int8
 	lastCommName string
-	// scratch holds the record when it cannot be read in place (see read).
-	scratch layout.TcptraceEvent
+	// scratch and the tails' hold the record when it cannot be read in
+	// place (see readAs).
+	scratch          layout.TcptraceEvent
+	handshakeScratch layout.TcptraceTcpHandshake
+	countersScratch  layout.TcptraceTcpCounters
 	// The events of the kinds that make most records, reused (see Decode).
 	stateChange events.StateChange
 	destroy     events.Destroy
@@ -117,6 +145,13 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 			ev.PrevState = time.Duration(raw.PrevStateNs)
 			ev.PrevStateKnown = true
 		}
+		if tail, ok := d.tail(rec, raw, layout.TcptraceRecordTailTAIL_HANDSHAKE); ok {
+			hs, err := readAs(tail, &d.handshakeScratch)
+			if err != nil {
+				return nil, err
+			}
+			ev.Handshake, ev.HandshakeKnown = handshake(hs), true
+		}
 		return ev, nil
 	case layout.TcptraceEventTypeEVENT_RETRANSMIT:
 		return &events.Retransmit{Header: h, State: state}, nil
@@ -132,6 +167,13 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		return &events.ResetReceived{Header: h, State: state}, nil
 	case layout.TcptraceEventTypeEVENT_DESTROY:
 		d.destroy = events.Destroy{Header: h, State: state}
+		if tail, ok := d.tail(rec, raw, layout.TcptraceRecordTailTAIL_COUNTERS); ok && state != events.StateListen {
+			c, err := readAs(tail, &d.countersScratch)
+			if err != nil {
+				return nil, err
+			}
+			d.destroy.Counters, d.destroy.CountersKnown = counters(c), true
+		}
 		return &d.destroy, nil
 	case layout.TcptraceEventTypeEVENT_TW_START, layout.TcptraceEventTypeEVENT_TW_EXPIRE, layout.TcptraceEventTypeEVENT_TW_CANCEL:
 		sub, err := d.state(raw.Substate)
@@ -198,27 +240,67 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 	return nil, fmt.Errorf("unknown event type %d", raw.Type)
 }
 
-// read returns the record in the generated layout. A little-endian host,
-// like the kernel that wrote it, reads it in place where it is aligned (the
-// ring buffer reader's records are) and copies it where not; others (a
-// recording replayed on a big-endian host) decode it field by field.
+// read returns the record in the generated layout.
 func (d *Decoder) read(rec []byte) (*layout.TcptraceEvent, error) {
-	if !hostLittleEndian {
-		return &d.scratch, readLittleEndian(rec, &d.scratch)
-	}
-	if p := unsafe.Pointer(unsafe.SliceData(rec)); uintptr(p)%unsafe.Alignof(d.scratch) == 0 {
-		return (*layout.TcptraceEvent)(p), nil
-	}
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(&d.scratch)), RecordSize), rec)
-	return &d.scratch, nil
+	return readAs(rec[:RecordSize], &d.scratch)
 }
 
-// readLittleEndian decodes a record on any host.
-func readLittleEndian(rec []byte, raw *layout.TcptraceEvent) error {
-	if _, err := binary.Decode(rec, binary.LittleEndian, raw); err != nil {
-		return fmt.Errorf("read record: %w", err)
+// readAs returns b as a T in the generated layout. A little-endian host,
+// like the kernel that wrote it, reads it in place where it is aligned (the
+// ring buffer reader's records are) and copies it into scratch where not;
+// others (a recording replayed on a big-endian host) decode it field by
+// field.
+func readAs[T any](b []byte, scratch *T) (*T, error) {
+	if !hostLittleEndian {
+		if _, err := binary.Decode(b, binary.LittleEndian, scratch); err != nil {
+			return nil, fmt.Errorf("read record: %w", err)
+		}
+		return scratch, nil
 	}
-	return nil
+	if p := unsafe.Pointer(unsafe.SliceData(b)); uintptr(p)%unsafe.Alignof(*scratch) == 0 {
+		return (*T)(p), nil
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(scratch)), unsafe.Sizeof(*scratch)), b)
+	return scratch, nil
+}
+
+// tail returns the tail of kind want that follows rec's event, if it has
+// one. The tail byte is only looked at in a record long enough to hold
+// the tail: in recordings made before tails, it is padding.
+func (d *Decoder) tail(rec []byte, raw *layout.TcptraceEvent, want layout.TcptraceRecordTail) ([]byte, bool) {
+	size := tailSizes[want]
+	if layout.TcptraceRecordTail(raw.Tail) != want || len(rec) < RecordSize+size {
+		return nil, false
+	}
+	return rec[RecordSize : RecordSize+size], true
+}
+
+func handshake(h *layout.TcptraceTcpHandshake) events.Handshake {
+	has := func(o layout.TcptraceHandshakeOption) bool { return layout.TcptraceHandshakeOption(h.Options)&o != 0 }
+	hs := events.Handshake{
+		MSSInUse: h.MssInUse, MSSAdvertised: h.MssAdvertised, MSSReceived: h.MssReceived,
+		WindowScaling: has(layout.TcptraceHandshakeOptionHANDSHAKE_WSCALE),
+		SACK:          has(layout.TcptraceHandshakeOptionHANDSHAKE_SACK),
+		Timestamps:    has(layout.TcptraceHandshakeOptionHANDSHAKE_TIMESTAMPS),
+		ECN:           has(layout.TcptraceHandshakeOptionHANDSHAKE_ECN),
+		FastOpen:      has(layout.TcptraceHandshakeOptionHANDSHAKE_FASTOPEN),
+		RTT:           time.Duration(h.SrttUs) * time.Microsecond,
+		Retransmits:   h.Retrans,
+	}
+	if hs.WindowScaling {
+		hs.SendScale, hs.ReceiveScale = h.SndWscale, h.RcvWscale
+	}
+	return hs
+}
+
+func counters(c *layout.TcptraceTcpCounters) events.Counters {
+	return events.Counters{
+		BytesAcked: c.BytesAcked, BytesReceived: c.BytesReceived,
+		SegsOut: c.SegsOut, SegsIn: c.SegsIn, Retransmits: c.TotalRetrans,
+		RTT:          time.Duration(c.SrttUs) * time.Microsecond,
+		MinRTT:       time.Duration(c.MinRttUs) * time.Microsecond,
+		DeliveryRate: c.DeliveryRate,
+	}
 }
 
 // icsk_pending values: #defines in include/net/inet_connection_sock.h, so

@@ -46,7 +46,7 @@ func TestRead(t *testing.T) {
 		}
 		for _, rec := range [][]byte{buf[:RecordSize], buf[1:]} {
 			var want layout.TcptraceEvent
-			if err := readLittleEndian(rec, &want); err != nil {
+			if _, err := binary.Decode(rec, binary.LittleEndian, &want); err != nil {
 				t.Fatal(err)
 			}
 			got, err := d.read(rec)
@@ -254,5 +254,77 @@ func TestDecodeTimewaitExpires(t *testing.T) {
 		if tw.ExpiresKnown != tt.flag || tw.Expires != tt.want || (tt.flag && tw.Tick != 4*time.Millisecond) {
 			t.Errorf("type %d, %d jiffies: %+v, want expires %v (known %v)", tt.typ, tt.jiffies, tw, tt.want, tt.flag)
 		}
+	}
+}
+
+// withTail is a record followed by its tail, as the kernel side writes it.
+func withTail(e layout.TcptraceEvent, tail layout.TcptraceRecordTail, body any) []byte {
+	e.Tail = uint8(tail)
+	rec, err := binary.Append(record(e), binary.LittleEndian, body)
+	if err != nil {
+		panic(err)
+	}
+	return rec
+}
+
+// Records with a tail: their size is told from the record, and the tail
+// decodes into the event; a record without room for its tail (a recording
+// made before tails, where the byte was padding) has none.
+func TestTails(t *testing.T) {
+	d := New(testNames, boot)
+	est := layout.TcptraceEvent{Type: uint8(layout.TcptraceEventTypeEVENT_STATE), Family: 4, OldState: 2, State: 1}
+	hs := layout.TcptraceTcpHandshake{SrttUs: 1500, Retrans: 1, MssInUse: 1448, MssAdvertised: 1460, MssReceived: 1460,
+		SndWscale: 7, RcvWscale: 9,
+		Options: uint8(layout.TcptraceHandshakeOptionHANDSHAKE_WSCALE | layout.TcptraceHandshakeOptionHANDSHAKE_SACK |
+			layout.TcptraceHandshakeOptionHANDSHAKE_TIMESTAMPS)}
+	rec := withTail(est, layout.TcptraceRecordTailTAIL_HANDSHAKE, &hs)
+	if Size(append(rec, make([]byte, 50)...)) != len(rec) {
+		t.Errorf("Size %d, want %d", Size(rec), len(rec))
+	}
+	ev, err := d.Decode(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := events.Handshake{MSSInUse: 1448, MSSAdvertised: 1460, MSSReceived: 1460, WindowScaling: true, SendScale: 7,
+		ReceiveScale: 9, SACK: true, Timestamps: true, RTT: 1500 * time.Microsecond, Retransmits: 1}
+	if sc := ev.(*events.StateChange); !sc.HandshakeKnown || sc.Handshake != want {
+		t.Errorf("handshake %+v (known %v), want %+v", sc.Handshake, sc.HandshakeKnown, want)
+	}
+	// Without window scaling, the scales are not told.
+	hs.Options = 0
+	ev, _ = d.Decode(withTail(est, layout.TcptraceRecordTailTAIL_HANDSHAKE, &hs))
+	if sc := ev.(*events.StateChange); sc.Handshake.WindowScaling || sc.Handshake.SendScale != 0 {
+		t.Errorf("handshake without window scaling %+v", sc.Handshake)
+	}
+
+	destroy := layout.TcptraceEvent{Type: uint8(layout.TcptraceEventTypeEVENT_DESTROY), Family: 4, State: 7}
+	c := layout.TcptraceTcpCounters{BytesAcked: 1 << 33, BytesReceived: 4096, DeliveryRate: 1e6, SegsOut: 10, SegsIn: 9,
+		TotalRetrans: 2, SrttUs: 80, MinRttUs: 40}
+	rec = withTail(destroy, layout.TcptraceRecordTailTAIL_COUNTERS, &c)
+	if Size(rec) != len(rec) {
+		t.Errorf("Size %d, want %d", Size(rec), len(rec))
+	}
+	ev, err = d.Decode(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantC := events.Counters{BytesAcked: 1 << 33, BytesReceived: 4096, SegsOut: 10, SegsIn: 9, Retransmits: 2,
+		RTT: 80 * time.Microsecond, MinRTT: 40 * time.Microsecond, DeliveryRate: 1e6}
+	if ds := ev.(*events.Destroy); !ds.CountersKnown || ds.Counters != wantC {
+		t.Errorf("counters %+v (known %v), want %+v", ds.Counters, ds.CountersKnown, wantC)
+	}
+
+	// An old recording's record: the tail byte says counters, but the
+	// record is as long as the event alone.
+	old := rec[:RecordSize]
+	ev, err = d.Decode(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.(*events.Destroy).CountersKnown {
+		t.Errorf("counters decoded from a record without a tail")
+	}
+	if Size(record(destroy)) != RecordSize || Size(old[:10]) != RecordSize {
+		t.Errorf("Size of a record without tail or a short one, want %d", RecordSize)
 	}
 }

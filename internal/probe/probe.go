@@ -717,6 +717,7 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 		bpf.TcptraceVarTcpClose:              k.states[events.StateClose],
 		bpf.TcptraceVarTcpListen:             k.states[events.StateListen],
 		bpf.TcptraceVarTcpSynSent:            k.states[events.StateSynSent],
+		bpf.TcptraceVarTcpEstablished:        k.states[events.StateEstablished],
 		bpf.TcptraceVarTcpSynRecv:            k.states[events.StateSynRecv],
 		bpf.TcptraceVarTcpFinWait1:           k.states[events.StateFinWait1],
 		bpf.TcptraceVarTcpLastAck:            k.states[events.StateLastAck],

@@ -50,6 +50,7 @@ func Play(rec *record.Recording, cfg Config) error {
 		return err
 	}
 	var lost uint64
+	var padded []byte // a record of an older recording, made as long as today's
 	last := rec.Header.Created
 	for i, item := range rec.Items {
 		if item.Rec != nil || !item.Tick.IsZero() || item.End != nil {
@@ -57,6 +58,10 @@ func Play(rec *record.Recording, cfg Config) error {
 		}
 		switch {
 		case item.Rec != nil:
+			if len(item.Rec) < decode.RecordSize { // made before records had tails
+				padded = append(append(padded[:0], item.Rec...), make([]byte, decode.RecordSize-len(item.Rec))...)
+				item.Rec = padded
+			}
 			if err := p.Record(item.Rec); err != nil {
 				return err
 			}
@@ -91,7 +96,7 @@ func Load(path string) (*record.Recording, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if rec.Header.RecordSize != decode.RecordSize {
+	if rec.Header.RecordSize != decode.RecordSize && rec.Header.RecordSize != decode.RecordSizeBeforeTails {
 		return nil, fmt.Errorf("%s holds records of %d bytes, this tcptrace reads %d: replay it with the tcptrace that made it",
 			path, rec.Header.RecordSize, decode.RecordSize)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,27 @@ func TestNotARecording(t *testing.T) {
 	err := Run(Config{File: "replay_test.go", Format: "json", Stdout: io.Discard, Stderr: io.Discard})
 	if err == nil || !strings.Contains(err.Error(), "is not a tcptrace recording") {
 		t.Errorf("%v", err)
+	}
+}
+
+// A recording made before records had tails (176-byte records) still
+// replays: the same lines as its live run printed, but for the lifetime
+// summaries now tell.
+func TestReplayBeforeTails(t *testing.T) {
+	const base = "testdata/before-tails/TestTimewaitSynAccepted"
+	want, err := os.ReadFile(base + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Run(Config{File: base + ".rec.gz", Format: "json", Stdout: &out, Stderr: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	lifetime := regexp.MustCompile(`,"lifetime_ms":[0-9.]+`)
+	if got := lifetime.ReplaceAllString(out.String(), ""); got != string(want) {
+		t.Errorf("replay of a recording before tails:\n%s\nwant\n%s", got, want)
+	}
+	if !strings.Contains(out.String(), `"lifetime_ms"`) {
+		t.Errorf("no lifetime in the summaries of a replay")
 	}
 }

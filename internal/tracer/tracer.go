@@ -146,8 +146,10 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() {
 		var err error
 		for b := range q.ch {
-			for recs := b.recs; err == nil && len(recs) >= decode.RecordSize; recs = recs[decode.RecordSize:] {
-				err = onRecord(recs[:decode.RecordSize])
+			for recs := b.recs; err == nil && len(recs) >= decode.Size(recs); {
+				n := decode.Size(recs)
+				err = onRecord(recs[:n])
+				recs = recs[n:]
 			}
 			if err == nil {
 				err = onPoll(b)
@@ -335,11 +337,12 @@ func snapshot(p *probe.Probe, only uint32, onRecord func([]byte) error) error {
 		return err
 	}
 	recs, err := p.Snapshot(paths)
-	for len(recs) >= decode.RecordSize {
-		if err := onRecord(recs[:decode.RecordSize]); err != nil {
+	for len(recs) >= decode.Size(recs) {
+		n := decode.Size(recs)
+		if err := onRecord(recs[:n]); err != nil {
 			return err
 		}
-		recs = recs[decode.RecordSize:]
+		recs = recs[n:]
 	}
 	return err
 }

@@ -133,6 +133,15 @@ type socket struct {
 	twSpace     timewait
 	end         string // how it ended, once known
 	timers      timers
+	// born: its first state change was seen (from CLOSE or its
+	// listener), at bornAt; destroyedFull: the full socket's destroy, when
+	// its counters were read.
+	born, destroyedFull bool
+	bornAt, fullEnd     time.Time
+	handshake           events.Handshake
+	counters            events.Counters
+	handshakeKnown      bool
+	countersKnown       bool
 }
 
 // timewait is the TIME_WAIT socket that follows a socket.
@@ -359,6 +368,10 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 	case *events.Destroy:
 		t.out = append(t.out, ev)
 		if s := t.lookup(&e.Header); s != nil {
+			s.destroyedFull, s.fullEnd = true, e.Time
+			if e.CountersKnown {
+				s.counters, s.countersKnown = e.Counters, true
+			}
 			t.endZeroWindow(s, s.header, e.Time, "closed")
 			switch {
 			case s.tw == nil && s.overflowFrom != "":
@@ -660,9 +673,13 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	if s.tw != nil && e.New == events.StateClose {
 		return
 	}
+	if e.HandshakeKnown {
+		s.handshake, s.handshakeKnown = e.Handshake, true
+	}
 	if len(s.phases) == 0 {
 		// A socket's life starts in CLOSE; a child's with its listener.
 		s.beforeTrace = e.Old != events.StateClose && e.Old != events.StateListen && !s.historyDropped
+		s.born, s.bornAt = !s.beforeTrace && !s.historyDropped, e.Time
 		s.phases = append(s.phases, events.Phase{State: e.Old, Start: e.Time.Add(-e.PrevState),
 			Duration: e.PrevState, DurationKnown: e.PrevStateKnown})
 		if e.Old == events.StateListen && e.New == events.StateSynRecv {
@@ -1063,7 +1080,11 @@ func (t *Tracker) finish(s *socket, at time.Time, end string) {
 	history := sum.History[:0]
 	*sum = events.Summary{Header: s.header, ClosedBy: s.closedBy, End: end,
 		Retransmits: s.retransmits, ResetsSent: s.resetsSent, ResetsReceived: s.resetsRecv,
-		BeforeTrace: s.beforeTrace, HistoryDropped: s.historyDropped, Incomplete: s.incomplete, History: history}
+		BeforeTrace: s.beforeTrace, HistoryDropped: s.historyDropped, Incomplete: s.incomplete, History: history,
+		Handshake: s.handshake, HandshakeKnown: s.handshakeKnown, Counters: s.counters, CountersKnown: s.countersKnown}
+	if s.born && s.destroyedFull {
+		sum.Lifetime, sum.LifetimeKnown = s.fullEnd.Sub(s.bornAt), true
+	}
 	sum.Time = at
 	for _, p := range s.phases {
 		// The final CLOSE is where the story ends, not a phase of it.
