@@ -32,11 +32,14 @@ import (
 )
 
 // Filter limits what the kernel side reports. Zero values mean "everything".
+// Every filter given must hold; the values of one are alternatives.
 type Filter struct {
-	PIDs   []uint32 // socket owners' tgids
-	Ports  []uint16 // local or remote port
-	Netns  uint32   // network namespace inode
-	Family int      // 4 or 6
+	PIDs        []uint32 // socket owners' tgids
+	Ports       []uint16 // local or remote port
+	LocalPorts  []uint16
+	RemotePorts []uint16
+	Netns       uint32 // network namespace inode
+	Family      int    // 4 or 6
 }
 
 // Limits of the kernel-side filter tables (bpf/event.h).
@@ -684,13 +687,28 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 	if len(f.PIDs) > MaxPIDs {
 		return fmt.Errorf("at most %d --pid values are supported, got %d", MaxPIDs, len(f.PIDs))
 	}
-	if len(f.Ports) > MaxPorts {
-		return fmt.Errorf("at most %d --port values are supported, got %d", MaxPorts, len(f.Ports))
+	portTable := func(flag string, ports []uint16) ([MaxPorts]uint16, error) {
+		var table [MaxPorts]uint16
+		if len(ports) > MaxPorts {
+			return table, fmt.Errorf("at most %d %s values are supported, got %d", MaxPorts, flag, len(ports))
+		}
+		copy(table[:], ports)
+		return table, nil
+	}
+	ports, err := portTable("--port", f.Ports)
+	if err != nil {
+		return err
+	}
+	lports, err := portTable("--lport", f.LocalPorts)
+	if err != nil {
+		return err
+	}
+	rports, err := portTable("--rport", f.RemotePorts)
+	if err != nil {
+		return err
 	}
 	var pids [MaxPIDs]uint32
 	copy(pids[:], f.PIDs)
-	var ports [MaxPorts]uint16
-	copy(ports[:], f.Ports)
 	family := uint16(0)
 	switch f.Family {
 	case 4:
@@ -703,6 +721,10 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 		bpf.TcptraceVarFilterPids:            pids,
 		bpf.TcptraceVarFilterPortCount:       uint32(len(f.Ports)),
 		bpf.TcptraceVarFilterPorts:           ports,
+		bpf.TcptraceVarFilterLportCount:      uint32(len(f.LocalPorts)),
+		bpf.TcptraceVarFilterLports:          lports,
+		bpf.TcptraceVarFilterRportCount:      uint32(len(f.RemotePorts)),
+		bpf.TcptraceVarFilterRports:          rports,
 		bpf.TcptraceVarFilterNetns:           f.Netns,
 		bpf.TcptraceVarFilterFamily:          family,
 		bpf.TcptraceVarWakeupBytes:           uint32(cfg.WakeupBytes),
