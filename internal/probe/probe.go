@@ -223,28 +223,26 @@ func Plan(k *Kernel) []Hook {
 		} else {
 			args, err = k.tracepointArgs(hs.tracepoint)
 		}
+		if err == nil {
+			for _, v := range hs.variants {
+				// fentry/fexit programs declare the function's parameters (and
+				// fexit its return value after them): exactly as many.
+				if v.args == args || (hs.kind == "" && v.args < args) {
+					h.Program, h.Detail = v.program, v.detail
+					break
+				}
+			}
+			if h.Program == "" {
+				err = fmt.Errorf("%w: tracepoint %s passes %d arguments, tcptrace knows no program for that", ErrHookMissing, hs.tracepoint, args)
+			}
+		}
 		if err == nil && hs.needs != nil {
 			err = hs.needs(k)
 		}
-		if err != nil {
-			h.Err = err
-			hooks = append(hooks, h)
-			continue
-		}
-		for _, v := range hs.variants {
-			// fentry/fexit programs declare the function's parameters (and
-			// fexit its return value after them): exactly as many.
-			if v.args == args || (hs.kind == "" && v.args < args) {
-				h.Program, h.Detail = v.program, v.detail
-				break
-			}
-		}
-		if h.Program == "" {
-			h.Err = fmt.Errorf("%w: tracepoint %s passes %d arguments, tcptrace knows no program for that", ErrHookMissing, hs.tracepoint, args)
-		}
+		h.Err = err
 		hooks = append(hooks, h)
 	}
-	return hooks
+	return append(hooks, iterHooks()...)
 }
 
 // Open loads the programs with cfg's filters and attaches every hook.
@@ -265,7 +263,7 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 	if err := tracingHelpersPresent(k); err != nil {
 		return nil, err
 	}
-	hooks := append(Plan(k), iterHooks()...)
+	hooks := Plan(k)
 	// Loading fails whole when one program is refused, and a load costs
 	// tens of ms: ask first, cheaply, whether fentry/fexit are permitted.
 	if err := tracingPermitted(k); err != nil {
@@ -920,23 +918,34 @@ func (p *Probe) ProgramCosts() ([]events.ProgramCost, error) {
 // Report is what `tcptrace features` shows.
 type Report struct {
 	Kernel    *Kernel
-	RingBuf   error // nil when the kernel has a BPF ring buffer
 	Privilege error // nil when tcptrace may load programs
-	Helpers   error // nil when tracing programs have the helpers tcptrace needs (checked with privileges)
-	Hooks     []Hook
+	// Without privileges RingBuf, Helpers and every hook that BTF does
+	// not rule out are ErrNotChecked.
+	RingBuf error // nil when the kernel has a BPF ring buffer
+	Helpers error // nil when tracing programs have the helpers tcptrace needs
+	Hooks   []Hook
 	// Attached is true when every hook was loaded and attached for real;
 	// false when only the kernel's BTF was consulted.
 	Attached bool
 }
 
 // Features checks what this kernel offers: with privileges it loads and
-// attaches every hook, then detaches; without, it reports the plan from BTF.
+// attaches every hook, then detaches. Without, it tells only what the
+// kernel's BTF rules out, and the rest is ErrNotChecked: nothing can be
+// loaded, and the kernel hides the addresses some hooks need.
 func Features(k *Kernel) Report {
-	r := Report{Kernel: k, RingBuf: features.HaveMapType(ebpf.RingBuf), Privilege: CheckPrivileges()}
+	r := Report{Kernel: k, Privilege: CheckPrivileges()}
 	if r.Privilege != nil {
+		r.RingBuf, r.Helpers = ErrNotChecked, ErrNotChecked
 		r.Hooks = Plan(k)
+		for i := range r.Hooks {
+			if h := &r.Hooks[i]; h.Err == nil || errors.Is(h.Err, errAddressesHidden) {
+				h.Err = ErrNotChecked
+			}
+		}
 		return r
 	}
+	r.RingBuf = features.HaveMapType(ebpf.RingBuf)
 	if r.Helpers = tracingHelpersPresent(k); r.Helpers != nil {
 		r.Hooks = Plan(k)
 		return r
