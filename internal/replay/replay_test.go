@@ -161,7 +161,7 @@ func TestReplayUntil(t *testing.T) {
 
 func TestNotARecording(t *testing.T) {
 	err := Run(Config{File: "replay_test.go", Format: "json", Stdout: io.Discard, Stderr: io.Discard})
-	if err == nil || !strings.Contains(err.Error(), "is not a tcptrace recording") {
+	if err == nil || !strings.Contains(err.Error(), "is not a tcptrace recording") || strings.Count(err.Error(), "not a tcptrace recording") != 1 {
 		t.Errorf("%v", err)
 	}
 }
