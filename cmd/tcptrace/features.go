@@ -8,8 +8,24 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/tcptrace/tcptrace/internal/probe"
 )
+
+func bindFeatures(cmd *cobra.Command) func([]string) error {
+	var btfPath string
+	defineBTFPath(cmd.Flags(), &btfPath)
+	return func([]string) error { return printFeatures(cmd.OutOrStdout(), btfPath) }
+}
+
+// defineBTFPath defines the hidden --btf-path, for tests of a kernel
+// without BTF.
+func defineBTFPath(flags *pflag.FlagSet, path *string) {
+	flags.StringVar(path, "btf-path", probe.DefaultBTFPath, "kernel BTF to read")
+	_ = flags.MarkHidden("btf-path") // fails only for an undefined flag
+}
 
 func printFeatures(w io.Writer, btfPath string) error {
 	k, err := probe.OpenKernel(btfPath)
