@@ -5,6 +5,7 @@
 GO ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
 BIN := bin/tcptrace
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 ARGS ?=
 
 .PHONY: all deps build generate check-generated test test-short test-kernels test-kernels-ci kernels-update lint cross test-bigendian run bench bench-scale fuzz golden
@@ -12,7 +13,7 @@ ARGS ?=
 all: build
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/tcptrace
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/tcptrace
 
 # Rebuild the BPF object and its Go bindings (needs clang and libbpf-dev).
 generate:

@@ -29,8 +29,12 @@ const struct event_counters *unused_event_counters __attribute__((unused));
 /* Filters, rewritten by the loader before load (0 / empty = no filter). */
 const volatile __u32 filter_pid_count = 0;
 const volatile __u32 filter_pids[MAX_FILTER_PIDS] = {};
-const volatile __u32 filter_port_count = 0;
+const volatile __u32 filter_port_count = 0; /* local or remote */
 const volatile __u16 filter_ports[MAX_FILTER_PORTS] = {};
+const volatile __u32 filter_lport_count = 0;
+const volatile __u16 filter_lports[MAX_FILTER_PORTS] = {};
+const volatile __u32 filter_rport_count = 0;
+const volatile __u16 filter_rports[MAX_FILTER_PORTS] = {};
 const volatile __u32 filter_netns = 0;
 const volatile __u16 filter_family = 0; /* AF_INET or AF_INET6 */
 
@@ -231,21 +235,32 @@ static __always_inline bool pid_wanted(__u32 tgid)
 	return false;
 }
 
+static __always_inline bool port_listed(const volatile __u16 *ports, __u32 count, __u16 port)
+{
+	for (__u32 i = 0; i < MAX_FILTER_PORTS; i++) {
+		if (i >= count)
+			break;
+		if (ports[i] == port)
+			return true;
+	}
+	return false;
+}
+
+/* Every filter given must hold; the ports of one list are alternatives. */
 static __always_inline bool id_wanted(const struct sock_id *id)
 {
 	if (filter_netns && id->netns != filter_netns)
 		return false;
 	if (filter_family && id->family != filter_family)
 		return false;
-	if (!filter_port_count)
-		return true;
-	for (__u32 i = 0; i < MAX_FILTER_PORTS; i++) {
-		if (i >= filter_port_count)
-			break;
-		if (filter_ports[i] == id->sport || filter_ports[i] == id->dport)
-			return true;
-	}
-	return false;
+	if (filter_port_count && !port_listed(filter_ports, filter_port_count, id->sport) &&
+	    !port_listed(filter_ports, filter_port_count, id->dport))
+		return false;
+	if (filter_lport_count && !port_listed(filter_lports, filter_lport_count, id->sport))
+		return false;
+	if (filter_rport_count && !port_listed(filter_rports, filter_rport_count, id->dport))
+		return false;
+	return true;
 }
 
 static __always_inline bool owner_wanted(const struct owner *o)

@@ -196,11 +196,15 @@ const (
 	TcptraceProgSnapshotTcp             = "snapshot_tcp"
 	TcptraceVarBirthsHeld               = "births_held"
 	TcptraceVarFilterFamily             = "filter_family"
+	TcptraceVarFilterLportCount         = "filter_lport_count"
+	TcptraceVarFilterLports             = "filter_lports"
 	TcptraceVarFilterNetns              = "filter_netns"
 	TcptraceVarFilterPidCount           = "filter_pid_count"
 	TcptraceVarFilterPids               = "filter_pids"
 	TcptraceVarFilterPortCount          = "filter_port_count"
 	TcptraceVarFilterPorts              = "filter_ports"
+	TcptraceVarFilterRportCount         = "filter_rport_count"
+	TcptraceVarFilterRports             = "filter_rports"
 	TcptraceVarKeepaliveTimerOffset     = "keepalive_timer_offset"
 	TcptraceVarMibKeepalive             = "mib_keepalive"
 	TcptraceVarMibWinprobe              = "mib_winprobe"
@@ -322,11 +326,15 @@ type TcptraceMapSpecs struct {
 type TcptraceVariableSpecs struct {
 	BirthsHeld               *ebpf.VariableSpec `ebpf:"births_held"`
 	FilterFamily             *ebpf.VariableSpec `ebpf:"filter_family"`
+	FilterLportCount         *ebpf.VariableSpec `ebpf:"filter_lport_count"`
+	FilterLports             *ebpf.VariableSpec `ebpf:"filter_lports"`
 	FilterNetns              *ebpf.VariableSpec `ebpf:"filter_netns"`
 	FilterPidCount           *ebpf.VariableSpec `ebpf:"filter_pid_count"`
 	FilterPids               *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FilterPortCount          *ebpf.VariableSpec `ebpf:"filter_port_count"`
 	FilterPorts              *ebpf.VariableSpec `ebpf:"filter_ports"`
+	FilterRportCount         *ebpf.VariableSpec `ebpf:"filter_rport_count"`
+	FilterRports             *ebpf.VariableSpec `ebpf:"filter_rports"`
 	KeepaliveTimerOffset     *ebpf.VariableSpec `ebpf:"keepalive_timer_offset"`
 	MibKeepalive             *ebpf.VariableSpec `ebpf:"mib_keepalive"`
 	MibWinprobe              *ebpf.VariableSpec `ebpf:"mib_winprobe"`
@@ -413,11 +421,15 @@ func (m *TcptraceMaps) Close() error {
 type TcptraceVariables struct {
 	BirthsHeld               *ebpf.Variable `ebpf:"births_held"`
 	FilterFamily             *ebpf.Variable `ebpf:"filter_family"`
+	FilterLportCount         *ebpf.Variable `ebpf:"filter_lport_count"`
+	FilterLports             *ebpf.Variable `ebpf:"filter_lports"`
 	FilterNetns              *ebpf.Variable `ebpf:"filter_netns"`
 	FilterPidCount           *ebpf.Variable `ebpf:"filter_pid_count"`
 	FilterPids               *ebpf.Variable `ebpf:"filter_pids"`
 	FilterPortCount          *ebpf.Variable `ebpf:"filter_port_count"`
 	FilterPorts              *ebpf.Variable `ebpf:"filter_ports"`
+	FilterRportCount         *ebpf.Variable `ebpf:"filter_rport_count"`
+	FilterRports             *ebpf.Variable `ebpf:"filter_rports"`
 	KeepaliveTimerOffset     *ebpf.Variable `ebpf:"keepalive_timer_offset"`
 	MibKeepalive             *ebpf.Variable `ebpf:"mib_keepalive"`
 	MibWinprobe              *ebpf.Variable `ebpf:"mib_winprobe"`

@@ -92,7 +92,7 @@ func Load(path string) (*record.Recording, error) {
 	rec, err := record.Read(f)
 	if err != nil {
 		if errors.Is(err, record.ErrNotRecording) {
-			return nil, fmt.Errorf("%s is not a tcptrace recording (make one with tcptrace --record FILE): %w", path, err)
+			return nil, fmt.Errorf("%s is %w: make one with tcptrace --record FILE", path, err)
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -83,6 +83,8 @@ func TestReplayFilters(t *testing.T) {
 	for name, filter := range map[string]pipeline.Filter{
 		"pid":   {PIDs: []uint32{first.PID}},
 		"port":  {Ports: []uint16{uint16(first.Sport)}},
+		"lport": {LocalPorts: []uint16{uint16(first.Sport)}},
+		"rport": {RemotePorts: []uint16{uint16(first.Sport)}},
 		"since": {Since: since.Add(time.Millisecond)},
 	} {
 		var out bytes.Buffer
@@ -104,6 +106,8 @@ func TestReplayFilters(t *testing.T) {
 			switch {
 			case name == "pid" && e.PID != first.PID,
 				name == "port" && e.Sport != first.Sport && e.Dport != first.Sport,
+				name == "lport" && e.Sport != first.Sport,
+				name == "rport" && e.Dport != first.Sport,
 				name == "since" && ts.Before(filter.Since) && !strings.Contains(line, `"summary"`):
 				t.Errorf("%s filter let through %s", name, line)
 			}
@@ -158,7 +162,7 @@ func TestReplayUntil(t *testing.T) {
 
 func TestNotARecording(t *testing.T) {
 	err := Run(Config{File: "replay_test.go", Format: "json", Stdout: io.Discard, Stderr: io.Discard})
-	if err == nil || !strings.Contains(err.Error(), "is not a tcptrace recording") {
+	if err == nil || !strings.Contains(err.Error(), "is not a tcptrace recording") || strings.Count(err.Error(), "not a tcptrace recording") != 1 {
 		t.Errorf("%v", err)
 	}
 }
