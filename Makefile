@@ -5,14 +5,15 @@
 GO ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
 BIN := bin/tcptrace
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 ARGS ?=
 
-.PHONY: all deps build generate check-generated test test-short test-kernels test-kernels-ci kernels-update lint cross run bench bench-scale fuzz golden
+.PHONY: all deps build generate check-generated test test-short test-kernels test-kernels-ci kernels-update lint cross test-bigendian run bench bench-scale fuzz golden
 
 all: build
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/tcptrace
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/tcptrace
 
 # Rebuild the BPF object and its Go bindings (needs clang and libbpf-dev).
 generate:
@@ -63,10 +64,18 @@ kernels-update:
 test-short:
 	$(GO) test -count=1 -short ./...
 
-# Replay and report must build wherever Go does.
+# Replay and report must build wherever Go does, big-endian GOARCHes too,
+# where decode reads the little-endian records field by field.
 cross:
 	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/tcptrace
 	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/tcptrace
+	GOOS=linux GOARCH=s390x $(GO) build ./internal/replay/... ./internal/report/...
+	GOOS=linux GOARCH=s390x $(GO) vet ./internal/decode/
+
+# Decoding and the golden replays on a big-endian machine, emulated (needs
+# qemu-user's qemu-s390x).
+test-bigendian:
+	GOOS=linux GOARCH=s390x $(GO) test -exec qemu-s390x -count=1 ./internal/decode ./internal/replay
 
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt" >&2; exit 1; fi

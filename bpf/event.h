@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The one record layout tcptrace's BPF programs send through the ring buffer.
- * bpf2go generates the Go side from this definition (-type event); a test in
- * package bpf checks that the generated Go struct matches the object's BTF.
+ * bpf2go generates the Go side from this definition (-type event) and
+ * layoutgen copies it to package bpf/layout, which the decoder reads records
+ * with; a test in package bpf checks that struct against the object's BTF.
  */
 #ifndef TCPTRACE_EVENT_H
 #define TCPTRACE_EVENT_H
@@ -114,6 +115,63 @@ struct event {
 	__u32 ack_seq;	     /* EVENT_SEGMENT: the segment's acknowledgment number */
 	struct tcp_timer_facts timer;
 	char comm[16];	     /* owner's process name */
+	__u8 tail;	     /* enum record_tail: what follows the record */
+	__u8 pad[7];
+};
+
+/*
+ * What follows a record of some kinds, so that the others need not be as long
+ * (a record's length is sizeof(struct event) plus its tail's).
+ */
+enum record_tail {
+	TAIL_NONE = 0,
+	TAIL_HANDSHAKE = 1, /* struct tcp_handshake: an EVENT_STATE into ESTABLISHED */
+	TAIL_COUNTERS = 2,  /* struct tcp_counters: an EVENT_DESTROY */
+};
+
+enum handshake_option {
+	HANDSHAKE_WSCALE = 1 << 0,     /* window scaling (both sides offered it) */
+	HANDSHAKE_SACK = 1 << 1,       /* selective acknowledgments */
+	HANDSHAKE_TIMESTAMPS = 1 << 2, /* TCP timestamps */
+	HANDSHAKE_ECN = 1 << 3,	       /* classic ECN (RFC 3168) */
+	HANDSHAKE_FASTOPEN = 1 << 4,   /* the client's data in its SYN was acknowledged (TFO) */
+};
+
+/* The terms the handshake settled, read as the socket becomes ESTABLISHED. */
+struct tcp_handshake {
+	__u32 srtt_us;	      /* smoothed RTT, µs: the handshake's own sample where it is the first */
+	__u32 retrans;	      /* retransmissions so far: the client's SYNs, the server's SYN-ACKs */
+	__u16 mss_in_use;     /* mss_cache: the MSS sent with */
+	__u16 mss_advertised; /* advmss: the MSS this side announced */
+	__u16 mss_received;   /* rx_opt.mss_clamp: the peer's MSS option (clamped by this side) */
+	__u8 snd_wscale;      /* the peer's window scale (HANDSHAKE_WSCALE) */
+	__u8 rcv_wscale;      /* this side's */
+	__u8 options;	      /* enum handshake_option bits */
+	__u8 pad[7];
+};
+
+/* What a socket carried, read as it is destroyed (as tcp_info tells it). */
+struct tcp_counters {
+	__u64 bytes_acked;    /* sent and acknowledged */
+	__u64 bytes_received; /* received in order */
+	__u64 delivery_rate;  /* bytes a second, the last sample; 0 if none */
+	__u32 segs_out;
+	__u32 segs_in;
+	__u32 total_retrans; /* segments retransmitted */
+	__u32 srtt_us;	     /* smoothed RTT, µs */
+	__u32 min_rtt_us;    /* the least RTT seen (windowed) */
+	__u32 pad;
+};
+
+/* The records with a tail, as reserved. */
+struct event_handshake {
+	struct event event;
+	struct tcp_handshake handshake;
+};
+
+struct event_counters {
+	struct event event;
+	struct tcp_counters counters;
 };
 
 #endif

@@ -210,6 +210,18 @@ struct tcp_timewait_sock {
 struct tcp_options_received {
 	int ts_recent_stamp;
 	__u32 ts_recent;
+	__u16 saw_tstamp : 1, tstamp_ok : 1, dsack : 1, wscale_ok : 1, sack_ok : 3, smc_ok : 1, snd_wscale : 4,
+		rcv_wscale : 4;
+	__u16 mss_clamp;
+};
+
+struct minmax_sample {
+	__u32 t;
+	__u32 v;
+};
+
+struct minmax {
+	struct minmax_sample s[3];
 };
 
 struct inet_connection_sock {
@@ -229,6 +241,18 @@ struct tcp_sock {
 	__u32 rcv_tstamp;
 	struct tcp_options_received rx_opt;
 	__u64 bytes_received;
+	__u64 bytes_acked;
+	__u32 segs_in;
+	__u32 segs_out;
+	__u32 total_retrans;
+	__u32 srtt_us;
+	__u32 mss_cache;
+	__u16 advmss;
+	__u8 ecn_flags;
+	__u8 syn_data_acked : 1;
+	struct minmax rtt_min;
+	__u32 rate_delivered;
+	__u32 rate_interval_us;
 	unsigned int keepalive_time;
 	unsigned int keepalive_intvl;
 	__u8 keepalive_probes;

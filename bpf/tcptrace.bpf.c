@@ -21,13 +21,21 @@ const enum event_type unused_event_type __attribute__((unused));
 const enum event_flag unused_event_flag __attribute__((unused));
 const enum tcp_timer_kind unused_tcp_timer_kind __attribute__((unused));
 const enum tw_flag unused_tw_flag __attribute__((unused));
+const enum record_tail unused_record_tail __attribute__((unused));
+const enum handshake_option unused_handshake_option __attribute__((unused));
+const struct event_handshake *unused_event_handshake __attribute__((unused));
+const struct event_counters *unused_event_counters __attribute__((unused));
 const enum close_flag unused_close_flag __attribute__((unused));
 
 /* Filters, rewritten by the loader before load (0 / empty = no filter). */
 const volatile __u32 filter_pid_count = 0;
 const volatile __u32 filter_pids[MAX_FILTER_PIDS] = {};
-const volatile __u32 filter_port_count = 0;
+const volatile __u32 filter_port_count = 0; /* local or remote */
 const volatile __u16 filter_ports[MAX_FILTER_PORTS] = {};
+const volatile __u32 filter_lport_count = 0;
+const volatile __u16 filter_lports[MAX_FILTER_PORTS] = {};
+const volatile __u32 filter_rport_count = 0;
+const volatile __u16 filter_rports[MAX_FILTER_PORTS] = {};
 const volatile __u32 filter_netns = 0;
 const volatile __u16 filter_family = 0; /* AF_INET or AF_INET6 */
 
@@ -38,6 +46,7 @@ const volatile __u16 filter_family = 0; /* AF_INET or AF_INET6 */
 const volatile __u8 tcp_close = 0;
 const volatile __u8 tcp_listen = 0;
 const volatile __u8 tcp_syn_sent = 0;
+const volatile __u8 tcp_established = 0;
 const volatile __u8 tcp_syn_recv = 0;
 const volatile __u8 tcp_fin_wait1 = 0;
 const volatile __u8 tcp_fin_wait2 = 0;
@@ -236,27 +245,36 @@ static __always_inline bool pid_wanted(__u32 tgid)
 	return false;
 }
 
+static __always_inline bool port_listed(const volatile __u16 *ports, __u32 count, __u16 port)
+{
+	for (__u32 i = 0; i < MAX_FILTER_PORTS; i++) {
+		if (i >= count)
+			break;
+		if (ports[i] == port)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Every filter given must hold; the ports of one list are alternatives. A
+ * zeroed remote port cannot be told any more: it passes the filters on the
+ * remote side, and user space keeps it if it tracks the socket (by cookie).
+ */
 static __always_inline bool id_wanted(const struct sock_id *id)
 {
 	if (filter_netns && id->netns != filter_netns)
 		return false;
 	if (filter_family && id->family != filter_family)
 		return false;
-	if (!filter_port_count)
-		return true;
-	/*
-	 * Its port cannot be told any more, so any remote-side filter passes
-	 * it: user space keeps it if it tracks the socket, by its cookie.
-	 */
-	if (id->remote_zeroed)
-		return true;
-	for (__u32 i = 0; i < MAX_FILTER_PORTS; i++) {
-		if (i >= filter_port_count)
-			break;
-		if (filter_ports[i] == id->sport || filter_ports[i] == id->dport)
-			return true;
-	}
-	return false;
+	if (filter_port_count && !id->remote_zeroed && !port_listed(filter_ports, filter_port_count, id->sport) &&
+	    !port_listed(filter_ports, filter_port_count, id->dport))
+		return false;
+	if (filter_lport_count && !port_listed(filter_lports, filter_lport_count, id->sport))
+		return false;
+	if (filter_rport_count && !id->remote_zeroed && !port_listed(filter_rports, filter_rport_count, id->dport))
+		return false;
+	return true;
 }
 
 static __always_inline bool owner_wanted(const struct owner *o)
@@ -340,14 +358,16 @@ static __always_inline __u64 socket_cookie(const struct sock *sk, bool listener)
 }
 
 /*
- * Reserves a record and fills what every event carries; NULL if the ring is
- * full. sk is NULL for an RST that belongs to no socket.
+ * Reserves a record of size bytes (a struct event and its tail) and fills what
+ * every event carries; NULL if the ring is full. sk is NULL for an RST that
+ * belongs to no socket.
  */
-static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const struct sock *sk, bool listener,
-						  const struct sock_id *id, const struct owner *o,
-						  __u8 state)
+static __always_inline struct event *new_tailed_event(__u64 ts_ns, __u32 size, __u8 tail, __u8 type,
+						      const struct sock *sk, bool listener,
+						      const struct sock_id *id, const struct owner *o,
+						      __u8 state)
 {
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct event *e = bpf_ringbuf_reserve(&events, size, 0);
 
 	if (!e) {
 		count_lost(type);
@@ -378,6 +398,7 @@ static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const 
 	e->payload_len = 0;
 	e->rcv_nxt = 0;
 	e->ack_seq = 0;
+	e->tail = tail;
 	if (o) {
 		e->flags |= EVENT_FLAG_OWNER_KNOWN;
 		e->pid = o->tgid;
@@ -389,6 +410,13 @@ static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const 
 		__builtin_memset(e->comm, 0, sizeof(e->comm));
 	}
 	return e;
+}
+
+static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const struct sock *sk, bool listener,
+						  const struct sock_id *id, const struct owner *o,
+						  __u8 state)
+{
+	return new_tailed_event(ts_ns, sizeof(struct event), TAIL_NONE, type, sk, listener, id, o, state);
 }
 
 static __always_inline struct event *new_event(__u8 type, const struct sock *sk, bool listener,
@@ -514,12 +542,13 @@ static __always_inline bool closed_by_owner(const struct sock *sk)
 }
 
 /*
- * Emits a one-socket event (retransmit, resets, destroy) if the filters want
- * it. by_holder: a socket that keeps no owner gets the task holding it, if
+ * Reserves a one-socket event (retransmit, resets, destroy) of size bytes,
+ * with its identity filled, if the filters want it; the caller submits it.
+ * by_holder: a socket that keeps no owner gets the task holding it, if
  * closed_by_owner() says that task owns it.
  */
-static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __u32 reason,
-					    bool has_reason, bool by_holder)
+static __always_inline struct event *new_sock_event(const struct sock *sk, __u8 type, __u32 size, __u8 tail,
+						    bool by_holder)
 {
 	struct owner *o, holder;
 	struct sock_id id = {};
@@ -527,17 +556,27 @@ static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __
 	__u8 state;
 
 	if (!sock_wanted(sk, &id, &o))
-		return;
+		return NULL;
 	if (!o && by_holder && closed_by_owner(sk)) {
 		current_owner(&holder);
 		o = &holder;
 	}
 	flush_birth(sk, &id, o);
 	state = sk->__sk_common.skc_state;
-	e = new_event(type, sk, state == tcp_listen, &id, o, state);
+	e = new_tailed_event(bpf_ktime_get_ns(), size, tail, type, sk, state == tcp_listen, &id, o, state);
+	if (e)
+		read_sock_addrs(sk, e);
+	return e;
+}
+
+/* Emits a one-socket event without a tail if the filters want it. */
+static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __u32 reason,
+					    bool has_reason)
+{
+	struct event *e = new_sock_event(sk, type, sizeof(struct event), TAIL_NONE, false);
+
 	if (!e)
 		return;
-	read_sock_addrs(sk, e);
 	if (has_reason) {
 		e->reason = reason;
 		e->flags |= EVENT_FLAG_HAS_REASON;
@@ -585,14 +624,46 @@ static __always_inline void remember_owner(const struct sock *sk, const struct o
 	bpf_map_update_elem(&cookie_owners, &cookie, &two, BPF_ANY);
 }
 
+/* The terms the handshake settled. */
+static __always_inline void read_handshake(const struct sock *sk, struct tcp_handshake *h)
+{
+	const struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	__u8 options = 0;
+
+	__builtin_memset(h, 0, sizeof(*h));
+	if (!tp)
+		return;
+	h->srtt_us = tp->srtt_us >> 3;
+	h->retrans = tp->total_retrans;
+	h->mss_in_use = tp->mss_cache;
+	h->mss_advertised = tp->advmss;
+	h->mss_received = tp->rx_opt.mss_clamp;
+	if (BPF_CORE_READ_BITFIELD(tp, rx_opt.wscale_ok)) {
+		options |= HANDSHAKE_WSCALE;
+		h->snd_wscale = BPF_CORE_READ_BITFIELD(tp, rx_opt.snd_wscale);
+		h->rcv_wscale = BPF_CORE_READ_BITFIELD(tp, rx_opt.rcv_wscale);
+	}
+	if (BPF_CORE_READ_BITFIELD(tp, rx_opt.sack_ok))
+		options |= HANDSHAKE_SACK;
+	if (BPF_CORE_READ_BITFIELD(tp, rx_opt.tstamp_ok))
+		options |= HANDSHAKE_TIMESTAMPS;
+	/* Bit 0: TCP_ECN_OK, since AccECN (6.18) TCP_ECN_MODE_RFC3168. */
+	if (tp->ecn_flags & 1)
+		options |= HANDSHAKE_ECN;
+	if (BPF_CORE_READ_BITFIELD(tp, syn_data_acked))
+		options |= HANDSHAKE_FASTOPEN;
+	h->options = options;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_state)
 {
 	struct sock_info *info = NULL;
 	struct owner *o = NULL, context_owner;
+	struct event_handshake *eh;
 	struct sock_id id = {};
 	__u64 now, prev_ns = 0;
-	bool prev_known = false, in_context;
+	bool prev_known = false, listener, in_context;
 	struct event *e;
 	__u32 tgid;
 
@@ -651,9 +722,16 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 	}
 
 	/* A child's first event has old_state LISTEN: it is no listener. */
-	e = new_event_at(now, EVENT_STATE, sk,
-			 new_state == tcp_listen || (old_state == tcp_listen && new_state == tcp_close),
-			 &id, o, new_state);
+	listener = new_state == tcp_listen || (old_state == tcp_listen && new_state == tcp_close);
+	if (new_state == tcp_established) {
+		eh = (struct event_handshake *)new_tailed_event(now, sizeof(*eh), TAIL_HANDSHAKE, EVENT_STATE, sk,
+								listener, &id, o, new_state);
+		if (eh)
+			read_handshake(sk, &eh->handshake);
+		e = &eh->event;
+	} else {
+		e = new_event_at(now, EVENT_STATE, sk, listener, &id, o, new_state);
+	}
 	if (!e)
 		return 0;
 	e->old_state = old_state;
@@ -674,7 +752,7 @@ int BPF_PROG(handle_retransmit, const struct sock *sk, const struct sk_buff *skb
 {
 	if (err)
 		return 0;
-	emit_sock_event(sk, EVENT_RETRANSMIT, 0, false, false);
+	emit_sock_event(sk, EVENT_RETRANSMIT, 0, false);
 	return 0;
 }
 
@@ -682,7 +760,7 @@ int BPF_PROG(handle_retransmit, const struct sock *sk, const struct sk_buff *skb
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(handle_retransmit_noerr, const struct sock *sk, const struct sk_buff *skb)
 {
-	emit_sock_event(sk, EVENT_RETRANSMIT, 0, false, false);
+	emit_sock_event(sk, EVENT_RETRANSMIT, 0, false);
 	return 0;
 }
 
@@ -773,7 +851,7 @@ static __always_inline void emit_reset_sent(const struct sock *sk, const struct 
 	if (sk && skb && sk->__sk_common.skc_state == tcp_listen)
 		emit_listener_reset(sk, skb, reason, has_reason);
 	else if (sk)
-		emit_sock_event(sk, EVENT_RESET_SENT, reason, has_reason, false);
+		emit_sock_event(sk, EVENT_RESET_SENT, reason, has_reason);
 	else if (skb)
 		emit_reset_for_segment(skb, reason, has_reason);
 }
@@ -796,7 +874,7 @@ int BPF_PROG(handle_send_reset_noreason, const struct sock *sk, const struct sk_
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(handle_receive_reset, struct sock *sk)
 {
-	emit_sock_event(sk, EVENT_RESET_RECEIVED, 0, false, false);
+	emit_sock_event(sk, EVENT_RESET_RECEIVED, 0, false);
 	return 0;
 }
 
@@ -825,6 +903,27 @@ static __always_inline void forget_zero_window(__u64 cookie)
 		__sync_fetch_and_add(&zero_window_entries, -1);
 }
 
+/* What the socket carried, as tcp_get_info() tells it. */
+static __always_inline void read_counters(const struct sock *sk, struct tcp_counters *c)
+{
+	const struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	__u64 interval;
+
+	__builtin_memset(c, 0, sizeof(*c));
+	if (!tp)
+		return;
+	c->bytes_acked = tp->bytes_acked;
+	c->bytes_received = tp->bytes_received;
+	c->segs_out = tp->segs_out;
+	c->segs_in = tp->segs_in;
+	c->total_retrans = tp->total_retrans;
+	c->srtt_us = tp->srtt_us >> 3;
+	c->min_rtt_us = tp->rtt_min.s[0].v;
+	interval = tp->rate_interval_us;
+	if (interval)
+		c->delivery_rate = (__u64)tp->rate_delivered * tp->mss_cache * 1000000 / interval;
+}
+
 /*
  * The socket's storage goes with it; its TIME_WAIT owner unless one
  * followed. A close() destroys it in the closing task: a listener's destroy
@@ -834,10 +933,15 @@ static __always_inline void forget_zero_window(__u64 cookie)
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(handle_destroy, struct sock *sk)
 {
+	struct event_counters *ec;
 	struct tw_owner *two;
 	__u64 cookie;
 
-	emit_sock_event(sk, EVENT_DESTROY, 0, false, true);
+	ec = (struct event_counters *)new_sock_event(sk, EVENT_DESTROY, sizeof(*ec), TAIL_COUNTERS, true);
+	if (ec) {
+		read_counters(sk, &ec->counters);
+		submit(&ec->event);
+	}
 	cookie = sk->__sk_common.skc_cookie.counter;
 	if (zero_window_entries)
 		forget_zero_window(cookie);

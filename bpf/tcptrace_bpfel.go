@@ -70,6 +70,8 @@ type TcptraceEvent struct {
 		_               [4]byte
 	}
 	Comm [16]int8
+	Tail uint8
+	Pad  [7]uint8
 }
 
 type TcptraceEventFlag uint32
@@ -106,24 +108,48 @@ const (
 	TcptraceEventTypeEVENT_TYPE_COUNT     TcptraceEventType = 16
 )
 
-type TcptraceOwner struct {
-	_        structs.HostLayout
-	CgroupId uint64
-	Tgid     uint32
-	Comm     [16]int8
-	_        [4]byte
+type TcptraceHandshakeOption uint32
+
+const (
+	TcptraceHandshakeOptionHANDSHAKE_WSCALE     TcptraceHandshakeOption = 1
+	TcptraceHandshakeOptionHANDSHAKE_SACK       TcptraceHandshakeOption = 2
+	TcptraceHandshakeOptionHANDSHAKE_TIMESTAMPS TcptraceHandshakeOption = 4
+	TcptraceHandshakeOptionHANDSHAKE_ECN        TcptraceHandshakeOption = 8
+	TcptraceHandshakeOptionHANDSHAKE_FASTOPEN   TcptraceHandshakeOption = 16
+)
+
+type TcptraceRecordTail uint32
+
+const (
+	TcptraceRecordTailTAIL_NONE      TcptraceRecordTail = 0
+	TcptraceRecordTailTAIL_HANDSHAKE TcptraceRecordTail = 1
+	TcptraceRecordTailTAIL_COUNTERS  TcptraceRecordTail = 2
+)
+
+type TcptraceTcpCounters struct {
+	_             structs.HostLayout
+	BytesAcked    uint64
+	BytesReceived uint64
+	DeliveryRate  uint64
+	SegsOut       uint32
+	SegsIn        uint32
+	TotalRetrans  uint32
+	SrttUs        uint32
+	MinRttUs      uint32
+	Pad           uint32
 }
 
-type TcptracePreexistingOwner struct {
-	_     structs.HostLayout
-	Owner TcptraceOwner
-	Ino   uint64
-}
-
-type TcptraceSockInfo struct {
-	_            structs.HostLayout
-	Owner        TcptraceOwner
-	StateSinceNs uint64
+type TcptraceTcpHandshake struct {
+	_             structs.HostLayout
+	SrttUs        uint32
+	Retrans       uint32
+	MssInUse      uint16
+	MssAdvertised uint16
+	MssReceived   uint16
+	SndWscale     uint8
+	RcvWscale     uint8
+	Options       uint8
+	Pad           [7]uint8
 }
 
 type TcptraceTcpTimerKind uint32
@@ -133,49 +159,12 @@ const (
 	TcptraceTcpTimerKindTCP_TIMER_WRITE     TcptraceTcpTimerKind = 2
 )
 
-type TcptraceTcpTimerSlot struct {
-	_            structs.HostLayout
-	Timer        uint64
-	EntryNs      uint64
-	Pending      uint8
-	ProbesBefore uint8
-	StateBefore  uint8
-	_            [5]byte
-}
-
-type TcptraceTwCancel struct {
-	_      structs.HostLayout
-	TsNs   uint64
-	Cookie uint64
-	Id     struct {
-		_            structs.HostLayout
-		Netns        uint32
-		Family       uint16
-		Sport        uint16
-		Dport        uint16
-		RemoteZeroed bool
-		_            [1]byte
-	}
-	_        [4]byte
-	Owner    TcptraceOwner
-	HasOwner bool
-	Substate uint8
-	_        [6]byte
-}
-
 type TcptraceTwFlag uint32
 
 const (
 	TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN TcptraceTwFlag = 1
 	TcptraceTwFlagTW_FLAG_NETNS_DYING   TcptraceTwFlag = 2
 )
-
-type TcptraceTwOwner struct {
-	_     structs.HostLayout
-	Owner TcptraceOwner
-	Armed bool
-	_     [7]byte
-}
 
 // Names of all BPF objects in the ELF.
 //
@@ -216,11 +205,15 @@ const (
 	TcptraceVarBirthsHeld               = "births_held"
 	TcptraceVarEconnaborted             = "econnaborted"
 	TcptraceVarFilterFamily             = "filter_family"
+	TcptraceVarFilterLportCount         = "filter_lport_count"
+	TcptraceVarFilterLports             = "filter_lports"
 	TcptraceVarFilterNetns              = "filter_netns"
 	TcptraceVarFilterPidCount           = "filter_pid_count"
 	TcptraceVarFilterPids               = "filter_pids"
 	TcptraceVarFilterPortCount          = "filter_port_count"
 	TcptraceVarFilterPorts              = "filter_ports"
+	TcptraceVarFilterRportCount         = "filter_rport_count"
+	TcptraceVarFilterRports             = "filter_rports"
 	TcptraceVarKeepaliveTimerOffset     = "keepalive_timer_offset"
 	TcptraceVarMibKeepalive             = "mib_keepalive"
 	TcptraceVarMibWinprobe              = "mib_winprobe"
@@ -228,6 +221,7 @@ const (
 	TcptraceVarTcpClose                 = "tcp_close"
 	TcptraceVarTcpCloseWait             = "tcp_close_wait"
 	TcptraceVarTcpClosing               = "tcp_closing"
+	TcptraceVarTcpEstablished           = "tcp_established"
 	TcptraceVarTcpFinWait1              = "tcp_fin_wait1"
 	TcptraceVarTcpFinWait2              = "tcp_fin_wait2"
 	TcptraceVarTcpKeepaliveTimerAddr    = "tcp_keepalive_timer_addr"
@@ -241,8 +235,12 @@ const (
 	TcptraceVarTwTimerHandlerAddr       = "tw_timer_handler_addr"
 	TcptraceVarUnusedCloseFlag          = "unused_close_flag"
 	TcptraceVarUnusedEvent              = "unused_event"
+	TcptraceVarUnusedEventCounters      = "unused_event_counters"
 	TcptraceVarUnusedEventFlag          = "unused_event_flag"
+	TcptraceVarUnusedEventHandshake     = "unused_event_handshake"
 	TcptraceVarUnusedEventType          = "unused_event_type"
+	TcptraceVarUnusedHandshakeOption    = "unused_handshake_option"
+	TcptraceVarUnusedRecordTail         = "unused_record_tail"
 	TcptraceVarUnusedTcpTimerKind       = "unused_tcp_timer_kind"
 	TcptraceVarUnusedTwFlag             = "unused_tw_flag"
 	TcptraceVarWakeupBytes              = "wakeup_bytes"
@@ -339,11 +337,15 @@ type TcptraceVariableSpecs struct {
 	BirthsHeld               *ebpf.VariableSpec `ebpf:"births_held"`
 	Econnaborted             *ebpf.VariableSpec `ebpf:"econnaborted"`
 	FilterFamily             *ebpf.VariableSpec `ebpf:"filter_family"`
+	FilterLportCount         *ebpf.VariableSpec `ebpf:"filter_lport_count"`
+	FilterLports             *ebpf.VariableSpec `ebpf:"filter_lports"`
 	FilterNetns              *ebpf.VariableSpec `ebpf:"filter_netns"`
 	FilterPidCount           *ebpf.VariableSpec `ebpf:"filter_pid_count"`
 	FilterPids               *ebpf.VariableSpec `ebpf:"filter_pids"`
 	FilterPortCount          *ebpf.VariableSpec `ebpf:"filter_port_count"`
 	FilterPorts              *ebpf.VariableSpec `ebpf:"filter_ports"`
+	FilterRportCount         *ebpf.VariableSpec `ebpf:"filter_rport_count"`
+	FilterRports             *ebpf.VariableSpec `ebpf:"filter_rports"`
 	KeepaliveTimerOffset     *ebpf.VariableSpec `ebpf:"keepalive_timer_offset"`
 	MibKeepalive             *ebpf.VariableSpec `ebpf:"mib_keepalive"`
 	MibWinprobe              *ebpf.VariableSpec `ebpf:"mib_winprobe"`
@@ -351,6 +353,7 @@ type TcptraceVariableSpecs struct {
 	TcpClose                 *ebpf.VariableSpec `ebpf:"tcp_close"`
 	TcpCloseWait             *ebpf.VariableSpec `ebpf:"tcp_close_wait"`
 	TcpClosing               *ebpf.VariableSpec `ebpf:"tcp_closing"`
+	TcpEstablished           *ebpf.VariableSpec `ebpf:"tcp_established"`
 	TcpFinWait1              *ebpf.VariableSpec `ebpf:"tcp_fin_wait1"`
 	TcpFinWait2              *ebpf.VariableSpec `ebpf:"tcp_fin_wait2"`
 	TcpKeepaliveTimerAddr    *ebpf.VariableSpec `ebpf:"tcp_keepalive_timer_addr"`
@@ -364,8 +367,12 @@ type TcptraceVariableSpecs struct {
 	TwTimerHandlerAddr       *ebpf.VariableSpec `ebpf:"tw_timer_handler_addr"`
 	UnusedCloseFlag          *ebpf.VariableSpec `ebpf:"unused_close_flag"`
 	UnusedEvent              *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventCounters      *ebpf.VariableSpec `ebpf:"unused_event_counters"`
 	UnusedEventFlag          *ebpf.VariableSpec `ebpf:"unused_event_flag"`
+	UnusedEventHandshake     *ebpf.VariableSpec `ebpf:"unused_event_handshake"`
 	UnusedEventType          *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedHandshakeOption    *ebpf.VariableSpec `ebpf:"unused_handshake_option"`
+	UnusedRecordTail         *ebpf.VariableSpec `ebpf:"unused_record_tail"`
 	UnusedTcpTimerKind       *ebpf.VariableSpec `ebpf:"unused_tcp_timer_kind"`
 	UnusedTwFlag             *ebpf.VariableSpec `ebpf:"unused_tw_flag"`
 	WakeupBytes              *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -427,11 +434,15 @@ type TcptraceVariables struct {
 	BirthsHeld               *ebpf.Variable `ebpf:"births_held"`
 	Econnaborted             *ebpf.Variable `ebpf:"econnaborted"`
 	FilterFamily             *ebpf.Variable `ebpf:"filter_family"`
+	FilterLportCount         *ebpf.Variable `ebpf:"filter_lport_count"`
+	FilterLports             *ebpf.Variable `ebpf:"filter_lports"`
 	FilterNetns              *ebpf.Variable `ebpf:"filter_netns"`
 	FilterPidCount           *ebpf.Variable `ebpf:"filter_pid_count"`
 	FilterPids               *ebpf.Variable `ebpf:"filter_pids"`
 	FilterPortCount          *ebpf.Variable `ebpf:"filter_port_count"`
 	FilterPorts              *ebpf.Variable `ebpf:"filter_ports"`
+	FilterRportCount         *ebpf.Variable `ebpf:"filter_rport_count"`
+	FilterRports             *ebpf.Variable `ebpf:"filter_rports"`
 	KeepaliveTimerOffset     *ebpf.Variable `ebpf:"keepalive_timer_offset"`
 	MibKeepalive             *ebpf.Variable `ebpf:"mib_keepalive"`
 	MibWinprobe              *ebpf.Variable `ebpf:"mib_winprobe"`
@@ -439,6 +450,7 @@ type TcptraceVariables struct {
 	TcpClose                 *ebpf.Variable `ebpf:"tcp_close"`
 	TcpCloseWait             *ebpf.Variable `ebpf:"tcp_close_wait"`
 	TcpClosing               *ebpf.Variable `ebpf:"tcp_closing"`
+	TcpEstablished           *ebpf.Variable `ebpf:"tcp_established"`
 	TcpFinWait1              *ebpf.Variable `ebpf:"tcp_fin_wait1"`
 	TcpFinWait2              *ebpf.Variable `ebpf:"tcp_fin_wait2"`
 	TcpKeepaliveTimerAddr    *ebpf.Variable `ebpf:"tcp_keepalive_timer_addr"`
@@ -452,8 +464,12 @@ type TcptraceVariables struct {
 	TwTimerHandlerAddr       *ebpf.Variable `ebpf:"tw_timer_handler_addr"`
 	UnusedCloseFlag          *ebpf.Variable `ebpf:"unused_close_flag"`
 	UnusedEvent              *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventCounters      *ebpf.Variable `ebpf:"unused_event_counters"`
 	UnusedEventFlag          *ebpf.Variable `ebpf:"unused_event_flag"`
+	UnusedEventHandshake     *ebpf.Variable `ebpf:"unused_event_handshake"`
 	UnusedEventType          *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedHandshakeOption    *ebpf.Variable `ebpf:"unused_handshake_option"`
+	UnusedRecordTail         *ebpf.Variable `ebpf:"unused_record_tail"`
 	UnusedTcpTimerKind       *ebpf.Variable `ebpf:"unused_tcp_timer_kind"`
 	UnusedTwFlag             *ebpf.Variable `ebpf:"unused_tw_flag"`
 	WakeupBytes              *ebpf.Variable `ebpf:"wakeup_bytes"`

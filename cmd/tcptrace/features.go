@@ -3,12 +3,29 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/tcptrace/tcptrace/internal/probe"
 )
+
+func bindFeatures(cmd *cobra.Command) func([]string) error {
+	var btfPath string
+	defineBTFPath(cmd.Flags(), &btfPath)
+	return func([]string) error { return printFeatures(cmd.OutOrStdout(), btfPath) }
+}
+
+// defineBTFPath defines the hidden --btf-path, for tests of a kernel
+// without BTF.
+func defineBTFPath(flags *pflag.FlagSet, path *string) {
+	flags.StringVar(path, "btf-path", probe.DefaultBTFPath, "kernel BTF to read")
+	_ = flags.MarkHidden("btf-path") // fails only for an undefined flag
+}
 
 func printFeatures(w io.Writer, btfPath string) error {
 	k, err := probe.OpenKernel(btfPath)
@@ -18,43 +35,58 @@ func printFeatures(w io.Writer, btfPath string) error {
 	r := probe.Features(k)
 	fmt.Fprintf(w, "kernel:      %s\n", k.Release)
 	fmt.Fprintf(w, "BTF:         %s\n", k.BTFPath)
-	fmt.Fprintf(w, "ring buffer: %s\n", okOr(r.RingBuf, "available"))
-	fmt.Fprintf(w, "privileges:  %s\n", okOr(r.Privilege, "sufficient"))
-	if r.Privilege == nil {
-		fmt.Fprintf(w, "helpers:     %s\n", okOr(r.Helpers, "present (bpf_get_socket_cookie, socket storage in tracing programs)"))
-	}
+	fmt.Fprintf(w, "privileges:  %s\n", answer(r.Privilege, "sufficient"))
+	fmt.Fprintf(w, "ring buffer: %s\n", answer(r.RingBuf, "available"))
+	fmt.Fprintf(w, "helpers:     %s\n", answer(r.Helpers, "present (bpf_get_socket_cookie, socket storage in tracing programs)"))
 	switch {
+	case r.Privilege != nil:
+		fmt.Fprintln(w, "hooks (from kernel BTF only; run as root to load and attach them):")
 	case r.Helpers != nil:
 		fmt.Fprintln(w, "hooks (from kernel BTF only: without those helpers none loads):")
 	case !r.Attached:
-		fmt.Fprintln(w, "hooks (from kernel BTF only; run as root to load and attach them):")
+		fmt.Fprintln(w, "hooks (loading failed: none is attached):")
 	default:
 		fmt.Fprintln(w, "hooks (loaded and attached, then detached):")
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  HOOK\tKIND\tPROGRAM\tSTATUS")
 	for _, h := range r.Hooks {
-		status := "attached"
-		if !r.Attached {
-			status = "selected"
-		}
-		if h.Err != nil {
-			status = "unavailable: " + h.Err.Error()
-		} else if h.Detail != "" {
-			status += " (" + h.Detail + ")"
-		}
 		program := h.Program
 		if program == "" {
 			program = "-"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", h.Name, h.Kind, program, status)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", h.Name, h.Kind, program, hookStatus(h, r.Attached))
 	}
 	return tw.Flush()
 }
 
-func okOr(err error, ok string) string {
-	if err != nil {
+// hookStatus says whether a hook is attached, or why not, and what it
+// shows when it is.
+func hookStatus(h probe.Hook, attached bool) string {
+	var status string
+	switch {
+	case errors.Is(h.Err, probe.ErrNotChecked):
+		status = "not checked"
+	case h.Err != nil:
+		return "unavailable: " + h.Err.Error()
+	case attached:
+		status = "attached"
+	default:
+		status = "selected" // by BTF, where nothing could be loaded
+	}
+	if h.Detail != "" {
+		status += " (" + h.Detail + ")"
+	}
+	return status
+}
+
+// answer is one line of the checks before the hooks.
+func answer(err error, yes string) string {
+	switch {
+	case errors.Is(err, probe.ErrNotChecked):
+		return "not checked (that needs root)"
+	case err != nil:
 		return "no: " + explain(err)
 	}
-	return ok
+	return yes
 }

@@ -4,132 +4,83 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/tcptrace/tcptrace/internal/netns"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/tracer"
-	"github.com/tcptrace/tcptrace/internal/track"
 )
 
-const usageHead = `tcptrace shows what the Linux kernel does to TCP connections: every state
-change, retransmission and reset, attributed to the process that owns the
-socket, live, as text or JSON lines.
-
-Usage:
-  tcptrace [flags]              trace until Ctrl-C or --duration
-  tcptrace features             show the kernel hooks and how each is attached
-  tcptrace sysctl [--pid N]     the TCP sysctls of a network namespace, explained
-  tcptrace replay FILE          show a recording again (no root needed; see replay --help)
-  tcptrace report FILE -o report.html   a recording as one HTML page with a timeline per socket
-
-Examples:
-  sudo tcptrace --pid 1234                 sockets of process 1234, accepted ones included
-  sudo tcptrace --port 443 -o json         port 443 (local or remote), as JSON lines
-  sudo tcptrace --pid 1234,5678 -6         two processes, IPv6 only
-  sudo tcptrace --netns /run/netns/blue    one network namespace (path or inode)
-  sudo tcptrace --duration 30s > trace.txt
-  sudo tcptrace --record incident.tcptrace.gz   trace and record, to replay anywhere later
-
-Flags:
-`
-
 type traceFlags struct {
-	pids, ports  []string
+	filters      filterFlags
+	view         viewFlags
 	netns        string
 	ipv4, ipv6   bool
-	output       string
 	duration     time.Duration
 	readyFile    string
 	ringSize     string
 	wakeupBytes  int
 	pollInterval time.Duration
-	maxSockets   int
-	fullFindings bool
 	record       string
 	recordMax    string
 	btfPath      string
 	cpuProfile   string
 	discard      bool
-	version      bool
 	skipHooks    []string
 	bpfStats     bool
 }
 
-func newFlagSet(f *traceFlags) *pflag.FlagSet {
-	fs := pflag.NewFlagSet("tcptrace", pflag.ContinueOnError)
-	fs.SortFlags = false
-	fs.StringSliceVar(&f.pids, "pid", nil, "only sockets owned by these processes (repeat or comma-separate)")
-	fs.StringSliceVar(&f.ports, "port", nil, "only sockets with this local or remote port (repeat or comma-separate)")
-	fs.StringVar(&f.netns, "netns", "", "only this network namespace: inode number or namespace file (/proc/PID/ns/net, /run/netns/NAME)")
-	fs.BoolVarP(&f.ipv4, "ipv4", "4", false, "only IPv4 sockets")
-	fs.BoolVarP(&f.ipv6, "ipv6", "6", false, "only IPv6 sockets")
-	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json (JSON lines, see docs/json.md)")
-	fs.DurationVar(&f.duration, "duration", 0, "stop after this long (e.g. 30s, 5m); default: until Ctrl-C")
-	fs.StringVar(&f.ringSize, "ring-size", "4M", "BPF ring buffer size, a power of two (e.g. 512K, 4M, 64M)")
-	fs.DurationVar(&f.pollInterval, "poll-interval", 10*time.Millisecond, "longest delay between an event and its output; shorter costs more CPU under load")
-	fs.IntVar(&f.wakeupBytes, "wakeup-bytes", 64<<10, "wake the reader early once this many bytes wait in the ring (0: for every event)")
-	fs.IntVar(&f.maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once; the least recently active are dropped (counted in stats)")
-	fs.BoolVar(&f.fullFindings, "full-findings", false, fullFindingsHelp)
-	fs.StringVar(&f.record, "record", "", "also record the run to this file, for tcptrace replay and report (docs/record.md)")
-	fs.StringVar(&f.recordMax, "record-max-size", "1G", "stop recording (not tracing) once the file reaches this size (e.g. 100M; 0: no limit)")
-	fs.StringVar(&f.readyFile, "ready-file", "", "write this file once every hook is attached (for scripts)")
-	fs.StringSliceVar(&f.skipHooks, "skip-hook", nil, "leave out optional hooks, by program (e.g. learn_owners), as if this kernel refused them (see tcptrace features)")
-	fs.BoolVar(&f.bpfStats, "bpf-stats", false, "count the runs of each BPF program and the kernel time spent in them, and report them in the closing stats (each run costs a clock read more)")
-	fs.StringVar(&f.btfPath, "btf-path", probe.DefaultBTFPath, "kernel BTF to read")
-	fs.BoolVar(&f.version, "version", false, "print the version and exit")
-	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the tracer to this file")
-	fs.BoolVar(&f.discard, "discard", false, "read the kernel's records and drop them: no decoding, no output (what the kernel side costs, for make bench)")
-	_ = fs.MarkHidden("btf-path")
-	_ = fs.MarkHidden("discard")
-	_ = fs.MarkHidden("cpuprofile")
-	return fs
+func bindTrace(cmd *cobra.Command) func([]string) error {
+	f := defineTraceFlags(cmd)
+	return func([]string) error { return runTrace(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr()) }
 }
 
-func parseFlags(args []string, stdout io.Writer) (*traceFlags, *pflag.FlagSet, error) {
+func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 	f := &traceFlags{}
-	fs := newFlagSet(f)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if err == pflag.ErrHelp {
-			fmt.Fprint(stdout, usageHead+fs.FlagUsages())
-			return nil, fs, err
-		}
-		return nil, fs, usageError{err.Error() + " (see tcptrace --help)"}
-	}
-	if fs.NArg() > 0 {
-		return nil, fs, usageError{fmt.Sprintf("unexpected argument %q (see tcptrace --help)", fs.Arg(0))}
-	}
-	return f, fs, nil
+	flags := cmd.Flags()
+	f.filters.define(flags)
+	_ = cmd.RegisterFlagCompletionFunc("pid", completePIDs) // fails only for an undefined flag
+	flags.StringVar(&f.netns, "netns", "", "only this network namespace: its inode number or a namespace file (/proc/PID/ns/net, /run/netns/NAME)")
+	flags.BoolVarP(&f.ipv4, "ipv4", "4", false, "only IPv4 sockets")
+	flags.BoolVarP(&f.ipv6, "ipv6", "6", false, "only IPv6 sockets")
+	f.view.define(cmd)
+	flags.DurationVar(&f.duration, "duration", 0, "stop after this long (e.g. 30s, 5m); default: until Ctrl-C")
+	flags.StringVar(&f.ringSize, "ring-size", "4M", "BPF ring buffer size, a power of two (e.g. 512K, 4M, 64M)")
+	flags.DurationVar(&f.pollInterval, "poll-interval", 10*time.Millisecond, "longest delay between an event and its output; shorter costs more CPU under load")
+	flags.IntVar(&f.wakeupBytes, "wakeup-bytes", 64<<10, "wake the reader early once this many bytes wait in the ring (0: for every event)")
+	flags.StringVar(&f.record, "record", "", "also record the run to this file, for tcptrace replay and report (docs/record.md)")
+	flags.StringVar(&f.recordMax, "record-max-size", "1G", "stop recording (not tracing) once the file reaches this size (e.g. 100M; 0: no limit)")
+	flags.StringVar(&f.readyFile, "ready-file", "", "write this file once every hook is attached (for scripts)")
+	flags.StringSliceVar(&f.skipHooks, "skip-hook", nil, "leave out optional hooks, by program (e.g. learn_owners), as if this kernel refused them (see tcptrace features)")
+	flags.BoolVar(&f.bpfStats, "bpf-stats", false, "count the runs of each BPF program and the kernel time spent in them, and report them in the closing stats (each run costs a clock read more)")
+	// Read by cobra, which prints root.Version.
+	flags.Bool("version", false, "print the version, commit and Go version, and exit")
+	defineBTFPath(flags, &f.btfPath)
+	flags.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the tracer to this file")
+	flags.BoolVar(&f.discard, "discard", false, "read the kernel's records and drop them: no decoding, no output (what the kernel side costs, for make bench)")
+	_ = flags.MarkHidden("discard") // fails only for an undefined flag
+	_ = flags.MarkHidden("cpuprofile")
+	return f
 }
 
-func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f, _, err := parseFlags(args, stdout)
-	if err == pflag.ErrHelp {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if f.version {
-		fmt.Fprintln(stdout, "tcptrace", version)
-		return nil
-	}
+func runTrace(ctx context.Context, f *traceFlags, stdout, stderr io.Writer) error {
 	cfg, err := f.config()
 	if err != nil {
 		return err
 	}
 	cfg.Stdout, cfg.Stderr = stdout, stderr
-	cfg.Args = append([]string{"tcptrace"}, args...)
+	cfg.Args = append([]string{"tcptrace"}, os.Args[1:]...)
 	// A status line only for a person watching text on a terminal.
 	cfg.Status = cfg.Format == "text" && isTerminal(stdout) && isTerminal(stderr)
 	if f.cpuProfile != "" {
@@ -146,14 +97,17 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func (f *traceFlags) config() (tracer.Config, error) {
 	cfg := tracer.Config{
 		BTFPath:      f.btfPath,
-		Format:       f.output,
+		Format:       f.view.format,
 		Duration:     f.duration,
 		PollInterval: f.pollInterval,
 		ReadyFile:    f.readyFile,
 		Discard:      f.discard,
+		MaxSockets:   f.view.maxSockets,
+		FullFindings: f.view.fullFindings,
+		Record:       f.record,
 	}
-	if f.output != "text" && f.output != "json" {
-		return cfg, usageError{fmt.Sprintf("invalid --output %q: use text or json", f.output)}
+	if err := f.view.check(); err != nil {
+		return cfg, err
 	}
 	if f.duration < 0 {
 		return cfg, usageError{fmt.Sprintf("invalid --duration %s: must not be negative", f.duration)}
@@ -164,40 +118,25 @@ func (f *traceFlags) config() (tracer.Config, error) {
 	if f.ipv4 && f.ipv6 {
 		return cfg, usageError{"-4 and -6 exclude each other: give at most one"}
 	}
-	filter := &cfg.Probe.Filter
+	sf, err := f.filters.parse(parsePID, probe.MaxPIDs, probe.MaxPorts)
+	if err != nil {
+		return cfg, err
+	}
+	filter := probe.Filter{PIDs: sf.pids, Ports: sf.ports, LocalPorts: sf.localPorts, RemotePorts: sf.remotePorts}
 	switch {
 	case f.ipv4:
 		filter.Family = 4
 	case f.ipv6:
 		filter.Family = 6
 	}
-	for _, s := range f.pids {
-		pid, err := parsePID(s)
-		if err != nil {
-			return cfg, err
-		}
-		filter.PIDs = append(filter.PIDs, pid)
-	}
-	if len(filter.PIDs) > probe.MaxPIDs {
-		return cfg, usageError{fmt.Sprintf("too many --pid values: at most %d", probe.MaxPIDs)}
-	}
-	for _, s := range f.ports {
-		port, err := strconv.ParseUint(strings.TrimSpace(s), 10, 32)
-		if err != nil || port < 1 || port > 65535 {
-			return cfg, usageError{fmt.Sprintf("invalid --port %q: must be a number from 1 to 65535", s)}
-		}
-		filter.Ports = append(filter.Ports, uint16(port))
-	}
-	if len(filter.Ports) > probe.MaxPorts {
-		return cfg, usageError{fmt.Sprintf("too many --port values: at most %d", probe.MaxPorts)}
-	}
 	if f.netns != "" {
-		ino, err := parseNetns(f.netns)
+		_, ino, err := parseNetns(f.netns)
 		if err != nil {
 			return cfg, err
 		}
-		filter.Netns = ino
+		filter.Netns = uint32(ino)
 	}
+	cfg.Probe.Filter = filter
 	ring, err := parseSize(f.ringSize)
 	if err != nil || ring < os.Getpagesize() || ring&(ring-1) != 0 || ring > 1<<30 {
 		return cfg, usageError{fmt.Sprintf("invalid --ring-size %q: use a power of two from %dK to 1G, e.g. 4M", f.ringSize, os.Getpagesize()>>10)}
@@ -209,12 +148,6 @@ func (f *traceFlags) config() (tracer.Config, error) {
 	cfg.Probe.WakeupBytes = f.wakeupBytes
 	cfg.Probe.Skip = f.skipHooks
 	cfg.Probe.ProgramStats = f.bpfStats
-	if f.maxSockets < 1 {
-		return cfg, usageError{fmt.Sprintf("invalid --max-sockets %d: must be at least 1", f.maxSockets)}
-	}
-	cfg.MaxSockets = f.maxSockets
-	cfg.FullFindings = f.fullFindings
-	cfg.Record = f.record
 	max, err := parseSize(f.recordMax)
 	if err != nil {
 		return cfg, usageError{fmt.Sprintf("invalid --record-max-size %q: use a size such as 100M or 2G, or 0", f.recordMax)}
@@ -223,28 +156,67 @@ func (f *traceFlags) config() (tracer.Config, error) {
 	return cfg, nil
 }
 
+// parsePID reads a process id of a running process.
 func parsePID(s string) (uint32, error) {
-	s = strings.TrimSpace(s)
-	pid, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || pid == 0 {
-		return 0, usageError{fmt.Sprintf("invalid --pid %q: must be a process id (a positive number)", s)}
+	pid, err := parsePIDNumber(s)
+	if err != nil {
+		return 0, err
 	}
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
 		return 0, usageError{fmt.Sprintf("invalid --pid %d: no such process", pid)}
 	}
-	return uint32(pid), nil
+	return pid, nil
 }
 
-// parseNetns accepts a namespace inode number or a namespace file.
-func parseNetns(s string) (uint32, error) {
-	if ino, err := strconv.ParseUint(s, 10, 32); err == nil && ino > 0 {
-		return uint32(ino), nil
+// completePIDs offers the running processes, each with its command name.
+func completePIDs(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	dirs, _ := os.ReadDir("/proc") // nothing to offer if unreadable
+	var pids []cobra.Completion
+	for _, d := range dirs {
+		if _, err := strconv.ParseUint(d.Name(), 10, 32); err != nil || !strings.HasPrefix(d.Name(), toComplete) {
+			continue
+		}
+		comm, _ := os.ReadFile("/proc/" + d.Name() + "/comm") // a process that just ended: no name
+		pids = append(pids, cobra.CompletionWithDesc(d.Name(), strings.TrimSpace(string(comm))))
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(s, &st); err != nil {
-		return 0, usageError{fmt.Sprintf("invalid --netns %q: not an inode number, and %v", s, err)}
+	return pids, cobra.ShellCompDirectiveNoFileComp
+}
+
+// parseNetns resolves --netns, an inode number or a namespace file, to a
+// namespace file and its inode. A value that names no network namespace is
+// refused: a number is looked for among the namespaces that processes and
+// /run/netns hold.
+func parseNetns(value string) (path string, inode uint64, err error) {
+	flag := "--netns " + value
+	if ino, err := strconv.ParseUint(value, 10, 64); err == nil {
+		path, err := netns.Find(ino)
+		switch {
+		case errors.Is(err, netns.ErrNotFound):
+			return "", 0, usageError{flag + ": no process or /run/netns file is in that network namespace (without root only your own processes are searched)"}
+		case err != nil:
+			return "", 0, fmt.Errorf("%s: %w", flag, err)
+		}
+		return path, ino, nil
 	}
-	return uint32(st.Ino), nil
+	ino, err := netns.Inode(value)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", 0, usageError{flag + ": no such file"}
+	case errors.Is(err, netns.ErrNotNetns):
+		return "", 0, usageError{fmt.Sprintf("%s: %s is not a network namespace file (use /proc/PID/ns/net or /run/netns/NAME)", flag, value)}
+	case err != nil:
+		return "", 0, needsRoot(flag, err)
+	}
+	return value, ino, nil
+}
+
+// needsRoot explains a permission error of a flag that names another
+// user's process or namespace.
+func needsRoot(flag string, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%s needs root (CAP_SYS_ADMIN) unless it names your own process or network namespace: run tcptrace with sudo (%w)", flag, err)
+	}
+	return fmt.Errorf("%s: %w", flag, err)
 }
 
 // parseSize reads a byte count with an optional K, M or G suffix.
@@ -263,17 +235,6 @@ func parseSize(s string) (int, error) {
 		return 0, fmt.Errorf("bad size %q", s)
 	}
 	return n * mult, nil
-}
-
-func runFeatures(args []string, stdout io.Writer) error {
-	f, _, err := parseFlags(args, stdout)
-	if err == pflag.ErrHelp {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return printFeatures(stdout, f.btfPath)
 }
 
 // startCPUProfile profiles the tracer itself, for work on its speed.

@@ -10,11 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	// Events are many and short-lived, the live heap small: collect less
@@ -40,20 +38,12 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// run runs the command line args and returns the exit code. Every failure
+// is one line on stderr, said once, behind one "tcptrace: ".
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var err error
-	switch {
-	case len(args) > 0 && args[0] == "features":
-		err = runFeatures(args[1:], stdout)
-	case len(args) > 0 && args[0] == "sysctl":
-		err = runSysctl(args[1:], stdout)
-	case len(args) > 0 && args[0] == "replay":
-		err = runReplay(args[1:], stdout, stderr)
-	case len(args) > 0 && args[0] == "report":
-		err = runReport(args[1:], stdout)
-	default:
-		err = runTrace(ctx, args, stdout, stderr)
-	}
+	root := newCommandTree(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
@@ -72,4 +62,10 @@ func explain(err error) string {
 		return sentence
 	}
 	return err.Error()
+}
+
+// detail is err's message without sentinel's words, for a sentence that
+// already says them.
+func detail(err, sentinel error) string {
+	return strings.ReplaceAll(err.Error(), sentinel.Error()+": ", "")
 }

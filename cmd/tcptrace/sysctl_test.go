@@ -5,7 +5,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,7 +59,7 @@ func TestWriteSysctlsJSON(t *testing.T) {
 	}
 }
 
-func TestRunSysctlUsageErrors(t *testing.T) {
+func TestSysctlUsageErrors(t *testing.T) {
 	regular := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(regular, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -70,7 +69,7 @@ func TestRunSysctlUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--pid", "abc"}, `invalid --pid "abc": must be a process id`},
-		{[]string{"--pid", "0"}, `invalid --pid "0": must be a process id`},
+		{[]string{"-p", "0"}, `invalid --pid "0": must be a process id`},
 		{[]string{"--pid="}, `invalid --pid "": must be a process id`},
 		{[]string{"--pid", "999999999"}, "invalid --pid 999999999: no such process"},
 		{[]string{"--pid", "1", "--netns", "/run/netns/x"}, "--pid and --netns exclude each other"},
@@ -79,60 +78,50 @@ func TestRunSysctlUsageErrors(t *testing.T) {
 		{[]string{"--netns", "/proc/self/ns/uts"}, "is not a network namespace file"},
 		{[]string{"--netns", "1"}, "--netns 1: no process or /run/netns file is in that network namespace"},
 		{[]string{"-o", "yaml"}, `invalid --output "yaml": use text or json`},
-		{[]string{"extra"}, `unexpected argument "extra"`},
-		{[]string{"--bogus"}, "unknown flag: --bogus"},
+		{[]string{"extra"}, `sysctl takes no arguments, got "extra"`},
+		{[]string{"--bogus"}, "unknown flag: --bogus (see tcptrace sysctl --help)"},
 	}
 	for _, tt := range tests {
-		err := runSysctl(tt.args, &bytes.Buffer{})
-		var ue usageError
-		if !errors.As(err, &ue) || !strings.Contains(ue.msg, tt.want) || strings.Contains(ue.msg, "\n") {
-			t.Errorf("runSysctl(%q) = %v, want a one-line usage error with %q", tt.args, err, tt.want)
+		stdout, stderr, code := runCLI(t, append([]string{"sysctl"}, tt.args...)...)
+		if code != exitUsage || !strings.HasPrefix(stderr, "tcptrace: ") || !strings.Contains(stderr, tt.want) ||
+			strings.Count(stderr, "\n") != 1 || stdout != "" {
+			t.Errorf("sysctl %q: exit %d, stderr %q; want exit %d and one line with %q", tt.args, code, stderr, exitUsage, tt.want)
 		}
 	}
 }
 
 // tcptrace's own namespace needs no privileges, so this runs anywhere.
-func TestRunSysctlOwnNetns(t *testing.T) {
-	var text bytes.Buffer
-	if err := runSysctl(nil, &text); err != nil {
-		t.Fatal(err)
+func TestSysctlOwnNetns(t *testing.T) {
+	text, stderr, code := runCLI(t, "sysctl")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if got, want := strings.Count(text.String(), "\n"), 2+len(sysctl.Known); got != want {
-		t.Errorf("%d lines, want %d (namespace, header, one per sysctl):\n%s", got, want, text.String())
+	if got, want := strings.Count(text, "\n"), 2+len(sysctl.Known); got != want {
+		t.Errorf("%d lines, want %d (namespace, header, one per sysctl):\n%s", got, want, text)
 	}
-	if !strings.Contains(text.String(), "net.ipv4.tcp_tw_recycle") || !strings.Contains(text.String(), "absent (removed in Linux 4.12)") {
-		t.Errorf("tcp_tw_recycle is not reported as removed:\n%s", text.String())
+	if !strings.Contains(text, "net.ipv4.tcp_tw_recycle") || !strings.Contains(text, "absent (removed in Linux 4.12)") {
+		t.Errorf("tcp_tw_recycle is not reported as removed:\n%s", text)
 	}
 
-	var out bytes.Buffer
-	if err := runSysctl([]string{"-o", "json"}, &out); err != nil {
-		t.Fatal(err)
+	out, stderr, code := runCLI(t, "sysctl", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	var got struct {
 		Type   string
 		Netns  uint64
 		Values map[string]any
 	}
-	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
-		t.Fatalf("%v: %s", err, out.String())
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
 	}
 	if got.Type != "sysctls" || got.Netns == 0 || len(got.Values) != len(sysctl.Known) {
-		t.Errorf("unexpected JSON: %s", out.String())
+		t.Errorf("unexpected JSON: %s", out)
 	}
 	if v, ok := got.Values["net.ipv4.tcp_tw_recycle"]; !ok || v != nil {
 		t.Errorf("tcp_tw_recycle = %v, want null", v)
 	}
 	if _, ok := got.Values["net.ipv4.tcp_fin_timeout"].(float64); !ok {
 		t.Errorf("tcp_fin_timeout = %v, want a number", got.Values["net.ipv4.tcp_fin_timeout"])
-	}
-}
-
-func TestRunSysctlHelp(t *testing.T) {
-	var out bytes.Buffer
-	if err := runSysctl([]string{"--help"}, &out); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "tcptrace sysctl [--pid PID | --netns NS]") || !strings.Contains(out.String(), "--netns") {
-		t.Errorf("help lacks the usage line or flags:\n%s", out.String())
 	}
 }

@@ -1,23 +1,49 @@
 // Package decode turns ring-buffer records from tcptrace's BPF programs into
-// events. The record layout is bpf.TcptraceEvent, generated from bpf/event.h;
-// kernel enum numbers are mapped to names through tables the probe layer
-// reads from the running kernel's BTF.
+// events. The record layout is layout.TcptraceEvent, generated from
+// bpf/event.h; kernel enum numbers are mapped to names through tables the
+// probe layer reads from the running kernel's BTF.
 package decode
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 	"time"
 	"unsafe"
 
-	"github.com/tcptrace/tcptrace/bpf"
+	"github.com/tcptrace/tcptrace/bpf/layout"
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
-// RecordSize is the size of one record in the ring buffer.
-const RecordSize = int(unsafe.Sizeof(bpf.TcptraceEvent{}))
+// RecordSize is the size of a record without a tail, the shortest there is.
+const RecordSize = int(unsafe.Sizeof(layout.TcptraceEvent{}))
+
+// tailSizes are the lengths of the tails some records carry after the event
+// (enum record_tail).
+var tailSizes = [...]int{
+	layout.TcptraceRecordTailTAIL_NONE:      0,
+	layout.TcptraceRecordTailTAIL_HANDSHAKE: int(unsafe.Sizeof(layout.TcptraceTcpHandshake{})),
+	layout.TcptraceRecordTailTAIL_COUNTERS:  int(unsafe.Sizeof(layout.TcptraceTcpCounters{})),
+}
+
+// tailOffset is where a record says which tail follows it.
+const tailOffset = int(unsafe.Offsetof(layout.TcptraceEvent{}.Tail))
+
+// RecordSizeBeforeTails is the record size of the recordings made before
+// records had tails: the same layout up to the tail byte. Such a record,
+// padded with zeros to RecordSize, decodes as it did then.
+const RecordSizeBeforeTails = tailOffset
+
+// Size is the length of the record rec starts with, its tail included, for
+// records laid end to end; RecordSize where rec is too short to tell.
+func Size(rec []byte) int {
+	if len(rec) < RecordSize || int(rec[tailOffset]) >= len(tailSizes) {
+		return RecordSize
+	}
+	return RecordSize + tailSizes[rec[tailOffset]]
+}
 
 // ErrShortRecord is returned for a record smaller than RecordSize.
 var ErrShortRecord = errors.New("short record")
@@ -38,9 +64,9 @@ type Names struct {
 }
 
 var timerActions = map[uint8]events.TimerAction{
-	uint8(bpf.TcptraceEventTypeEVENT_TW_START):  events.TimerStart,
-	uint8(bpf.TcptraceEventTypeEVENT_TW_EXPIRE): events.TimerExpire,
-	uint8(bpf.TcptraceEventTypeEVENT_TW_CANCEL): events.TimerCancel,
+	uint8(layout.TcptraceEventTypeEVENT_TW_START):  events.TimerStart,
+	uint8(layout.TcptraceEventTypeEVENT_TW_EXPIRE): events.TimerExpire,
+	uint8(layout.TcptraceEventTypeEVENT_TW_CANCEL): events.TimerCancel,
 }
 
 // Decoder decodes records. It is not safe for concurrent use.
@@ -58,6 +84,11 @@ type Decoder struct {
 	comms        map[[16]int8]string
 	lastComm     [16]int8
 	lastCommName string
+	// scratch and the tails' hold the record when it cannot be read in
+	// place (see readAs).
+	scratch          layout.TcptraceEvent
+	handshakeScratch layout.TcptraceTcpHandshake
+	countersScratch  layout.TcptraceTcpCounters
 	// The events of the kinds that make most records, reused (see Decode).
 	stateChange events.StateChange
 	destroy     events.Destroy
@@ -85,22 +116,16 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 	if len(rec) < RecordSize {
 		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrShortRecord, len(rec), RecordSize)
 	}
-	// The record was written by the same machine in the generated layout:
-	// read it in place where it is aligned (the ring buffer reader's are).
-	var raw *bpf.TcptraceEvent
-	if p := unsafe.Pointer(unsafe.SliceData(rec)); uintptr(p)%unsafe.Alignof(*raw) == 0 {
-		raw = (*bpf.TcptraceEvent)(p)
-	} else {
-		raw = new(bpf.TcptraceEvent)
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(raw)), RecordSize), rec)
+	raw, err := d.read(rec)
+	if err != nil {
+		return nil, err
 	}
-
 	h, err := d.header(raw)
 	if err != nil {
 		return nil, err
 	}
-	flags := bpf.TcptraceEventFlag(raw.Flags)
-	noSocket := flags&bpf.TcptraceEventFlagEVENT_FLAG_NO_SOCKET != 0
+	flags := layout.TcptraceEventFlag(raw.Flags)
+	noSocket := flags&layout.TcptraceEventFlagEVENT_FLAG_NO_SOCKET != 0
 	var state events.State
 	if !noSocket {
 		if state, err = d.state(raw.State); err != nil {
@@ -108,35 +133,49 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		}
 	}
 
-	switch bpf.TcptraceEventType(raw.Type) {
-	case bpf.TcptraceEventTypeEVENT_STATE:
+	switch layout.TcptraceEventType(raw.Type) {
+	case layout.TcptraceEventTypeEVENT_STATE:
 		old, err := d.state(raw.OldState)
 		if err != nil {
 			return nil, err
 		}
 		ev := &d.stateChange
 		*ev = events.StateChange{Header: h, Old: old, New: state, Syn: synInfo(raw), Options: closeOptions(raw.AuxFlags)}
-		if flags&bpf.TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN != 0 {
+		if flags&layout.TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN != 0 {
 			ev.PrevState = time.Duration(raw.PrevStateNs)
 			ev.PrevStateKnown = true
 		}
+		if tail, ok := d.tail(rec, raw, layout.TcptraceRecordTailTAIL_HANDSHAKE); ok {
+			hs, err := readAs(tail, &d.handshakeScratch)
+			if err != nil {
+				return nil, err
+			}
+			ev.Handshake, ev.HandshakeKnown = handshake(hs), true
+		}
 		return ev, nil
-	case bpf.TcptraceEventTypeEVENT_RETRANSMIT:
+	case layout.TcptraceEventTypeEVENT_RETRANSMIT:
 		return &events.Retransmit{Header: h, State: state}, nil
-	case bpf.TcptraceEventTypeEVENT_RESET_SENT:
+	case layout.TcptraceEventTypeEVENT_RESET_SENT:
 		ev := &events.ResetSent{Header: h, State: state, NoSocket: noSocket}
-		if flags&bpf.TcptraceEventFlagEVENT_FLAG_HAS_REASON != 0 {
+		if flags&layout.TcptraceEventFlagEVENT_FLAG_HAS_REASON != 0 {
 			if ev.Reason, err = d.resetReason(raw.Reason); err != nil {
 				return nil, err
 			}
 		}
 		return ev, nil
-	case bpf.TcptraceEventTypeEVENT_RESET_RECEIVED:
+	case layout.TcptraceEventTypeEVENT_RESET_RECEIVED:
 		return &events.ResetReceived{Header: h, State: state}, nil
-	case bpf.TcptraceEventTypeEVENT_DESTROY:
+	case layout.TcptraceEventTypeEVENT_DESTROY:
 		d.destroy = events.Destroy{Header: h, State: state}
+		if tail, ok := d.tail(rec, raw, layout.TcptraceRecordTailTAIL_COUNTERS); ok && state != events.StateListen {
+			c, err := readAs(tail, &d.countersScratch)
+			if err != nil {
+				return nil, err
+			}
+			d.destroy.Counters, d.destroy.CountersKnown = counters(c), true
+		}
 		return &d.destroy, nil
-	case bpf.TcptraceEventTypeEVENT_TW_START, bpf.TcptraceEventTypeEVENT_TW_EXPIRE, bpf.TcptraceEventTypeEVENT_TW_CANCEL:
+	case layout.TcptraceEventTypeEVENT_TW_START, layout.TcptraceEventTypeEVENT_TW_EXPIRE, layout.TcptraceEventTypeEVENT_TW_CANCEL:
 		sub, err := d.state(raw.Substate)
 		if err != nil {
 			return nil, err
@@ -147,13 +186,13 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 			ev.Timeout = d.ticks(raw.TimerJiffies)
 			ev.TimeoutKnown = true
 		}
-		if ev.Action != events.TimerStart && d.names.HZ > 0 && raw.AuxFlags&uint8(bpf.TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN) != 0 {
+		if ev.Action != events.TimerStart && d.names.HZ > 0 && raw.AuxFlags&uint8(layout.TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN) != 0 {
 			ev.Expires, ev.ExpiresKnown = d.ticks(raw.TimerJiffies), true
 			ev.Tick = time.Second / time.Duration(d.names.HZ)
 		}
-		ev.NetnsDying = ev.Action == events.TimerCancel && raw.AuxFlags&uint8(bpf.TcptraceTwFlagTW_FLAG_NETNS_DYING) != 0
+		ev.NetnsDying = ev.Action == events.TimerCancel && raw.AuxFlags&uint8(layout.TcptraceTwFlagTW_FLAG_NETNS_DYING) != 0
 		return ev, nil
-	case bpf.TcptraceEventTypeEVENT_SNAPSHOT:
+	case layout.TcptraceEventTypeEVENT_SNAPSHOT:
 		ev := &events.Snapshot{Header: h, State: state}
 		if state == events.StateTimeWait {
 			if ev.Substate, err = d.state(raw.Substate); err != nil {
@@ -165,9 +204,9 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 			}
 		}
 		return ev, nil
-	case bpf.TcptraceEventTypeEVENT_TCP_TIMER:
+	case layout.TcptraceEventTypeEVENT_TCP_TIMER:
 		return d.tcpTimer(h, raw, state)
-	case bpf.TcptraceEventTypeEVENT_TW_SEGMENT:
+	case layout.TcptraceEventTypeEVENT_TW_SEGMENT:
 		sub, err := d.state(raw.Substate)
 		if err != nil {
 			return nil, err
@@ -178,20 +217,20 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		}
 		return &events.TimewaitSegment{Header: h, Substate: sub, Verdict: verdict, Flags: raw.TcpFlags,
 			Seq: raw.Seq, RcvNxt: raw.RcvNxt}, nil
-	case bpf.TcptraceEventTypeEVENT_SEGMENT:
+	case layout.TcptraceEventTypeEVENT_SEGMENT:
 		return &events.Segment{Header: h, State: state, Flags: raw.TcpFlags, Seq: raw.Seq, Ack: raw.AckSeq,
 			Window: raw.Window, Len: raw.PayloadLen, RcvNxt: raw.RcvNxt,
-			OutOfWindow:  flags&bpf.TcptraceEventFlagEVENT_FLAG_OUT_OF_WINDOW != 0,
-			DataAfterFIN: flags&bpf.TcptraceEventFlagEVENT_FLAG_DATA_AFTER_FIN != 0}, nil
-	case bpf.TcptraceEventTypeEVENT_PROBE_SENT:
+			OutOfWindow:  flags&layout.TcptraceEventFlagEVENT_FLAG_OUT_OF_WINDOW != 0,
+			DataAfterFIN: flags&layout.TcptraceEventFlagEVENT_FLAG_DATA_AFTER_FIN != 0}, nil
+	case layout.TcptraceEventTypeEVENT_PROBE_SENT:
 		timer := events.TimerKeepalive
-		if bpf.TcptraceTcpTimerKind(raw.Timer.Kind) == bpf.TcptraceTcpTimerKindTCP_TIMER_WRITE {
+		if layout.TcptraceTcpTimerKind(raw.Timer.Kind) == layout.TcptraceTcpTimerKindTCP_TIMER_WRITE {
 			timer = events.TimerWrite
 		}
 		return &events.ProbeSent{Header: h, Timer: timer, State: state}, nil
-	case bpf.TcptraceEventTypeEVENT_WINDOW_OPEN:
+	case layout.TcptraceEventTypeEVENT_WINDOW_OPEN:
 		return &events.WindowOpen{Header: h, Window: raw.Timer.SndWnd}, nil
-	case bpf.TcptraceEventTypeEVENT_TW_RST:
+	case layout.TcptraceEventTypeEVENT_TW_RST:
 		sub, err := d.state(raw.Substate)
 		if err != nil {
 			return nil, err
@@ -201,11 +240,74 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 	return nil, fmt.Errorf("unknown event type %d", raw.Type)
 }
 
+// read returns the record in the generated layout.
+func (d *Decoder) read(rec []byte) (*layout.TcptraceEvent, error) {
+	return readAs(rec[:RecordSize], &d.scratch)
+}
+
+// readAs returns b as a T in the generated layout. A little-endian host,
+// like the kernel that wrote it, reads it in place where it is aligned (the
+// ring buffer reader's records are) and copies it into scratch where not;
+// others (a recording replayed on a big-endian host) decode it field by
+// field.
+func readAs[T any](b []byte, scratch *T) (*T, error) {
+	if !hostLittleEndian {
+		if _, err := binary.Decode(b, binary.LittleEndian, scratch); err != nil {
+			return nil, fmt.Errorf("read record: %w", err)
+		}
+		return scratch, nil
+	}
+	if p := unsafe.Pointer(unsafe.SliceData(b)); uintptr(p)%unsafe.Alignof(*scratch) == 0 {
+		return (*T)(p), nil
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(scratch)), unsafe.Sizeof(*scratch)), b)
+	return scratch, nil
+}
+
+// tail returns the tail of kind want that follows rec's event, if it has
+// one. The tail byte is only looked at in a record long enough to hold
+// the tail: in recordings made before tails, it is padding.
+func (d *Decoder) tail(rec []byte, raw *layout.TcptraceEvent, want layout.TcptraceRecordTail) ([]byte, bool) {
+	size := tailSizes[want]
+	if layout.TcptraceRecordTail(raw.Tail) != want || len(rec) < RecordSize+size {
+		return nil, false
+	}
+	return rec[RecordSize : RecordSize+size], true
+}
+
+func handshake(h *layout.TcptraceTcpHandshake) events.Handshake {
+	has := func(o layout.TcptraceHandshakeOption) bool { return layout.TcptraceHandshakeOption(h.Options)&o != 0 }
+	hs := events.Handshake{
+		MSSInUse: h.MssInUse, MSSAdvertised: h.MssAdvertised, MSSReceived: h.MssReceived,
+		WindowScaling: has(layout.TcptraceHandshakeOptionHANDSHAKE_WSCALE),
+		SACK:          has(layout.TcptraceHandshakeOptionHANDSHAKE_SACK),
+		Timestamps:    has(layout.TcptraceHandshakeOptionHANDSHAKE_TIMESTAMPS),
+		ECN:           has(layout.TcptraceHandshakeOptionHANDSHAKE_ECN),
+		FastOpen:      has(layout.TcptraceHandshakeOptionHANDSHAKE_FASTOPEN),
+		RTT:           time.Duration(h.SrttUs) * time.Microsecond,
+		Retransmits:   h.Retrans,
+	}
+	if hs.WindowScaling {
+		hs.SendScale, hs.ReceiveScale = h.SndWscale, h.RcvWscale
+	}
+	return hs
+}
+
+func counters(c *layout.TcptraceTcpCounters) events.Counters {
+	return events.Counters{
+		BytesAcked: c.BytesAcked, BytesReceived: c.BytesReceived,
+		SegsOut: c.SegsOut, SegsIn: c.SegsIn, Retransmits: c.TotalRetrans,
+		RTT:          time.Duration(c.SrttUs) * time.Microsecond,
+		MinRTT:       time.Duration(c.MinRttUs) * time.Microsecond,
+		DeliveryRate: c.DeliveryRate,
+	}
+}
+
 // icsk_pending values: #defines in include/net/inet_connection_sock.h, so
 // not in BTF (see bpf/tcptrace.bpf.c).
 var pendings = map[uint8]events.Pending{1: events.PendingRetransmit, 3: events.PendingProbe0, 5: events.PendingLossProbe}
 
-func (d *Decoder) tcpTimer(h events.Header, raw *bpf.TcptraceEvent, state events.State) (events.Event, error) {
+func (d *Decoder) tcpTimer(h events.Header, raw *layout.TcptraceEvent, state events.State) (events.Event, error) {
 	t := &raw.Timer
 	before, err := d.state(raw.OldState)
 	if err != nil {
@@ -214,10 +316,10 @@ func (d *Decoder) tcpTimer(h events.Header, raw *bpf.TcptraceEvent, state events
 	ev := &events.TCPTimer{Header: h, State: state, StateBefore: before, Entry: d.boot.Add(time.Duration(t.EntryNs)),
 		ProbesBefore: int(t.ProbesBefore), ProbesAfter: int(t.ProbesAfter), Backoff: int(t.Backoff),
 		PeerWindow: t.SndWnd}
-	switch bpf.TcptraceTcpTimerKind(t.Kind) {
-	case bpf.TcptraceTcpTimerKindTCP_TIMER_KEEPALIVE:
+	switch layout.TcptraceTcpTimerKind(t.Kind) {
+	case layout.TcptraceTcpTimerKindTCP_TIMER_KEEPALIVE:
 		ev.Kind = events.TimerKeepalive
-	case bpf.TcptraceTcpTimerKindTCP_TIMER_WRITE:
+	case layout.TcptraceTcpTimerKindTCP_TIMER_WRITE:
 		ev.Kind = events.TimerWrite
 		if ev.Pending = pendings[t.Pending]; ev.Pending == "" {
 			return nil, fmt.Errorf("write timer pending %d is none tcptrace reports", t.Pending)
@@ -235,20 +337,20 @@ func (d *Decoder) tcpTimer(h events.Header, raw *bpf.TcptraceEvent, state events
 	return ev, nil
 }
 
-func synInfo(raw *bpf.TcptraceEvent) events.SynInfo {
-	flags := bpf.TcptraceEventFlag(raw.Flags)
+func synInfo(raw *layout.TcptraceEvent) events.SynInfo {
+	flags := layout.TcptraceEventFlag(raw.Flags)
 	return events.SynInfo{
-		Seq: raw.Seq, SeqKnown: flags&bpf.TcptraceEventFlagEVENT_FLAG_SEQ_KNOWN != 0,
-		TSVal: raw.Tsval, TSValKnown: flags&bpf.TcptraceEventFlagEVENT_FLAG_TSVAL_KNOWN != 0,
+		Seq: raw.Seq, SeqKnown: flags&layout.TcptraceEventFlagEVENT_FLAG_SEQ_KNOWN != 0,
+		TSVal: raw.Tsval, TSValKnown: flags&layout.TcptraceEventFlagEVENT_FLAG_TSVAL_KNOWN != 0,
 	}
 }
 
 // closeOptions reads the socket options a move to CLOSE carries.
 func closeOptions(flags uint8) events.CloseOptions {
-	has := func(f bpf.TcptraceCloseFlag) bool { return flags&uint8(f) != 0 }
-	return events.CloseOptions{Known: has(bpf.TcptraceCloseFlagCLOSE_FLAG_READ),
-		LingerZero:      has(bpf.TcptraceCloseFlagCLOSE_FLAG_LINGER_ZERO),
-		Linger2Negative: has(bpf.TcptraceCloseFlagCLOSE_FLAG_LINGER2NEGATIVE)}
+	has := func(f layout.TcptraceCloseFlag) bool { return flags&uint8(f) != 0 }
+	return events.CloseOptions{Known: has(layout.TcptraceCloseFlagCLOSE_FLAG_READ),
+		LingerZero:      has(layout.TcptraceCloseFlagCLOSE_FLAG_LINGER_ZERO),
+		Linger2Negative: has(layout.TcptraceCloseFlagCLOSE_FLAG_LINGER2NEGATIVE)}
 }
 
 // ticks turns a count of kernel ticks (jiffies) into time.
@@ -256,7 +358,7 @@ func (d *Decoder) ticks(n uint32) time.Duration {
 	return time.Duration(int32(n)) * time.Second / time.Duration(d.names.HZ)
 }
 
-func (d *Decoder) header(raw *bpf.TcptraceEvent) (events.Header, error) {
+func (d *Decoder) header(raw *layout.TcptraceEvent) (events.Header, error) {
 	h := events.Header{
 		Time:   d.boot.Add(time.Duration(raw.TsNs)),
 		Cookie: raw.Cookie,
@@ -273,7 +375,7 @@ func (d *Decoder) header(raw *bpf.TcptraceEvent) (events.Header, error) {
 	default:
 		return h, fmt.Errorf("unknown address family %d", raw.Family)
 	}
-	if bpf.TcptraceEventFlag(raw.Flags)&bpf.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN != 0 {
+	if layout.TcptraceEventFlag(raw.Flags)&layout.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN != 0 {
 		h.Owner = events.Owner{PID: raw.Pid, Comm: d.comm(raw.Comm), CgroupID: raw.CgroupId}
 	}
 	return h, nil

@@ -1,15 +1,16 @@
 package decode
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"testing"
 	"time"
-	"unsafe"
 
-	"github.com/tcptrace/tcptrace/bpf"
+	"github.com/tcptrace/tcptrace/bpf/layout"
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
@@ -23,8 +24,40 @@ var testNames = Names{
 
 var boot = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
 
-func record(e bpf.TcptraceEvent) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(&e)), RecordSize)
+// record encodes e as the BPF programs write it, little-endian, whatever
+// the host.
+func record(e layout.TcptraceEvent) []byte {
+	rec, err := binary.Append(nil, binary.LittleEndian, &e)
+	if err != nil {
+		panic(err) // the layout holds only fixed-size fields
+	}
+	return rec
+}
+
+// TestRead: a record read in place (on little-endian hosts), copied (when
+// misaligned) and decoded field by field (as big-endian hosts do) is the same.
+func TestRead(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	d := New(testNames, boot)
+	buf := make([]byte, RecordSize+1)
+	for range 100 {
+		for i := range buf {
+			buf[i] = byte(rng.Uint32())
+		}
+		for _, rec := range [][]byte{buf[:RecordSize], buf[1:]} {
+			var want layout.TcptraceEvent
+			if _, err := binary.Decode(rec, binary.LittleEndian, &want); err != nil {
+				t.Fatal(err)
+			}
+			got, err := d.read(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *got != want { // blank (padding) fields are not compared
+				t.Fatalf("record % x:\nread    %+v\ndecoded %+v", rec, *got, want)
+			}
+		}
+	}
 }
 
 func comm(s string) (c [16]int8) {
@@ -40,10 +73,10 @@ func v4(a, b, c, d byte) (out [16]uint8) {
 }
 
 const (
-	ownerKnown = uint8(bpf.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN)
-	hasReason  = uint8(bpf.TcptraceEventFlagEVENT_FLAG_HAS_REASON)
-	noSocket   = uint8(bpf.TcptraceEventFlagEVENT_FLAG_NO_SOCKET)
-	prevKnown  = uint8(bpf.TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN)
+	ownerKnown = uint8(layout.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN)
+	hasReason  = uint8(layout.TcptraceEventFlagEVENT_FLAG_HAS_REASON)
+	noSocket   = uint8(layout.TcptraceEventFlagEVENT_FLAG_NO_SOCKET)
+	prevKnown  = uint8(layout.TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN)
 )
 
 func TestDecode(t *testing.T) {
@@ -56,12 +89,12 @@ func TestDecode(t *testing.T) {
 		Netns:  4026531840,
 		Owner:  events.Owner{PID: 1234, Comm: "curl", CgroupID: 99},
 	}
-	base := bpf.TcptraceEvent{
+	base := layout.TcptraceEvent{
 		TsNs: uint64(5 * time.Second), Cookie: 42, CgroupId: 99, Netns: 4026531840,
 		Pid: 1234, Comm: comm("curl"), Family: 4, Sport: 40000, Dport: 80,
 		Saddr: v4(10, 0, 0, 1), Daddr: v4(10, 0, 0, 2), Flags: ownerKnown,
 	}
-	with := func(f func(*bpf.TcptraceEvent)) bpf.TcptraceEvent {
+	with := func(f func(*layout.TcptraceEvent)) layout.TcptraceEvent {
 		e := base
 		f(&e)
 		return e
@@ -74,50 +107,50 @@ func TestDecode(t *testing.T) {
 
 	tests := []struct {
 		name string
-		raw  bpf.TcptraceEvent
+		raw  layout.TcptraceEvent
 		want events.Event
 	}{
-		{"state with time in previous state", with(func(e *bpf.TcptraceEvent) {
+		{"state with time in previous state", with(func(e *layout.TcptraceEvent) {
 			e.Type, e.OldState, e.State = 1, 2, 1
 			e.Flags |= prevKnown
 			e.PrevStateNs = 1500000
 		}), &events.StateChange{Header: header, Old: events.StateSynSent, New: events.StateEstablished,
 			PrevState: 1500 * time.Microsecond, PrevStateKnown: true}},
-		{"state without previous state", with(func(e *bpf.TcptraceEvent) {
+		{"state without previous state", with(func(e *layout.TcptraceEvent) {
 			e.Type, e.OldState, e.State = 1, 7, 2
 			e.PrevStateNs = 777 // ignored without the flag
 		}), &events.StateChange{Header: header, Old: events.StateClose, New: events.StateSynSent}},
-		{"move to CLOSE with SO_LINGER {1, 0}", with(func(e *bpf.TcptraceEvent) {
+		{"move to CLOSE with SO_LINGER {1, 0}", with(func(e *layout.TcptraceEvent) {
 			e.Type, e.OldState, e.State = 1, 1, 7
-			e.AuxFlags = uint8(bpf.TcptraceCloseFlagCLOSE_FLAG_READ | bpf.TcptraceCloseFlagCLOSE_FLAG_LINGER_ZERO)
+			e.AuxFlags = uint8(layout.TcptraceCloseFlagCLOSE_FLAG_READ | layout.TcptraceCloseFlagCLOSE_FLAG_LINGER_ZERO)
 		}), &events.StateChange{Header: header, Old: events.StateEstablished, New: events.StateClose,
 			Options: events.CloseOptions{Known: true, LingerZero: true}}},
-		{"retransmit", with(func(e *bpf.TcptraceEvent) { e.Type, e.State = 2, 1 }),
+		{"retransmit", with(func(e *layout.TcptraceEvent) { e.Type, e.State = 2, 1 }),
 			&events.Retransmit{Header: header, State: events.StateEstablished}},
-		{"reset sent with reason", with(func(e *bpf.TcptraceEvent) {
+		{"reset sent with reason", with(func(e *layout.TcptraceEvent) {
 			e.Type, e.State, e.Reason = 3, 1, 11
 			e.Flags |= hasReason
 		}), &events.ResetSent{Header: header, State: events.StateEstablished, Reason: "TCP_ABORT_ON_CLOSE"}},
-		{"reset sent without reason", with(func(e *bpf.TcptraceEvent) { e.Type, e.State, e.Reason = 3, 1, 11 }),
+		{"reset sent without reason", with(func(e *layout.TcptraceEvent) { e.Type, e.State, e.Reason = 3, 1, 11 }),
 			&events.ResetSent{Header: header, State: events.StateEstablished}},
-		{"reset for no socket over IPv6, no owner", bpf.TcptraceEvent{
+		{"reset for no socket over IPv6, no owner", layout.TcptraceEvent{
 			TsNs: uint64(5 * time.Second), Cookie: 42, Netns: 4026531840, Family: 6, Type: 3,
 			Sport: 443, Dport: 55000, Flags: noSocket, State: 200,
 			Saddr: [16]uint8{15: 1}, Daddr: [16]uint8{0x20, 0x01, 0x0d, 0xb8, 15: 7},
 		}, &events.ResetSent{Header: v6, NoSocket: true}},
-		{"reset received", with(func(e *bpf.TcptraceEvent) { e.Type, e.State = 4, 1 }),
+		{"reset received", with(func(e *layout.TcptraceEvent) { e.Type, e.State = 4, 1 }),
 			&events.ResetReceived{Header: header, State: events.StateEstablished}},
-		{"destroy", with(func(e *bpf.TcptraceEvent) { e.Type, e.State = 5, 7 }),
+		{"destroy", with(func(e *layout.TcptraceEvent) { e.Type, e.State = 5, 7 }),
 			&events.Destroy{Header: header, State: events.StateClose}},
-		{"segment with data after FIN", with(func(e *bpf.TcptraceEvent) {
+		{"segment with data after FIN", with(func(e *layout.TcptraceEvent) {
 			e.Type, e.State, e.TcpFlags = 15, 4, 0x18
 			e.Seq, e.AckSeq, e.Window, e.PayloadLen, e.RcvNxt = 1001, 2002, 512, 100, 1001
-			e.Flags |= uint8(bpf.TcptraceEventFlagEVENT_FLAG_DATA_AFTER_FIN)
+			e.Flags |= uint8(layout.TcptraceEventFlagEVENT_FLAG_DATA_AFTER_FIN)
 		}), &events.Segment{Header: header, State: events.StateFinWait1, Flags: 0x18, Seq: 1001, Ack: 2002,
 			Window: 512, Len: 100, RcvNxt: 1001, DataAfterFIN: true}},
-		{"segment out of window", with(func(e *bpf.TcptraceEvent) {
+		{"segment out of window", with(func(e *layout.TcptraceEvent) {
 			e.Type, e.State, e.TcpFlags, e.Seq, e.RcvNxt = 15, 4, 0x10, 9000000, 1001
-			e.Flags |= uint8(bpf.TcptraceEventFlagEVENT_FLAG_OUT_OF_WINDOW)
+			e.Flags |= uint8(layout.TcptraceEventFlagEVENT_FLAG_OUT_OF_WINDOW)
 		}), &events.Segment{Header: header, State: events.StateFinWait1, Flags: 0x10, Seq: 9000000, RcvNxt: 1001,
 			OutOfWindow: true}},
 	}
@@ -136,20 +169,20 @@ func TestDecode(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	good := bpf.TcptraceEvent{Type: 1, Family: 4, OldState: 7, State: 2}
+	good := layout.TcptraceEvent{Type: 1, Family: 4, OldState: 7, State: 2}
 	tests := []struct {
 		name string
 		rec  []byte
 	}{
 		{"empty", nil},
 		{"short", record(good)[:RecordSize-1]},
-		{"unknown type", record(func() bpf.TcptraceEvent { e := good; e.Type = 9; return e }())},
-		{"type zero", record(func() bpf.TcptraceEvent { e := good; e.Type = 0; return e }())},
-		{"unknown family", record(func() bpf.TcptraceEvent { e := good; e.Family = 5; return e }())},
-		{"unknown state", record(func() bpf.TcptraceEvent { e := good; e.State = 99; return e }())},
-		{"segment in an unknown state", record(func() bpf.TcptraceEvent { e := good; e.Type, e.State = 15, 99; return e }())},
-		{"unknown old state", record(func() bpf.TcptraceEvent { e := good; e.OldState = 99; return e }())},
-		{"unknown reason", record(func() bpf.TcptraceEvent {
+		{"unknown type", record(func() layout.TcptraceEvent { e := good; e.Type = 9; return e }())},
+		{"type zero", record(func() layout.TcptraceEvent { e := good; e.Type = 0; return e }())},
+		{"unknown family", record(func() layout.TcptraceEvent { e := good; e.Family = 5; return e }())},
+		{"unknown state", record(func() layout.TcptraceEvent { e := good; e.State = 99; return e }())},
+		{"segment in an unknown state", record(func() layout.TcptraceEvent { e := good; e.Type, e.State = 15, 99; return e }())},
+		{"unknown old state", record(func() layout.TcptraceEvent { e := good; e.OldState = 99; return e }())},
+		{"unknown reason", record(func() layout.TcptraceEvent {
 			e := good
 			e.Type, e.Reason, e.Flags = 3, 1000, hasReason
 			return e
@@ -170,8 +203,8 @@ func TestDecodeErrors(t *testing.T) {
 
 // FuzzDecode: any bytes decode to an error or to an event whose JSON is valid.
 func FuzzDecode(f *testing.F) {
-	f.Add(record(bpf.TcptraceEvent{Type: 1, Family: 4, OldState: 7, State: 2, Flags: ownerKnown, Comm: comm("a\"b")}))
-	f.Add(record(bpf.TcptraceEvent{Type: 3, Family: 6, Flags: noSocket | hasReason, Reason: 11}))
+	f.Add(record(layout.TcptraceEvent{Type: 1, Family: 4, OldState: 7, State: 2, Flags: ownerKnown, Comm: comm("a\"b")}))
+	f.Add(record(layout.TcptraceEvent{Type: 3, Family: 6, Flags: noSocket | hasReason, Reason: 11}))
 	f.Add([]byte{1, 2, 3})
 	d := New(testNames, boot)
 	f.Fuzz(func(t *testing.T, rec []byte) {
@@ -186,7 +219,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	rec := record(bpf.TcptraceEvent{Type: 1, Family: 4, OldState: 7, State: 2, Flags: ownerKnown | prevKnown, Comm: comm("server")})
+	rec := record(layout.TcptraceEvent{Type: 1, Family: 4, OldState: 7, State: 2, Flags: ownerKnown | prevKnown, Comm: comm("server")})
 	d := New(testNames, boot)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -205,18 +238,18 @@ func TestDecodeTimewaitExpires(t *testing.T) {
 	names.States = map[uint8]events.State{6: events.StateTimeWait, 5: events.StateFinWait2}
 	d := New(names, boot)
 	for _, tt := range []struct {
-		typ     bpf.TcptraceEventType
+		typ     layout.TcptraceEventType
 		jiffies int32
 		flag    bool
 		want    time.Duration
 	}{
-		{bpf.TcptraceEventTypeEVENT_TW_EXPIRE, -1, true, -4 * time.Millisecond},
-		{bpf.TcptraceEventTypeEVENT_TW_CANCEL, 250 * 59, true, 59 * time.Second},
-		{bpf.TcptraceEventTypeEVENT_TW_EXPIRE, 0, false, 0},
+		{layout.TcptraceEventTypeEVENT_TW_EXPIRE, -1, true, -4 * time.Millisecond},
+		{layout.TcptraceEventTypeEVENT_TW_CANCEL, 250 * 59, true, 59 * time.Second},
+		{layout.TcptraceEventTypeEVENT_TW_EXPIRE, 0, false, 0},
 	} {
-		raw := bpf.TcptraceEvent{Type: uint8(tt.typ), Family: 4, State: 6, Substate: 6, TimerJiffies: uint32(tt.jiffies)}
+		raw := layout.TcptraceEvent{Type: uint8(tt.typ), Family: 4, State: 6, Substate: 6, TimerJiffies: uint32(tt.jiffies)}
 		if tt.flag {
-			raw.AuxFlags = uint8(bpf.TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN)
+			raw.AuxFlags = uint8(layout.TcptraceTwFlagTW_FLAG_EXPIRES_KNOWN)
 		}
 		ev, err := d.Decode(record(raw))
 		if err != nil {
@@ -226,5 +259,77 @@ func TestDecodeTimewaitExpires(t *testing.T) {
 		if tw.ExpiresKnown != tt.flag || tw.Expires != tt.want || (tt.flag && tw.Tick != 4*time.Millisecond) {
 			t.Errorf("type %d, %d jiffies: %+v, want expires %v (known %v)", tt.typ, tt.jiffies, tw, tt.want, tt.flag)
 		}
+	}
+}
+
+// withTail is a record followed by its tail, as the kernel side writes it.
+func withTail(e layout.TcptraceEvent, tail layout.TcptraceRecordTail, body any) []byte {
+	e.Tail = uint8(tail)
+	rec, err := binary.Append(record(e), binary.LittleEndian, body)
+	if err != nil {
+		panic(err)
+	}
+	return rec
+}
+
+// Records with a tail: their size is told from the record, and the tail
+// decodes into the event; a record without room for its tail (a recording
+// made before tails, where the byte was padding) has none.
+func TestTails(t *testing.T) {
+	d := New(testNames, boot)
+	est := layout.TcptraceEvent{Type: uint8(layout.TcptraceEventTypeEVENT_STATE), Family: 4, OldState: 2, State: 1}
+	hs := layout.TcptraceTcpHandshake{SrttUs: 1500, Retrans: 1, MssInUse: 1448, MssAdvertised: 1460, MssReceived: 1460,
+		SndWscale: 7, RcvWscale: 9,
+		Options: uint8(layout.TcptraceHandshakeOptionHANDSHAKE_WSCALE | layout.TcptraceHandshakeOptionHANDSHAKE_SACK |
+			layout.TcptraceHandshakeOptionHANDSHAKE_TIMESTAMPS)}
+	rec := withTail(est, layout.TcptraceRecordTailTAIL_HANDSHAKE, &hs)
+	if Size(append(rec, make([]byte, 50)...)) != len(rec) {
+		t.Errorf("Size %d, want %d", Size(rec), len(rec))
+	}
+	ev, err := d.Decode(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := events.Handshake{MSSInUse: 1448, MSSAdvertised: 1460, MSSReceived: 1460, WindowScaling: true, SendScale: 7,
+		ReceiveScale: 9, SACK: true, Timestamps: true, RTT: 1500 * time.Microsecond, Retransmits: 1}
+	if sc := ev.(*events.StateChange); !sc.HandshakeKnown || sc.Handshake != want {
+		t.Errorf("handshake %+v (known %v), want %+v", sc.Handshake, sc.HandshakeKnown, want)
+	}
+	// Without window scaling, the scales are not told.
+	hs.Options = 0
+	ev, _ = d.Decode(withTail(est, layout.TcptraceRecordTailTAIL_HANDSHAKE, &hs))
+	if sc := ev.(*events.StateChange); sc.Handshake.WindowScaling || sc.Handshake.SendScale != 0 {
+		t.Errorf("handshake without window scaling %+v", sc.Handshake)
+	}
+
+	destroy := layout.TcptraceEvent{Type: uint8(layout.TcptraceEventTypeEVENT_DESTROY), Family: 4, State: 7}
+	c := layout.TcptraceTcpCounters{BytesAcked: 1 << 33, BytesReceived: 4096, DeliveryRate: 1e6, SegsOut: 10, SegsIn: 9,
+		TotalRetrans: 2, SrttUs: 80, MinRttUs: 40}
+	rec = withTail(destroy, layout.TcptraceRecordTailTAIL_COUNTERS, &c)
+	if Size(rec) != len(rec) {
+		t.Errorf("Size %d, want %d", Size(rec), len(rec))
+	}
+	ev, err = d.Decode(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantC := events.Counters{BytesAcked: 1 << 33, BytesReceived: 4096, SegsOut: 10, SegsIn: 9, Retransmits: 2,
+		RTT: 80 * time.Microsecond, MinRTT: 40 * time.Microsecond, DeliveryRate: 1e6}
+	if ds := ev.(*events.Destroy); !ds.CountersKnown || ds.Counters != wantC {
+		t.Errorf("counters %+v (known %v), want %+v", ds.Counters, ds.CountersKnown, wantC)
+	}
+
+	// An old recording's record: the tail byte says counters, but the
+	// record is as long as the event alone.
+	old := rec[:RecordSize]
+	ev, err = d.Decode(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.(*events.Destroy).CountersKnown {
+		t.Errorf("counters decoded from a record without a tail")
+	}
+	if Size(record(destroy)) != RecordSize || Size(old[:10]) != RecordSize {
+		t.Errorf("Size of a record without tail or a short one, want %d", RecordSize)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -295,6 +297,8 @@ func (p *peer) run(cmd []string) (string, error) {
 		return "", p.conn.CloseRead()
 	case "seqs":
 		return repairSeqs(p.conn)
+	case "tcp-info":
+		return tcpInfo(p.conn)
 	case "close":
 		return "", p.conn.Close()
 	case "close-listener":
@@ -542,4 +546,28 @@ func timewaits(n int) error {
 		c.Close()
 	}
 	return nil
+}
+
+// tcpInfo is getsockopt(TCP_INFO) of the connection, as JSON (tcp_info's
+// field names, and the window scales, which golang.org/x/sys leaves out).
+func tcpInfo(c *net.TCPConn) (string, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return "", err
+	}
+	var info *unix.TCPInfo
+	var infoErr error
+	if err := raw.Control(func(fd uintptr) { info, infoErr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
+		return "", err
+	}
+	if infoErr != nil {
+		return "", infoErr
+	}
+	// tcpi_snd_wscale:4, tcpi_rcv_wscale:4 follow tcpi_options.
+	wscales := (*[8]byte)(unsafe.Pointer(info))[6]
+	b, err := json.Marshal(map[string]any{"snd_mss": info.Snd_mss, "advmss": info.Advmss, "options": info.Options,
+		"snd_wscale": wscales & 0xf, "rcv_wscale": wscales >> 4, "bytes_acked": info.Bytes_acked,
+		"bytes_received": info.Bytes_received, "segs_out": info.Segs_out, "segs_in": info.Segs_in,
+		"min_rtt": info.Min_rtt, "rtt": info.Rtt, "total_retrans": info.Total_retrans})
+	return " " + string(b), err
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,11 +58,15 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"--port", "0"}, 2, `tcptrace: invalid --port "0"`},
 		{[]string{"-o", "yaml"}, 2, `tcptrace: invalid --output "yaml": use text or json`},
 		{[]string{"-4", "-6"}, 2, "tcptrace: -4 and -6 exclude each other"},
-		{[]string{"--netns", "/nonexistent/ns"}, 2, `tcptrace: invalid --netns "/nonexistent/ns"`},
+		{[]string{"--netns", "/nonexistent/ns"}, 2, "tcptrace: --netns /nonexistent/ns: no such file"},
+		{[]string{"--netns", "1"}, 2, "tcptrace: --netns 1: no process or /run/netns file is in that network namespace"},
+		{[]string{"--lport", "0"}, 2, `tcptrace: invalid --lport "0"`},
+		{[]string{"--rport", "x"}, 2, `tcptrace: invalid --rport "x"`},
+		{[]string{"features", "--duration", "1s", "--pid", "1"}, 2, "tcptrace: --duration is for tracing, not for features (see tcptrace features --help)"},
 		{[]string{"--ring-size", "3M"}, 2, `tcptrace: invalid --ring-size "3M": use a power of two`},
 		{[]string{"--duration", "-1s"}, 2, "tcptrace: invalid --duration -1s"},
 		{[]string{"--bogus"}, 2, "tcptrace: unknown flag: --bogus (see tcptrace --help)"},
-		{[]string{"extra"}, 2, `tcptrace: unexpected argument "extra"`},
+		{[]string{"extra"}, 2, `tcptrace: "extra" is not a tcptrace command`},
 		{[]string{"--btf-path", "/nonexistent/vmlinux"}, 1, "tcptrace: this kernel exposes no BTF type information"},
 	}
 	for _, tt := range tests {
@@ -93,18 +98,41 @@ func TestUnprivileged(t *testing.T) {
 		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups",
 			"--inh-caps=-all", "--bounding-set=-all", tracerBinary}, args...)...)
 		_, stderr, code := runCommand(t, cmd)
-		want := "tcptrace: tcptrace needs root (or the CAP_BPF and CAP_PERFMON capabilities) to load BPF programs: run it with sudo\n"
+		want := "tcptrace: loading BPF programs needs root (or the CAP_BPF and CAP_PERFMON capabilities): run tcptrace with sudo\n"
 		if code != 1 || stderr != want {
 			t.Errorf("%v: exit %d, stderr %q; want exit 1, %q", args, code, stderr, want)
 		}
 	}
-	// features still works, and says what is missing.
+	// features still works, says what is missing, and claims nothing it
+	// could not check: the same hooks as root sees, none "selected" or
+	// refused for the addresses the kernel hides from this user.
 	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 		"--inh-caps=-all", "--bounding-set=-all", tracerBinary, "features")
 	stdout, stderr, code := runCommand(t, cmd)
-	if code != 0 || !strings.Contains(stdout, "privileges:  no: tcptrace needs root") || !strings.Contains(stdout, "sock/inet_sock_set_state") {
+	if code != 0 || !strings.Contains(stdout, "privileges:  no: loading BPF programs needs root") ||
+		!strings.Contains(stdout, "ring buffer: not checked") || !strings.Contains(stdout, "helpers:     not checked") {
 		t.Errorf("features as nobody: exit %d\n%s%s", code, stdout, stderr)
 	}
+	rootOut, _, _ := runTracer(t, "features")
+	if got, want := hookNames(stdout), hookNames(rootOut); !slices.Equal(got, want) {
+		t.Errorf("features lists hooks %v as nobody, %v as root", got, want)
+	}
+	for line := range strings.SplitSeq(stdout, "\n") {
+		if strings.Contains(line, "selected") || strings.Contains(line, "kallsyms") {
+			t.Errorf("features as nobody claims what it could not check: %s", line)
+		}
+	}
+}
+
+// hookNames lists the hooks of a features output, in order.
+func hookNames(features string) []string {
+	var names []string
+	for line := range strings.SplitSeq(features, "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && strings.HasPrefix(line, "  ") && f[0] != "HOOK" {
+			names = append(names, f[0]+" "+f[2])
+		}
+	}
+	return names
 }
 
 func TestHelpAndVersion(t *testing.T) {
@@ -126,7 +154,7 @@ func TestFeatures(t *testing.T) {
 	requireRoot(t)
 	stdout, stderr, code := runTracer(t, "features")
 	if belowFloor(t) { // it names what this kernel lacks, and loads nothing
-		if code != 0 || !strings.Contains(stdout, "helpers:     no: tcptrace needs Linux 5.12 or newer") ||
+		if code != 0 || !strings.Contains(stdout, "helpers:     no: this kernel is too old: tracing needs Linux 5.12 or newer") ||
 			strings.Contains(stdout, "attached") {
 			t.Errorf("features below the floor: exit %d, stdout:\n%s", code, stdout)
 		}

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -161,6 +163,52 @@ func TestPIDFilter(t *testing.T) {
 	}
 	if !listenerClosed {
 		t.Error("--pid tracer did not see the listener close")
+	}
+}
+
+// TestPortFilters: one connection from port 40000 to port 8080, traced
+// with --lport 40000 (the client's socket only), --rport 40000 (the
+// server's accepted socket only) and --port 40000 (both), in the kernel.
+func TestPortFilters(t *testing.T) {
+	const serverPort, clientPort = 8080, 40000 // the namespace is new: both free
+	ns := newNetns(t)
+	netnsArgs := []string{"--netns", fmt.Sprint(ns.inode)}
+	local := startTracer(t, append(netnsArgs, "--lport", fmt.Sprint(clientPort))...)
+	remote := startTracer(t, append(netnsArgs, "--rport", fmt.Sprint(clientPort))...)
+	either := startTracer(t, append(netnsArgs, "--port", fmt.Sprint(clientPort))...)
+	srv := ns.startActor(t)
+	srv.port, _ = strconv.Atoi(srv.do1(fmt.Sprintf("listen 127.0.0.1:%d", serverPort)))
+	cli := ns.clientFrom(t, clientPort, srv)
+	cli.do("write 10", "close")
+	srv.do("read-eof", "close")
+	cli.exit()
+	srv.exit()
+	settle()
+
+	// The sockets a tracer saw, by their ports as "local->remote".
+	sockets := func(tr *tracer) map[string]bool {
+		seen := map[string]bool{}
+		for _, e := range tr.stop() {
+			if e.Cookie != 0 { // not a namespace's finding_summary
+				seen[fmt.Sprintf("%d->%d", e.Sport, e.Dport)] = true
+			}
+		}
+		return seen
+	}
+	client, accepted := fmt.Sprintf("%d->%d", clientPort, serverPort), fmt.Sprintf("%d->%d", serverPort, clientPort)
+	for _, tt := range []struct {
+		flag string
+		tr   *tracer
+		want []string
+	}{
+		{"--lport", local, []string{client}},
+		{"--rport", remote, []string{accepted}},
+		{"--port", either, []string{client, accepted}}, // sorted
+	} {
+		got := slices.Sorted(maps.Keys(sockets(tt.tr)))
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s %d: sockets %v, want %v", tt.flag, clientPort, got, tt.want)
+		}
 	}
 }
 

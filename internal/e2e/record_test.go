@@ -72,7 +72,8 @@ func TestRecordReplay(t *testing.T) {
 	}
 	// Not a recording at all: one sentence.
 	_, stderr, code = runCommand(t, exec.Command(tracerBinary, "replay", tracerBinary))
-	if code == 0 || !strings.Contains(stderr, "is not a tcptrace recording") || strings.Count(stderr, "\n") != 1 {
+	if code == 0 || !strings.Contains(stderr, "is not a tcptrace recording") || strings.Count(stderr, "not a tcptrace recording") != 1 ||
+		strings.Count(stderr, "\n") != 1 {
 		t.Errorf("foreign file: exit %d, %q", code, stderr)
 	}
 }

@@ -103,6 +103,10 @@ type StateChange struct {
 	// Options, on a move to CLOSE: the socket's options that make a close
 	// an abort, as it moved.
 	Options CloseOptions
+	// Handshake: what the handshake settled, on the change into
+	// ESTABLISHED (where the kernel side reads it).
+	Handshake      Handshake
+	HandshakeKnown bool
 }
 
 // CloseOptions are the socket options that make a close an abort.
@@ -112,6 +116,39 @@ type CloseOptions struct {
 	Known           bool
 	LingerZero      bool // SO_LINGER {1, 0}: close() resets
 	Linger2Negative bool // TCP_LINGER2 < 0: the orphan is reset, not kept in FIN_WAIT2
+}
+
+// Handshake is what a connection's handshake settled, read from the socket
+// as it became ESTABLISHED.
+type Handshake struct {
+	MSSInUse      uint16 // the MSS segments are sent with
+	MSSAdvertised uint16 // the MSS this side announced
+	MSSReceived   uint16 // the peer's MSS option, as this side clamped it
+	WindowScaling bool   // both sides offered window scaling; then:
+	SendScale     uint8  // the peer's window scale (its windows are shifted by it)
+	ReceiveScale  uint8  // this side's
+	SACK          bool
+	Timestamps    bool
+	ECN           bool // classic ECN (RFC 3168) negotiated
+	FastOpen      bool // the client's data in its SYN was acknowledged
+	// RTT is the smoothed RTT then: on both sides the handshake's own
+	// sample (SYN -> SYN-ACK on the client, SYN-ACK -> ACK on the server).
+	RTT time.Duration
+	// Retransmits: the client's SYNs or the server's SYN-ACKs sent again.
+	Retransmits uint32
+}
+
+// Counters is what a socket carried, read as it was destroyed (the
+// figures tcp_info and ss -ti give).
+type Counters struct {
+	BytesAcked    uint64 // sent and acknowledged
+	BytesReceived uint64 // received in order
+	SegsOut       uint32
+	SegsIn        uint32
+	Retransmits   uint32 // segments retransmitted
+	RTT           time.Duration
+	MinRTT        time.Duration
+	DeliveryRate  uint64 // bytes a second, the last sample; 0 if none
 }
 
 // SynInfo is what decides whether a SYN may end a TIME_WAIT (RFC 6191): a
@@ -153,6 +190,9 @@ type ResetReceived struct {
 type Destroy struct {
 	Header
 	State State
+	// Counters: what the socket carried (not for a listener).
+	Counters      Counters
+	CountersKnown bool
 }
 
 // TimerAction is what happened to a timer.

@@ -119,6 +119,9 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 		if e.Options.Linger2Negative {
 			dst = append(dst, `,"linger2_negative":true`...)
 		}
+		if e.HandshakeKnown {
+			dst = appendHandshake(dst, &e.Handshake)
+		}
 	case *Retransmit:
 		dst = appendStringField(dst, "state", string(e.State))
 	case *ResetSent:
@@ -135,6 +138,9 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 		dst = appendStringField(dst, "state", string(e.State))
 	case *Destroy:
 		dst = appendStringField(dst, "state", string(e.State))
+		if e.CountersKnown {
+			dst = appendCounters(dst, &e.Counters)
+		}
 	case *Snapshot:
 		dst = appendStringField(dst, "state", string(e.State))
 		if e.Substate != "" {
@@ -458,6 +464,16 @@ func appendSummary(dst []byte, e *Summary) []byte {
 	if e.Incomplete {
 		dst = append(dst, `,"incomplete":true`...)
 	}
+	if e.LifetimeKnown {
+		dst = append(dst, `,"lifetime_ms":`...)
+		dst = AppendMillis(dst, e.Lifetime)
+	}
+	if e.HandshakeKnown {
+		dst = appendHandshake(dst, &e.Handshake)
+	}
+	if e.CountersKnown {
+		dst = appendCounters(dst, &e.Counters)
+	}
 	return dst
 }
 
@@ -650,5 +666,56 @@ func appendKeepalive(dst []byte, k ResolvedKeepalive) []byte {
 	dst = AppendMillis(dst, k.UserTimeout)
 	dst = append(dst, `,"source":`...)
 	dst = AppendJSONString(dst, k.Source)
+	return append(dst, '}')
+}
+
+func appendUintField(dst []byte, key string, n uint64) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, key...)
+	dst = append(dst, '"', ':')
+	return strconv.AppendUint(dst, n, 10)
+}
+
+func appendBoolField(dst []byte, key string, v bool) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, key...)
+	dst = append(dst, '"', ':')
+	return strconv.AppendBool(dst, v)
+}
+
+func appendHandshake(dst []byte, h *Handshake) []byte {
+	dst = append(dst, `,"handshake":{"mss":`...)
+	dst = strconv.AppendUint(dst, uint64(h.MSSInUse), 10)
+	dst = appendUintField(dst, "mss_advertised", uint64(h.MSSAdvertised))
+	dst = appendUintField(dst, "mss_received", uint64(h.MSSReceived))
+	dst = appendBoolField(dst, "window_scaling", h.WindowScaling)
+	if h.WindowScaling {
+		dst = appendUintField(dst, "send_wscale", uint64(h.SendScale))
+		dst = appendUintField(dst, "receive_wscale", uint64(h.ReceiveScale))
+	}
+	dst = appendBoolField(dst, "sack", h.SACK)
+	dst = appendBoolField(dst, "timestamps", h.Timestamps)
+	dst = appendBoolField(dst, "ecn", h.ECN)
+	dst = appendBoolField(dst, "fastopen", h.FastOpen)
+	dst = append(dst, `,"rtt_ms":`...)
+	dst = AppendMillis(dst, h.RTT)
+	dst = appendUintField(dst, "retransmits", uint64(h.Retransmits))
+	return append(dst, '}')
+}
+
+func appendCounters(dst []byte, c *Counters) []byte {
+	dst = append(dst, `,"counters":{"bytes_acked":`...)
+	dst = strconv.AppendUint(dst, c.BytesAcked, 10)
+	dst = appendUintField(dst, "bytes_received", c.BytesReceived)
+	dst = appendUintField(dst, "segs_out", uint64(c.SegsOut))
+	dst = appendUintField(dst, "segs_in", uint64(c.SegsIn))
+	dst = appendUintField(dst, "retransmits", uint64(c.Retransmits))
+	dst = append(dst, `,"rtt_ms":`...)
+	dst = AppendMillis(dst, c.RTT)
+	dst = append(dst, `,"min_rtt_ms":`...)
+	dst = AppendMillis(dst, c.MinRTT)
+	if c.DeliveryRate > 0 {
+		dst = appendUintField(dst, "delivery_rate_bps", c.DeliveryRate*8)
+	}
 	return append(dst, '}')
 }

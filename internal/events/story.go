@@ -178,6 +178,18 @@ type Summary struct {
 	Incomplete bool
 	// Close is how its connection closed, as far as seen.
 	Close Close
+	// Lifetime: from the first state change seen to the end; known only
+	// when the socket was seen from its start.
+	Lifetime      time.Duration
+	LifetimeKnown bool
+	// Handshake: what the handshake settled, where it was seen.
+	Handshake      Handshake
+	HandshakeKnown bool
+	// Counters: what the socket carried, read as the full socket was
+	// destroyed (before its TIME_WAIT socket's life); not for one still
+	// open at exit.
+	Counters      Counters
+	CountersKnown bool
 }
 
 // Finding explains, in plain words, why the kernel did something, with the

@@ -103,6 +103,17 @@ func Paths(only uint32) ([]string, error) {
 	return slices.Sorted(maps.Values(all)), nil
 }
 
+// Inode returns the inode of the network namespace behind path; ErrNotNetns
+// when path is another kind of file.
+func Inode(path string) (uint64, error) {
+	fd, st, err := open(path)
+	if err != nil {
+		return 0, err
+	}
+	unix.Close(fd)
+	return st.Ino, nil
+}
+
 // Run calls f on a thread moved into the network namespace behind path
 // (/proc/PID/ns/net, /run/netns/NAME), and returns its inode. Entering
 // another namespace needs CAP_SYS_ADMIN; in the caller's own, f just runs.

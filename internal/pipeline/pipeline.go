@@ -35,10 +35,13 @@ type Env interface {
 // never seen (one that never connected) stays out. Replay filters here, on
 // what the tracker made: it sees every event before Until (the replay ends
 // there, and the sockets still open end as open), and gives those the
-// kernel sent without an owner their socket's.
+// kernel sent without an owner their socket's. Every filter given must
+// hold; the values of one are alternatives.
 type Filter struct {
 	PIDs         []uint32
-	Ports        []uint16
+	Ports        []uint16 // local or remote
+	LocalPorts   []uint16
+	RemotePorts  []uint16
 	Since, Until time.Time
 }
 
@@ -47,10 +50,22 @@ func (f *Filter) keeps(ev events.Event) bool {
 	if len(f.PIDs) > 0 && !slices.Contains(f.PIDs, h.Owner.PID) {
 		return false
 	}
-	if len(f.Ports) > 0 && !slices.Contains(f.Ports, h.Local.Port()) && !slices.Contains(f.Ports, h.Remote.Port()) {
+	local, remote := h.Local.Port(), h.Remote.Port()
+	if len(f.Ports) > 0 && !slices.Contains(f.Ports, local) && !slices.Contains(f.Ports, remote) {
+		return false
+	}
+	if len(f.LocalPorts) > 0 && !slices.Contains(f.LocalPorts, local) {
+		return false
+	}
+	if len(f.RemotePorts) > 0 && !slices.Contains(f.RemotePorts, remote) {
 		return false
 	}
 	return f.Since.IsZero() || !h.Time.Before(f.Since)
+}
+
+// empty tells whether the filter keeps everything before Until.
+func (f *Filter) empty() bool {
+	return len(f.PIDs) == 0 && len(f.Ports) == 0 && len(f.LocalPorts) == 0 && len(f.RemotePorts) == 0 && f.Since.IsZero()
 }
 
 // ended tells whether t is past the end of the replay.
@@ -124,7 +139,7 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 		rollup:    rollup.New(cfg.FullFindings),
 		out:       out,
 		filter:    cfg.Filter,
-		filtering: len(cfg.Filter.PIDs) > 0 || len(cfg.Filter.Ports) > 0 || !cfg.Filter.Since.IsZero(),
+		filtering: !cfg.Filter.empty(),
 		stderr:    cfg.Stderr,
 	}, nil
 }

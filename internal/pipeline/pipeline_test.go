@@ -10,7 +10,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/tcptrace/tcptrace/bpf"
+	"github.com/tcptrace/tcptrace/bpf/layout"
 	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
@@ -39,9 +39,9 @@ var names = decode.Names{HZ: 1000, States: map[uint8]events.State{
 }}
 
 const (
-	ownerKnown = uint8(bpf.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN)
-	prevKnown  = uint8(bpf.TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN)
-	synKnown   = uint8(bpf.TcptraceEventFlagEVENT_FLAG_SEQ_KNOWN | bpf.TcptraceEventFlagEVENT_FLAG_TSVAL_KNOWN)
+	ownerKnown = uint8(layout.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN)
+	prevKnown  = uint8(layout.TcptraceEventFlagEVENT_FLAG_PREV_STATE_KNOWN)
+	synKnown   = uint8(layout.TcptraceEventFlagEVENT_FLAG_SEQ_KNOWN | layout.TcptraceEventFlagEVENT_FLAG_TSVAL_KNOWN)
 )
 
 // churn makes the records of n loopback connections as scripts/bench's load
@@ -50,18 +50,18 @@ const (
 // three takes over the 4-tuple of an older TIME_WAIT socket (tcp_tw_reuse);
 // the other TIME_WAIT sockets expire, so that no more than keep are alive,
 // and all are gone at the end.
-func churn(n, keep int) []bpf.TcptraceEvent {
+func churn(n, keep int) []layout.TcptraceEvent {
 	const (
 		serverPort = 32945
 		step       = 100 * time.Microsecond
 	)
-	var recs []bpf.TcptraceEvent
+	var recs []layout.TcptraceEvent
 	now := time.Second
 	var comm [16]int8
 	for i, c := range "bench" {
 		comm[i] = int8(c)
 	}
-	add := func(e bpf.TcptraceEvent) {
+	add := func(e layout.TcptraceEvent) {
 		now += step / 16
 		e.TsNs, e.Family, e.Netns, e.Comm = uint64(now), 4, 4026532177, comm
 		e.Saddr, e.Daddr = [16]uint8{127, 0, 0, 1}, [16]uint8{127, 0, 0, 1}
@@ -84,16 +84,16 @@ func churn(n, keep int) []bpf.TcptraceEvent {
 			old := timewaits[0]
 			timewaits = timewaits[1:]
 			if i%3 == 0 {
-				add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_TW_CANCEL), Cookie: old.cookie,
+				add(layout.TcptraceEvent{Type: uint8(layout.TcptraceEventTypeEVENT_TW_CANCEL), Cookie: old.cookie,
 					Sport: old.port, Dport: serverPort, State: timeWait, Substate: timeWait, Flags: synKnown, Seq: 7, Tsval: 9})
 				port = old.port
 			} else {
-				add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_TW_EXPIRE), Cookie: old.cookie,
+				add(layout.TcptraceEvent{Type: uint8(layout.TcptraceEventTypeEVENT_TW_EXPIRE), Cookie: old.cookie,
 					Sport: old.port, Dport: serverPort, State: timeWait, Substate: timeWait})
 			}
 		}
 		state := func(ck uint64, local, remote uint16, old, new, flags uint8) {
-			add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_STATE), Cookie: ck, Sport: local, Dport: remote,
+			add(layout.TcptraceEvent{Type: uint8(layout.TcptraceEventTypeEVENT_STATE), Cookie: ck, Sport: local, Dport: remote,
 				OldState: old, State: new, Flags: flags, PrevStateNs: uint64(step / 4), Seq: 100, Tsval: 200})
 		}
 		state(client, 0, serverPort, closed, synSent, ownerKnown)
@@ -104,18 +104,18 @@ func churn(n, keep int) []bpf.TcptraceEvent {
 		state(server, serverPort, port, established, closeWait, ownerKnown|prevKnown)
 		state(server, serverPort, port, closeWait, lastAck, ownerKnown|prevKnown)
 		state(client, port, serverPort, finWait1, finWait2, ownerKnown|prevKnown)
-		add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_TW_START), Cookie: client, Sport: port, Dport: serverPort,
+		add(layout.TcptraceEvent{Type: uint8(layout.TcptraceEventTypeEVENT_TW_START), Cookie: client, Sport: port, Dport: serverPort,
 			State: timeWait, Substate: timeWait, TimerJiffies: 60000})
 		state(client, port, serverPort, finWait2, closed, ownerKnown|prevKnown)
-		add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_DESTROY), Cookie: client, Sport: port, Dport: serverPort,
+		add(layout.TcptraceEvent{Type: uint8(layout.TcptraceEventTypeEVENT_DESTROY), Cookie: client, Sport: port, Dport: serverPort,
 			State: closed, Flags: ownerKnown})
 		state(server, serverPort, port, lastAck, closed, ownerKnown|prevKnown)
-		add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_DESTROY), Cookie: server, Sport: serverPort, Dport: port,
+		add(layout.TcptraceEvent{Type: uint8(layout.TcptraceEventTypeEVENT_DESTROY), Cookie: server, Sport: serverPort, Dport: port,
 			State: closed, Flags: ownerKnown})
 		timewaits = append(timewaits, tw{client, port})
 	}
 	for _, old := range timewaits {
-		add(bpf.TcptraceEvent{Type: uint8(bpf.TcptraceEventTypeEVENT_TW_EXPIRE), Cookie: old.cookie,
+		add(layout.TcptraceEvent{Type: uint8(layout.TcptraceEventTypeEVENT_TW_EXPIRE), Cookie: old.cookie,
 			Sport: old.port, Dport: serverPort, State: timeWait, Substate: timeWait})
 	}
 	return recs

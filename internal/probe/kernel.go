@@ -32,7 +32,13 @@ var (
 	// ErrKernelTooOld: tracing programs here lack a helper tcptrace
 	// cannot do without (Linux before 5.12).
 	ErrKernelTooOld = errors.New("kernel too old")
+	// ErrNotChecked: without privileges nothing can be loaded to find out.
+	ErrNotChecked = errors.New("not checked: that needs root")
 )
+
+// errAddressesHidden: /proc/kallsyms shows zeros, as it does to users
+// without privileges, so what needs a function's address cannot be told.
+var errAddressesHidden = errors.New("no addresses shown (kernel.kptr_restrict, or not root)")
 
 // DefaultBTFPath is where the running kernel exposes its own BTF.
 const DefaultBTFPath = "/sys/kernel/btf/vmlinux"
@@ -317,7 +323,7 @@ func kallsyms(path string, names ...string) (map[string]uint64, error) {
 				return found, fmt.Errorf("%s: bad line %q", path, line)
 			}
 			if addr == 0 {
-				return found, fmt.Errorf("%s shows no addresses (kernel.kptr_restrict, or not root)", path)
+				return found, fmt.Errorf("%s: %w", path, errAddressesHidden)
 			}
 			found[name] = addr
 		}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tcptrace/tcptrace/bpf"
+	"github.com/tcptrace/tcptrace/bpf/layout"
 )
 
 func timerList(nowNs, jiffies uint64) string {
@@ -102,13 +102,13 @@ func TestRecordKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	count := int(bpf.TcptraceEventTypeEVENT_TYPE_COUNT)
+	count := int(layout.TcptraceEventTypeEVENT_TYPE_COUNT)
 	for kind := 1; kind < count; kind++ {
 		if names[kind] == "" || strings.ToLower(names[kind]) != names[kind] || strings.HasPrefix(names[kind], "event") {
 			t.Errorf("kind %d named %q", kind, names[kind])
 		}
 	}
-	if got := names[int(bpf.TcptraceEventTypeEVENT_TW_START)]; got != "tw_start" {
+	if got := names[int(layout.TcptraceEventTypeEVENT_TW_START)]; got != "tw_start" {
 		t.Errorf("EVENT_TW_START named %q, want tw_start", got)
 	}
 }

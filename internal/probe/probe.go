@@ -32,11 +32,14 @@ import (
 )
 
 // Filter limits what the kernel side reports. Zero values mean "everything".
+// Every filter given must hold; the values of one are alternatives.
 type Filter struct {
-	PIDs   []uint32 // socket owners' tgids
-	Ports  []uint16 // local or remote port
-	Netns  uint32   // network namespace inode
-	Family int      // 4 or 6
+	PIDs        []uint32 // socket owners' tgids
+	Ports       []uint16 // local or remote port
+	LocalPorts  []uint16
+	RemotePorts []uint16
+	Netns       uint32 // network namespace inode
+	Family      int    // 4 or 6
 }
 
 // Limits of the kernel-side filter tables (bpf/event.h).
@@ -220,28 +223,26 @@ func Plan(k *Kernel) []Hook {
 		} else {
 			args, err = k.tracepointArgs(hs.tracepoint)
 		}
+		if err == nil {
+			for _, v := range hs.variants {
+				// fentry/fexit programs declare the function's parameters (and
+				// fexit its return value after them): exactly as many.
+				if v.args == args || (hs.kind == "" && v.args < args) {
+					h.Program, h.Detail = v.program, v.detail
+					break
+				}
+			}
+			if h.Program == "" {
+				err = fmt.Errorf("%w: tracepoint %s passes %d arguments, tcptrace knows no program for that", ErrHookMissing, hs.tracepoint, args)
+			}
+		}
 		if err == nil && hs.needs != nil {
 			err = hs.needs(k)
 		}
-		if err != nil {
-			h.Err = err
-			hooks = append(hooks, h)
-			continue
-		}
-		for _, v := range hs.variants {
-			// fentry/fexit programs declare the function's parameters (and
-			// fexit its return value after them): exactly as many.
-			if v.args == args || (hs.kind == "" && v.args < args) {
-				h.Program, h.Detail = v.program, v.detail
-				break
-			}
-		}
-		if h.Program == "" {
-			h.Err = fmt.Errorf("%w: tracepoint %s passes %d arguments, tcptrace knows no program for that", ErrHookMissing, hs.tracepoint, args)
-		}
+		h.Err = err
 		hooks = append(hooks, h)
 	}
-	return hooks
+	return append(hooks, iterHooks()...)
 }
 
 // Open loads the programs with cfg's filters and attaches every hook.
@@ -262,7 +263,7 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 	if err := tracingHelpersPresent(k); err != nil {
 		return nil, err
 	}
-	hooks := append(Plan(k), iterHooks()...)
+	hooks := Plan(k)
 	// Loading fails whole when one program is refused, and a load costs
 	// tens of ms: ask first, cheaply, whether fentry/fexit are permitted.
 	if err := tracingPermitted(k); err != nil {
@@ -684,13 +685,28 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 	if len(f.PIDs) > MaxPIDs {
 		return fmt.Errorf("at most %d --pid values are supported, got %d", MaxPIDs, len(f.PIDs))
 	}
-	if len(f.Ports) > MaxPorts {
-		return fmt.Errorf("at most %d --port values are supported, got %d", MaxPorts, len(f.Ports))
+	portTable := func(flag string, ports []uint16) ([MaxPorts]uint16, error) {
+		var table [MaxPorts]uint16
+		if len(ports) > MaxPorts {
+			return table, fmt.Errorf("at most %d %s values are supported, got %d", MaxPorts, flag, len(ports))
+		}
+		copy(table[:], ports)
+		return table, nil
+	}
+	ports, err := portTable("--port", f.Ports)
+	if err != nil {
+		return err
+	}
+	lports, err := portTable("--lport", f.LocalPorts)
+	if err != nil {
+		return err
+	}
+	rports, err := portTable("--rport", f.RemotePorts)
+	if err != nil {
+		return err
 	}
 	var pids [MaxPIDs]uint32
 	copy(pids[:], f.PIDs)
-	var ports [MaxPorts]uint16
-	copy(ports[:], f.Ports)
 	family := uint16(0)
 	switch f.Family {
 	case 4:
@@ -703,6 +719,10 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 		bpf.TcptraceVarFilterPids:            pids,
 		bpf.TcptraceVarFilterPortCount:       uint32(len(f.Ports)),
 		bpf.TcptraceVarFilterPorts:           ports,
+		bpf.TcptraceVarFilterLportCount:      uint32(len(f.LocalPorts)),
+		bpf.TcptraceVarFilterLports:          lports,
+		bpf.TcptraceVarFilterRportCount:      uint32(len(f.RemotePorts)),
+		bpf.TcptraceVarFilterRports:          rports,
 		bpf.TcptraceVarFilterNetns:           f.Netns,
 		bpf.TcptraceVarFilterFamily:          family,
 		bpf.TcptraceVarWakeupBytes:           uint32(cfg.WakeupBytes),
@@ -718,6 +738,7 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 		bpf.TcptraceVarTcpClose:              k.states[events.StateClose],
 		bpf.TcptraceVarTcpListen:             k.states[events.StateListen],
 		bpf.TcptraceVarTcpSynSent:            k.states[events.StateSynSent],
+		bpf.TcptraceVarTcpEstablished:        k.states[events.StateEstablished],
 		bpf.TcptraceVarTcpSynRecv:            k.states[events.StateSynRecv],
 		bpf.TcptraceVarTcpFinWait1:           k.states[events.StateFinWait1],
 		bpf.TcptraceVarTcpLastAck:            k.states[events.StateLastAck],
@@ -899,23 +920,34 @@ func (p *Probe) ProgramCosts() ([]events.ProgramCost, error) {
 // Report is what `tcptrace features` shows.
 type Report struct {
 	Kernel    *Kernel
-	RingBuf   error // nil when the kernel has a BPF ring buffer
 	Privilege error // nil when tcptrace may load programs
-	Helpers   error // nil when tracing programs have the helpers tcptrace needs (checked with privileges)
-	Hooks     []Hook
+	// Without privileges RingBuf, Helpers and every hook that BTF does
+	// not rule out are ErrNotChecked.
+	RingBuf error // nil when the kernel has a BPF ring buffer
+	Helpers error // nil when tracing programs have the helpers tcptrace needs
+	Hooks   []Hook
 	// Attached is true when every hook was loaded and attached for real;
 	// false when only the kernel's BTF was consulted.
 	Attached bool
 }
 
 // Features checks what this kernel offers: with privileges it loads and
-// attaches every hook, then detaches; without, it reports the plan from BTF.
+// attaches every hook, then detaches. Without, it tells only what the
+// kernel's BTF rules out, and the rest is ErrNotChecked: nothing can be
+// loaded, and the kernel hides the addresses some hooks need.
 func Features(k *Kernel) Report {
-	r := Report{Kernel: k, RingBuf: features.HaveMapType(ebpf.RingBuf), Privilege: CheckPrivileges()}
+	r := Report{Kernel: k, Privilege: CheckPrivileges()}
 	if r.Privilege != nil {
+		r.RingBuf, r.Helpers = ErrNotChecked, ErrNotChecked
 		r.Hooks = Plan(k)
+		for i := range r.Hooks {
+			if h := &r.Hooks[i]; h.Err == nil || errors.Is(h.Err, errAddressesHidden) {
+				h.Err = ErrNotChecked
+			}
+		}
 		return r
 	}
+	r.RingBuf = features.HaveMapType(ebpf.RingBuf)
 	if r.Helpers = tracingHelpersPresent(k); r.Helpers != nil {
 		r.Hooks = Plan(k)
 		return r

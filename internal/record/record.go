@@ -38,9 +38,12 @@ type Header struct {
 	TWVerdicts   map[string]string `json:"tw_verdicts,omitempty"`   // enum tcp_tw_status number -> name
 	Hooks        []Hook            `json:"hooks"`
 	Args         []string          `json:"args"` // the command line
-	// Ports is the run's --port filter, which a replay applies too: the
-	// kernel passes some events of other ports (see pipeline.Filter).
-	Ports []uint16 `json:"ports,omitempty"`
+	// The run's port filters (--port, --lport, --rport), which a replay
+	// applies too: the kernel passes some events of other ports (see
+	// pipeline.Filter).
+	Ports       []uint16 `json:"ports,omitempty"`
+	LocalPorts  []uint16 `json:"local_ports,omitempty"`
+	RemotePorts []uint16 `json:"remote_ports,omitempty"`
 }
 
 // Hook is one kernel hook of the recording run and how it was attached.

@@ -315,6 +315,30 @@ func appendSummary(b []byte, e *events.Summary) []byte {
 	if e.HistoryDropped {
 		b = append(b, "; earlier history dropped (--max-sockets)"...)
 	}
+	// As tcplife gives them: sent and received, and how long it lived.
+	if e.CountersKnown {
+		b = fmt.Appendf(b, "; tx %.1f KB rx %.1f KB rtt ", float64(e.Counters.BytesAcked)/1024, float64(e.Counters.BytesReceived)/1024)
+		b = appendDuration(b, e.Counters.RTT)
+	}
+	if e.LifetimeKnown {
+		b = append(b, "; lived "...)
+		b = appendDuration(b, e.Lifetime)
+	}
+	if e.HandshakeKnown {
+		h := &e.Handshake
+		b = fmt.Appendf(b, "; mss %d", h.MSSInUse)
+		if h.WindowScaling {
+			b = fmt.Appendf(b, " wscale %d,%d", h.SendScale, h.ReceiveScale)
+		}
+		for _, o := range []struct {
+			on   bool
+			name string
+		}{{h.SACK, " sack"}, {h.Timestamps, " ts"}, {h.ECN, " ecn"}, {h.FastOpen, " tfo"}} {
+			if o.on {
+				b = append(b, o.name...)
+			}
+		}
+	}
 	return append(b, ']')
 }
 

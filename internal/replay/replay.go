@@ -44,8 +44,9 @@ func Play(rec *record.Recording, cfg Config) error {
 	env := newEnv(rec)
 	env.readAfter(rec.Items) // those read before the first record
 	filter := cfg.Filter
-	if len(filter.Ports) == 0 {
-		filter.Ports = rec.Header.Ports // what the live run showed
+	if len(filter.Ports) == 0 && len(filter.LocalPorts) == 0 && len(filter.RemotePorts) == 0 {
+		// What the live run showed.
+		filter.Ports, filter.LocalPorts, filter.RemotePorts = rec.Header.Ports, rec.Header.LocalPorts, rec.Header.RemotePorts
 	}
 	p, err := pipeline.New(pipeline.Config{Names: Names(rec), Boot: time.Unix(0, rec.Header.BootUnixNs),
 		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: filter, FullFindings: cfg.FullFindings, Renderer: cfg.Renderer,
@@ -54,6 +55,7 @@ func Play(rec *record.Recording, cfg Config) error {
 		return err
 	}
 	var lost uint64
+	var padded []byte // a record of an older recording, made as long as today's
 	last := rec.Header.Created
 	for i, item := range rec.Items {
 		if item.Rec != nil || !item.Tick.IsZero() || item.End != nil {
@@ -61,6 +63,10 @@ func Play(rec *record.Recording, cfg Config) error {
 		}
 		switch {
 		case item.Rec != nil:
+			if len(item.Rec) < decode.RecordSize { // made before records had tails
+				padded = append(append(padded[:0], item.Rec...), make([]byte, decode.RecordSize-len(item.Rec))...)
+				item.Rec = padded
+			}
 			if err := p.Record(item.Rec); err != nil {
 				return err
 			}
@@ -91,11 +97,11 @@ func Load(path string) (*record.Recording, error) {
 	rec, err := record.Read(f)
 	if err != nil {
 		if errors.Is(err, record.ErrNotRecording) {
-			return nil, fmt.Errorf("%s is not a tcptrace recording (make one with tcptrace --record FILE): %w", path, err)
+			return nil, fmt.Errorf("%s is %w: make one with tcptrace --record FILE", path, err)
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if rec.Header.RecordSize != decode.RecordSize {
+	if rec.Header.RecordSize != decode.RecordSize && rec.Header.RecordSize != decode.RecordSizeBeforeTails {
 		return nil, fmt.Errorf("%s holds records of %d bytes, this tcptrace reads %d: replay it with the tcptrace that made it",
 			path, rec.Header.RecordSize, decode.RecordSize)
 	}

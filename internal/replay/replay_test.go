@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,8 @@ func TestReplayFilters(t *testing.T) {
 	for name, filter := range map[string]pipeline.Filter{
 		"pid":   {PIDs: []uint32{first.PID}},
 		"port":  {Ports: []uint16{uint16(first.Sport)}},
+		"lport": {LocalPorts: []uint16{uint16(first.Sport)}},
+		"rport": {RemotePorts: []uint16{uint16(first.Sport)}},
 		"since": {Since: since.Add(time.Millisecond)},
 	} {
 		var out bytes.Buffer
@@ -112,6 +115,8 @@ func TestReplayFilters(t *testing.T) {
 			switch {
 			case name == "pid" && e.PID != first.PID,
 				name == "port" && e.Sport != first.Sport && e.Dport != first.Sport,
+				name == "lport" && e.Sport != first.Sport,
+				name == "rport" && e.Dport != first.Sport,
 				name == "since" && ts.Before(filter.Since) && !strings.Contains(line, `"summary"`):
 				t.Errorf("%s filter let through %s", name, line)
 			}
@@ -166,7 +171,29 @@ func TestReplayUntil(t *testing.T) {
 
 func TestNotARecording(t *testing.T) {
 	err := Run(Config{File: "replay_test.go", Format: "json", Stdout: io.Discard, Stderr: io.Discard})
-	if err == nil || !strings.Contains(err.Error(), "is not a tcptrace recording") {
+	if err == nil || !strings.Contains(err.Error(), "is not a tcptrace recording") || strings.Count(err.Error(), "not a tcptrace recording") != 1 {
 		t.Errorf("%v", err)
+	}
+}
+
+// A recording made before records had tails (176-byte records) still
+// replays: the same lines as its live run printed, but for what summaries
+// now tell (lifetime, close shape).
+func TestReplayBeforeTails(t *testing.T) {
+	const base = "testdata/before-tails/TestTimewaitSynAccepted"
+	want, err := os.ReadFile(base + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Run(Config{File: base + ".rec.gz", Format: "json", Stdout: &out, Stderr: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	told := regexp.MustCompile(`,"lifetime_ms":[0-9.]+|,"close":\{[^}]*\}`)
+	if got := told.ReplaceAllString(out.String(), ""); got != string(want) {
+		t.Errorf("replay of a recording before tails:\n%s\nwant\n%s", got, want)
+	}
+	if !strings.Contains(out.String(), `"lifetime_ms"`) {
+		t.Errorf("no lifetime in the summaries of a replay")
 	}
 }

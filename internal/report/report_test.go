@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,9 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
-	"github.com/tcptrace/tcptrace/bpf"
+	"github.com/tcptrace/tcptrace/bpf/layout"
+	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/record"
 	"github.com/tcptrace/tcptrace/internal/replay"
@@ -93,30 +94,34 @@ func synthetic(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	w, err := record.NewWriter(f, record.Header{Created: time.Unix(1000, 0), BootUnixNs: time.Unix(1000, 0).UnixNano(),
-		Kernel: "synthetic", RecordSize: int(unsafe.Sizeof(bpf.TcptraceEvent{})),
+		Kernel: "synthetic", RecordSize: decode.RecordSize,
 		States: map[string]string{"1": "ESTABLISHED", "2": "SYN_SENT", "4": "FIN_WAIT1", "7": "CLOSE"}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	add := func(e bpf.TcptraceEvent) {
-		if err := w.Rec(unsafe.Slice((*byte)(unsafe.Pointer(&e)), unsafe.Sizeof(e))); err != nil {
+	add := func(e layout.TcptraceEvent) {
+		rec, err := binary.Append(nil, binary.LittleEndian, &e) // as the BPF programs write it
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Rec(rec); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := range n {
-		base := bpf.TcptraceEvent{Cookie: uint64(i + 1), Family: 4, Pid: 42, Comm: [16]int8{'a', 'p', 'p'},
+		base := layout.TcptraceEvent{Cookie: uint64(i + 1), Family: 4, Pid: 42, Comm: [16]int8{'a', 'p', 'p'},
 			Saddr: [16]uint8{10, 0, 0, 1}, Daddr: [16]uint8{10, 0, 0, 2}, Sport: uint16(10000 + i), Dport: 80,
-			Flags: uint8(bpf.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN)}
-		step := func(ms int, typ bpf.TcptraceEventType, old, state uint8) {
+			Flags: uint8(layout.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN)}
+		step := func(ms int, typ layout.TcptraceEventType, old, state uint8) {
 			e := base
 			e.TsNs, e.Type, e.OldState, e.State = uint64((i*10+ms)*int(time.Millisecond)), uint8(typ), old, state
 			add(e)
 		}
-		step(0, bpf.TcptraceEventTypeEVENT_STATE, 7, 2)
-		step(1, bpf.TcptraceEventTypeEVENT_STATE, 2, 1)
-		step(5, bpf.TcptraceEventTypeEVENT_STATE, 1, 4)
-		step(6, bpf.TcptraceEventTypeEVENT_STATE, 4, 7)
-		step(6, bpf.TcptraceEventTypeEVENT_DESTROY, 0, 7)
+		step(0, layout.TcptraceEventTypeEVENT_STATE, 7, 2)
+		step(1, layout.TcptraceEventTypeEVENT_STATE, 2, 1)
+		step(5, layout.TcptraceEventTypeEVENT_STATE, 1, 4)
+		step(6, layout.TcptraceEventTypeEVENT_STATE, 4, 7)
+		step(6, layout.TcptraceEventTypeEVENT_DESTROY, 0, 7)
 	}
 	if err := w.Close(record.End{UnixNs: time.Unix(1000+int64(n)/100+1, 0).UnixNano(), DurationNs: int64(n) * 10 * int64(time.Millisecond)}); err != nil {
 		t.Fatal(err)

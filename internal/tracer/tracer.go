@@ -71,7 +71,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	pl, err := pipeline.New(pipeline.Config{Names: k.Names(), Boot: boot, Format: cfg.Format,
-		MaxSockets: cfg.MaxSockets, FullFindings: cfg.FullFindings, Filter: pipeline.Filter{Ports: cfg.Probe.Filter.Ports},
+		MaxSockets: cfg.MaxSockets, FullFindings: cfg.FullFindings, Filter: pipeline.Filter{Ports: cfg.Probe.Filter.Ports,
+			LocalPorts: cfg.Probe.Filter.LocalPorts, RemotePorts: cfg.Probe.Filter.RemotePorts},
 		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
 	if err != nil {
 		return err
@@ -147,8 +148,10 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() {
 		var err error
 		for b := range q.ch {
-			for recs := b.recs; err == nil && len(recs) >= decode.RecordSize; recs = recs[decode.RecordSize:] {
-				err = onRecord(recs[:decode.RecordSize])
+			for recs := b.recs; err == nil && len(recs) >= decode.Size(recs); {
+				n := decode.Size(recs)
+				err = onRecord(recs[:n])
+				recs = recs[n:]
 			}
 			if err == nil {
 				err = onPoll(b)
@@ -219,7 +222,8 @@ func Run(ctx context.Context, cfg Config) error {
 func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, cfg Config) record.Header {
 	names := k.Names()
 	h := record.Header{Created: started, Kernel: k.Release, HZ: names.HZ, BootUnixNs: boot.UnixNano(),
-		RecordSize: decode.RecordSize, States: map[string]string{}, Args: cfg.Args, Ports: cfg.Probe.Filter.Ports}
+		RecordSize: decode.RecordSize, States: map[string]string{}, Args: cfg.Args,
+		Ports: cfg.Probe.Filter.Ports, LocalPorts: cfg.Probe.Filter.LocalPorts, RemotePorts: cfg.Probe.Filter.RemotePorts}
 	for n, s := range names.States {
 		h.States[strconv.Itoa(int(n))] = string(s)
 	}
@@ -336,11 +340,12 @@ func snapshot(p *probe.Probe, only uint32, onRecord func([]byte) error) error {
 		return err
 	}
 	recs, err := p.Snapshot(paths)
-	for len(recs) >= decode.RecordSize {
-		if err := onRecord(recs[:decode.RecordSize]); err != nil {
+	for len(recs) >= decode.Size(recs) {
+		n := decode.Size(recs)
+		if err := onRecord(recs[:n]); err != nil {
 			return err
 		}
-		recs = recs[decode.RecordSize:]
+		recs = recs[n:]
 	}
 	return err
 }

@@ -329,7 +329,7 @@ func (t *Tracker) disconnectRule(s *socket, c *events.Close) {
 	}
 	why += ")"
 	rst, options := s.closing.rstSent, s.closing.options
-	destroyedWithIt := !s.destroyedAt.IsZero() && s.destroyedAt.Sub(rst.Time) < oneSegment
+	destroyedWithIt := s.destroyedFull && s.fullEnd.Sub(rst.Time) < oneSegment
 	child := len(s.phases) > 0 && s.phases[0].State == events.StateSynRecv
 	c.Rule, c.Inferred = events.RuleDisconnect, true
 	switch {

@@ -114,7 +114,7 @@ type socket struct {
 	overflowAt   time.Time
 	// overflowSeen is what the socket's namespace held when it closed so.
 	overflowSeen events.TimewaitOverflow
-	destroyedAt  time.Time // zero until its destroy
+	destroyedAt  time.Time
 	header       events.Header
 	phases       []events.Phase
 	closedBy     string
@@ -135,6 +135,15 @@ type socket struct {
 	end         string // how it ended, once known
 	timers      timers
 	closing     closing
+	// born: its first state change was seen (from CLOSE or its
+	// listener), at bornAt; destroyedFull: the full socket's destroy, when
+	// its counters were read.
+	born, destroyedFull bool
+	bornAt, fullEnd     time.Time
+	handshake           events.Handshake
+	counters            events.Counters
+	handshakeKnown      bool
+	countersKnown       bool
 }
 
 // timewait is the TIME_WAIT socket that follows a socket.
@@ -371,12 +380,17 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		t.out = append(t.out, ev)
 		remoteZeroed := t.keepTuple(&e.Header)
 		if s := t.lookup(&e.Header); s != nil {
-			s.destroyedAt, s.closing.remoteZeroed = e.Time, remoteZeroed
+			s.destroyedFull, s.fullEnd = true, e.Time
+			s.closing.remoteZeroed = remoteZeroed
+			if e.CountersKnown {
+				s.counters, s.countersKnown = e.Counters, true
+			}
 			t.endZeroWindow(s, s.header, e.Time, "closed")
 			switch {
 			case s.tw == nil && s.overflowFrom != "":
 				// An abort's RST may still follow (it does after the
 				// destroy when the ACK of our FIN found TCP_LINGER2 < 0).
+				s.destroyedAt = e.Time
 				t.overflows[s] = struct{}{}
 			case s.tw == nil:
 				t.finish(s, e.Time, endOf(s))
@@ -685,9 +699,13 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	if s.tw != nil && e.New == events.StateClose {
 		return
 	}
+	if e.HandshakeKnown {
+		s.handshake, s.handshakeKnown = e.Handshake, true
+	}
 	if len(s.phases) == 0 {
 		// A socket's life starts in CLOSE; a child's with its listener.
 		s.beforeTrace = e.Old != events.StateClose && e.Old != events.StateListen && !s.historyDropped
+		s.born, s.bornAt = !s.beforeTrace && !s.historyDropped, e.Time
 		s.phases = append(s.phases, events.Phase{State: e.Old, Start: e.Time.Add(-e.PrevState),
 			Duration: e.PrevState, DurationKnown: e.PrevStateKnown})
 		if e.Old == events.StateListen && e.New == events.StateSynRecv {
@@ -1091,7 +1109,11 @@ func (t *Tracker) finish(s *socket, at time.Time, end string) {
 	*sum = events.Summary{Header: s.header, ClosedBy: s.closedBy, End: end,
 		Retransmits: s.retransmits, ResetsSent: s.resetsSent, ResetsReceived: s.resetsRecv,
 		BeforeTrace: s.beforeTrace, HistoryDropped: s.historyDropped, Incomplete: s.incomplete, History: history,
+		Handshake: s.handshake, HandshakeKnown: s.handshakeKnown, Counters: s.counters, CountersKnown: s.countersKnown,
 		Close: t.closeOf(s)}
+	if s.born && s.destroyedFull {
+		sum.Lifetime, sum.LifetimeKnown = s.fullEnd.Sub(s.bornAt), true
+	}
 	sum.Time = at
 	for _, p := range s.phases {
 		// The final CLOSE is where the story ends, not a phase of it.

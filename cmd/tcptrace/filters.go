@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/tcptrace/tcptrace/internal/track"
+)
+
+// filterFlags are the socket filters tracing and replay share: every one
+// given must hold, and the values of one are alternatives.
+type filterFlags struct {
+	pids, ports, lports, rports []string
+}
+
+func (f *filterFlags) define(fs *pflag.FlagSet) {
+	fs.StringSliceVarP(&f.pids, "pid", "p", nil, "only sockets owned by these processes (repeat or comma-separate)")
+	fs.StringSliceVar(&f.ports, "port", nil, "only sockets with one of these ports, local or remote (repeat or comma-separate)")
+	fs.StringSliceVar(&f.lports, "lport", nil, "only sockets with one of these local ports: a server's listener and connections (repeat or comma-separate)")
+	fs.StringSliceVar(&f.rports, "rport", nil, "only sockets with one of these remote ports: the connections to a service (repeat or comma-separate)")
+}
+
+// socketFilter is what the filter flags ask for.
+type socketFilter struct {
+	pids                           []uint32
+	ports, localPorts, remotePorts []uint16
+}
+
+// parse reads the filter flags, each process id with parsePID; max limits
+// how many values one flag may have (0: no limit).
+func (f *filterFlags) parse(parsePID func(string) (uint32, error), maxPIDs, maxPorts int) (socketFilter, error) {
+	var sf socketFilter
+	if maxPIDs > 0 && len(f.pids) > maxPIDs {
+		return sf, usageError{fmt.Sprintf("too many --pid values: at most %d", maxPIDs)}
+	}
+	for _, s := range f.pids {
+		pid, err := parsePID(s)
+		if err != nil {
+			return sf, err
+		}
+		sf.pids = append(sf.pids, pid)
+	}
+	for _, list := range []struct {
+		flag   string
+		values []string
+		dst    *[]uint16
+	}{{"--port", f.ports, &sf.ports}, {"--lport", f.lports, &sf.localPorts}, {"--rport", f.rports, &sf.remotePorts}} {
+		if maxPorts > 0 && len(list.values) > maxPorts {
+			return sf, usageError{fmt.Sprintf("too many %s values: at most %d", list.flag, maxPorts)}
+		}
+		for _, s := range list.values {
+			port, err := strconv.ParseUint(strings.TrimSpace(s), 10, 32)
+			if err != nil || port < 1 || port > 65535 {
+				return sf, usageError{fmt.Sprintf("invalid %s %q: must be a number from 1 to 65535", list.flag, s)}
+			}
+			*list.dst = append(*list.dst, uint16(port))
+		}
+	}
+	return sf, nil
+}
+
+// parsePIDNumber reads a process id, without asking whether the process
+// exists (a recording's may be long gone).
+func parsePIDNumber(s string) (uint32, error) {
+	s = strings.TrimSpace(s)
+	pid, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || pid == 0 {
+		return 0, usageError{fmt.Sprintf("invalid --pid %q: must be a process id (a positive number)", s)}
+	}
+	return uint32(pid), nil
+}
+
+// viewFlags say how tracing and replay show what they find.
+type viewFlags struct {
+	format       string
+	maxSockets   int
+	fullFindings bool
+}
+
+func (v *viewFlags) define(cmd *cobra.Command) {
+	defineFormat(cmd, &v.format, "JSON lines, see docs/json.md")
+	cmd.Flags().IntVar(&v.maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once; the least recently active are dropped (counted in stats)")
+	cmd.Flags().BoolVar(&v.fullFindings, "full-findings", false, "write every finding in full, and no finding_summary lines "+
+		"(by default a finding that repeats one of its network namespace is written short, naming the first)")
+}
+
+func (v *viewFlags) check() error {
+	if err := checkFormat(v.format); err != nil {
+		return err
+	}
+	if v.maxSockets < 1 {
+		return usageError{fmt.Sprintf("invalid --max-sockets %d: must be at least 1", v.maxSockets)}
+	}
+	return nil
+}
+
+// defineFormat defines -o/--output, text or json; json says what it is.
+func defineFormat(cmd *cobra.Command, format *string, json string) {
+	cmd.Flags().StringVarP(format, "output", "o", "text", "output format: text or json ("+json+")")
+	// Fails only for a flag that does not exist, and it was just defined.
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func checkFormat(format string) error {
+	if format != "text" && format != "json" {
+		return usageError{fmt.Sprintf("invalid --output %q: use text or json", format)}
+	}
+	return nil
+}
