@@ -165,7 +165,9 @@ func TestAbortiveCloses(t *testing.T) {
 	withReasons := kernelHasResetReasons(t)
 	tests := []struct {
 		name string
-		port bool // trace with --port (the server's)
+		// portFilter, if set, traces with it (--port or --rport) at the
+		// server's port: the client's side only, under --rport.
+		portFilter string
 		// abort makes one side reset the connection; it returns the actor
 		// that does.
 		abort         func(srv, cli *actor) *actor
@@ -177,7 +179,9 @@ func TestAbortiveCloses(t *testing.T) {
 	}{
 		{name: "SO_LINGER 0", abort: func(srv, cli *actor) *actor { cli.do("linger0", "close"); return cli },
 			rule: "so_linger_zero", counter: "TcpExt.TCPAbortOnData", reason: "TCP_STATE", state: "ESTABLISHED"},
-		{name: "SO_LINGER 0 with --port", port: true, abort: func(srv, cli *actor) *actor { cli.do("linger0", "close"); return cli },
+		{name: "SO_LINGER 0 with --port", portFilter: "--port", abort: func(srv, cli *actor) *actor { cli.do("linger0", "close"); return cli },
+			rule: "so_linger_zero", counter: "TcpExt.TCPAbortOnData", reason: "TCP_STATE", state: "ESTABLISHED"},
+		{name: "SO_LINGER 0 with --rport", portFilter: "--rport", abort: func(srv, cli *actor) *actor { cli.do("linger0", "close"); return cli },
 			rule: "so_linger_zero", counter: "TcpExt.TCPAbortOnData", reason: "TCP_STATE", state: "ESTABLISHED"},
 		{name: "close with unread data", abort: func(srv, cli *actor) *actor {
 			cli.do("write 100")
@@ -201,8 +205,8 @@ func TestAbortiveCloses(t *testing.T) {
 			srv, cli := ns.connected(t, "127.0.0.1")
 			args := []string{"--netns", fmt.Sprint(ns.inode), "--skip-hook", "learn_owners"}
 			var tr, all *tracer
-			if tt.port {
-				tr = startTracer(t, append(args, "--port", fmt.Sprint(srv.port))...)
+			if tt.portFilter != "" {
+				tr = startTracer(t, append(args, tt.portFilter, fmt.Sprint(srv.port))...)
 				all = startTracer(t, args...)
 			} else {
 				tr = startTracer(t, args...)
@@ -235,7 +239,9 @@ func TestAbortiveCloses(t *testing.T) {
 			if closer == srv {
 				peer = cli
 			}
-			wantClose(t, "peer", summaryOf(t, evs, peer.port), "reset_by_peer", tt.peerFirstFIN, false)
+			if tt.portFilter != "--rport" {
+				wantClose(t, "peer", summaryOf(t, evs, peer.port), "reset_by_peer", tt.peerFirstFIN, false)
+			}
 			finding := false
 			for _, f := range ofType(evs, "finding") {
 				if f.Kind == "abortive_close" && f.Sport == closer.port && f.Evidence["rule"] == tt.rule {
@@ -249,12 +255,12 @@ func TestAbortiveCloses(t *testing.T) {
 			if len(destroy) != 1 || destroy[0].Daddr != "127.0.0.1" || destroy[0].Dport != peer.port || destroy[0].Saddr != "127.0.0.1" {
 				t.Errorf("closer's destroy %+v, want one, with the connection's 4-tuple", destroy)
 			}
-			if !tt.port {
+			if tt.portFilter == "" {
 				return
 			}
 			for _, e := range evs {
-				if e.Type != "finding_summary" && e.Sport != srv.port && e.Dport != srv.port {
-					t.Errorf("--port %d shows %s %s:%d -> %s:%d", srv.port, e.Type, e.Saddr, e.Sport, e.Daddr, e.Dport)
+				if e.Type != "finding_summary" && e.Dport != srv.port && (tt.portFilter == "--rport" || e.Sport != srv.port) {
+					t.Errorf("%s %d shows %s %s:%d -> %s:%d", tt.portFilter, srv.port, e.Type, e.Saddr, e.Sport, e.Daddr, e.Dport)
 				}
 			}
 			strays := 0
