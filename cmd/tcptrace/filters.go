@@ -79,6 +79,7 @@ type viewFlags struct {
 	format       string
 	maxSockets   int
 	fullFindings bool
+	summaryOnly  bool
 }
 
 func (v *viewFlags) define(cmd *cobra.Command) {
@@ -86,6 +87,8 @@ func (v *viewFlags) define(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&v.maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once; the least recently active are dropped (counted in stats)")
 	cmd.Flags().BoolVar(&v.fullFindings, "full-findings", false, "write every finding in full, and no finding_summary lines "+
 		"(by default a finding that repeats one of its network namespace is written short, naming the first)")
+	cmd.Flags().BoolVar(&v.summaryOnly, "summary-only", false, "write only each connection's summary, one line each "+
+		"(text: a table of bytes sent and received and lifetime, like tcplife), for busy servers")
 }
 
 func (v *viewFlags) check() error {

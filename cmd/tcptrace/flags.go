@@ -104,6 +104,7 @@ func (f *traceFlags) config() (tracer.Config, error) {
 		Discard:      f.discard,
 		MaxSockets:   f.view.maxSockets,
 		FullFindings: f.view.fullFindings,
+		SummaryOnly:  f.view.summaryOnly,
 		Record:       f.record,
 	}
 	if err := f.view.check(); err != nil {

@@ -41,6 +41,6 @@ func bindReplay(cmd *cobra.Command) func([]string) error {
 			*tv.dst = t
 		}
 		return replay.Run(replay.Config{File: args[0], Format: view.format, MaxSockets: view.maxSockets, Filter: filter,
-			FullFindings: view.fullFindings, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()})
+			FullFindings: view.fullFindings, SummaryOnly: view.summaryOnly, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()})
 	}
 }

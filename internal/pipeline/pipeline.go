@@ -80,6 +80,8 @@ type Config struct {
 	Filter     Filter
 	// FullFindings writes every finding in full, and no finding_summary.
 	FullFindings bool
+	// SummaryOnly writes only each socket's summary (text: as a table).
+	SummaryOnly bool
 	// Renderer, if set, takes the events instead of one made for Format.
 	Renderer render.Renderer
 	Stdout   io.Writer
@@ -95,7 +97,8 @@ type Pipeline struct {
 	rollup         *rollup.Rollup
 	out            render.Renderer
 	filter         Filter
-	filtering      bool         // filter keeps less than all
+	filtering      bool // filter keeps less than all
+	summaryOnly    bool
 	stats          render.Stats // ByType is filled from byType when asked
 	byType         []typeCount
 	stderr         io.Writer
@@ -119,6 +122,9 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 		if out, err = render.New(cfg.Format, cfg.Stdout, cfg.Stderr); err != nil {
 			return nil, err
 		}
+		if t, ok := out.(*render.Text); ok && cfg.SummaryOnly {
+			t.SummaryTable()
+		}
 	}
 	value := func(netns uint32, name string) (int64, bool) {
 		snap, err := env.Sysctls(netns)
@@ -133,14 +139,15 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 		return n, err == nil
 	}
 	return &Pipeline{
-		dec:       decode.New(cfg.Names, cfg.Boot),
-		tracker:   track.New(track.Options{MaxSockets: cfg.MaxSockets, NetnsGone: env.NetnsGone, Sysctl: value}),
-		explainer: explain.New(env.Sysctls),
-		rollup:    rollup.New(cfg.FullFindings),
-		out:       out,
-		filter:    cfg.Filter,
-		filtering: !cfg.Filter.empty(),
-		stderr:    cfg.Stderr,
+		dec:         decode.New(cfg.Names, cfg.Boot),
+		tracker:     track.New(track.Options{MaxSockets: cfg.MaxSockets, NetnsGone: env.NetnsGone, Sysctl: value}),
+		explainer:   explain.New(env.Sysctls),
+		rollup:      rollup.New(cfg.FullFindings),
+		out:         out,
+		filter:      cfg.Filter,
+		filtering:   !cfg.Filter.empty(),
+		summaryOnly: cfg.SummaryOnly,
+		stderr:      cfg.Stderr,
 	}, nil
 }
 
@@ -240,6 +247,9 @@ func (p *Pipeline) write(ev events.Event) error {
 		return err
 	}
 	if p.filtering && !p.filter.keeps(ev) {
+		return nil
+	}
+	if _, ok := ev.(*events.Summary); p.summaryOnly && !ok {
 		return nil
 	}
 	if f, ok := ev.(*events.Finding); ok {

@@ -23,6 +23,8 @@ type Text struct {
 	buf       []byte
 	addrWidth int
 	header    bool
+	// summaryTable: only summaries, as tcplife's table (SummaryTable).
+	summaryTable bool
 	// Scratch space for the columns of a line, and the formatted second of
 	// the last event's time.
 	clock, typ, pid, comm, local, remote []byte
@@ -37,7 +39,18 @@ const (
 	commWidth = 15
 )
 
+// SummaryTable makes t write only summaries, one table row each: the
+// figures tcplife gives.
+func (t *Text) SummaryTable() { t.summaryTable = true }
+
 func (t *Text) Event(ev events.Event) error {
+	if t.summaryTable {
+		s, ok := ev.(*events.Summary)
+		if !ok {
+			return nil
+		}
+		return t.summaryRow(s)
+	}
 	h := ev.Head()
 	t.local = appendEndpoint(t.local[:0], h.Local)
 	t.remote = appendEndpoint(t.remote[:0], h.Remote)
@@ -63,6 +76,35 @@ func (t *Text) Event(ev events.Event) error {
 	b := t.columns(t.buf[:0], t.clock, t.typ, t.pid, t.comm, t.local, t.remote)
 	b = appendDetail(b, ev)
 	b = append(b, '\n')
+	t.buf = b
+	_, err := t.w.Write(b)
+	return err
+}
+
+// summaryRow writes a summary as a row of the summary table.
+func (t *Text) summaryRow(s *events.Summary) error {
+	b := t.buf[:0]
+	if !t.header {
+		t.header = true
+		b = fmt.Appendf(b, "%-15s %7s %-15s %-39s %-39s %9s %9s %10s %s\n", "TIME", "PID", "COMM", "LOCAL", "REMOTE", "TX_KB", "RX_KB", "MS", "END")
+	}
+	pid, comm, figure := "-", s.Owner.Comm, func(known bool, v float64, format string) string {
+		if !known {
+			return "-"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	if s.Owner.PID != 0 {
+		pid = strconv.FormatUint(uint64(s.Owner.PID), 10)
+	}
+	if comm == "" {
+		comm = "?"
+	}
+	b = t.appendClock(b, s.Time)
+	b = fmt.Appendf(b, " %7s %-15s %-39s %-39s %9s %9s %10s %s\n", pid, comm, appendEndpoint(nil, s.Local), appendEndpoint(nil, s.Remote),
+		figure(s.CountersKnown, float64(s.Counters.BytesAcked)/1024, "%.1f"),
+		figure(s.CountersKnown, float64(s.Counters.BytesReceived)/1024, "%.1f"),
+		figure(s.LifetimeKnown, float64(s.Lifetime)/float64(time.Millisecond), "%.3f"), s.End)
 	t.buf = b
 	_, err := t.w.Write(b)
 	return err

@@ -25,6 +25,8 @@ type Config struct {
 	Filter     pipeline.Filter
 	// FullFindings writes every finding in full, and no finding_summary.
 	FullFindings bool
+	// SummaryOnly writes only each socket's summary.
+	SummaryOnly bool
 	Renderer     render.Renderer // instead of one for Format, if set
 	Stdout       io.Writer
 	Stderr       io.Writer
@@ -49,7 +51,7 @@ func Play(rec *record.Recording, cfg Config) error {
 		filter.Ports, filter.LocalPorts, filter.RemotePorts = rec.Header.Ports, rec.Header.LocalPorts, rec.Header.RemotePorts
 	}
 	p, err := pipeline.New(pipeline.Config{Names: Names(rec), Boot: time.Unix(0, rec.Header.BootUnixNs),
-		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: filter, FullFindings: cfg.FullFindings, Renderer: cfg.Renderer,
+		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: filter, FullFindings: cfg.FullFindings, SummaryOnly: cfg.SummaryOnly, Renderer: cfg.Renderer,
 		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
 	if err != nil {
 		return err

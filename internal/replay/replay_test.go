@@ -197,3 +197,38 @@ func TestReplayBeforeTails(t *testing.T) {
 		t.Errorf("no lifetime in the summaries of a replay")
 	}
 }
+
+// --summary-only writes each socket's summary and nothing else: in JSON the
+// summary lines of the full replay, in text a table row each, with the
+// bytes and the lifetime where they are known.
+func TestSummaryOnly(t *testing.T) {
+	const file = "testdata/TestTimewaitSynAccepted.rec.gz"
+	var all, only, table bytes.Buffer
+	for _, run := range []struct {
+		out         *bytes.Buffer
+		format      string
+		summaryOnly bool
+	}{{&all, "json", false}, {&only, "json", true}, {&table, "text", true}} {
+		if err := Run(Config{File: file, Format: run.format, SummaryOnly: run.summaryOnly, Stdout: run.out, Stderr: io.Discard}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var summaries []string
+	for line := range strings.SplitSeq(all.String(), "\n") {
+		if strings.Contains(line, `"type":"summary"`) {
+			summaries = append(summaries, line)
+		}
+	}
+	got := strings.Split(strings.TrimSuffix(only.String(), "\n"), "\n")
+	// The stats line ends both.
+	if len(summaries) == 0 || strings.Join(got[:len(got)-1], "\n") != strings.Join(summaries, "\n") {
+		t.Errorf("--summary-only -o json:\n%s\nwant the summaries:\n%s", only.String(), strings.Join(summaries, "\n"))
+	}
+	rows := strings.Split(strings.TrimSpace(table.String()), "\n")
+	if len(rows) != len(summaries)+1 || !strings.HasPrefix(rows[0], "TIME") || !strings.Contains(rows[0], "TX_KB") {
+		t.Fatalf("--summary-only table:\n%s\nwant a header and %d rows", table.String(), len(summaries))
+	}
+	if !strings.Contains(rows[2], "timewait_syn_accepted") || strings.Contains(rows[2], " - ") {
+		t.Errorf("row %q: want the TIME_WAIT story's end, its bytes and lifetime", rows[2])
+	}
+}

@@ -31,6 +31,7 @@ type Config struct {
 	ReadyFile    string        // written once every hook is attached
 	MaxSockets   int           // socket histories kept at once
 	FullFindings bool          // every finding in full, no finding_summary
+	SummaryOnly  bool          // only each socket's summary
 	Record       string        // a file to record the run to, if any
 	RecordMax    int64         // stop recording past this many bytes (0: no limit)
 	Args         []string      // the command line, for the recording
@@ -71,7 +72,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	pl, err := pipeline.New(pipeline.Config{Names: k.Names(), Boot: boot, Format: cfg.Format,
-		MaxSockets: cfg.MaxSockets, FullFindings: cfg.FullFindings, Filter: pipeline.Filter{Ports: cfg.Probe.Filter.Ports,
+		MaxSockets: cfg.MaxSockets, FullFindings: cfg.FullFindings, SummaryOnly: cfg.SummaryOnly, Filter: pipeline.Filter{Ports: cfg.Probe.Filter.Ports,
 			LocalPorts: cfg.Probe.Filter.LocalPorts, RemotePorts: cfg.Probe.Filter.RemotePorts},
 		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
 	if err != nil {
