@@ -34,6 +34,7 @@ type handshakeFacts struct {
 	ReceiveWscale uint8   `json:"receive_wscale"`
 	SACK          bool    `json:"sack"`
 	Timestamps    bool    `json:"timestamps"`
+	ECN           bool    `json:"ecn"`
 	RTTMs         float64 `json:"rtt_ms"`
 }
 
@@ -54,6 +55,7 @@ type counterFacts struct {
 func TestHandshakeAndCounters(t *testing.T) {
 	requireTracing(t)
 	ns := newNetns(t)
+	ns.sysctl(t, "net.ipv4.tcp_ecn", "1") // both ends ask for ECN: it is negotiated
 	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
 	srv, cli := ns.connected(t, "127.0.0.1")
 	cli.do("write 50000")
@@ -92,6 +94,7 @@ func TestHandshakeAndCounters(t *testing.T) {
 		optTimestamps = 1
 		optSACK       = 2
 		optWscale     = 4
+		optECN        = 8
 	)
 	hs := est.Handshake
 	// The MSS in use may grow after the handshake (loopback's MTU). The
@@ -101,7 +104,7 @@ func TestHandshakeAndCounters(t *testing.T) {
 		hs.MSSReceived != info.AdvMSS+map[bool]uint32{true: 12}[info.Options&optTimestamps != 0] ||
 		hs.Timestamps != (info.Options&optTimestamps != 0) || hs.SACK != (info.Options&optSACK != 0) ||
 		hs.WindowScaling != (info.Options&optWscale != 0) || hs.SendWscale != info.SndWscale ||
-		hs.ReceiveWscale != info.RcvWscale || hs.RTTMs <= 0 {
+		hs.ReceiveWscale != info.RcvWscale || !hs.ECN || info.Options&optECN == 0 || hs.RTTMs <= 0 {
 		t.Errorf("handshake %+v, TCP_INFO %+v", hs, info)
 	}
 	if sum.Handshake == nil || *sum.Handshake != *hs {
