@@ -18,16 +18,12 @@ type Server struct {
 }
 
 // Serve listens on addr (host:port, as ":9464" or "127.0.0.1:9464") and
-// serves m's registry at /metrics until Close. The address is checked and
-// bound before Serve returns, so that a bad one stops tracing before it
-// starts.
+// serves m's registry at /metrics until Close. The address is bound
+// before Serve returns, so that one taken stops tracing before it starts.
 func (m *Metrics) Serve(addr string) (*Server, error) {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return nil, fmt.Errorf("--metrics %q: not a host:port address such as :9464 or 127.0.0.1:9464", addr)
-	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics %q: cannot listen: %w", addr, err)
+		return nil, fmt.Errorf("--metrics %s: cannot listen there: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry}))
