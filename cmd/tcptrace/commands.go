@@ -37,6 +37,7 @@ given must hold, and the values of one are alternatives.`,
   sudo tcptrace --netns /run/netns/blue    one network namespace (path or inode)
   sudo tcptrace --duration 30s > trace.txt
   sudo tcptrace --record incident.tcptrace.gz   trace and record, to replay anywhere later
+  sudo tcptrace --metrics :9464 > /dev/null     Prometheus metrics at http://HOST:9464/metrics
   tcptrace help replay                     the help of one command`,
 	bind: bindTrace,
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"runtime/pprof"
 	"strconv"
@@ -17,28 +18,31 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/tcptrace/tcptrace/internal/metrics"
 	"github.com/tcptrace/tcptrace/internal/netns"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/tracer"
 )
 
 type traceFlags struct {
-	filters      filterFlags
-	view         viewFlags
-	netns        string
-	ipv4, ipv6   bool
-	duration     time.Duration
-	readyFile    string
-	ringSize     string
-	wakeupBytes  int
-	pollInterval time.Duration
-	record       string
-	recordMax    string
-	btfPath      string
-	cpuProfile   string
-	discard      bool
-	skipHooks    []string
-	bpfStats     bool
+	filters       filterFlags
+	view          viewFlags
+	netns         string
+	ipv4, ipv6    bool
+	duration      time.Duration
+	readyFile     string
+	ringSize      string
+	wakeupBytes   int
+	pollInterval  time.Duration
+	record        string
+	recordMax     string
+	btfPath       string
+	cpuProfile    string
+	discard       bool
+	skipHooks     []string
+	bpfStats      bool
+	metrics       string
+	metricsLabels []string
 }
 
 func bindTrace(cmd *cobra.Command) func([]string) error {
@@ -64,6 +68,9 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 	flags.StringVar(&f.readyFile, "ready-file", "", "write this file once every hook is attached (for scripts)")
 	flags.StringSliceVar(&f.skipHooks, "skip-hook", nil, "leave out optional hooks, by program (e.g. learn_owners), as if this kernel refused them (see tcptrace features)")
 	flags.BoolVar(&f.bpfStats, "bpf-stats", false, "count the runs of each BPF program and the kernel time spent in them, and report them in the closing stats (each run costs a clock read more)")
+	flags.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics while tracing (ADDR host:port, e.g. :9464 or 127.0.0.1:9464; README: Metrics)")
+	flags.StringSliceVar(&f.metricsLabels, "metrics-labels", nil, "label the --metrics series also by these, besides the network namespace: "+
+		strings.Join(metrics.OptionalLabels, ", ")+" (a 4-tuple or a pid never: a series per connection)")
 	// Read by cobra, which prints root.Version.
 	flags.Bool("version", false, "print the version, commit and Go version, and exit")
 	defineBTFPath(flags, &f.btfPath)
@@ -149,12 +156,37 @@ func (f *traceFlags) config() (tracer.Config, error) {
 	cfg.Probe.WakeupBytes = f.wakeupBytes
 	cfg.Probe.Skip = f.skipHooks
 	cfg.Probe.ProgramStats = f.bpfStats
+	if cfg.Metrics, cfg.MetricsLabels, err = f.metricsConfig(); err != nil {
+		return cfg, err
+	}
 	max, err := parseSize(f.recordMax)
 	if err != nil {
 		return cfg, usageError{fmt.Sprintf("invalid --record-max-size %q: use a size such as 100M or 2G, or 0", f.recordMax)}
 	}
 	cfg.RecordMax = int64(max)
 	return cfg, nil
+}
+
+// metricsConfig checks --metrics and --metrics-labels.
+func (f *traceFlags) metricsConfig() (addr string, labels []string, err error) {
+	if f.metrics == "" {
+		if len(f.metricsLabels) > 0 {
+			return "", nil, usageError{"--metrics-labels needs --metrics ADDR"}
+		}
+		return "", nil, nil
+	}
+	if _, port, err := net.SplitHostPort(f.metrics); err != nil || !validPort(port) {
+		return "", nil, usageError{fmt.Sprintf("invalid --metrics %q: use host:port, e.g. :9464 or 127.0.0.1:9464", f.metrics)}
+	}
+	if labels, err = metrics.ParseLabels(f.metricsLabels); err != nil {
+		return "", nil, usageError{err.Error()}
+	}
+	return f.metrics, labels, nil
+}
+
+func validPort(port string) bool {
+	_, err := strconv.ParseUint(port, 10, 16)
+	return err == nil
 }
 
 // parsePID reads a process id of a running process.

@@ -84,8 +84,11 @@ type Config struct {
 	SummaryOnly bool
 	// Renderer, if set, takes the events instead of one made for Format.
 	Renderer render.Renderer
-	Stdout   io.Writer
-	Stderr   io.Writer
+	// Observe, if set, sees every event written, as it is written (the
+	// metrics sink): it must not block.
+	Observe func(events.Event)
+	Stdout  io.Writer
+	Stderr  io.Writer
 }
 
 // Pipeline turns records into what a person or a tool reads. Not safe for
@@ -96,6 +99,7 @@ type Pipeline struct {
 	explainer      *explain.Explainer
 	rollup         *rollup.Rollup
 	out            render.Renderer
+	observe        func(events.Event)
 	filter         Filter
 	filtering      bool // filter keeps less than all
 	summaryOnly    bool
@@ -144,6 +148,7 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 		explainer:   explain.New(env.Sysctls),
 		rollup:      rollup.New(cfg.FullFindings),
 		out:         out,
+		observe:     cfg.Observe,
 		filter:      cfg.Filter,
 		filtering:   !cfg.Filter.empty(),
 		summaryOnly: cfg.SummaryOnly,
@@ -189,6 +194,10 @@ func (p *Pipeline) Flush() error { return p.out.Flush() }
 
 // Tracked is how many sockets have a history now.
 func (p *Pipeline) Tracked() int { return p.tracker.Tracked() }
+
+// Evicted is how many socket histories were dropped so far to stay within
+// MaxSockets.
+func (p *Pipeline) Evicted() uint64 { return p.tracker.Evicted() }
 
 // Stats is the account so far.
 func (p *Pipeline) Stats() render.Stats {
@@ -272,6 +281,9 @@ func (p *Pipeline) summarize(sums []*events.FindingSummary) error {
 func (p *Pipeline) render(ev events.Event) error {
 	p.stats.Events++
 	p.count(ev.Type())
+	if p.observe != nil {
+		p.observe(ev)
+	}
 	return p.out.Event(ev)
 }
 

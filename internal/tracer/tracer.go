@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/decode"
+	"github.com/tcptrace/tcptrace/internal/metrics"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/record"
@@ -23,26 +24,39 @@ import (
 
 // Config is one live run.
 type Config struct {
-	Probe        probe.Config
-	BTFPath      string
-	Format       string        // "text" or "json"
-	Duration     time.Duration // 0: until ctx is done
-	PollInterval time.Duration // longest delay before a record is shown
-	ReadyFile    string        // written once every hook is attached
-	MaxSockets   int           // socket histories kept at once
-	FullFindings bool          // every finding in full, no finding_summary
-	SummaryOnly  bool          // only each socket's summary
-	Record       string        // a file to record the run to, if any
-	RecordMax    int64         // stop recording past this many bytes (0: no limit)
-	Args         []string      // the command line, for the recording
-	Status       bool          // keep a status line on the terminal (stderr)
-	Discard      bool          // drop the records unread: measures the kernel side alone
-	Stdout       io.Writer
-	Stderr       io.Writer
+	Probe         probe.Config
+	BTFPath       string
+	Format        string        // "text" or "json"
+	Duration      time.Duration // 0: until ctx is done
+	PollInterval  time.Duration // longest delay before a record is shown
+	ReadyFile     string        // written once every hook is attached
+	MaxSockets    int           // socket histories kept at once
+	FullFindings  bool          // every finding in full, no finding_summary
+	SummaryOnly   bool          // only each socket's summary
+	Record        string        // a file to record the run to, if any
+	RecordMax     int64         // stop recording past this many bytes (0: no limit)
+	Args          []string      // the command line, for the recording
+	Status        bool          // keep a status line on the terminal (stderr)
+	Discard       bool          // drop the records unread: measures the kernel side alone
+	Metrics       string        // serve Prometheus metrics at this host:port, if any
+	MetricsLabels []string      // the optional labels of the metrics (metrics.ParseLabels)
+	Stdout        io.Writer
+	Stderr        io.Writer
 }
 
 // Run traces until ctx is done or cfg.Duration has passed.
 func Run(ctx context.Context, cfg Config) error {
+	var mx *metrics.Metrics
+	if cfg.Metrics != "" {
+		// Listening first: an address taken stops tracing before any hook
+		// is attached.
+		mx = metrics.New(cfg.MetricsLabels)
+		srv, err := mx.Serve(cfg.Metrics)
+		if err != nil {
+			return err
+		}
+		defer srv.Close() // scrapes cut short at exit matter to no one
+	}
 	k, err := probe.OpenKernel(cfg.BTFPath)
 	if err != nil {
 		return err
@@ -71,10 +85,14 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("record: %w", err)
 		}
 	}
-	pl, err := pipeline.New(pipeline.Config{Names: k.Names(), Boot: boot, Format: cfg.Format,
+	plCfg := pipeline.Config{Names: k.Names(), Boot: boot, Format: cfg.Format,
 		MaxSockets: cfg.MaxSockets, FullFindings: cfg.FullFindings, SummaryOnly: cfg.SummaryOnly, Filter: pipeline.Filter{Ports: cfg.Probe.Filter.Ports,
 			LocalPorts: cfg.Probe.Filter.LocalPorts, RemotePorts: cfg.Probe.Filter.RemotePorts},
-		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
+		Stdout: cfg.Stdout, Stderr: cfg.Stderr}
+	if mx != nil {
+		plCfg.Observe = mx.Observe
+	}
+	pl, err := pipeline.New(plCfg, env)
 	if err != nil {
 		return err
 	}
@@ -128,6 +146,11 @@ func Run(ctx context.Context, cfg Config) error {
 					return fmt.Errorf("record: %w", err)
 				}
 			}
+		}
+		if mx != nil {
+			mx.SetLost(lost)
+			mx.SetEvicted(pl.Evicted())
+			mx.SetQueueBytes(q.bytes.Load())
 		}
 		if env.rec != nil {
 			full := env.rec.Full()
