@@ -15,7 +15,7 @@ const (
 
 func TestParse(t *testing.T) {
 	for _, tc := range []struct {
-		path                 string
+		path                string
 		runtime, id, poduid string
 	}{
 		{"/system.slice/docker-" + id + ".scope", Docker, id, ""},
