@@ -26,6 +26,9 @@ type Env interface {
 	Sysctls(netns uint32) (sysctl.Snapshot, error)
 	// NetnsGone tells whether a network namespace no longer exists.
 	NetnsGone(netns uint32) bool
+	// Cgroup returns the cgroup with this id, nil if not known; the same
+	// value for every call with one id once known.
+	Cgroup(id uint64) *events.Cgroup
 }
 
 // Filter keeps some events; zero values keep all. Live tracing filters in
@@ -103,6 +106,7 @@ type Pipeline struct {
 	byType         []typeCount
 	stderr         io.Writer
 	firstDecodeErr error
+	cgroup         func(id uint64) *events.Cgroup
 }
 
 // typeCount is how many events of a type were written. A handful of types
@@ -148,6 +152,7 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 		filtering:   !cfg.Filter.empty(),
 		summaryOnly: cfg.SummaryOnly,
 		stderr:      cfg.Stderr,
+		cgroup:      env.Cgroup,
 	}, nil
 }
 
@@ -163,8 +168,14 @@ func (p *Pipeline) Record(rec []byte) error {
 		}
 		return nil
 	}
-	if p.filter.ended(ev.Head().Time) {
+	h := ev.Head()
+	if p.filter.ended(h.Time) {
 		return nil
+	}
+	// Before the tracker, which gives the socket's owner to its events
+	// that come without one.
+	if h.Owner.PID != 0 && h.Owner.CgroupID != 0 {
+		h.Owner.Cgroup = p.cgroup(h.Owner.CgroupID)
 	}
 	return p.show(p.tracker.Process(ev))
 }
