@@ -28,9 +28,9 @@ type Config struct {
 	FullFindings bool
 	// SummaryOnly writes only each socket's summary.
 	SummaryOnly bool
-	Renderer     render.Renderer // instead of one for Format, if set
-	Stdout       io.Writer
-	Stderr       io.Writer
+	Renderer    render.Renderer // instead of one for Format, if set
+	Stdout      io.Writer
+	Stderr      io.Writer
 }
 
 // Run replays cfg.File.
