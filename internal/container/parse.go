@@ -4,6 +4,7 @@
 package container
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/tcptrace/tcptrace/internal/events"
@@ -126,6 +127,32 @@ func isLowerHex(s string, dashes bool) bool {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (!dashes || c != '-') {
 			return false
 		}
+	}
+	return true
+}
+
+// Selector picks cgroups by path (a cgroup and those below it) and by the
+// id of the container they name (a prefix of it). Both given, both must
+// hold; the values of one are alternatives.
+type Selector struct {
+	Paths             []string // below the cgroup2 mount, each starting with "/"
+	ContainerPrefixes []string
+}
+
+// Empty tells whether the selector picks every cgroup.
+func (s Selector) Empty() bool { return len(s.Paths) == 0 && len(s.ContainerPrefixes) == 0 }
+
+// Selects tells whether the selector picks cg.
+func (s Selector) Selects(cg events.Cgroup) bool {
+	if len(s.Paths) > 0 && !slices.ContainsFunc(s.Paths, func(p string) bool {
+		return p == "/" || cg.Path == p || strings.HasPrefix(cg.Path, p+"/")
+	}) {
+		return false
+	}
+	if len(s.ContainerPrefixes) > 0 && (cg.ContainerID == "" || !slices.ContainsFunc(s.ContainerPrefixes, func(p string) bool {
+		return strings.HasPrefix(cg.ContainerID, p)
+	})) {
+		return false
 	}
 	return true
 }

@@ -81,3 +81,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestSelector(t *testing.T) {
+	docker := Parse("/system.slice/docker-" + id + ".scope")
+	nested := Parse("/machine.slice/libpod-" + id + ".scope/container")
+	session := Parse("/user.slice/user-1000.slice/session-2.scope")
+	for _, tc := range []struct {
+		sel  Selector
+		cg   events.Cgroup
+		want bool
+	}{
+		{Selector{}, session, true},
+		{Selector{Paths: []string{"/system.slice"}}, docker, true},
+		{Selector{Paths: []string{"/system"}}, docker, false}, // a path, not a string prefix
+		{Selector{Paths: []string{docker.Path}}, docker, true},
+		{Selector{Paths: []string{"/"}}, session, true},
+		{Selector{Paths: []string{"/user.slice", "/system.slice"}}, docker, true},
+		{Selector{ContainerPrefixes: []string{id[:12]}}, docker, true},
+		{Selector{ContainerPrefixes: []string{id[:12]}}, nested, true},
+		{Selector{ContainerPrefixes: []string{"ffff", id[:3]}}, docker, true},
+		{Selector{ContainerPrefixes: []string{"ffff"}}, docker, false},
+		{Selector{ContainerPrefixes: []string{id[:12]}}, session, false},
+		{Selector{Paths: []string{"/user.slice"}, ContainerPrefixes: []string{id[:12]}}, docker, false},
+		{Selector{Paths: []string{"/machine.slice"}, ContainerPrefixes: []string{id[:12]}}, nested, true},
+	} {
+		if got := tc.sel.Selects(tc.cg); got != tc.want {
+			t.Errorf("%+v selects %s: %v, want %v", tc.sel, tc.cg.Path, got, tc.want)
+		}
+	}
+}

@@ -148,3 +148,17 @@ func (r *Resolver) rewalk() {
 		r.pods = pods
 	}
 }
+
+// Select returns the ids of the cgroups below mount that s picks.
+func Select(mount string, s Selector) ([]uint64, error) {
+	var ids []uint64
+	err := Walk(mount, func(path string, id uint64) {
+		if s.Selects(Parse(path)) {
+			ids = append(ids, id)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walk the cgroup tree: %w", err)
+	}
+	return ids, nil
+}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/explain"
@@ -42,7 +43,8 @@ type Env interface {
 // hold; the values of one are alternatives.
 type Filter struct {
 	PIDs         []uint32
-	Ports        []uint16 // local or remote
+	Cgroups      container.Selector // on the owner's cgroup; an unknown one is not kept
+	Ports        []uint16           // local or remote
 	LocalPorts   []uint16
 	RemotePorts  []uint16
 	Since, Until time.Time
@@ -51,6 +53,9 @@ type Filter struct {
 func (f *Filter) keeps(ev events.Event) bool {
 	h := ev.Head()
 	if len(f.PIDs) > 0 && !slices.Contains(f.PIDs, h.Owner.PID) {
+		return false
+	}
+	if !f.Cgroups.Empty() && (h.Owner.Cgroup == nil || !f.Cgroups.Selects(*h.Owner.Cgroup)) {
 		return false
 	}
 	local, remote := h.Local.Port(), h.Remote.Port()
@@ -68,7 +73,7 @@ func (f *Filter) keeps(ev events.Event) bool {
 
 // empty tells whether the filter keeps everything before Until.
 func (f *Filter) empty() bool {
-	return len(f.PIDs) == 0 && len(f.Ports) == 0 && len(f.LocalPorts) == 0 && len(f.RemotePorts) == 0 && f.Since.IsZero()
+	return len(f.PIDs) == 0 && f.Cgroups.Empty() && len(f.Ports) == 0 && len(f.LocalPorts) == 0 && len(f.RemotePorts) == 0 && f.Since.IsZero()
 }
 
 // ended tells whether t is past the end of the replay.
