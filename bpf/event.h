@@ -9,6 +9,7 @@
 #define TCPTRACE_EVENT_H
 
 #define MAX_FILTER_PIDS 64
+#define MAX_FILTER_CGROUPS 64
 #define MAX_FILTER_PORTS 16
 
 enum event_type {

@@ -30,6 +30,8 @@ const enum close_flag unused_close_flag __attribute__((unused));
 /* Filters, rewritten by the loader before load (0 / empty = no filter). */
 const volatile __u32 filter_pid_count = 0;
 const volatile __u32 filter_pids[MAX_FILTER_PIDS] = {};
+const volatile __u32 filter_cgroup_count = 0; /* owners' cgroup v2 ids */
+const volatile __u64 filter_cgroups[MAX_FILTER_CGROUPS] = {};
 const volatile __u32 filter_port_count = 0; /* local or remote */
 const volatile __u16 filter_ports[MAX_FILTER_PORTS] = {};
 const volatile __u32 filter_lport_count = 0;
@@ -38,6 +40,12 @@ const volatile __u32 filter_rport_count = 0;
 const volatile __u16 filter_rports[MAX_FILTER_PORTS] = {};
 const volatile __u32 filter_netns = 0;
 const volatile __u16 filter_family = 0; /* AF_INET or AF_INET6 */
+
+/* Whether a filter on the sockets' owners is given (--pid, --cgroup, --container). */
+static __always_inline bool owner_filtered(void)
+{
+	return filter_pid_count || filter_cgroup_count;
+}
 
 /*
  * TCP state numbers, resolved by name from the running kernel's BTF by the
@@ -105,12 +113,12 @@ struct sock_info {
 };
 
 /*
- * Per-socket owner and state clock, stored on the socket itself, for --pid
+ * Per-socket owner and state clock, stored on the socket itself, for the owner filters
  * only: the filter must know the owner of a socket whose events run in
  * softirq. Created when a socket's owner is first learnt (connect, listen,
  * close in process context), freed by the kernel with the socket. BPF_F_CLONE
  * copies a listener's entry to each child it spawns, which is how an accepted
- * socket, created in softirq, inherits its server's owner. Without --pid no
+ * socket, created in softirq, inherits its server's owner. Without owner filters no
  * entry is made: allocating one for every socket, cloning it into every
  * accepted one and freeing them through RCU cost about 1.5 us a connection
  * under churn (perf); user space knows each socket's owner and state times
@@ -124,7 +132,7 @@ struct {
 } socks SEC(".maps");
 
 /*
- * A socket's owner, stored on it, without --pid, for its own later events: a
+ * A socket's owner, stored on it, without owner filters, for its own later events: a
  * listener's (its close, its RSTs, its SYN-ACK retransmits), and that of a
  * socket open when tracing starts. Not cloned: an accepted socket's owner
  * user space takes from its listener's events.
@@ -137,7 +145,7 @@ struct {
 } kept_owners SEC(".maps");
 
 /*
- * The owner kept on a socket: under --pid in its storage (every socket of a
+ * The owner kept on a socket: under the owner filters (--pid, --cgroup, --container) in its storage (every socket of a
  * wanted process has one); otherwise in kept_owners. NULL if none.
  */
 static __always_inline struct owner *kept_owner(const struct sock *sk)
@@ -145,7 +153,7 @@ static __always_inline struct owner *kept_owner(const struct sock *sk)
 	struct sock_info *info;
 	struct owner *o;
 
-	if (!filter_pid_count) {
+	if (!owner_filtered()) {
 		o = bpf_sk_storage_get(&kept_owners, (void *)sk, NULL, 0);
 		return o && o->tgid ? o : NULL;
 	}
@@ -158,7 +166,7 @@ static __always_inline struct owner *keep_owner(const struct sock *sk)
 {
 	struct sock_info *info;
 
-	if (!filter_pid_count)
+	if (!owner_filtered())
 		return bpf_sk_storage_get(&kept_owners, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	return info ? &info->owner : NULL;
@@ -184,10 +192,10 @@ struct tw_owner {
 };
 
 /*
- * Owners by cookie, for --pid where a program reaches a socket only as an
+ * Owners by cookie, for the owner filters where a program reaches a socket only as an
  * address (the timer tracepoints) and cannot use its storage, and for
  * TIME_WAIT sockets, separate storage-less kernel objects that keep only the
- * cookie. (Without --pid, user space knows the owner from the socket's
+ * cookie. (Without owner filters, user space knows the owner from the socket's
  * earlier events.) Added when an owner is learnt; removed when the TIME_WAIT
  * timer fires, or at destroy when no TIME_WAIT followed. LRU: a TIME_WAIT
  * ended early (cancelled) leaves its entry to be evicted.
@@ -245,6 +253,25 @@ static __always_inline bool pid_wanted(__u32 tgid)
 	return false;
 }
 
+static __always_inline bool cgroup_wanted(__u64 cgroup_id)
+{
+	if (!filter_cgroup_count)
+		return true;
+	for (__u32 i = 0; i < MAX_FILTER_CGROUPS; i++) {
+		if (i >= filter_cgroup_count)
+			break;
+		if (filter_cgroups[i] == cgroup_id)
+			return true;
+	}
+	return false;
+}
+
+/* Whether a process in this cgroup passes the owner filters (--pid; --cgroup and --container, as cgroup ids). */
+static __always_inline bool ids_wanted(__u32 tgid, __u64 cgroup_id)
+{
+	return pid_wanted(tgid) && cgroup_wanted(cgroup_id);
+}
+
 static __always_inline bool port_listed(const volatile __u16 *ports, __u32 count, __u16 port)
 {
 	for (__u32 i = 0; i < MAX_FILTER_PORTS; i++) {
@@ -279,9 +306,9 @@ static __always_inline bool id_wanted(const struct sock_id *id)
 
 static __always_inline bool owner_wanted(const struct owner *o)
 {
-	if (!filter_pid_count)
+	if (!owner_filtered())
 		return true;
-	return o && pid_wanted(o->tgid);
+	return o && ids_wanted(o->tgid, o->cgroup_id);
 }
 
 /* Reads family, ports and netns of a full socket, TIME_WAIT or request sock. */
@@ -675,11 +702,11 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 
 	now = bpf_ktime_get_ns();
 	in_context = owner_in_context(sk, new_state);
-	if (filter_pid_count) {
+	if (owner_filtered()) {
 		info = bpf_sk_storage_get(&socks, (void *)sk, NULL, 0);
 		if (in_context) {
 			tgid = bpf_get_current_pid_tgid() >> 32;
-			if (!pid_wanted(tgid))
+			if (!ids_wanted(tgid, bpf_get_current_cgroup_id()))
 				return 0;
 			if (!info)
 				info = bpf_sk_storage_get(&socks, (void *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
@@ -710,8 +737,8 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 			return 0;
 	}
 	flush_birth(sk, &id, o);
-	/* Owners by cookie, for the TIME_WAIT and timer programs under --pid. */
-	if (o && filter_pid_count && (in_context || old_state == tcp_listen))
+	/* Owners by cookie, for the TIME_WAIT and timer programs under the owner filters. */
+	if (o && owner_filtered() && (in_context || old_state == tcp_listen))
 		remember_owner(sk, o);
 	if (info) {
 		if (info->state_since_ns) {
@@ -776,8 +803,8 @@ static __always_inline void emit_reset_for_segment(const struct sk_buff *skb, __
 	__be16 port = 0;
 	struct event *e;
 
-	/* No owner without a socket: such RSTs never pass a --pid filter. */
-	if (filter_pid_count)
+	/* No owner without a socket: such RSTs never pass an owner filter. */
+	if (owner_filtered())
 		return;
 	bpf_probe_read_kernel(&version, 1, nh);
 	version >>= 4;
@@ -945,7 +972,7 @@ int BPF_PROG(handle_destroy, struct sock *sk)
 	cookie = sk->__sk_common.skc_cookie.counter;
 	if (zero_window_entries)
 		forget_zero_window(cookie);
-	if (!filter_pid_count)
+	if (!owner_filtered())
 		return 0;
 	two = bpf_map_lookup_elem(&cookie_owners, &cookie);
 	if (two && !two->armed)
@@ -1015,7 +1042,7 @@ static __always_inline struct owner *tw_owner_of(__u64 cookie, bool arm)
 {
 	struct tw_owner *two;
 
-	if (!filter_pid_count)
+	if (!owner_filtered())
 		return NULL;
 	two = bpf_map_lookup_elem(&cookie_owners, &cookie);
 	if (!two)
@@ -1125,7 +1152,7 @@ int BPF_PROG(handle_timer_expire_exit, struct timer_list *timer)
 	if (!id.sport) /* an aborted socket has let its port go */
 		id.sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
-	if (filter_pid_count)
+	if (owner_filtered())
 		o = tw_owner_of(cookie, false);
 	if (!id_wanted(&id) || !owner_wanted(o))
 		return 0;
@@ -1431,7 +1458,7 @@ static __always_inline void note_preexisting_owner(__u64 addr, __u64 ino, struct
  * namespace, then (after attaching) snapshot_tcp in each namespace.
  *
  * iter/task_file: every open file of every task; for a TCP socket, note its
- * owner, so that sockets made before tracing are attributed (and pass --pid)
+ * owner, so that sockets made before tracing are attributed (and pass the owner filters)
  * like new ones. Every pointer reached from the file is only read
  * (BPF_CORE_READ), never handed to a helper: see preexisting_owners.
  */
@@ -1450,7 +1477,7 @@ int learn_owners(struct bpf_iter__task_file *ctx)
 	if (!sock)
 		return 0;
 	sk = BPF_CORE_READ(sock, sk);
-	if (!sk || !pid_wanted(task->tgid))
+	if (!sk || !ids_wanted(task->tgid, BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id)))
 		return 0;
 	protocol = BPF_CORE_READ(sk, sk_protocol);
 	/*

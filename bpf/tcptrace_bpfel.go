@@ -204,6 +204,8 @@ const (
 	TcptraceProgSnapshotTcp             = "snapshot_tcp"
 	TcptraceVarBirthsHeld               = "births_held"
 	TcptraceVarEconnaborted             = "econnaborted"
+	TcptraceVarFilterCgroupCount        = "filter_cgroup_count"
+	TcptraceVarFilterCgroups            = "filter_cgroups"
 	TcptraceVarFilterFamily             = "filter_family"
 	TcptraceVarFilterLportCount         = "filter_lport_count"
 	TcptraceVarFilterLports             = "filter_lports"
@@ -336,6 +338,8 @@ type TcptraceMapSpecs struct {
 type TcptraceVariableSpecs struct {
 	BirthsHeld               *ebpf.VariableSpec `ebpf:"births_held"`
 	Econnaborted             *ebpf.VariableSpec `ebpf:"econnaborted"`
+	FilterCgroupCount        *ebpf.VariableSpec `ebpf:"filter_cgroup_count"`
+	FilterCgroups            *ebpf.VariableSpec `ebpf:"filter_cgroups"`
 	FilterFamily             *ebpf.VariableSpec `ebpf:"filter_family"`
 	FilterLportCount         *ebpf.VariableSpec `ebpf:"filter_lport_count"`
 	FilterLports             *ebpf.VariableSpec `ebpf:"filter_lports"`
@@ -433,6 +437,8 @@ func (m *TcptraceMaps) Close() error {
 type TcptraceVariables struct {
 	BirthsHeld               *ebpf.Variable `ebpf:"births_held"`
 	Econnaborted             *ebpf.Variable `ebpf:"econnaborted"`
+	FilterCgroupCount        *ebpf.Variable `ebpf:"filter_cgroup_count"`
+	FilterCgroups            *ebpf.Variable `ebpf:"filter_cgroups"`
 	FilterFamily             *ebpf.Variable `ebpf:"filter_family"`
 	FilterLportCount         *ebpf.Variable `ebpf:"filter_lport_count"`
 	FilterLports             *ebpf.Variable `ebpf:"filter_lports"`

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/probe"
 )
 
@@ -75,6 +76,9 @@ func TestCLIMessages(t *testing.T) {
 		{[]string{"--pid", "abc"}, exitUsage, `invalid --pid "abc": must be a process id (a positive number)`},
 		{[]string{"-p", "1,x"}, exitUsage, `invalid --pid "x": must be a process id (a positive number)`},
 		{[]string{"--pid", fmt.Sprint(nopid)}, exitUsage, fmt.Sprintf("invalid --pid %d: no such process", nopid)},
+		{[]string{"--cgroup", "system.slice"}, exitUsage, `invalid --cgroup "system.slice": must be a cgroup v2 path starting with /, as in /proc/PID/cgroup`},
+		{[]string{"--container", "xyz"}, exitUsage, `invalid --container "xyz": must be a container id or its prefix (hex digits)`},
+		{[]string{"replay", notRecording, "--container", "-"}, exitUsage, `invalid --container "-": must be a container id or its prefix (hex digits)`},
 		{[]string{"--port", "70000"}, exitUsage, `invalid --port "70000": must be a number from 1 to 65535`},
 		{[]string{"--lport", "0"}, exitUsage, `invalid --lport "0": must be a number from 1 to 65535`},
 		{[]string{"--rport", "https"}, exitUsage, `invalid --rport "https": must be a number from 1 to 65535`},
@@ -227,6 +231,51 @@ func TestCompletions(t *testing.T) {
 				t.Errorf("completing %q: exit %d, no %q in\n%s", tt.args, code, want, stdout)
 			}
 		}
+	}
+}
+
+// TestCgroupFilterFlags: --cgroup takes paths below the mount or under it,
+// --container id prefixes; tracing resolves them to cgroup ids now and
+// refuses when none matches.
+func TestCgroupFilterFlags(t *testing.T) {
+	var filters filterFlags
+	fs := (&cobra.Command{}).Flags()
+	filters.define(fs)
+	if err := fs.Parse([]string{"--cgroup", "/sys/fs/cgroup/system.slice/,/kubepods", "--container", "3F4E", "--cgroup", "/sys/fs/cgroup"}); err != nil {
+		t.Fatal(err)
+	}
+	sf, err := filters.parse(parsePIDNumber, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sf.cgroups.Paths, []string{"/system.slice", "/kubepods", "/"}) || !slices.Equal(sf.cgroups.ContainerPrefixes, []string{"3f4e"}) {
+		t.Errorf("filter %+v, want paths [/system.slice /kubepods /] and container prefix 3f4e", sf.cgroups)
+	}
+
+	mount, err := container.Mount()
+	if err != nil {
+		t.Skip(err)
+	}
+	cmd := &cobra.Command{}
+	f := defineTraceFlags(cmd)
+	if err := cmd.ParseFlags([]string{"--cgroup", "/tcptrace-no-such.slice", "--container", "0"}); err != nil {
+		t.Fatal(err)
+	}
+	want := "no cgroup under " + mount + " matches --cgroup /tcptrace-no-such.slice --container 0"
+	if _, err := f.config(); err == nil || err.Error() != want {
+		t.Errorf("config: %v, want %q", err, want)
+	}
+	cmd = &cobra.Command{}
+	f = defineTraceFlags(cmd)
+	if err := cmd.ParseFlags([]string{"--cgroup", "/"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.config()
+	if err != nil && !strings.Contains(err.Error(), "more than the") {
+		t.Fatal(err)
+	}
+	if err == nil && len(cfg.Probe.Filter.Cgroups) == 0 {
+		t.Error("--cgroup / resolved to no cgroup id")
 	}
 }
 

@@ -34,6 +34,8 @@ given must hold, and the values of one are alternatives.`,
   sudo tcptrace --lport 8080               the connections of the server on port 8080
   sudo tcptrace --rport 5432               the connections to port 5432 elsewhere
   sudo tcptrace -p 1234,5678 -6            two processes, IPv6 only
+  sudo tcptrace --container 3f4e5d6c7b8a   the sockets of one container (docker, containerd, CRI-O, podman)
+  sudo tcptrace --cgroup /system.slice/nginx.service   a systemd service's, or any cgroup's and those below it
   sudo tcptrace --netns /run/netns/blue    one network namespace (path or inode)
   sudo tcptrace --duration 30s > trace.txt
   sudo tcptrace --record incident.tcptrace.gz   trace and record, to replay anywhere later

@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/track"
 )
 
@@ -15,10 +17,15 @@ import (
 // given must hold, and the values of one are alternatives.
 type filterFlags struct {
 	pids, ports, lports, rports []string
+	cgroups, containers         []string
 }
 
 func (f *filterFlags) define(fs *pflag.FlagSet) {
 	fs.StringSliceVarP(&f.pids, "pid", "p", nil, "only sockets owned by these processes (repeat or comma-separate)")
+	fs.StringSliceVar(&f.cgroups, "cgroup", nil, "only sockets whose owners run in these cgroups or below them: cgroup v2 paths, "+
+		"e.g. /system.slice/nginx.service or /sys/fs/cgroup/kubepods.slice (repeat or comma-separate)")
+	fs.StringSliceVar(&f.containers, "container", nil, "only sockets whose owners run in these containers: ids or their prefixes, "+
+		"as docker ps or crictl ps show them, e.g. 3f4e5d6c7b8a (repeat or comma-separate)")
 	fs.StringSliceVar(&f.ports, "port", nil, "only sockets with one of these ports, local or remote (repeat or comma-separate)")
 	fs.StringSliceVar(&f.lports, "lport", nil, "only sockets with one of these local ports: a server's listener and connections (repeat or comma-separate)")
 	fs.StringSliceVar(&f.rports, "rport", nil, "only sockets with one of these remote ports: the connections to a service (repeat or comma-separate)")
@@ -27,6 +34,7 @@ func (f *filterFlags) define(fs *pflag.FlagSet) {
 // socketFilter is what the filter flags ask for.
 type socketFilter struct {
 	pids                           []uint32
+	cgroups                        container.Selector
 	ports, localPorts, remotePorts []uint16
 }
 
@@ -43,6 +51,20 @@ func (f *filterFlags) parse(parsePID func(string) (uint32, error), maxPIDs, maxP
 			return sf, err
 		}
 		sf.pids = append(sf.pids, pid)
+	}
+	for _, s := range f.cgroups {
+		path, err := parseCgroupPath(s)
+		if err != nil {
+			return sf, err
+		}
+		sf.cgroups.Paths = append(sf.cgroups.Paths, path)
+	}
+	for _, s := range f.containers {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if s == "" || len(s) > 64 || strings.Trim(s, "0123456789abcdef") != "" {
+			return sf, usageError{fmt.Sprintf("invalid --container %q: must be a container id or its prefix (hex digits)", s)}
+		}
+		sf.cgroups.ContainerPrefixes = append(sf.cgroups.ContainerPrefixes, s)
 	}
 	for _, list := range []struct {
 		flag   string
@@ -72,6 +94,25 @@ func parsePIDNumber(s string) (uint32, error) {
 		return 0, usageError{fmt.Sprintf("invalid --pid %q: must be a process id (a positive number)", s)}
 	}
 	return uint32(pid), nil
+}
+
+// cgroupMounts are where the cgroup v2 tree is mounted, which a --cgroup
+// path may start with.
+var cgroupMounts = []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}
+
+// parseCgroupPath reads a --cgroup path: below the cgroup2 mount, or the
+// cgroup's directory under it.
+func parseCgroupPath(s string) (string, error) {
+	p := path.Clean(strings.TrimSpace(s))
+	if !strings.HasPrefix(p, "/") {
+		return "", usageError{fmt.Sprintf("invalid --cgroup %q: must be a cgroup v2 path starting with /, as in /proc/PID/cgroup", s)}
+	}
+	for _, mount := range cgroupMounts {
+		if rest, ok := strings.CutPrefix(p, mount); ok && (rest == "" || rest[0] == '/') {
+			return "/" + strings.TrimPrefix(rest, "/"), nil
+		}
+	}
+	return p, nil
 }
 
 // viewFlags say how tracing and replay show what they find.

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/metrics"
 	"github.com/tcptrace/tcptrace/internal/netns"
 	"github.com/tcptrace/tcptrace/internal/probe"
@@ -131,6 +132,11 @@ func (f *traceFlags) config() (tracer.Config, error) {
 		return cfg, err
 	}
 	filter := probe.Filter{PIDs: sf.pids, Ports: sf.ports, LocalPorts: sf.localPorts, RemotePorts: sf.remotePorts}
+	if !sf.cgroups.Empty() {
+		if filter.Cgroups, err = cgroupIDs(sf.cgroups, f.filters); err != nil {
+			return cfg, err
+		}
+	}
 	switch {
 	case f.ipv4:
 		filter.Family = 4
@@ -187,6 +193,35 @@ func (f *traceFlags) metricsConfig() (addr string, labels []string, err error) {
 func validPort(port string) bool {
 	_, err := strconv.ParseUint(port, 10, 16)
 	return err == nil
+}
+
+// cgroupIDs resolves --cgroup and --container to the ids of the cgroups
+// they pick now, which the kernel side filters on: a cgroup made later is
+// not traced.
+func cgroupIDs(sel container.Selector, f filterFlags) ([]uint64, error) {
+	mount, err := container.Mount()
+	if err != nil {
+		return nil, fmt.Errorf("--cgroup and --container need cgroup v2: %w", err)
+	}
+	ids, err := container.Select(mount, sel)
+	if err != nil {
+		return nil, err
+	}
+	var asked []string
+	for _, c := range f.cgroups {
+		asked = append(asked, "--cgroup "+c)
+	}
+	for _, c := range f.containers {
+		asked = append(asked, "--container "+c)
+	}
+	switch {
+	case len(ids) == 0:
+		return nil, usageError{fmt.Sprintf("no cgroup under %s matches %s", mount, strings.Join(asked, " "))}
+	case len(ids) > probe.MaxCgroups:
+		return nil, usageError{fmt.Sprintf("%d cgroups match %s, more than the %d the kernel side filters on: name fewer or deeper ones",
+			len(ids), strings.Join(asked, " "), probe.MaxCgroups)}
+	}
+	return ids, nil
 }
 
 // parsePID reads a process id of a running process.

@@ -26,7 +26,7 @@ func bindReplay(cmd *cobra.Command) func([]string) error {
 		if err != nil {
 			return err
 		}
-		filter := pipeline.Filter{PIDs: sf.pids, Ports: sf.ports, LocalPorts: sf.localPorts, RemotePorts: sf.remotePorts}
+		filter := pipeline.Filter{PIDs: sf.pids, Cgroups: sf.cgroups, Ports: sf.ports, LocalPorts: sf.localPorts, RemotePorts: sf.remotePorts}
 		for _, tv := range []struct {
 			flag, value string
 			dst         *time.Time

@@ -71,6 +71,21 @@ type Owner struct {
 	PID      uint32
 	Comm     string
 	CgroupID uint64
+	// Cgroup is what the cgroup id resolved to; nil when not known. One
+	// value is shared by every owner in that cgroup, so owners compare
+	// equal by pointer and a socket's history stays small.
+	Cgroup *Cgroup
+}
+
+// Cgroup is the cgroup v2 directory an owner ran in, and what its path (and
+// the node) tells of a container; empty fields are not known.
+type Cgroup struct {
+	Path         string // below the cgroup2 mount, e.g. /system.slice/docker-<id>.scope
+	ContainerID  string
+	Runtime      string // docker, containerd, cri-o, podman, or cri (a kubelet's, runtime not named)
+	PodUID       string
+	Pod          string
+	PodNamespace string
 }
 
 // Header is what every event carries: when, which socket, whose.

@@ -37,7 +37,7 @@ type JSONEncoder struct {
 }
 
 // encodedHeader is a header's fields after the time ("cookie" to
-// "cgroup_id"), as JSON.
+// "cgroup_id", and the cgroup's), as JSON.
 type encodedHeader struct {
 	h    Header // but for Time
 	json []byte
@@ -65,6 +65,15 @@ func (enc *JSONEncoder) appendHeader(dst []byte, h *Header) []byte {
 	dst = AppendJSONString(dst, h.Owner.Comm)
 	dst = append(dst, `,"cgroup_id":`...)
 	dst = strconv.AppendUint(dst, h.Owner.CgroupID, 10)
+	if cg := h.Owner.Cgroup; cg != nil {
+		dst = appendStringField(dst, "cgroup", cg.Path)
+		for _, f := range [...]struct{ name, value string }{{"container_id", cg.ContainerID}, {"container_runtime", cg.Runtime},
+			{"pod_uid", cg.PodUID}, {"pod", cg.Pod}, {"pod_namespace", cg.PodNamespace}} {
+			if f.value != "" {
+				dst = appendStringField(dst, f.name, f.value)
+			}
+		}
+	}
 	cached.h = *h
 	cached.json = append(cached.json[:0], dst[start:]...)
 	return dst

@@ -217,3 +217,27 @@ func TestJSONFindingRollup(t *testing.T) {
 		}
 	}
 }
+
+// An owner's cgroup fields: those known, and none without a cgroup.
+func TestJSONCgroup(t *testing.T) {
+	cg := &Cgroup{Path: "/kubepods/pod1/abc", ContainerID: "abc", Runtime: "cri", PodUID: "1", Pod: "web", PodNamespace: "shop"}
+	for _, tc := range []struct {
+		cgroup *Cgroup
+		want   map[string]any
+	}{
+		{cg, map[string]any{"cgroup": cg.Path, "container_id": "abc", "container_runtime": "cri", "pod_uid": "1", "pod": "web", "pod_namespace": "shop"}},
+		{&Cgroup{Path: "/user.slice"}, map[string]any{"cgroup": "/user.slice"}},
+		{nil, map[string]any{}},
+	} {
+		ev := &StateChange{Header: Header{Time: time.Unix(1, 0), Cookie: 7, Family: 4, Owner: Owner{PID: 9, CgroupID: 5, Cgroup: tc.cgroup}}}
+		var m map[string]any
+		if err := json.Unmarshal(AppendJSON(nil, ev), &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"cgroup", "container_id", "container_runtime", "pod_uid", "pod", "pod_namespace"} {
+			if want, ok := tc.want[k]; m[k] != want || (!ok && m[k] != nil) {
+				t.Errorf("%+v: %s = %v, want %v", tc.cgroup, k, m[k], want)
+			}
+		}
+	}
+}

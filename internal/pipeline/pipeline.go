@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/explain"
@@ -26,6 +27,9 @@ type Env interface {
 	Sysctls(netns uint32) (sysctl.Snapshot, error)
 	// NetnsGone tells whether a network namespace no longer exists.
 	NetnsGone(netns uint32) bool
+	// Cgroup returns the cgroup with this id, nil if not known; the same
+	// value for every call with one id once known.
+	Cgroup(id uint64) *events.Cgroup
 }
 
 // Filter keeps some events; zero values keep all. Live tracing filters in
@@ -39,7 +43,8 @@ type Env interface {
 // hold; the values of one are alternatives.
 type Filter struct {
 	PIDs         []uint32
-	Ports        []uint16 // local or remote
+	Cgroups      container.Selector // on the owner's cgroup; an unknown one is not kept
+	Ports        []uint16           // local or remote
 	LocalPorts   []uint16
 	RemotePorts  []uint16
 	Since, Until time.Time
@@ -48,6 +53,9 @@ type Filter struct {
 func (f *Filter) keeps(ev events.Event) bool {
 	h := ev.Head()
 	if len(f.PIDs) > 0 && !slices.Contains(f.PIDs, h.Owner.PID) {
+		return false
+	}
+	if !f.Cgroups.Empty() && (h.Owner.Cgroup == nil || !f.Cgroups.Selects(*h.Owner.Cgroup)) {
 		return false
 	}
 	local, remote := h.Local.Port(), h.Remote.Port()
@@ -65,7 +73,7 @@ func (f *Filter) keeps(ev events.Event) bool {
 
 // empty tells whether the filter keeps everything before Until.
 func (f *Filter) empty() bool {
-	return len(f.PIDs) == 0 && len(f.Ports) == 0 && len(f.LocalPorts) == 0 && len(f.RemotePorts) == 0 && f.Since.IsZero()
+	return len(f.PIDs) == 0 && f.Cgroups.Empty() && len(f.Ports) == 0 && len(f.LocalPorts) == 0 && len(f.RemotePorts) == 0 && f.Since.IsZero()
 }
 
 // ended tells whether t is past the end of the replay.
@@ -107,6 +115,7 @@ type Pipeline struct {
 	byType         []typeCount
 	stderr         io.Writer
 	firstDecodeErr error
+	cgroup         func(id uint64) *events.Cgroup
 }
 
 // typeCount is how many events of a type were written. A handful of types
@@ -153,6 +162,7 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 		filtering:   !cfg.Filter.empty(),
 		summaryOnly: cfg.SummaryOnly,
 		stderr:      cfg.Stderr,
+		cgroup:      env.Cgroup,
 	}, nil
 }
 
@@ -168,8 +178,14 @@ func (p *Pipeline) Record(rec []byte) error {
 		}
 		return nil
 	}
-	if p.filter.ended(ev.Head().Time) {
+	h := ev.Head()
+	if p.filter.ended(h.Time) {
 		return nil
+	}
+	// Before the tracker, which gives the socket's owner to its events
+	// that come without one.
+	if h.Owner.PID != 0 && h.Owner.CgroupID != 0 {
+		h.Owner.Cgroup = p.cgroup(h.Owner.CgroupID)
 	}
 	return p.show(p.tracker.Process(ev))
 }

@@ -136,6 +136,7 @@ func newEnv() *env {
 
 func (e *env) Sysctls(uint32) (sysctl.Snapshot, error) { return e.snap, nil }
 func (e *env) NetnsGone(uint32) bool                   { return false }
+func (e *env) Cgroup(uint64) *events.Cgroup            { return nil }
 
 // Every connection of the churn tells its whole story: states, TIME_WAIT,
 // summaries, and a finding for each TIME_WAIT socket taken over.

@@ -35,6 +35,7 @@ import (
 // Every filter given must hold; the values of one are alternatives.
 type Filter struct {
 	PIDs        []uint32 // socket owners' tgids
+	Cgroups     []uint64 // socket owners' cgroup v2 ids
 	Ports       []uint16 // local or remote port
 	LocalPorts  []uint16
 	RemotePorts []uint16
@@ -44,8 +45,9 @@ type Filter struct {
 
 // Limits of the kernel-side filter tables (bpf/event.h).
 const (
-	MaxPIDs  = 64
-	MaxPorts = 16
+	MaxPIDs    = 64
+	MaxCgroups = 64
+	MaxPorts   = 16
 )
 
 // Config is how to load the probe.
@@ -685,6 +687,9 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 	if len(f.PIDs) > MaxPIDs {
 		return fmt.Errorf("at most %d --pid values are supported, got %d", MaxPIDs, len(f.PIDs))
 	}
+	if len(f.Cgroups) > MaxCgroups {
+		return fmt.Errorf("at most %d cgroups can be filtered on, got %d", MaxCgroups, len(f.Cgroups))
+	}
 	portTable := func(flag string, ports []uint16) ([MaxPorts]uint16, error) {
 		var table [MaxPorts]uint16
 		if len(ports) > MaxPorts {
@@ -707,6 +712,8 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 	}
 	var pids [MaxPIDs]uint32
 	copy(pids[:], f.PIDs)
+	var cgroups [MaxCgroups]uint64
+	copy(cgroups[:], f.Cgroups)
 	family := uint16(0)
 	switch f.Family {
 	case 4:
@@ -717,6 +724,8 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 	vars := map[string]any{
 		bpf.TcptraceVarFilterPidCount:        uint32(len(f.PIDs)),
 		bpf.TcptraceVarFilterPids:            pids,
+		bpf.TcptraceVarFilterCgroupCount:     uint32(len(f.Cgroups)),
+		bpf.TcptraceVarFilterCgroups:         cgroups,
 		bpf.TcptraceVarFilterPortCount:       uint32(len(f.Ports)),
 		bpf.TcptraceVarFilterPorts:           ports,
 		bpf.TcptraceVarFilterLportCount:      uint32(len(f.LocalPorts)),

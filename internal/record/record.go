@@ -60,6 +60,7 @@ type line struct {
 	Tick      int64      `json:"tick,omitempty"` // time passed: Unix ns
 	Sysctls   *Sysctls   `json:"sysctls,omitempty"`
 	NetnsGone *NetnsGone `json:"netns_gone,omitempty"`
+	Cgroup    *Cgroup    `json:"cgroup,omitempty"`
 	Lost      uint64     `json:"lost,omitempty"` // records lost so far
 	End       *End       `json:"end,omitempty"`
 }
@@ -74,6 +75,15 @@ type Sysctls struct {
 type NetnsGone struct {
 	Netns uint32 `json:"netns"`
 	Gone  bool   `json:"gone"`
+}
+
+// Cgroup is what the run resolved a cgroup id to: its path, and the pod
+// the node named (the rest is read from the path again).
+type Cgroup struct {
+	ID           uint64 `json:"id"`
+	Path         string `json:"path"`
+	Pod          string `json:"pod,omitempty"`
+	PodNamespace string `json:"pod_namespace,omitempty"`
 }
 
 // End is the last line of a recording that ended cleanly.
@@ -162,6 +172,9 @@ func (w *Writer) NetnsGone(netns uint32, gone bool) error {
 	return w.writeLine(line{NetnsGone: &NetnsGone{Netns: netns, Gone: gone}})
 }
 
+// Cgroup records what a cgroup id resolved to.
+func (w *Writer) Cgroup(c Cgroup) error { return w.writeLine(line{Cgroup: &c}) }
+
 // Lost records the count of lost records when it grows.
 func (w *Writer) Lost(n uint64) error { return w.writeLine(line{Lost: n}) }
 
@@ -217,6 +230,7 @@ type Item struct {
 	Tick      time.Time
 	Sysctls   *Sysctls
 	NetnsGone *NetnsGone
+	Cgroup    *Cgroup
 	Lost      uint64
 	End       *End
 }
@@ -278,12 +292,12 @@ func parseLine(text []byte) (Item, error) {
 	if err := json.Unmarshal(text, &l); err != nil {
 		return Item{}, fmt.Errorf("not a recording line: %w", err)
 	}
-	item := Item{Rec: l.Rec, Sysctls: l.Sysctls, NetnsGone: l.NetnsGone, Lost: l.Lost, End: l.End}
+	item := Item{Rec: l.Rec, Sysctls: l.Sysctls, NetnsGone: l.NetnsGone, Cgroup: l.Cgroup, Lost: l.Lost, End: l.End}
 	if l.Tick != 0 {
 		item.Tick = time.Unix(0, l.Tick)
 	}
 	set := 0
-	for _, b := range []bool{l.Rec != nil, l.Tick != 0, l.Sysctls != nil, l.NetnsGone != nil, l.Lost != 0, l.End != nil} {
+	for _, b := range []bool{l.Rec != nil, l.Tick != 0, l.Sysctls != nil, l.NetnsGone != nil, l.Cgroup != nil, l.Lost != 0, l.End != nil} {
 		if b {
 			set++
 		}

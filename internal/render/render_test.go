@@ -240,3 +240,28 @@ func TestTextClose(t *testing.T) {
 		}
 	}
 }
+
+// The container column appears, under a header written again, with the
+// first event whose owner runs in a container, and stays.
+func TestTextContainerColumn(t *testing.T) {
+	var out bytes.Buffer
+	r, _ := New("text", &out, io.Discard)
+	r.(*Text).loc = time.UTC
+	inContainer := header("10.0.0.2:41000", "10.0.0.9:80", 31, "app")
+	inContainer.Owner.Cgroup = &events.Cgroup{Path: "/docker/3f4e5d6c7b8a9988", ContainerID: "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa00112233445566778899", Runtime: "docker"}
+	for _, h := range []events.Header{header("127.0.0.1:35900", "127.0.0.1:9000", 5922, "curl"), inContainer, header("127.0.0.1:35900", "127.0.0.1:9000", 5922, "curl")} {
+		if err := r.Event(&events.StateChange{Header: h, Old: events.StateSynSent, New: events.StateEstablished}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Flush()
+	want := `TIME             EVENT              PID      COMM             LOCAL                  REMOTE                 DETAIL
+18:38:21.343312  state              5922     curl             127.0.0.1:35900        127.0.0.1:9000         SYN_SENT -> ESTABLISHED
+TIME             EVENT              PID      COMM             CONTAINER     LOCAL                  REMOTE                 DETAIL
+18:38:21.343312  state              31       app              3f4e5d6c7b8a  10.0.0.2:41000         10.0.0.9:80            SYN_SENT -> ESTABLISHED
+18:38:21.343312  state              5922     curl             -             127.0.0.1:35900        127.0.0.1:9000         SYN_SENT -> ESTABLISHED
+`
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+}

@@ -23,13 +23,16 @@ type Text struct {
 	buf       []byte
 	addrWidth int
 	header    bool
+	// containers: an event had an owner in a container, and from then on
+	// each line has a CONTAINER column (under a header written again).
+	containers bool
 	// summaryTable: only summaries, as tcplife's table (SummaryTable).
 	summaryTable bool
 	// Scratch space for the columns of a line, and the formatted second of
 	// the last event's time.
-	clock, typ, pid, comm, local, remote []byte
-	clockSecs                            []byte
-	clockSec                             int64
+	clock, typ, pid, comm, ctr, local, remote []byte
+	clockSecs                                 []byte
+	clockSec                                  int64
 }
 
 const (
@@ -37,6 +40,10 @@ const (
 	typeWidth = 17
 	pidWidth  = 7
 	commWidth = 15
+	// A container's id as docker ps and crictl ps show it.
+	containerWidth = 12
+	// containerColumn is the container's place among the columns.
+	containerColumn = 4
 )
 
 // SummaryTable makes t write only summaries, one table row each: the
@@ -55,9 +62,12 @@ func (t *Text) Event(ev events.Event) error {
 	t.local = appendEndpoint(t.local[:0], h.Local)
 	t.remote = appendEndpoint(t.remote[:0], h.Remote)
 	t.addrWidth = max(t.addrWidth, 21, len(t.local), len(t.remote))
+	if cg := h.Owner.Cgroup; !t.containers && cg != nil && cg.ContainerID != "" {
+		t.containers, t.header = true, false
+	}
 	if !t.header {
 		t.header = true
-		t.buf = t.columns(t.buf[:0], []byte("TIME"), []byte("EVENT"), []byte("PID"), []byte("COMM"), []byte("LOCAL"), []byte("REMOTE"))
+		t.buf = t.columns(t.buf[:0], []byte("TIME"), []byte("EVENT"), []byte("PID"), []byte("COMM"), []byte("CONTAINER"), []byte("LOCAL"), []byte("REMOTE"))
 		t.buf = append(t.buf, "DETAIL\n"...)
 		if _, err := t.w.Write(t.buf); err != nil {
 			return err
@@ -71,9 +81,13 @@ func (t *Text) Event(ev events.Event) error {
 	if len(t.comm) == 0 {
 		t.comm = append(t.comm, '?')
 	}
+	t.ctr = append(t.ctr[:0], '-')
+	if cg := h.Owner.Cgroup; cg != nil && cg.ContainerID != "" {
+		t.ctr = append(t.ctr[:0], cg.ContainerID[:min(len(cg.ContainerID), containerWidth)]...)
+	}
 	t.clock = t.appendClock(t.clock[:0], h.Time)
 	t.typ = append(t.typ[:0], ev.Type()...)
-	b := t.columns(t.buf[:0], t.clock, t.typ, t.pid, t.comm, t.local, t.remote)
+	b := t.columns(t.buf[:0], t.clock, t.typ, t.pid, t.comm, t.ctr, t.local, t.remote)
 	b = appendDetail(b, ev)
 	b = append(b, '\n')
 	t.buf = b
@@ -128,12 +142,16 @@ func (t *Text) appendClock(b []byte, at time.Time) []byte {
 	return append(b, digits[:]...)
 }
 
-// columns lays out the fixed columns; a value wider than its column pushes
-// the rest right by one space rather than being cut.
+// columns lays out the fixed columns (time, event, pid, comm, container,
+// local, remote), the container's only once t.containers; a value wider
+// than its column pushes the rest right by one space rather than being cut.
 func (t *Text) columns(b []byte, values ...[]byte) []byte {
-	widths := [...]int{timeWidth, typeWidth, pidWidth, commWidth, t.addrWidth, t.addrWidth}
+	widths := [...]int{timeWidth, typeWidth, pidWidth, commWidth, containerWidth, t.addrWidth, t.addrWidth}
 	end := 0
 	for i, v := range values {
+		if i == containerColumn && !t.containers {
+			continue
+		}
 		b = append(b, v...)
 		end += widths[i] + 2
 		b = append(b, ' ')

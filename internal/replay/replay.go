@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
@@ -126,10 +127,11 @@ type env struct {
 	sysctls map[uint32]sysctl.Snapshot
 	gen     uint64 // of the newest sysctls
 	gone    map[uint32][]bool
+	cgroups map[uint64]*events.Cgroup
 }
 
 func newEnv(rec *record.Recording) *env {
-	e := &env{sysctls: map[uint32]sysctl.Snapshot{}, gone: map[uint32][]bool{}}
+	e := &env{sysctls: map[uint32]sysctl.Snapshot{}, gone: map[uint32][]bool{}, cgroups: map[uint64]*events.Cgroup{}}
 	for _, item := range rec.Items {
 		if g := item.NetnsGone; g != nil {
 			e.gone[g.Netns] = append(e.gone[g.Netns], g.Gone)
@@ -138,9 +140,9 @@ func newEnv(rec *record.Recording) *env {
 	return e
 }
 
-// readAfter takes the sysctls read while the item before items was
-// processed: a live run records a reading after the record (or tick) that
-// needed it, before the next.
+// readAfter takes the sysctls read and the cgroups resolved while the item
+// before items was processed: a live run records an answer after the
+// record (or tick) that needed it, before the next.
 func (e *env) readAfter(items []record.Item) {
 	for _, item := range items {
 		if item.Rec != nil || !item.Tick.IsZero() || item.End != nil {
@@ -152,8 +154,15 @@ func (e *env) readAfter(items []record.Item) {
 			snap.Gen = e.gen
 			e.sysctls[s.Netns] = snap
 		}
+		if c := item.Cgroup; c != nil {
+			cg := container.Parse(c.Path)
+			cg.Pod, cg.PodNamespace = c.Pod, c.PodNamespace
+			e.cgroups[c.ID] = &cg
+		}
 	}
 }
+
+func (e *env) Cgroup(id uint64) *events.Cgroup { return e.cgroups[id] }
 
 func (e *env) Sysctls(netns uint32) (sysctl.Snapshot, error) {
 	if snap, ok := e.sysctls[netns]; ok {

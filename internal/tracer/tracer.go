@@ -7,15 +7,17 @@ package tracer
 import (
 	"context"
 	"fmt"
-	"github.com/tcptrace/tcptrace/internal/netns"
 	"io"
 	"os"
 	"runtime"
 	"strconv"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/decode"
+	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/metrics"
+	"github.com/tcptrace/tcptrace/internal/netns"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/record"
@@ -84,6 +86,11 @@ func Run(ctx context.Context, cfg Config) error {
 		if env.rec, err = record.NewWriter(f, header(k, p, boot, started, cfg), cfg.RecordMax); err != nil {
 			return fmt.Errorf("record: %w", err)
 		}
+	}
+	if mount, err := container.Mount(); err != nil {
+		fmt.Fprintf(cfg.Stderr, "tcptrace: warning: no cgroup and container of the sockets' owners: %v\n", err)
+	} else {
+		env.cgroups = container.NewResolver(mount, container.PodLogs, env.recordCgroup)
 	}
 	plCfg := pipeline.Config{Names: k.Names(), Boot: boot, Format: cfg.Format,
 		MaxSockets: cfg.MaxSockets, FullFindings: cfg.FullFindings, SummaryOnly: cfg.SummaryOnly, Filter: pipeline.Filter{Ports: cfg.Probe.Filter.Ports,
@@ -282,6 +289,23 @@ type liveEnv struct {
 	// netnsAlive lists the namespaces there were at netnsListed.
 	netnsAlive  map[uint64]string
 	netnsListed time.Time
+	cgroups     *container.Resolver // nil without a cgroup v2 hierarchy
+}
+
+// Cgroup resolves a cgroup id from the running system.
+func (e *liveEnv) Cgroup(id uint64) *events.Cgroup {
+	if e.cgroups == nil {
+		return nil
+	}
+	return e.cgroups.Resolve(id)
+}
+
+// recordCgroup records what an id resolved to, the first time.
+func (e *liveEnv) recordCgroup(id uint64, cg *events.Cgroup) {
+	if e.rec != nil {
+		// A failed write shows at the next Sync.
+		e.rec.Cgroup(record.Cgroup{ID: id, Path: cg.Path, Pod: cg.Pod, PodNamespace: cg.PodNamespace})
+	}
 }
 
 // sysctlsTTL is how long one reading of a namespace's sysctls answers for

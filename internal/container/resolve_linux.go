@@ -1,0 +1,164 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// PodLogs is where a kubelet makes one directory per pod,
+// <namespace>_<name>_<uid>: the one place on a node that names a pod by its
+// UID without asking the API server or the runtime.
+const PodLogs = "/var/log/pods"
+
+// Mount returns where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup,
+// or /sys/fs/cgroup/unified on a host with the hybrid v1/v2 layout.
+func Mount() (string, error) {
+	for _, dir := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		var st unix.Statfs_t
+		if unix.Statfs(dir, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+			return dir, nil
+		}
+	}
+	return "", errors.New("no cgroup v2 hierarchy is mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified")
+}
+
+// Walk calls fn for every cgroup below mount (and mount itself), with its
+// path below mount ("/" for the root) and its id: the kernel's cgroup v2 id
+// is the directory's inode number on cgroup2fs. Cgroups removed while it
+// walks are skipped.
+func Walk(mount string, fn func(path string, id uint64)) error {
+	return filepath.WalkDir(mount, func(dir string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no inode number", dir)
+		}
+		fn("/"+strings.TrimPrefix(strings.TrimPrefix(dir, mount), "/"), st.Ino)
+		return nil
+	})
+}
+
+// Pod is a pod's name and namespace.
+type Pod struct{ Name, Namespace string }
+
+// Pods reads the pods a kubelet keeps logs for in dir (PodLogs), by UID;
+// none if there is no such directory.
+func Pods(dir string) (map[string]Pod, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pod log directories: %w", err)
+	}
+	pods := map[string]Pod{}
+	for _, e := range entries {
+		// Namespaces and pod names are DNS labels and subdomains: no "_".
+		parts := strings.Split(e.Name(), "_")
+		if len(parts) == 3 && e.IsDir() {
+			pods[parts[2]] = Pod{Name: parts[1], Namespace: parts[0]}
+		}
+	}
+	return pods, nil
+}
+
+// rewalkEvery is how often a cgroup id not found sends the resolver over
+// the tree again: a busy node makes containers all the time, and every
+// socket of a cgroup made after the last walk misses until the next.
+const rewalkEvery = time.Second
+
+// Resolver turns the kernel's cgroup ids into cgroups, walking the tree
+// once when first asked and again (at most every rewalkEvery) on a miss.
+// Not safe for concurrent use.
+type Resolver struct {
+	mount, podLogs string
+	paths          map[uint64]string
+	walked         time.Time
+	resolved       map[uint64]*events.Cgroup
+	pods           map[string]Pod
+	onResolved     func(id uint64, cg *events.Cgroup)
+}
+
+// NewResolver resolves the ids of the cgroups below mount, naming pods from
+// podLogs; onResolved, if set, sees each id the first time it resolves.
+func NewResolver(mount, podLogs string, onResolved func(id uint64, cg *events.Cgroup)) *Resolver {
+	return &Resolver{mount: mount, podLogs: podLogs, resolved: map[uint64]*events.Cgroup{}, onResolved: onResolved}
+}
+
+// Resolve returns the cgroup with this id, nil if it cannot be found (it
+// was removed before a walk saw it). Every call for one id returns the
+// same value.
+func (r *Resolver) Resolve(id uint64) *events.Cgroup {
+	if cg, ok := r.resolved[id]; ok {
+		return cg
+	}
+	path, ok := r.paths[id]
+	if !ok && time.Since(r.walked) >= rewalkEvery {
+		r.rewalk()
+		path, ok = r.paths[id]
+	}
+	if !ok {
+		return nil
+	}
+	cg := Parse(path)
+	if pod, ok := r.pods[cg.PodUID]; ok && cg.PodUID != "" {
+		cg.Pod, cg.PodNamespace = pod.Name, pod.Namespace
+	}
+	r.resolved[id] = &cg
+	if r.onResolved != nil {
+		r.onResolved(id, &cg)
+	}
+	return &cg
+}
+
+// rewalk reads the tree and the pods again. What cannot be read stays as it
+// was: attribution is best effort, and the events go on without it.
+func (r *Resolver) rewalk() {
+	r.walked = time.Now()
+	paths := map[uint64]string{}
+	if err := Walk(r.mount, func(path string, id uint64) { paths[id] = path }); err == nil {
+		r.paths = paths
+	}
+	if pods, err := Pods(r.podLogs); err == nil {
+		r.pods = pods
+	}
+}
+
+// Select returns the ids of the cgroups below mount that s picks.
+func Select(mount string, s Selector) ([]uint64, error) {
+	var ids []uint64
+	err := Walk(mount, func(path string, id uint64) {
+		if s.Selects(Parse(path)) {
+			ids = append(ids, id)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walk the cgroup tree: %w", err)
+	}
+	return ids, nil
+}
