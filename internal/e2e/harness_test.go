@@ -365,6 +365,10 @@ type event struct {
 	LostByKind   map[string]int `json:"lost_by_kind"`
 	LostByCPU    []int          `json:"lost_by_cpu"`
 	BPFPrograms  []programCost  `json:"bpf_programs"`
+	Cgroup       string         `json:"cgroup"`
+	ContainerID  string         `json:"container_id"`
+	Runtime      string         `json:"container_runtime"`
+	PodUID       string         `json:"pod_uid"`
 
 	Substate     string         `json:"substate"`
 	OldSubstate  string         `json:"old_substate"`

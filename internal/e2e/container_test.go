@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tcptrace/tcptrace/internal/container"
+)
+
+// TestContainer: clients moved into cgroups named as docker and as
+// containerd under a kubelet pod name them: their sockets' events carry the
+// container id, the runtime and the pod uid; --container with a prefix of
+// one id keeps only that client's sockets, in the kernel.
+func TestContainer(t *testing.T) {
+	requireTracing(t)
+	mount, err := container.Mount()
+	if err != nil {
+		t.Skipf("containers need cgroup v2 (the kernel matrix's guests mount none): %v", err)
+	}
+	dockerID, containerdID := strings.Repeat("d0c4e1", 10)+"abcd", strings.Repeat("c0ffee", 10)+"1234"
+	podUID := "0b1c7a4e-6f3d-4e2a-9d1b-5c6e7f8a9b0c"
+	base := filepath.Join(mount, fmt.Sprintf("tcptrace-e2e-%d", os.Getpid()))
+	cgroups := map[string]string{
+		dockerID:     filepath.Join(base, "system.slice", "docker-"+dockerID+".scope"),
+		containerdID: filepath.Join(base, "kubepods.slice", "kubepods-pod"+strings.ReplaceAll(podUID, "-", "_")+".slice", "cri-containerd-"+containerdID+".scope"),
+	}
+	// Removed after the actors in them are gone (cleanups run last first).
+	t.Cleanup(func() {
+		for _, dir := range cgroups {
+			for d := dir; d != mount && strings.HasPrefix(d, base); d = filepath.Dir(d) {
+				os.Remove(d)
+			}
+		}
+	})
+	for _, dir := range cgroups {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ns := newNetns(t)
+	all := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	docker := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--container", dockerID[:12])
+	srv := ns.listener(t, "127.0.0.1")
+	clients := map[string]*actor{}
+	for id, dir := range cgroups {
+		a := ns.startActor(t)
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(a.pid)), 0); err != nil {
+			t.Fatal(err)
+		}
+		a.port, _ = strconv.Atoi(a.do1("connect " + addr("127.0.0.1", srv.port)))
+		srv.do("accept")
+		closeClientFirst(a, srv)
+		clients[id] = a
+	}
+	settle()
+	evs := all.stop()
+	mine := docker.stop()
+
+	want := map[string]struct{ runtime, pod string }{dockerID: {"docker", ""}, containerdID: {"containerd", podUID}}
+	// connect() has no port yet at SYN_SENT: the socket is found by its
+	// cookie, from its later events.
+	connects := func(evs []event, a *actor) []event {
+		var out []event
+		for _, e := range socketWith(evs, func(e event) bool { return e.Sport == a.port }) {
+			if e.Type == "state" && e.NewState == "SYN_SENT" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	for id, a := range clients {
+		states := connects(evs, a)
+		if len(states) != 1 || states[0].ContainerID != id || states[0].Runtime != want[id].runtime || states[0].PodUID != want[id].pod ||
+			!strings.HasSuffix(cgroups[id], states[0].Cgroup) {
+			t.Errorf("connect() of the client in %s: %+v, want container %s, runtime %s, pod %q", cgroups[id], states, id,
+				want[id].runtime, want[id].pod)
+		}
+	}
+	if len(connects(mine, clients[dockerID])) != 1 {
+		t.Errorf("--container %s: the docker client's connect() not seen", dockerID[:12])
+	}
+	for _, e := range kernelEvents(mine) {
+		if (e.Type == "state" || e.Type == "destroy") && e.ContainerID != dockerID {
+			t.Errorf("--container %s let through %+v", dockerID[:12], e)
+		}
+	}
+}
