@@ -113,7 +113,7 @@ type socket struct {
 	overflowFrom events.State
 	overflowAt   time.Time
 	// overflowSeen is what the socket's namespace held when it closed so.
-	overflowSeen events.TimewaitOverflow
+	overflowSeen overflowSeen
 	destroyedAt  time.Time
 	header       events.Header
 	phases       []events.Phase
@@ -144,6 +144,14 @@ type socket struct {
 	counters            events.Counters
 	handshakeKnown      bool
 	countersKnown       bool
+}
+
+// overflowSeen is what a namespace held when a socket closed with no
+// TIME_WAIT socket (see events.TimewaitOverflow).
+type overflowSeen struct {
+	timewaitSockets   int
+	maxTWBuckets      int64
+	maxTWBucketsKnown bool
 }
 
 // timewait is the TIME_WAIT socket that follows a socket.
@@ -514,8 +522,8 @@ func (t *Tracker) concludeOverflows(now time.Time, all bool) {
 		}
 		delete(t.overflows, s)
 		o := &events.TimewaitOverflow{Header: s.header, State: s.overflowFrom,
-			TimewaitSockets: s.overflowSeen.TimewaitSockets,
-			MaxTWBuckets:    s.overflowSeen.MaxTWBuckets, MaxTWBucketsKnown: s.overflowSeen.MaxTWBucketsKnown,
+			TimewaitSockets: s.overflowSeen.timewaitSockets,
+			MaxTWBuckets:    s.overflowSeen.maxTWBuckets, MaxTWBucketsKnown: s.overflowSeen.maxTWBucketsKnown,
 			InferredFrom: string(s.overflowFrom) + " -> CLOSE at " + s.overflowAt.Format(events.TimeLayout) +
 				" with no TIME_WAIT socket armed, and no RST from or to the socket then or within " +
 				resetGrace.String() + " of its destroy"}
@@ -766,8 +774,8 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 		// Or the TCP_LINGER2 < 0 abort, whose RST comes after the close
 		// (and after the destroy): concluded at the destroy at the earliest.
 		s.overflowFrom, s.overflowAt = e.Old, e.Time
-		s.overflowSeen = events.TimewaitOverflow{TimewaitSockets: t.timewaitsIn(e.Netns)}
-		s.overflowSeen.MaxTWBuckets, s.overflowSeen.MaxTWBucketsKnown = t.lookupSysctl(e.Netns, "net.ipv4.tcp_max_tw_buckets")
+		s.overflowSeen = overflowSeen{timewaitSockets: t.timewaitsIn(e.Netns)}
+		s.overflowSeen.maxTWBuckets, s.overflowSeen.maxTWBucketsKnown = t.lookupSysctl(e.Netns, "net.ipv4.tcp_max_tw_buckets")
 	}
 }
 
