@@ -55,8 +55,10 @@ type Tracker struct {
 	peerlessRSTs map[endpoint]*events.ResetSent
 	// listeners by where they listen, for the owner of their children.
 	listeners map[endpoint]map[uint32]listening
-	// timewaits are the sockets with a TIME_WAIT socket, by its 4-tuple.
-	timewaits map[tuple]*socket
+	// timewaits are the sockets with a TIME_WAIT socket, by its 4-tuple;
+	// timewaitCounts, how many there are, by its namespace.
+	timewaits      map[tuple]*socket
+	timewaitCounts map[uint32]int
 	// overflows are sockets destroyed after closing from FIN_WAIT2 or
 	// CLOSING with no TIME_WAIT socket, until an RST shows up (an abort:
 	// TCP_LINGER2 < 0) or long enough passed for it to be an overflow.
@@ -202,17 +204,18 @@ func New(opts Options) *Tracker {
 		opts.MaxSockets = DefaultMaxSockets
 	}
 	t := &Tracker{
-		maxSockets:   opts.MaxSockets,
-		netnsGone:    opts.NetnsGone,
-		sysctl:       opts.Sysctl,
-		sockets:      map[uint64]*socket{},
-		stopped:      map[tuple]*socket{},
-		peerlessRSTs: map[endpoint]*events.ResetSent{},
-		listeners:    map[endpoint]map[uint32]listening{},
-		timewaits:    map[tuple]*socket{},
-		overflows:    map[*socket]struct{}{},
-		rstWatch:     map[*socket]struct{}{},
-		dropped:      map[uint64]struct{}{},
+		maxSockets:     opts.MaxSockets,
+		netnsGone:      opts.NetnsGone,
+		sysctl:         opts.Sysctl,
+		sockets:        map[uint64]*socket{},
+		stopped:        map[tuple]*socket{},
+		peerlessRSTs:   map[endpoint]*events.ResetSent{},
+		listeners:      map[endpoint]map[uint32]listening{},
+		timewaits:      map[tuple]*socket{},
+		timewaitCounts: map[uint32]int{},
+		overflows:      map[*socket]struct{}{},
+		rstWatch:       map[*socket]struct{}{},
+		dropped:        map[uint64]struct{}{},
 	}
 	t.lru.prev, t.lru.next = &t.lru, &t.lru
 	return t
@@ -657,6 +660,9 @@ func (t *Tracker) forget(s *socket) {
 	if s.tw != nil && t.timewaits[tupleOf(s.tw.header)] == s {
 		delete(t.timewaits, tupleOf(s.tw.header))
 	}
+	if s.tw != nil {
+		t.countTimewait(s.tw.header.Netns, -1)
+	}
 	delete(t.overflows, s)
 	delete(t.rstWatch, s)
 	t.free = append(t.free, s)
@@ -988,6 +994,10 @@ func minTime(a, b time.Time) time.Time {
 
 // startTimewait gives s its TIME_WAIT socket, in space s keeps for it.
 func (t *Tracker) startTimewait(s *socket, tw timewait) {
+	if s.tw != nil {
+		t.countTimewait(s.tw.header.Netns, -1)
+	}
+	t.countTimewait(tw.header.Netns, 1)
 	s.twSpace = tw
 	s.tw = &s.twSpace
 	s.overflowFrom = ""
@@ -1037,6 +1047,7 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 		delete(t.timewaits, tupleOf(tw.header))
 	}
 	delete(t.rstWatch, s)
+	t.countTimewait(tw.header.Netns, -1)
 	s.tw = nil
 	s.end = timewaitEnds[end.Cause]
 	if s.end == "" {
@@ -1175,13 +1186,13 @@ func (s *socket) reached(state events.State) bool {
 	return false
 }
 
-// timewaitsIn counts the TIME_WAIT sockets tracked in a network namespace.
-func (t *Tracker) timewaitsIn(netns uint32) int {
-	n := 0
-	for s := t.lru.next; s != &t.lru; s = s.next {
-		if s.tw != nil && s.tw.header.Netns == netns {
-			n++
-		}
+// countTimewait counts a TIME_WAIT socket in or out of the namespace's
+// count.
+func (t *Tracker) countTimewait(netns uint32, n int) {
+	if t.timewaitCounts[netns] += n; t.timewaitCounts[netns] == 0 {
+		delete(t.timewaitCounts, netns)
 	}
-	return n
 }
+
+// timewaitsIn counts the TIME_WAIT sockets tracked in a network namespace.
+func (t *Tracker) timewaitsIn(netns uint32) int { return t.timewaitCounts[netns] }
