@@ -32,18 +32,33 @@ type Tracker struct {
 	maxSockets int
 	netnsGone  func(netns uint32) bool
 	sysctl     func(netns uint32, name string) (int64, bool)
-	sockets    map[uint64]*socket // by cookie
+	sockets    map[uint64]tracked // by cookie
 	// lru runs from the least recently active socket (lru.next) to the
-	// most (lru.prev), through each socket's own links: a socket a
-	// connection is too many to allocate a list element each.
-	lru     socket
+	// most (lru.prev), full or a record, through each one's own links: a
+	// socket a connection is too many to allocate a list element each.
+	lru     lruNode
 	evicted uint64
 	// dropped holds the cookies of the histories evicted, until their
 	// sockets show up again (at their end at the latest): what they tell
 	// then does not start with the socket.
 	dropped map[uint64]struct{}
-	// free holds forgotten sockets, to be reused with their phases' space.
-	free []*socket
+	// free holds forgotten sockets, to be reused with their phases' space;
+	// freeRecords, records turned back into sockets.
+	free        []*socket
+	freeRecords []*timewaitRecord
+	// touched are the sockets an event looked up or expanded: once it is
+	// processed, those that are only a TIME_WAIT socket become records.
+	touched []*socket
+	// What records share: their owners (lastShared, the one shared last),
+	// the states their histories hold (by index), the time their times
+	// count from (see instant).
+	owners        map[events.Owner]*sharedOwner
+	lastShared    *sharedOwner
+	states        []events.State
+	epoch         time.Time
+	epochUnixNano int64
+	// encoded is a history being encoded, before it goes to its record.
+	encoded []byte
 	// stopped are TIME_WAIT sockets stopped early whose cause is not yet
 	// known, by 4-tuple.
 	stopped map[tuple]*socket
@@ -57,7 +72,7 @@ type Tracker struct {
 	listeners map[endpoint]map[uint32]listening
 	// timewaits are the sockets with a TIME_WAIT socket, by its 4-tuple;
 	// timewaitCounts, how many there are, by its namespace.
-	timewaits      map[tuple]*socket
+	timewaits      tupleIndex
 	timewaitCounts map[uint32]int
 	// overflows are sockets destroyed after closing from FIN_WAIT2 or
 	// CLOSING with no TIME_WAIT socket, until an RST shows up (an abort:
@@ -108,7 +123,7 @@ type tuple struct {
 type lastAck struct{ enter, leave time.Time }
 
 type socket struct {
-	prev, next *socket // in Tracker.lru
+	lruNode
 	// overflowFrom: it closed from this state (FIN_WAIT2, CLOSING) with no
 	// TIME_WAIT socket and no RST yet, at overflowAt; destroyedAt once
 	// destroyed (its story waits in Tracker.overflows).
@@ -134,9 +149,12 @@ type socket struct {
 	lastReset   time.Time
 	tw          *timewait // nil, or twSpace
 	twSpace     timewait
-	end         string // how it ended, once known
-	timers      timers
-	closing     closing
+	// fullGone: the full socket is gone (destroyed, or never seen), and
+	// only its TIME_WAIT socket lives on: then it is kept as a record.
+	fullGone bool
+	end      string // how it ended, once known
+	timers   timers
+	closing  closing
 	// born: its first state change was seen (from CLOSE or its
 	// listener), at bornAt; destroyedFull: the full socket's destroy, when
 	// its counters were read.
@@ -156,6 +174,12 @@ type overflowSeen struct {
 	maxTWBucketsKnown bool
 }
 
+// tracked is a tracked socket: full, or kept as a record.
+type tracked struct {
+	full   *socket
+	record *timewaitRecord
+}
+
 // timewait is the TIME_WAIT socket that follows a socket.
 type timewait struct {
 	start     time.Time
@@ -165,6 +189,17 @@ type timewait struct {
 	stopped time.Time
 	// last is its rcv_nxt and ts_recent when it was stopped.
 	last events.SynInfo
+	// peerRST: the last RST seen leaving the peer for its 4-tuple.
+	peerRST *events.ResetSent
+	// cancel is the event that stopped its timer (while stopped is set).
+	cancel events.TimewaitTimer
+	header events.Header
+	timewaitSeen
+}
+
+// timewaitSeen is what a TIME_WAIT socket was seen to take or do besides
+// its timer: most take nothing, and their records keep no room for it.
+type timewaitSeen struct {
 	// synVerdictAt: when the kernel was last seen deciding (fexit) that a
 	// SYN may take its 4-tuple over.
 	synVerdictAt time.Time
@@ -174,15 +209,10 @@ type timewait struct {
 	// reaching a FIN_WAIT2 minisock), with the RST's reason.
 	rstAnswerAt     time.Time
 	rstAnswerReason string
-	// peerRST: the last RST seen leaving the peer for its 4-tuple.
-	peerRST *events.ResetSent
-	// cancel is the event that stopped its timer (while stopped is set).
-	cancel events.TimewaitTimer
 	// peerLastAck: a local peer's time in LAST_ACK on the mirrored
 	// 4-tuple, noted while it is a FIN_WAIT2 minisock: it brackets when
 	// the peer's FIN moved it to TIME_WAIT.
 	peerLastAck lastAck
-	header      events.Header
 }
 
 // Options configure a tracker; zero values are fine.
@@ -207,11 +237,12 @@ func New(opts Options) *Tracker {
 		maxSockets:     opts.MaxSockets,
 		netnsGone:      opts.NetnsGone,
 		sysctl:         opts.Sysctl,
-		sockets:        map[uint64]*socket{},
+		sockets:        map[uint64]tracked{},
+		owners:         map[events.Owner]*sharedOwner{},
 		stopped:        map[tuple]*socket{},
 		peerlessRSTs:   map[endpoint]*events.ResetSent{},
 		listeners:      map[endpoint]map[uint32]listening{},
-		timewaits:      map[tuple]*socket{},
+		timewaits:      newTupleIndex(),
 		timewaitCounts: map[uint32]int{},
 		overflows:      map[*socket]struct{}{},
 		rstWatch:       map[*socket]struct{}{},
@@ -405,6 +436,8 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 				t.overflows[s] = struct{}{}
 			case s.tw == nil:
 				t.finish(s, e.Time, endOf(s))
+			default:
+				s.fullGone = true
 			}
 		}
 	case *events.Snapshot:
@@ -456,6 +489,7 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 	default:
 		t.out = append(t.out, ev)
 	}
+	t.settle()
 	return t.out
 }
 
@@ -489,6 +523,7 @@ func (t *Tracker) Tick(now time.Time) []events.Event {
 	t.expireStopped(now)
 	t.concludeOverflows(now, false)
 	t.concludeRSTWatch(now, false, nil, "")
+	t.settle()
 	return t.out
 }
 
@@ -545,8 +580,8 @@ func (t *Tracker) concludeOverflows(now time.Time, all bool) {
 // watchPeerRST notes an RST sent for no connection (for no socket, or by a
 // listener) to a TIME_WAIT socket's 4-tuple: the peer's answer to its ACK.
 func (t *Tracker) watchPeerRST(e *events.ResetSent) {
-	s, ok := t.timewaits[tuple{netns: e.Netns, local: e.Remote, remote: e.Local}]
-	if !ok || s.tw == nil || !s.tw.stopped.IsZero() {
+	s := t.timewaitOn(tuple{netns: e.Netns, local: e.Remote, remote: e.Local})
+	if s == nil || s.tw == nil || !s.tw.stopped.IsZero() {
 		return
 	}
 	s.tw.peerRST = e
@@ -574,6 +609,7 @@ func (t *Tracker) concludeRSTWatch(now time.Time, all bool, only *socket, ended 
 			continue
 		}
 		delete(t.rstWatch, s)
+		t.touched = append(t.touched, s) // nothing pending now: it may become a record
 		rst := tw.peerRST
 		tw.peerRST = nil
 		ig := &events.TimewaitRSTIgnored{Header: tw.header, Substate: tw.substate, PeerRSTAt: rst.Time,
@@ -590,16 +626,18 @@ func (t *Tracker) Flush(now time.Time) []events.Event {
 	t.expireStopped(now.Add(successorWindow))
 	t.concludeOverflows(now, true)
 	t.concludeRSTWatch(now, true, nil, "")
-	for s := t.lru.next; s != &t.lru; {
-		next := s.next
+	for n := t.lru.next; n != &t.lru; {
+		next := n.next // a record expands in its place
+		s := t.full(n.cookie)
 		t.endZeroWindow(s, s.header, now, "tracing_stopped")
 		end := "open"
 		if s.overConnection() {
 			end = endOf(s)
 		}
 		t.finish(s, now, end)
-		s = next
+		n = next
 	}
+	t.settle()
 	return t.out
 }
 
@@ -610,10 +648,11 @@ func (t *Tracker) lookup(h *events.Header) *socket {
 	if h.Cookie == 0 {
 		return nil
 	}
-	if s, ok := t.sockets[h.Cookie]; ok {
-		if t.lru.prev != s {
-			t.unlink(s)
-			t.pushNewest(s)
+	if s := t.full(h.Cookie); s != nil {
+		t.touched = append(t.touched, s)
+		if t.lru.prev != &s.lruNode {
+			t.unlink(&s.lruNode)
+			t.pushNewest(&s.lruNode)
 		}
 		if h.Owner.PID != 0 {
 			s.header.Owner = h.Owner
@@ -625,42 +664,62 @@ func (t *Tracker) lookup(h *events.Header) *socket {
 		}
 		return s
 	}
-	if len(t.sockets) >= t.maxSockets {
-		t.dropped[t.lru.next.header.Cookie] = struct{}{}
-		t.forget(t.lru.next)
+	if t.Tracked() >= t.maxSockets {
+		oldest := t.lru.next.cookie
+		t.dropped[oldest] = struct{}{}
+		t.forget(t.full(oldest))
 		t.evicted++
 	}
-	var s *socket
-	if n := len(t.free); n > 0 {
-		s = t.free[n-1]
-		t.free = t.free[:n-1]
-		*s = socket{header: *h, phases: s.phases[:0]}
-	} else {
-		s = &socket{header: *h, phases: make([]events.Phase, 0, 8)}
-	}
+	s := t.newSocket(*h)
 	if _, ok := t.dropped[h.Cookie]; ok {
 		delete(t.dropped, h.Cookie)
 		s.historyDropped = true
 	}
-	t.sockets[h.Cookie] = s
-	t.pushNewest(s)
+	t.sockets[h.Cookie] = tracked{full: s}
+	t.pushNewest(&s.lruNode)
+	t.touched = append(t.touched, s)
+	return s
+}
+
+// full is the full socket of a tracked cookie, its record expanded if it
+// has one; nil if the cookie is not tracked.
+func (t *Tracker) full(cookie uint64) *socket {
+	switch ts := t.sockets[cookie]; {
+	case ts.full != nil:
+		return ts.full
+	case ts.record != nil:
+		return t.expand(ts.record)
+	}
+	return nil
+}
+
+// newSocket starts the history of the socket of h, in a forgotten
+// socket's space if there is one.
+func (t *Tracker) newSocket(h events.Header) *socket {
+	var s *socket
+	if n := len(t.free); n > 0 {
+		s = t.free[n-1]
+		t.free = t.free[:n-1]
+		*s = socket{header: h, phases: s.phases[:0]}
+	} else {
+		s = &socket{header: h, phases: make([]events.Phase, 0, 8)}
+	}
+	s.cookie = h.Cookie
 	return s
 }
 
 // forget drops s's history; s is reused for another socket.
 func (t *Tracker) forget(s *socket) {
-	if t.sockets[s.header.Cookie] != s {
+	if t.sockets[s.header.Cookie].full != s {
 		return
 	}
-	t.unlink(s)
+	t.unlink(&s.lruNode)
 	delete(t.sockets, s.header.Cookie)
 	if s.tw != nil && !s.tw.stopped.IsZero() {
 		delete(t.stopped, tupleOf(s.tw.header))
 	}
-	if s.tw != nil && t.timewaits[tupleOf(s.tw.header)] == s {
-		delete(t.timewaits, tupleOf(s.tw.header))
-	}
 	if s.tw != nil {
+		t.unindexTimewait(tupleOf(s.tw.header), s.cookie)
 		t.countTimewait(s.tw.header.Netns, -1)
 	}
 	delete(t.overflows, s)
@@ -668,16 +727,16 @@ func (t *Tracker) forget(s *socket) {
 	t.free = append(t.free, s)
 }
 
-// pushNewest puts s at the most recently active end of the lru.
-func (t *Tracker) pushNewest(s *socket) {
-	s.prev, s.next = t.lru.prev, &t.lru
-	t.lru.prev.next = s
-	t.lru.prev = s
+// pushNewest puts n at the most recently active end of the lru.
+func (t *Tracker) pushNewest(n *lruNode) {
+	n.prev, n.next = t.lru.prev, &t.lru
+	t.lru.prev.next = n
+	t.lru.prev = n
 }
 
-func (t *Tracker) unlink(s *socket) {
-	s.prev.next, s.next.prev = s.next, s.prev
-	s.prev, s.next = nil, nil
+func (t *Tracker) unlink(n *lruNode) {
+	n.prev.next, n.next.prev = n.next, n.prev
+	n.prev, n.next = nil, nil
 }
 
 func tupleOf(h events.Header) tuple {
@@ -788,8 +847,8 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 // noteLastAck notes a socket entering and leaving LAST_ACK on the TIME_WAIT
 // socket (a FIN_WAIT2 minisock) of the mirrored 4-tuple, if any.
 func (t *Tracker) noteLastAck(e *events.StateChange) {
-	s, ok := t.timewaits[tuple{netns: e.Netns, local: e.Remote, remote: e.Local}]
-	if !ok || s.tw == nil {
+	s := t.timewaitOn(tuple{netns: e.Netns, local: e.Remote, remote: e.Local})
+	if s == nil || s.tw == nil {
 		return
 	}
 	la := &s.tw.peerLastAck
@@ -813,6 +872,7 @@ func (t *Tracker) snapshot(e *events.Snapshot) {
 	s.beforeTrace = true
 	if e.State == events.StateTimeWait {
 		t.startTimewait(s, timewait{substate: e.Substate, header: e.Header})
+		s.fullGone = true
 		s.phases = append(s.phases, events.Phase{State: e.Substate, Timewait: true})
 		return
 	}
@@ -866,8 +926,10 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 		t.endTimewait(s, e.Time, events.TimewaitEnd{Cause: events.CauseExpired})
 	case events.TimerCancel:
 		if s.tw == nil {
+			// Its timer's start not seen: its full socket handed over before.
 			t.startTimewait(s, timewait{substate: e.Substate, header: e.Header})
 			s.beforeTrace = s.beforeTrace || len(s.phases) == 0 && !s.historyDropped
+			s.fullGone = true
 		}
 		s.tw.stopped = e.Time
 		s.tw.last = e.Last
@@ -1001,7 +1063,7 @@ func (t *Tracker) startTimewait(s *socket, tw timewait) {
 	s.twSpace = tw
 	s.tw = &s.twSpace
 	s.overflowFrom = ""
-	t.timewaits[tupleOf(tw.header)] = s
+	t.indexTimewait(tupleOf(tw.header), s.cookie)
 }
 
 // enterTimewait starts a TIME_WAIT phase (or a new substate of one).
@@ -1043,9 +1105,7 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 		last := &s.phases[n-1]
 		last.Duration, last.DurationKnown = at.Sub(last.Start), !last.Start.IsZero()
 	}
-	if t.timewaits[tupleOf(tw.header)] == s {
-		delete(t.timewaits, tupleOf(tw.header))
-	}
+	t.unindexTimewait(tupleOf(tw.header), s.cookie)
 	delete(t.rstWatch, s)
 	t.countTimewait(tw.header.Netns, -1)
 	s.tw = nil
@@ -1116,8 +1176,12 @@ func (t *Tracker) expireStopped(now time.Time) {
 // dropped records (its ring buffer was full) since the last loss was
 // noticed, any of which may have been one of theirs.
 func (t *Tracker) RecordsLost() {
-	for _, s := range t.sockets {
-		s.incomplete = true
+	for _, ts := range t.sockets {
+		if ts.full != nil {
+			ts.full.incomplete = true
+		} else {
+			ts.record.flags |= recordIncomplete
+		}
 	}
 }
 
