@@ -46,6 +46,8 @@ type Tracker struct {
 	// freeRecords, records turned back into sockets.
 	free        []*socket
 	freeRecords []*timewaitRecord
+	// last is the socket full found last.
+	last *socket
 	// touched are the sockets an event looked up or expanded: once it is
 	// processed, those that are only a TIME_WAIT socket become records.
 	touched []*socket
@@ -678,19 +680,27 @@ func (t *Tracker) lookup(h *events.Header) *socket {
 	t.sockets[h.Cookie] = tracked{full: s}
 	t.pushNewest(&s.lruNode)
 	t.touched = append(t.touched, s)
+	t.last = s
 	return s
 }
 
 // full is the full socket of a tracked cookie, its record expanded if it
 // has one; nil if the cookie is not tracked.
 func (t *Tracker) full(cookie uint64) *socket {
+	// A socket's events come in runs (its handover to its TIME_WAIT socket
+	// is three); a forgotten socket is unlinked.
+	if s := t.last; s != nil && s.cookie == cookie && s.prev != nil {
+		return s
+	}
 	switch ts := t.sockets[cookie]; {
 	case ts.full != nil:
-		return ts.full
+		t.last = ts.full
 	case ts.record != nil:
-		return t.expand(ts.record)
+		t.last = t.expand(ts.record)
+	default:
+		return nil
 	}
-	return nil
+	return t.last
 }
 
 // newSocket starts the history of the socket of h, in a forgotten
