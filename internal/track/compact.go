@@ -17,20 +17,18 @@ import (
 // full socket for any event of its own: the tracker's logic works on full
 // sockets only.
 
-// lruNode places a tracked socket, full or a record, in Tracker.lru.
-type lruNode struct {
-	prev, next *lruNode
+// tracked is a tracked socket, where Tracker.sockets and Tracker.lru find
+// it: its full socket, or (full nil) its record, which stays put as the
+// socket turns into one and back. A record is a TIME_WAIT socket's story
+// once its full socket is gone: what the socket holds that its TIME_WAIT
+// life can still use or tell. The rest (its timers, an overflow's or an
+// RST's evidence, how it ended as a full socket) served the full socket
+// only.
+type tracked struct {
+	prev, next *tracked
 	cookie     uint64
-}
-
-// timewaitRecord is a TIME_WAIT socket's story once its full socket is
-// gone: what the socket holds that its TIME_WAIT life can still use or
-// tell. The rest (its timers, an overflow's or an RST's evidence, how it
-// ended as a full socket) served the full socket only.
-type timewaitRecord struct {
-	lruNode
-	owner  *sharedOwner  // nil if not known
-	extras *recordExtras // nil for most
+	full       *socket
+	owner      *sharedOwner // nil if not known
 	// story is the rest, mostly varints (see compact).
 	story    []byte
 	netns    uint32
@@ -42,8 +40,9 @@ type timewaitRecord struct {
 	flags    recordFlags
 }
 
-// recordExtras is what few records hold, as it was: what their TIME_WAIT
-// socket was seen to take, and the RSTs and timeout their close tells of.
+// recordExtras is what few records hold (in Tracker.extras), as it was:
+// what their TIME_WAIT socket was seen to take, and the RSTs and timeout
+// their close tells of.
 type recordExtras struct {
 	seen        timewaitSeen
 	rstSent     *events.ResetSent
@@ -69,6 +68,7 @@ const (
 	recordCounters  // the counters read at its destroy (countersKnown)
 	recordBorn      // when it was born (born)
 	recordDestroyed // when its full socket was destroyed (destroyedFull)
+	recordExtra     // it has extras
 )
 
 // closers are the values of socket.closedBy, by their index in records.
@@ -111,7 +111,7 @@ func (t *Tracker) releaseOwner(shared *sharedOwner) {
 // are only a TIME_WAIT socket now.
 func (t *Tracker) settle() {
 	for _, s := range t.touched {
-		if s.prev != nil { // still tracked
+		if s.entry != nil { // still tracked, and full
 			t.compact(s)
 		}
 	}
@@ -195,24 +195,23 @@ func (t *Tracker) compact(s *socket) {
 	if t.encoded = w.b; !w.ok {
 		return
 	}
-	r := t.newRecord()
+	r := s.entry
 	// In space of its size: a record is kept for a minute.
 	r.story = append(r.story[:0], w.b...)
-	r.cookie, r.netns, r.family = s.cookie, h.Netns, h.Family
+	r.netns, r.family = h.Netns, h.Family
 	r.ports = [2]uint16{h.Local.Port(), h.Remote.Port()}
 	r.owner = t.shareOwner(h.Owner)
 	r.substate, r.closedBy, r.phases, r.flags = substate, closedBy, uint8(len(s.phases)), flags
-	c := &s.closing
-	if tw.timewaitSeen != (timewaitSeen{}) || c.rstSent != nil || c.rstReceived != nil || c.timeout != nil {
-		r.extras = &recordExtras{seen: tw.timewaitSeen, rstSent: c.rstSent, rstReceived: c.rstReceived, timeout: c.timeout}
+	if c := &s.closing; tw.timewaitSeen != (timewaitSeen{}) || c.rstSent != nil || c.rstReceived != nil || c.timeout != nil {
+		t.extras[r.cookie] = recordExtras{seen: tw.timewaitSeen, rstSent: c.rstSent, rstReceived: c.rstReceived, timeout: c.timeout}
+		r.flags |= recordExtra
 	}
-	replace(&s.lruNode, &r.lruNode)
-	t.sockets[r.cookie] = tracked{record: r}
+	r.full, s.entry = nil, nil
 	t.free = append(t.free, s)
 }
 
-// expand turns r back into a full socket, in r's place in Tracker.lru.
-func (t *Tracker) expand(r *timewaitRecord) *socket {
+// expand turns r back into a full socket.
+func (t *Tracker) expand(r *tracked) *socket {
 	story := storyReader{t: t, b: r.story}
 	h := events.Header{Cookie: r.cookie, Family: r.family, Netns: r.netns}
 	h.Local, h.Remote = r.addrs(&story)
@@ -247,45 +246,38 @@ func (t *Tracker) expand(r *timewaitRecord) *socket {
 	if r.flags&recordStart != 0 {
 		s.twSpace.start = firstTimewait(s.phases).Start
 	}
-	if x := r.extras; x != nil {
+	if r.flags&recordExtra != 0 {
+		x := t.extras[r.cookie]
+		delete(t.extras, r.cookie)
 		s.twSpace.timewaitSeen = x.seen
 		s.closing.rstSent, s.closing.rstReceived, s.closing.timeout = x.rstSent, x.rstReceived, x.timeout
 	}
 	s.tw = &s.twSpace
-	replace(&r.lruNode, &s.lruNode)
-	t.sockets[s.cookie] = tracked{full: s}
 	t.releaseOwner(r.owner)
-	t.freeRecord(r)
+	r.owner, r.full, s.entry = nil, s, r
 	t.touched = append(t.touched, s)
 	return s
 }
 
 // addrs reads r's local and remote addresses, which its story begins with.
-func (r *timewaitRecord) addrs(story *storyReader) (local, remote netip.AddrPort) {
+func (r *tracked) addrs(story *storyReader) (local, remote netip.AddrPort) {
 	return netip.AddrPortFrom(story.addr(r.flags&recordLocal4 != 0), r.ports[0]),
 		netip.AddrPortFrom(story.addr(r.flags&recordRemote4 != 0), r.ports[1])
 }
 
-// freeRecord keeps r, emptied, to be reused with its story's space.
-func (t *Tracker) freeRecord(r *timewaitRecord) {
-	*r = timewaitRecord{story: r.story[:0]}
-	t.freeRecords = append(t.freeRecords, r)
+// emptied is e with nothing in it but its story's space, to be reused.
+func (e *tracked) emptied() *tracked {
+	*e = tracked{story: e.story[:0]}
+	return e
 }
 
-func (t *Tracker) newRecord() *timewaitRecord {
-	if n := len(t.freeRecords); n > 0 {
-		r := t.freeRecords[n-1]
-		t.freeRecords = t.freeRecords[:n-1]
-		return r
+func (t *Tracker) newTracked() *tracked {
+	if n := len(t.freeTracked); n > 0 {
+		e := t.freeTracked[n-1]
+		t.freeTracked = t.freeTracked[:n-1]
+		return e
 	}
-	return &timewaitRecord{}
-}
-
-// replace puts node in was's place in Tracker.lru.
-func replace(was, node *lruNode) {
-	node.prev, node.next = was.prev, was.next
-	node.prev.next, node.next.prev = node, node
-	was.prev, was.next = nil, nil
+	return &tracked{}
 }
 
 // storyWriter appends a record's story; ok turns false at the first value
@@ -667,13 +659,13 @@ func (t *Tracker) timewaitOn(k tuple) *socket {
 // timewaitHas tells whether the TIME_WAIT socket of a tracked cookie has
 // 4-tuple k.
 func (t *Tracker) timewaitHas(cookie uint64, k tuple) bool {
-	switch ts := t.sockets[cookie]; {
-	case ts.full != nil:
-		return ts.full.tw != nil && tupleOf(ts.full.tw.header) == k
-	case ts.record != nil:
-		r := ts.record
-		local, remote := r.addrs(&storyReader{b: r.story})
-		return tuple{netns: r.netns, local: local, remote: remote} == k
+	e := t.sockets[cookie]
+	switch {
+	case e == nil:
+		return false
+	case e.full != nil:
+		return e.full.tw != nil && tupleOf(e.full.tw.header) == k
 	}
-	return false
+	local, remote := e.addrs(&storyReader{b: e.story})
+	return tuple{netns: e.netns, local: local, remote: remote} == k
 }

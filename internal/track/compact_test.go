@@ -20,8 +20,8 @@ func TestTimewaitKeptAsRecord(t *testing.T) {
 	for _, ev := range activeClose().evs {
 		tr.Process(ev)
 	}
-	if ts := tr.sockets[1]; ts.record == nil || tr.Tracked() != 1 {
-		t.Fatalf("tracked %d, cookie 1 %+v: want it kept as a record", tr.Tracked(), ts)
+	if e := tr.sockets[1]; e == nil || e.full != nil || tr.Tracked() != 1 {
+		t.Fatalf("tracked %d, cookie 1 %+v: want it kept as a record", tr.Tracked(), e)
 	}
 	out := tr.Process(&events.TimewaitTimer{Header: hdr(60150, 1, client, server, 0), Action: events.TimerExpire,
 		Substate: events.StateTimeWait})
@@ -44,7 +44,7 @@ func timewaitSocket(local, remote string, loc *time.Location) *socket {
 	if h.Local.Addr().Is4() {
 		h.Family = 4
 	}
-	s := &socket{lruNode: lruNode{cookie: 3}, header: h, closedBy: "peer", retransmits: 2, resetsSent: 1,
+	s := &socket{header: h, closedBy: "peer", retransmits: 2, resetsSent: 1,
 		resetsRecv: 7, beforeTrace: true, historyDropped: true, incomplete: true, fullGone: true,
 		handshake: nonZero[events.Handshake](), handshakeKnown: true, counters: nonZero[events.Counters](), countersKnown: true,
 		born: true, bornAt: at(-6), destroyedFull: true, fullEnd: at(0).Add(3 * time.Microsecond),
@@ -87,9 +87,11 @@ func nonZero[T any]() T {
 
 // track makes s tracked by tr, as lookup would have.
 func (tr *Tracker) track(s *socket) {
-	tr.sockets[s.cookie] = tracked{full: s}
-	tr.pushNewest(&s.lruNode)
-	tr.indexTimewait(tupleOf(s.tw.header), s.cookie)
+	e := tr.newTracked()
+	e.cookie, e.full, s.entry = s.header.Cookie, s, e
+	tr.sockets[e.cookie] = e
+	tr.pushNewest(e)
+	tr.indexTimewait(tupleOf(s.tw.header), e.cookie)
 }
 
 // A record turns back into the socket it was made of, for every address
@@ -131,14 +133,15 @@ func TestRecordRoundTrip(t *testing.T) {
 			want.tw = &want.twSpace
 			tr.track(s)
 			tr.compact(s)
-			if tr.sockets[3].record == nil {
+			e := tr.sockets[3]
+			if e.full != nil {
 				t.Fatal("not kept as a record")
 			}
 			got := tr.full(3)
-			if got.prev == nil || tr.lru.next != &got.lruNode {
+			if got.entry != e || e.full != got || tr.lru.next != e {
 				t.Error("not in the record's place among the tracked")
 			}
-			got.prev, got.next = nil, nil
+			got.entry = nil
 			want.twSpace.header.Owner, want.twSpace.header.Time = got.twSpace.header.Owner, got.twSpace.header.Time
 			if !reflect.DeepEqual(*got, want) {
 				t.Errorf("got  %+v\nwant %+v", *got, want)
@@ -176,8 +179,8 @@ func TestNoRecord(t *testing.T) {
 			tt.change(s)
 			tr.track(s)
 			tr.compact(s)
-			if ts := tr.sockets[3]; ts.full != s || ts.record != nil {
-				t.Errorf("tracked as %+v, want it full", ts)
+			if e := tr.sockets[3]; e.full != s {
+				t.Errorf("tracked as %+v, want it full", e)
 			}
 		})
 	}
@@ -192,7 +195,7 @@ func TestRecordKeepsWhatItMust(t *testing.T) {
 		of                      any
 		kept, dropped, refusing []string
 	}{
-		{socket{}, []string{"lruNode", "header", "phases", "closedBy", "retransmits", "resetsSent", "resetsRecv",
+		{socket{}, []string{"entry", "header", "phases", "closedBy", "retransmits", "resetsSent", "resetsRecv",
 			"beforeTrace", "historyDropped", "incomplete", "tw", "twSpace", "fullGone", "born", "destroyedFull",
 			"bornAt", "fullEnd", "handshake", "counters", "handshakeKnown", "countersKnown", "closing"},
 			// Its overflow's evidence (with a TIME_WAIT socket there was

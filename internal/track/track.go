@@ -32,20 +32,21 @@ type Tracker struct {
 	maxSockets int
 	netnsGone  func(netns uint32) bool
 	sysctl     func(netns uint32, name string) (int64, bool)
-	sockets    map[uint64]tracked // by cookie
+	sockets    map[uint64]*tracked // by cookie
 	// lru runs from the least recently active socket (lru.next) to the
-	// most (lru.prev), full or a record, through each one's own links: a
-	// socket a connection is too many to allocate a list element each.
-	lru     lruNode
+	// most (lru.prev), through each one's own links: a socket a connection
+	// is too many to allocate a list element each.
+	lru     tracked
 	evicted uint64
 	// dropped holds the cookies of the histories evicted, until their
 	// sockets show up again (at their end at the latest): what they tell
 	// then does not start with the socket.
 	dropped map[uint64]struct{}
-	// free holds forgotten sockets, to be reused with their phases' space;
-	// freeRecords, records turned back into sockets.
+	// free holds forgotten sockets and sockets kept as records now, to be
+	// reused with their phases' space; freeTracked, the entries of
+	// forgotten sockets, with their stories' space.
 	free        []*socket
-	freeRecords []*timewaitRecord
+	freeTracked []*tracked
 	// last is the socket full found last.
 	last *socket
 	// touched are the sockets an event looked up or expanded: once it is
@@ -59,8 +60,10 @@ type Tracker struct {
 	states        []events.State
 	epoch         time.Time
 	epochUnixNano int64
-	// encoded is a history being encoded, before it goes to its record.
+	// encoded is a story being encoded, before it goes to its record;
+	// extras, the extras of records, by cookie.
 	encoded []byte
+	extras  map[uint64]recordExtras
 	// stopped are TIME_WAIT sockets stopped early whose cause is not yet
 	// known, by 4-tuple.
 	stopped map[tuple]*socket
@@ -125,7 +128,7 @@ type tuple struct {
 type lastAck struct{ enter, leave time.Time }
 
 type socket struct {
-	lruNode
+	entry *tracked // nil once forgotten or kept as a record
 	// overflowFrom: it closed from this state (FIN_WAIT2, CLOSING) with no
 	// TIME_WAIT socket and no RST yet, at overflowAt; destroyedAt once
 	// destroyed (its story waits in Tracker.overflows).
@@ -174,12 +177,6 @@ type overflowSeen struct {
 	timewaitSockets   int
 	maxTWBuckets      int64
 	maxTWBucketsKnown bool
-}
-
-// tracked is a tracked socket: full, or kept as a record.
-type tracked struct {
-	full   *socket
-	record *timewaitRecord
 }
 
 // timewait is the TIME_WAIT socket that follows a socket.
@@ -239,8 +236,9 @@ func New(opts Options) *Tracker {
 		maxSockets:     opts.MaxSockets,
 		netnsGone:      opts.NetnsGone,
 		sysctl:         opts.Sysctl,
-		sockets:        map[uint64]tracked{},
+		sockets:        map[uint64]*tracked{},
 		owners:         map[events.Owner]*sharedOwner{},
+		extras:         map[uint64]recordExtras{},
 		stopped:        map[tuple]*socket{},
 		peerlessRSTs:   map[endpoint]*events.ResetSent{},
 		listeners:      map[endpoint]map[uint32]listening{},
@@ -628,16 +626,16 @@ func (t *Tracker) Flush(now time.Time) []events.Event {
 	t.expireStopped(now.Add(successorWindow))
 	t.concludeOverflows(now, true)
 	t.concludeRSTWatch(now, true, nil, "")
-	for n := t.lru.next; n != &t.lru; {
-		next := n.next // a record expands in its place
-		s := t.full(n.cookie)
+	for e := t.lru.next; e != &t.lru; {
+		next := e.next
+		s := t.fullOf(e)
 		t.endZeroWindow(s, s.header, now, "tracing_stopped")
 		end := "open"
 		if s.overConnection() {
 			end = endOf(s)
 		}
 		t.finish(s, now, end)
-		n = next
+		e = next
 	}
 	t.settle()
 	return t.out
@@ -652,9 +650,9 @@ func (t *Tracker) lookup(h *events.Header) *socket {
 	}
 	if s := t.full(h.Cookie); s != nil {
 		t.touched = append(t.touched, s)
-		if t.lru.prev != &s.lruNode {
-			t.unlink(&s.lruNode)
-			t.pushNewest(&s.lruNode)
+		if t.lru.prev != s.entry {
+			t.unlink(s.entry)
+			t.pushNewest(s.entry)
 		}
 		if h.Owner.PID != 0 {
 			s.header.Owner = h.Owner
@@ -667,9 +665,9 @@ func (t *Tracker) lookup(h *events.Header) *socket {
 		return s
 	}
 	if t.Tracked() >= t.maxSockets {
-		oldest := t.lru.next.cookie
-		t.dropped[oldest] = struct{}{}
-		t.forget(t.full(oldest))
+		oldest := t.lru.next
+		t.dropped[oldest.cookie] = struct{}{}
+		t.forget(t.fullOf(oldest))
 		t.evicted++
 	}
 	s := t.newSocket(*h)
@@ -677,8 +675,10 @@ func (t *Tracker) lookup(h *events.Header) *socket {
 		delete(t.dropped, h.Cookie)
 		s.historyDropped = true
 	}
-	t.sockets[h.Cookie] = tracked{full: s}
-	t.pushNewest(&s.lruNode)
+	e := t.newTracked()
+	e.cookie, e.full, s.entry = h.Cookie, s, e
+	t.sockets[h.Cookie] = e
+	t.pushNewest(e)
 	t.touched = append(t.touched, s)
 	t.last = s
 	return s
@@ -688,19 +688,24 @@ func (t *Tracker) lookup(h *events.Header) *socket {
 // has one; nil if the cookie is not tracked.
 func (t *Tracker) full(cookie uint64) *socket {
 	// A socket's events come in runs (its handover to its TIME_WAIT socket
-	// is three); a forgotten socket is unlinked.
-	if s := t.last; s != nil && s.cookie == cookie && s.prev != nil {
+	// is three).
+	if s := t.last; s != nil && s.entry != nil && s.header.Cookie == cookie {
 		return s
 	}
-	switch ts := t.sockets[cookie]; {
-	case ts.full != nil:
-		t.last = ts.full
-	case ts.record != nil:
-		t.last = t.expand(ts.record)
-	default:
+	e := t.sockets[cookie]
+	if e == nil {
 		return nil
 	}
+	t.last = t.fullOf(e)
 	return t.last
+}
+
+// fullOf is e's full socket, its record expanded if need be.
+func (t *Tracker) fullOf(e *tracked) *socket {
+	if e.full != nil {
+		return e.full
+	}
+	return t.expand(e)
 }
 
 // newSocket starts the history of the socket of h, in a forgotten
@@ -714,22 +719,24 @@ func (t *Tracker) newSocket(h events.Header) *socket {
 	} else {
 		s = &socket{header: h, phases: make([]events.Phase, 0, 8)}
 	}
-	s.cookie = h.Cookie
 	return s
 }
 
 // forget drops s's history; s is reused for another socket.
 func (t *Tracker) forget(s *socket) {
-	if t.sockets[s.header.Cookie].full != s {
+	e := s.entry
+	if e == nil {
 		return
 	}
-	t.unlink(&s.lruNode)
-	delete(t.sockets, s.header.Cookie)
+	t.unlink(e)
+	delete(t.sockets, e.cookie)
+	t.freeTracked = append(t.freeTracked, e.emptied())
+	s.entry = nil
 	if s.tw != nil && !s.tw.stopped.IsZero() {
 		delete(t.stopped, tupleOf(s.tw.header))
 	}
 	if s.tw != nil {
-		t.unindexTimewait(tupleOf(s.tw.header), s.cookie)
+		t.unindexTimewait(tupleOf(s.tw.header), s.header.Cookie)
 		t.countTimewait(s.tw.header.Netns, -1)
 	}
 	delete(t.overflows, s)
@@ -737,16 +744,16 @@ func (t *Tracker) forget(s *socket) {
 	t.free = append(t.free, s)
 }
 
-// pushNewest puts n at the most recently active end of the lru.
-func (t *Tracker) pushNewest(n *lruNode) {
-	n.prev, n.next = t.lru.prev, &t.lru
-	t.lru.prev.next = n
-	t.lru.prev = n
+// pushNewest puts e at the most recently active end of the lru.
+func (t *Tracker) pushNewest(e *tracked) {
+	e.prev, e.next = t.lru.prev, &t.lru
+	t.lru.prev.next = e
+	t.lru.prev = e
 }
 
-func (t *Tracker) unlink(n *lruNode) {
-	n.prev.next, n.next.prev = n.next, n.prev
-	n.prev, n.next = nil, nil
+func (t *Tracker) unlink(e *tracked) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
 }
 
 func tupleOf(h events.Header) tuple {
@@ -1073,7 +1080,7 @@ func (t *Tracker) startTimewait(s *socket, tw timewait) {
 	s.twSpace = tw
 	s.tw = &s.twSpace
 	s.overflowFrom = ""
-	t.indexTimewait(tupleOf(tw.header), s.cookie)
+	t.indexTimewait(tupleOf(tw.header), s.header.Cookie)
 }
 
 // enterTimewait starts a TIME_WAIT phase (or a new substate of one).
@@ -1115,7 +1122,7 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 		last := &s.phases[n-1]
 		last.Duration, last.DurationKnown = at.Sub(last.Start), !last.Start.IsZero()
 	}
-	t.unindexTimewait(tupleOf(tw.header), s.cookie)
+	t.unindexTimewait(tupleOf(tw.header), s.header.Cookie)
 	delete(t.rstWatch, s)
 	t.countTimewait(tw.header.Netns, -1)
 	s.tw = nil
@@ -1186,11 +1193,11 @@ func (t *Tracker) expireStopped(now time.Time) {
 // dropped records (its ring buffer was full) since the last loss was
 // noticed, any of which may have been one of theirs.
 func (t *Tracker) RecordsLost() {
-	for _, ts := range t.sockets {
-		if ts.full != nil {
-			ts.full.incomplete = true
+	for _, e := range t.sockets {
+		if e.full != nil {
+			e.full.incomplete = true
 		} else {
-			ts.record.flags |= recordIncomplete
+			e.flags |= recordIncomplete
 		}
 	}
 }
