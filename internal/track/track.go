@@ -13,8 +13,10 @@ import (
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
-// DefaultMaxSockets bounds the histories kept at once.
-const DefaultMaxSockets = 100000
+// DefaultMaxSockets bounds the histories kept at once: a busy server's
+// TIME_WAIT sockets, at some 250 bytes each (BenchmarkMemory; an open
+// socket's history takes 2 KB).
+const DefaultMaxSockets = 1000000
 
 // TCP flag bits.
 const (
