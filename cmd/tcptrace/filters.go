@@ -125,7 +125,8 @@ type viewFlags struct {
 
 func (v *viewFlags) define(cmd *cobra.Command) {
 	defineFormat(cmd, &v.format, "JSON lines, see docs/json.md")
-	cmd.Flags().IntVar(&v.maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once; the least recently active are dropped (counted in stats)")
+	cmd.Flags().IntVar(&v.maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once, each some 250 bytes "+
+		"in TIME_WAIT (25 MB per 100,000), 2 KB otherwise; the least recently active are dropped (counted in stats)")
 	cmd.Flags().BoolVar(&v.fullFindings, "full-findings", false, "write every finding in full, and no finding_summary lines "+
 		"(by default a finding that repeats one of its network namespace is written short, naming the first)")
 	cmd.Flags().BoolVar(&v.summaryOnly, "summary-only", false, "write only each connection's summary, one line each "+

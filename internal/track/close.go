@@ -74,8 +74,11 @@ func (t *Tracker) timedOut(s *socket, abort *events.TimeoutAbort) {
 // port, and the local address where bind() did not fix it, before the
 // destroy. It tells whether it did.
 func (t *Tracker) keepTuple(h *events.Header) bool {
-	s, ok := t.sockets[h.Cookie]
-	if !ok || h.Remote.Port() != 0 || s.header.Remote.Port() == 0 {
+	if h.Remote.Port() != 0 {
+		return false
+	}
+	s := t.full(h.Cookie)
+	if s == nil || s.header.Remote.Port() == 0 {
 		return false
 	}
 	h.Local, h.Remote = s.header.Local, s.header.Remote

@@ -13,8 +13,10 @@ import (
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
-// DefaultMaxSockets bounds the histories kept at once.
-const DefaultMaxSockets = 100000
+// DefaultMaxSockets bounds the histories kept at once: a busy server's
+// TIME_WAIT sockets, at some 250 bytes each (BenchmarkMemory; an open
+// socket's history takes 2 KB).
+const DefaultMaxSockets = 1000000
 
 // TCP flag bits.
 const (
@@ -32,18 +34,38 @@ type Tracker struct {
 	maxSockets int
 	netnsGone  func(netns uint32) bool
 	sysctl     func(netns uint32, name string) (int64, bool)
-	sockets    map[uint64]*socket // by cookie
+	sockets    map[uint64]*tracked // by cookie
 	// lru runs from the least recently active socket (lru.next) to the
-	// most (lru.prev), through each socket's own links: a socket a
-	// connection is too many to allocate a list element each.
-	lru     socket
+	// most (lru.prev), through each one's own links: a socket a connection
+	// is too many to allocate a list element each.
+	lru     tracked
 	evicted uint64
 	// dropped holds the cookies of the histories evicted, until their
 	// sockets show up again (at their end at the latest): what they tell
 	// then does not start with the socket.
 	dropped map[uint64]struct{}
-	// free holds forgotten sockets, to be reused with their phases' space.
-	free []*socket
+	// free holds forgotten sockets and sockets kept as records now, to be
+	// reused with their phases' space; freeTracked, the entries of
+	// forgotten sockets, with their stories' space.
+	free        []*socket
+	freeTracked []*tracked
+	// last is the socket full found last.
+	last *socket
+	// touched are the sockets an event looked up or expanded: once it is
+	// processed, those that are only a TIME_WAIT socket become records.
+	touched []*socket
+	// What records share: their owners (lastShared, the one shared last),
+	// the states their histories hold (by index), the time their times
+	// count from (see instant).
+	owners        map[events.Owner]*sharedOwner
+	lastShared    *sharedOwner
+	states        []events.State
+	epoch         time.Time
+	epochUnixNano int64
+	// encoded is a story being encoded, before it goes to its record;
+	// extras, the extras of records, by cookie.
+	encoded []byte
+	extras  map[uint64]recordExtras
 	// stopped are TIME_WAIT sockets stopped early whose cause is not yet
 	// known, by 4-tuple.
 	stopped map[tuple]*socket
@@ -55,8 +77,10 @@ type Tracker struct {
 	peerlessRSTs map[endpoint]*events.ResetSent
 	// listeners by where they listen, for the owner of their children.
 	listeners map[endpoint]map[uint32]listening
-	// timewaits are the sockets with a TIME_WAIT socket, by its 4-tuple.
-	timewaits map[tuple]*socket
+	// timewaits are the sockets with a TIME_WAIT socket, by its 4-tuple;
+	// timewaitCounts, how many there are, by its namespace.
+	timewaits      tupleIndex
+	timewaitCounts map[uint32]int
 	// overflows are sockets destroyed after closing from FIN_WAIT2 or
 	// CLOSING with no TIME_WAIT socket, until an RST shows up (an abort:
 	// TCP_LINGER2 < 0) or long enough passed for it to be an overflow.
@@ -106,14 +130,14 @@ type tuple struct {
 type lastAck struct{ enter, leave time.Time }
 
 type socket struct {
-	prev, next *socket // in Tracker.lru
+	entry *tracked // nil once forgotten or kept as a record
 	// overflowFrom: it closed from this state (FIN_WAIT2, CLOSING) with no
 	// TIME_WAIT socket and no RST yet, at overflowAt; destroyedAt once
 	// destroyed (its story waits in Tracker.overflows).
 	overflowFrom events.State
 	overflowAt   time.Time
 	// overflowSeen is what the socket's namespace held when it closed so.
-	overflowSeen events.TimewaitOverflow
+	overflowSeen overflowSeen
 	destroyedAt  time.Time
 	header       events.Header
 	phases       []events.Phase
@@ -132,9 +156,12 @@ type socket struct {
 	lastReset   time.Time
 	tw          *timewait // nil, or twSpace
 	twSpace     timewait
-	end         string // how it ended, once known
-	timers      timers
-	closing     closing
+	// fullGone: the full socket is gone (destroyed, or never seen), and
+	// only its TIME_WAIT socket lives on: then it is kept as a record.
+	fullGone bool
+	end      string // how it ended, once known
+	timers   timers
+	closing  closing
 	// born: its first state change was seen (from CLOSE or its
 	// listener), at bornAt; destroyedFull: the full socket's destroy, when
 	// its counters were read.
@@ -146,6 +173,14 @@ type socket struct {
 	countersKnown       bool
 }
 
+// overflowSeen is what a namespace held when a socket closed with no
+// TIME_WAIT socket (see events.TimewaitOverflow).
+type overflowSeen struct {
+	timewaitSockets   int
+	maxTWBuckets      int64
+	maxTWBucketsKnown bool
+}
+
 // timewait is the TIME_WAIT socket that follows a socket.
 type timewait struct {
 	start     time.Time
@@ -155,6 +190,17 @@ type timewait struct {
 	stopped time.Time
 	// last is its rcv_nxt and ts_recent when it was stopped.
 	last events.SynInfo
+	// peerRST: the last RST seen leaving the peer for its 4-tuple.
+	peerRST *events.ResetSent
+	// cancel is the event that stopped its timer (while stopped is set).
+	cancel events.TimewaitTimer
+	header events.Header
+	timewaitSeen
+}
+
+// timewaitSeen is what a TIME_WAIT socket was seen to take or do besides
+// its timer: most take nothing, and their records keep no room for it.
+type timewaitSeen struct {
 	// synVerdictAt: when the kernel was last seen deciding (fexit) that a
 	// SYN may take its 4-tuple over.
 	synVerdictAt time.Time
@@ -164,15 +210,10 @@ type timewait struct {
 	// reaching a FIN_WAIT2 minisock), with the RST's reason.
 	rstAnswerAt     time.Time
 	rstAnswerReason string
-	// peerRST: the last RST seen leaving the peer for its 4-tuple.
-	peerRST *events.ResetSent
-	// cancel is the event that stopped its timer (while stopped is set).
-	cancel events.TimewaitTimer
 	// peerLastAck: a local peer's time in LAST_ACK on the mirrored
 	// 4-tuple, noted while it is a FIN_WAIT2 minisock: it brackets when
 	// the peer's FIN moved it to TIME_WAIT.
 	peerLastAck lastAck
-	header      events.Header
 }
 
 // Options configure a tracker; zero values are fine.
@@ -194,17 +235,20 @@ func New(opts Options) *Tracker {
 		opts.MaxSockets = DefaultMaxSockets
 	}
 	t := &Tracker{
-		maxSockets:   opts.MaxSockets,
-		netnsGone:    opts.NetnsGone,
-		sysctl:       opts.Sysctl,
-		sockets:      map[uint64]*socket{},
-		stopped:      map[tuple]*socket{},
-		peerlessRSTs: map[endpoint]*events.ResetSent{},
-		listeners:    map[endpoint]map[uint32]listening{},
-		timewaits:    map[tuple]*socket{},
-		overflows:    map[*socket]struct{}{},
-		rstWatch:     map[*socket]struct{}{},
-		dropped:      map[uint64]struct{}{},
+		maxSockets:     opts.MaxSockets,
+		netnsGone:      opts.NetnsGone,
+		sysctl:         opts.Sysctl,
+		sockets:        map[uint64]*tracked{},
+		owners:         map[events.Owner]*sharedOwner{},
+		extras:         map[uint64]recordExtras{},
+		stopped:        map[tuple]*socket{},
+		peerlessRSTs:   map[endpoint]*events.ResetSent{},
+		listeners:      map[endpoint]map[uint32]listening{},
+		timewaits:      newTupleIndex(),
+		timewaitCounts: map[uint32]int{},
+		overflows:      map[*socket]struct{}{},
+		rstWatch:       map[*socket]struct{}{},
+		dropped:        map[uint64]struct{}{},
 	}
 	t.lru.prev, t.lru.next = &t.lru, &t.lru
 	return t
@@ -394,6 +438,8 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 				t.overflows[s] = struct{}{}
 			case s.tw == nil:
 				t.finish(s, e.Time, endOf(s))
+			default:
+				s.fullGone = true
 			}
 		}
 	case *events.Snapshot:
@@ -445,6 +491,7 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 	default:
 		t.out = append(t.out, ev)
 	}
+	t.settle()
 	return t.out
 }
 
@@ -478,6 +525,7 @@ func (t *Tracker) Tick(now time.Time) []events.Event {
 	t.expireStopped(now)
 	t.concludeOverflows(now, false)
 	t.concludeRSTWatch(now, false, nil, "")
+	t.settle()
 	return t.out
 }
 
@@ -514,8 +562,8 @@ func (t *Tracker) concludeOverflows(now time.Time, all bool) {
 		}
 		delete(t.overflows, s)
 		o := &events.TimewaitOverflow{Header: s.header, State: s.overflowFrom,
-			TimewaitSockets: s.overflowSeen.TimewaitSockets,
-			MaxTWBuckets:    s.overflowSeen.MaxTWBuckets, MaxTWBucketsKnown: s.overflowSeen.MaxTWBucketsKnown,
+			TimewaitSockets: s.overflowSeen.timewaitSockets,
+			MaxTWBuckets:    s.overflowSeen.maxTWBuckets, MaxTWBucketsKnown: s.overflowSeen.maxTWBucketsKnown,
 			InferredFrom: string(s.overflowFrom) + " -> CLOSE at " + s.overflowAt.Format(events.TimeLayout) +
 				" with no TIME_WAIT socket armed, and no RST from or to the socket then or within " +
 				resetGrace.String() + " of its destroy"}
@@ -534,8 +582,8 @@ func (t *Tracker) concludeOverflows(now time.Time, all bool) {
 // watchPeerRST notes an RST sent for no connection (for no socket, or by a
 // listener) to a TIME_WAIT socket's 4-tuple: the peer's answer to its ACK.
 func (t *Tracker) watchPeerRST(e *events.ResetSent) {
-	s, ok := t.timewaits[tuple{netns: e.Netns, local: e.Remote, remote: e.Local}]
-	if !ok || s.tw == nil || !s.tw.stopped.IsZero() {
+	s := t.timewaitOn(tuple{netns: e.Netns, local: e.Remote, remote: e.Local})
+	if s == nil || s.tw == nil || !s.tw.stopped.IsZero() {
 		return
 	}
 	s.tw.peerRST = e
@@ -563,6 +611,7 @@ func (t *Tracker) concludeRSTWatch(now time.Time, all bool, only *socket, ended 
 			continue
 		}
 		delete(t.rstWatch, s)
+		t.touched = append(t.touched, s) // nothing pending now: it may become a record
 		rst := tw.peerRST
 		tw.peerRST = nil
 		ig := &events.TimewaitRSTIgnored{Header: tw.header, Substate: tw.substate, PeerRSTAt: rst.Time,
@@ -579,16 +628,18 @@ func (t *Tracker) Flush(now time.Time) []events.Event {
 	t.expireStopped(now.Add(successorWindow))
 	t.concludeOverflows(now, true)
 	t.concludeRSTWatch(now, true, nil, "")
-	for s := t.lru.next; s != &t.lru; {
-		next := s.next
+	for e := t.lru.next; e != &t.lru; {
+		next := e.next
+		s := t.fullOf(e)
 		t.endZeroWindow(s, s.header, now, "tracing_stopped")
 		end := "open"
 		if s.overConnection() {
 			end = endOf(s)
 		}
 		t.finish(s, now, end)
-		s = next
+		e = next
 	}
+	t.settle()
 	return t.out
 }
 
@@ -599,10 +650,11 @@ func (t *Tracker) lookup(h *events.Header) *socket {
 	if h.Cookie == 0 {
 		return nil
 	}
-	if s, ok := t.sockets[h.Cookie]; ok {
-		if t.lru.prev != s {
-			t.unlink(s)
-			t.pushNewest(s)
+	if s := t.full(h.Cookie); s != nil {
+		t.touched = append(t.touched, s)
+		if t.lru.prev != s.entry {
+			t.unlink(s.entry)
+			t.pushNewest(s.entry)
 		}
 		if h.Owner.PID != 0 {
 			s.header.Owner = h.Owner
@@ -614,56 +666,96 @@ func (t *Tracker) lookup(h *events.Header) *socket {
 		}
 		return s
 	}
-	if len(t.sockets) >= t.maxSockets {
-		t.dropped[t.lru.next.header.Cookie] = struct{}{}
-		t.forget(t.lru.next)
+	if t.Tracked() >= t.maxSockets {
+		oldest := t.lru.next
+		t.dropped[oldest.cookie] = struct{}{}
+		t.forget(t.fullOf(oldest))
 		t.evicted++
 	}
-	var s *socket
-	if n := len(t.free); n > 0 {
-		s = t.free[n-1]
-		t.free = t.free[:n-1]
-		*s = socket{header: *h, phases: s.phases[:0]}
-	} else {
-		s = &socket{header: *h, phases: make([]events.Phase, 0, 8)}
-	}
+	s := t.newSocket(*h)
 	if _, ok := t.dropped[h.Cookie]; ok {
 		delete(t.dropped, h.Cookie)
 		s.historyDropped = true
 	}
-	t.sockets[h.Cookie] = s
-	t.pushNewest(s)
+	e := t.newTracked()
+	e.cookie, e.full, s.entry = h.Cookie, s, e
+	t.sockets[h.Cookie] = e
+	t.pushNewest(e)
+	t.touched = append(t.touched, s)
+	t.last = s
+	return s
+}
+
+// full is the full socket of a tracked cookie, its record expanded if it
+// has one; nil if the cookie is not tracked.
+func (t *Tracker) full(cookie uint64) *socket {
+	// A socket's events come in runs (its handover to its TIME_WAIT socket
+	// is three).
+	if s := t.last; s != nil && s.entry != nil && s.header.Cookie == cookie {
+		return s
+	}
+	e := t.sockets[cookie]
+	if e == nil {
+		return nil
+	}
+	t.last = t.fullOf(e)
+	return t.last
+}
+
+// fullOf is e's full socket, its record expanded if need be.
+func (t *Tracker) fullOf(e *tracked) *socket {
+	if e.full != nil {
+		return e.full
+	}
+	return t.expand(e)
+}
+
+// newSocket starts the history of the socket of h, in a forgotten
+// socket's space if there is one.
+func (t *Tracker) newSocket(h events.Header) *socket {
+	var s *socket
+	if n := len(t.free); n > 0 {
+		s = t.free[n-1]
+		t.free = t.free[:n-1]
+		*s = socket{header: h, phases: s.phases[:0]}
+	} else {
+		s = &socket{header: h, phases: make([]events.Phase, 0, 8)}
+	}
 	return s
 }
 
 // forget drops s's history; s is reused for another socket.
 func (t *Tracker) forget(s *socket) {
-	if t.sockets[s.header.Cookie] != s {
+	e := s.entry
+	if e == nil {
 		return
 	}
-	t.unlink(s)
-	delete(t.sockets, s.header.Cookie)
+	t.unlink(e)
+	delete(t.sockets, e.cookie)
+	t.freeTracked = append(t.freeTracked, e.emptied())
+	s.entry = nil
 	if s.tw != nil && !s.tw.stopped.IsZero() {
 		delete(t.stopped, tupleOf(s.tw.header))
 	}
-	if s.tw != nil && t.timewaits[tupleOf(s.tw.header)] == s {
-		delete(t.timewaits, tupleOf(s.tw.header))
+	if s.tw != nil {
+		t.unindexTimewait(tupleOf(s.tw.header), s.header.Cookie)
+		t.countTimewait(s.tw.header.Netns, -1)
 	}
 	delete(t.overflows, s)
 	delete(t.rstWatch, s)
 	t.free = append(t.free, s)
 }
 
-// pushNewest puts s at the most recently active end of the lru.
-func (t *Tracker) pushNewest(s *socket) {
-	s.prev, s.next = t.lru.prev, &t.lru
-	t.lru.prev.next = s
-	t.lru.prev = s
+// pushNewest puts e at the most recently active end of the lru.
+func (t *Tracker) pushNewest(e *tracked) {
+	e.prev, e.next = t.lru.prev, &t.lru
+	t.lru.prev.next = e
+	t.lru.prev = e
 }
 
-func (t *Tracker) unlink(s *socket) {
-	s.prev.next, s.next.prev = s.next, s.prev
-	s.prev, s.next = nil, nil
+func (t *Tracker) unlink(e *tracked) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
 }
 
 func tupleOf(h events.Header) tuple {
@@ -766,16 +858,16 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 		// Or the TCP_LINGER2 < 0 abort, whose RST comes after the close
 		// (and after the destroy): concluded at the destroy at the earliest.
 		s.overflowFrom, s.overflowAt = e.Old, e.Time
-		s.overflowSeen = events.TimewaitOverflow{TimewaitSockets: t.timewaitsIn(e.Netns)}
-		s.overflowSeen.MaxTWBuckets, s.overflowSeen.MaxTWBucketsKnown = t.lookupSysctl(e.Netns, "net.ipv4.tcp_max_tw_buckets")
+		s.overflowSeen = overflowSeen{timewaitSockets: t.timewaitsIn(e.Netns)}
+		s.overflowSeen.maxTWBuckets, s.overflowSeen.maxTWBucketsKnown = t.lookupSysctl(e.Netns, "net.ipv4.tcp_max_tw_buckets")
 	}
 }
 
 // noteLastAck notes a socket entering and leaving LAST_ACK on the TIME_WAIT
 // socket (a FIN_WAIT2 minisock) of the mirrored 4-tuple, if any.
 func (t *Tracker) noteLastAck(e *events.StateChange) {
-	s, ok := t.timewaits[tuple{netns: e.Netns, local: e.Remote, remote: e.Local}]
-	if !ok || s.tw == nil {
+	s := t.timewaitOn(tuple{netns: e.Netns, local: e.Remote, remote: e.Local})
+	if s == nil || s.tw == nil {
 		return
 	}
 	la := &s.tw.peerLastAck
@@ -799,6 +891,7 @@ func (t *Tracker) snapshot(e *events.Snapshot) {
 	s.beforeTrace = true
 	if e.State == events.StateTimeWait {
 		t.startTimewait(s, timewait{substate: e.Substate, header: e.Header})
+		s.fullGone = true
 		s.phases = append(s.phases, events.Phase{State: e.Substate, Timewait: true})
 		return
 	}
@@ -852,8 +945,10 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 		t.endTimewait(s, e.Time, events.TimewaitEnd{Cause: events.CauseExpired})
 	case events.TimerCancel:
 		if s.tw == nil {
+			// Its timer's start not seen: its full socket handed over before.
 			t.startTimewait(s, timewait{substate: e.Substate, header: e.Header})
 			s.beforeTrace = s.beforeTrace || len(s.phases) == 0 && !s.historyDropped
+			s.fullGone = true
 		}
 		s.tw.stopped = e.Time
 		s.tw.last = e.Last
@@ -980,10 +1075,14 @@ func minTime(a, b time.Time) time.Time {
 
 // startTimewait gives s its TIME_WAIT socket, in space s keeps for it.
 func (t *Tracker) startTimewait(s *socket, tw timewait) {
+	if s.tw != nil {
+		t.countTimewait(s.tw.header.Netns, -1)
+	}
+	t.countTimewait(tw.header.Netns, 1)
 	s.twSpace = tw
 	s.tw = &s.twSpace
 	s.overflowFrom = ""
-	t.timewaits[tupleOf(tw.header)] = s
+	t.indexTimewait(tupleOf(tw.header), s.header.Cookie)
 }
 
 // enterTimewait starts a TIME_WAIT phase (or a new substate of one).
@@ -1025,10 +1124,9 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 		last := &s.phases[n-1]
 		last.Duration, last.DurationKnown = at.Sub(last.Start), !last.Start.IsZero()
 	}
-	if t.timewaits[tupleOf(tw.header)] == s {
-		delete(t.timewaits, tupleOf(tw.header))
-	}
+	t.unindexTimewait(tupleOf(tw.header), s.header.Cookie)
 	delete(t.rstWatch, s)
+	t.countTimewait(tw.header.Netns, -1)
 	s.tw = nil
 	s.end = timewaitEnds[end.Cause]
 	if s.end == "" {
@@ -1097,8 +1195,12 @@ func (t *Tracker) expireStopped(now time.Time) {
 // dropped records (its ring buffer was full) since the last loss was
 // noticed, any of which may have been one of theirs.
 func (t *Tracker) RecordsLost() {
-	for _, s := range t.sockets {
-		s.incomplete = true
+	for _, e := range t.sockets {
+		if e.full != nil {
+			e.full.incomplete = true
+		} else {
+			e.flags |= recordIncomplete
+		}
 	}
 }
 
@@ -1167,13 +1269,13 @@ func (s *socket) reached(state events.State) bool {
 	return false
 }
 
-// timewaitsIn counts the TIME_WAIT sockets tracked in a network namespace.
-func (t *Tracker) timewaitsIn(netns uint32) int {
-	n := 0
-	for s := t.lru.next; s != &t.lru; s = s.next {
-		if s.tw != nil && s.tw.header.Netns == netns {
-			n++
-		}
+// countTimewait counts a TIME_WAIT socket in or out of the namespace's
+// count.
+func (t *Tracker) countTimewait(netns uint32, n int) {
+	if t.timewaitCounts[netns] += n; t.timewaitCounts[netns] == 0 {
+		delete(t.timewaitCounts, netns)
 	}
-	return n
 }
+
+// timewaitsIn counts the TIME_WAIT sockets tracked in a network namespace.
+func (t *Tracker) timewaitsIn(netns uint32) int { return t.timewaitCounts[netns] }

@@ -624,3 +624,26 @@ func TestTimewaitRSTThatCannotKill(t *testing.T) {
 		})
 	}
 }
+
+// An overflow tells how many TIME_WAIT sockets its namespace held: those
+// alive then, kept as records or not, and no other namespace's.
+func TestTimewaitOverflowCount(t *testing.T) {
+	tr := New(Options{})
+	var c closer
+	for n := range 3 {
+		c.activeClose(tr, n, time.Duration(n)*time.Millisecond)
+	}
+	c.expire(tr, 1, time.Minute)
+	elsewhere := hdr(60001, 50, "10.0.0.5:80", client, 0)
+	elsewhere.Netns = 8
+	tr.Process(&events.Snapshot{Header: elsewhere, State: events.StateTimeWait, Substate: events.StateTimeWait})
+	s := &stream{}
+	s.state(hdr(60002, 100, client, server, 10), events.StateEstablished, events.StateFinWait1).
+		state(hdr(60003, 100, client, server, 10), events.StateFinWait1, events.StateFinWait2).
+		state(hdr(60004, 100, client, server, 10), events.StateFinWait2, events.StateClose).
+		add(&events.Destroy{Header: hdr(60004, 100, client, server, 10), State: events.StateClose})
+	o := only[*events.TimewaitOverflow](t, run(tr, s.evs, t0.Add(time.Hour)))
+	if o.Cookie != 100 || o.TimewaitSockets != 2 {
+		t.Errorf("overflow %+v, want cookie 100 with 2 TIME_WAIT sockets alive", o)
+	}
+}
