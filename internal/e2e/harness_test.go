@@ -362,6 +362,7 @@ type event struct {
 	PrevStateMs  *float64       `json:"prev_state_ms"`
 	Events       int            `json:"events"`
 	Lost         int            `json:"lost"`
+	Undecodable  int            `json:"undecodable"`
 	LostByKind   map[string]int `json:"lost_by_kind"`
 	LostByCPU    []int          `json:"lost_by_cpu"`
 	BPFPrograms  []programCost  `json:"bpf_programs"`
@@ -514,6 +515,9 @@ func (tr *tracer) stopWith(sig os.Signal) []event {
 		}
 		if tr.stats.Lost != 0 && !tr.lossExpected {
 			tr.t.Errorf("%d events lost", tr.stats.Lost)
+		}
+		if tr.stats.Undecodable != 0 {
+			tr.t.Errorf("%d records did not decode: %s", tr.stats.Undecodable, tr.stderr.String())
 		}
 		if tr.stats.Lost == 0 && slices.ContainsFunc(tr.events, func(e event) bool { return e.Incomplete }) {
 			tr.t.Error("nothing was lost, yet a story says it is incomplete")

@@ -179,11 +179,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() {
 		var err error
 		for b := range q.ch {
-			for recs := b.recs; err == nil && len(recs) >= decode.Size(recs); {
-				n := decode.Size(recs)
-				err = onRecord(recs[:n])
-				recs = recs[n:]
-			}
+			err = eachRecord(b.recs, onRecord)
 			if err == nil {
 				err = onPoll(b)
 			}
@@ -388,12 +384,23 @@ func snapshot(p *probe.Probe, only uint32, onRecord func([]byte) error) error {
 		return err
 	}
 	recs, err := p.Snapshot(paths)
-	for len(recs) >= decode.Size(recs) {
-		n := decode.Size(recs)
+	if err := eachRecord(recs, onRecord); err != nil {
+		return err
+	}
+	return err
+}
+
+// eachRecord passes each of the records laid end to end in recs to
+// onRecord. Bytes left that are shorter than the record they start are
+// passed too, so that they are counted as a record that does not decode
+// rather than dropped unseen.
+func eachRecord(recs []byte, onRecord func([]byte) error) error {
+	for len(recs) > 0 {
+		n := min(decode.Size(recs), len(recs))
 		if err := onRecord(recs[:n]); err != nil {
 			return err
 		}
 		recs = recs[n:]
 	}
-	return err
+	return nil
 }
