@@ -230,6 +230,9 @@ func TestAbortiveCloses(t *testing.T) {
 			wantDelta(t, before, after, tt.counter, 1)
 			sum := summaryOf(t, evs, closer.port)
 			inferred := tt.inferred || (tt.fromReason && !withReasons)
+			if sum.Close == nil {
+				t.Fatalf("closer's summary %+v: no close", sum)
+			}
 			wantClose(t, "closer", sum, "abort", sum.Close.FirstFIN, inferred)
 			want := closeObject{Shape: "abort", FirstFIN: sum.Close.FirstFIN, State: tt.state, Rule: tt.rule, Counter: tt.counter,
 				Inferred: inferred, InferredFrom: sum.Close.InferredFrom, SeenFrom: sum.Close.SeenFrom}

@@ -183,7 +183,9 @@ func (t *Tracker) closeOf(s *socket) events.Close {
 		}
 	case rst != nil && rst.Reason == "TCP_KEEPALIVE_TIMEOUT":
 		c.Shape, c.State, c.Rule, c.ResetReason = events.ShapeTimeout, rst.State, events.RuleKeepaliveTimeout, rst.Reason
-	case rst != nil && closed && near(rst.Time, closedAt):
+	// Its RST near the move to CLOSE, or sent in CLOSE after it however long
+	// the kernel took in between (an emulated or preempted CPU): an abort.
+	case rst != nil && closed && (near(rst.Time, closedAt) || rst.State == events.StateClose && !rst.Time.Before(closedAt)):
 		c.Shape, c.ResetReason = events.ShapeAbort, rst.Reason
 		c.State = s.stateBeforeClose()
 		t.abortRule(s, &c, selfReset)
