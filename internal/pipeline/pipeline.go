@@ -274,8 +274,10 @@ func (p *Pipeline) write(ev events.Event) error {
 	if p.filtering && !p.filter.keeps(ev) {
 		return nil
 	}
-	if _, ok := ev.(*events.Summary); p.summaryOnly && !ok {
-		return nil
+	if p.summaryOnly {
+		if _, ok := ev.(*events.Summary); !ok {
+			return nil
+		}
 	}
 	if f, ok := ev.(*events.Finding); ok {
 		p.rollup.Finding(f)
