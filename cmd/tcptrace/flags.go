@@ -21,6 +21,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/metrics"
 	"github.com/tcptrace/tcptrace/internal/netns"
+	"github.com/tcptrace/tcptrace/internal/otlp"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/tracer"
 )
@@ -44,6 +45,7 @@ type traceFlags struct {
 	bpfStats      bool
 	metrics       string
 	metricsLabels []string
+	otlp          string
 }
 
 func bindTrace(cmd *cobra.Command) func([]string) error {
@@ -72,6 +74,8 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 	flags.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics while tracing (ADDR host:port, e.g. :9464 or 127.0.0.1:9464; README: Metrics)")
 	flags.StringSliceVar(&f.metricsLabels, "metrics-labels", nil, "label the --metrics series also by these, besides the network namespace: "+
 		strings.Join(metrics.OptionalLabels, ", ")+" (a 4-tuple or a pid never: a series per connection)")
+	flags.StringVar(&f.otlp, "otlp", "", "export findings and socket summaries as log records, and the metrics, to this OpenTelemetry collector: "+
+		"http://HOST:PORT (OTLP/HTTP, e.g. http://localhost:4318) or grpc://HOST:PORT (OTLP/gRPC, e.g. grpc://localhost:4317); https://, grpcs:// for TLS (README: OpenTelemetry)")
 	// Read by cobra, which prints root.Version.
 	flags.Bool("version", false, "print the version, commit and Go version, and exit")
 	defineBTFPath(flags, &f.btfPath)
@@ -165,6 +169,13 @@ func (f *traceFlags) config() (tracer.Config, error) {
 	if cfg.Metrics, cfg.MetricsLabels, err = f.metricsConfig(); err != nil {
 		return cfg, err
 	}
+	if f.otlp != "" {
+		ep, err := otlp.ParseEndpoint(f.otlp)
+		if err != nil {
+			return cfg, usageError{err.Error()}
+		}
+		cfg.OTLP = &otlp.Config{Endpoint: ep, ServiceVersion: version}
+	}
 	max, err := parseSize(f.recordMax)
 	if err != nil {
 		return cfg, usageError{fmt.Sprintf("invalid --record-max-size %q: use a size such as 100M or 2G, or 0", f.recordMax)}
@@ -173,15 +184,13 @@ func (f *traceFlags) config() (tracer.Config, error) {
 	return cfg, nil
 }
 
-// metricsConfig checks --metrics and --metrics-labels.
+// metricsConfig checks --metrics and --metrics-labels, which label the
+// metrics that --otlp exports too.
 func (f *traceFlags) metricsConfig() (addr string, labels []string, err error) {
-	if f.metrics == "" {
-		if len(f.metricsLabels) > 0 {
-			return "", nil, usageError{"--metrics-labels needs --metrics ADDR"}
-		}
-		return "", nil, nil
+	if f.metrics == "" && f.otlp == "" && len(f.metricsLabels) > 0 {
+		return "", nil, usageError{"--metrics-labels needs --metrics ADDR or --otlp ENDPOINT"}
 	}
-	if _, port, err := net.SplitHostPort(f.metrics); err != nil || !validPort(port) {
+	if _, port, err := net.SplitHostPort(f.metrics); f.metrics != "" && (err != nil || !validPort(port)) {
 		return "", nil, usageError{fmt.Sprintf("invalid --metrics %q: use host:port, e.g. :9464 or 127.0.0.1:9464", f.metrics)}
 	}
 	if labels, err = metrics.ParseLabels(f.metricsLabels); err != nil {

@@ -95,6 +95,10 @@ type Config struct {
 	// Observe, if set, sees every event written, as it is written (the
 	// metrics sink): it must not block.
 	Observe func(events.Event)
+	// Closing, if set, runs once the last event is written, before the
+	// closing stats, which it may add to: an exporter flushes there, and
+	// gives its account.
+	Closing func(*render.Stats)
 	Stdout  io.Writer
 	Stderr  io.Writer
 }
@@ -108,6 +112,7 @@ type Pipeline struct {
 	rollup         *rollup.Rollup
 	out            render.Renderer
 	observe        func(events.Event)
+	closing        func(*render.Stats)
 	filter         Filter
 	filtering      bool // filter keeps less than all
 	summaryOnly    bool
@@ -158,6 +163,7 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 		rollup:      rollup.New(cfg.FullFindings),
 		out:         out,
 		observe:     cfg.Observe,
+		closing:     cfg.Closing,
 		filter:      cfg.Filter,
 		filtering:   !cfg.Filter.empty(),
 		summaryOnly: cfg.SummaryOnly,
@@ -247,7 +253,11 @@ func (p *Pipeline) Finish(now time.Time, lost events.Loss, duration time.Duratio
 		return err
 	}
 	p.stats.Lost, p.stats.Duration, p.stats.Evicted = lost, duration, p.tracker.Evicted()
-	return p.out.Stats(p.Stats())
+	stats := p.Stats()
+	if p.closing != nil {
+		p.closing(&stats)
+	}
+	return p.out.Stats(stats)
 }
 
 // show renders what the tracker made of an event, and the findings.

@@ -26,6 +26,17 @@ type Stats struct {
 	Programs    []events.ProgramCost // with --bpf-stats (live only)
 	ByType      map[events.Type]uint64
 	Duration    time.Duration
+	OTLP        *OTLPStats // with --otlp (live only)
+}
+
+// OTLPStats is what --otlp sent.
+type OTLPStats struct {
+	LogRecords uint64 // findings and summaries exported
+	// LogRecordsDropped of those were not delivered: the queue was full,
+	// or the collector refused them or was not reached before exit.
+	LogRecordsDropped   uint64
+	MetricExports       uint64
+	MetricExportsFailed uint64
 }
 
 // Renderer writes events and the closing stats.
@@ -115,6 +126,17 @@ func (j *JSON) Stats(s Stats) error {
 			b = append(b, '}')
 		}
 		b = append(b, ']')
+	}
+	if o := s.OTLP; o != nil {
+		b = append(b, `,"otlp":{"log_records":`...)
+		b = strconv.AppendUint(b, o.LogRecords, 10)
+		b = append(b, `,"log_records_dropped":`...)
+		b = strconv.AppendUint(b, o.LogRecordsDropped, 10)
+		b = append(b, `,"metric_exports":`...)
+		b = strconv.AppendUint(b, o.MetricExports, 10)
+		b = append(b, `,"metric_exports_failed":`...)
+		b = strconv.AppendUint(b, o.MetricExportsFailed, 10)
+		b = append(b, '}')
 	}
 	b = append(b, `,"duration_ms":`...)
 	b = events.AppendMillis(b, s.Duration)

@@ -69,17 +69,20 @@ func TestJSONStats(t *testing.T) {
 		queuePeak int64
 		lost      events.Loss
 		programs  []events.ProgramCost
+		otlp      *OTLPStats
 		want      string
 	}{
-		{0, events.Loss{Total: 3}, nil, `{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
-		{4096, events.Loss{Total: 3}, nil, `{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"queue_peak_bytes":4096,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
-		{0, byKind, nil, `{"type":"stats","events":12,"lost":3,"lost_by_kind":{"state":2,"tw_start":1},"lost_by_cpu":[0,3],"undecodable":0,"evicted_histories":0,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
-		{0, events.Loss{Total: 3}, []events.ProgramCost{{Program: "handle_set_state", Runs: 10, Time: 4410 * time.Nanosecond}},
+		{0, events.Loss{Total: 3}, nil, nil, `{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
+		{4096, events.Loss{Total: 3}, nil, nil, `{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"queue_peak_bytes":4096,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
+		{0, byKind, nil, nil, `{"type":"stats","events":12,"lost":3,"lost_by_kind":{"state":2,"tw_start":1},"lost_by_cpu":[0,3],"undecodable":0,"evicted_histories":0,"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
+		{0, events.Loss{Total: 3}, []events.ProgramCost{{Program: "handle_set_state", Runs: 10, Time: 4410 * time.Nanosecond}}, nil,
 			`{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"bpf_programs":[{"program":"handle_set_state","runs":10,"run_time_ns":4410}],"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
+		{0, events.Loss{Total: 3}, nil, &OTLPStats{LogRecords: 7, LogRecordsDropped: 2, MetricExports: 3, MetricExportsFailed: 1},
+			`{"type":"stats","events":12,"lost":3,"undecodable":0,"evicted_histories":0,"otlp":{"log_records":7,"log_records_dropped":2,"metric_exports":3,"metric_exports_failed":1},"duration_ms":1500,"by_type":{"destroy":2,"state":10}}`},
 	} {
 		var out bytes.Buffer
 		r, _ := New("json", &out, &out)
-		err := r.Stats(Stats{Events: 12, Lost: tc.lost, Programs: tc.programs, Duration: 1500 * time.Millisecond, QueuePeak: tc.queuePeak,
+		err := r.Stats(Stats{Events: 12, Lost: tc.lost, Programs: tc.programs, Duration: 1500 * time.Millisecond, QueuePeak: tc.queuePeak, OTLP: tc.otlp,
 			ByType: map[events.Type]uint64{events.TypeState: 10, events.TypeDestroy: 2}})
 		if err != nil {
 			t.Fatal(err)

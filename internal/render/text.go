@@ -88,7 +88,7 @@ func (t *Text) Event(ev events.Event) error {
 	t.clock = t.appendClock(t.clock[:0], h.Time)
 	t.typ = append(t.typ[:0], ev.Type()...)
 	b := t.columns(t.buf[:0], t.clock, t.typ, t.pid, t.comm, t.ctr, t.local, t.remote)
-	b = appendDetail(b, ev)
+	b = AppendDetail(b, ev)
 	b = append(b, '\n')
 	t.buf = b
 	_, err := t.w.Write(b)
@@ -162,7 +162,9 @@ func (t *Text) columns(b []byte, values ...[]byte) []byte {
 	return b
 }
 
-func appendDetail(b []byte, ev events.Event) []byte {
+// AppendDetail appends what the DETAIL column says of ev: an event in
+// words (the OTLP export's log bodies too).
+func AppendDetail(b []byte, ev events.Event) []byte {
 	switch e := ev.(type) {
 	case *events.StateChange:
 		b = append(b, e.Old...)
@@ -449,6 +451,9 @@ func (t *Text) Stats(s Stats) error {
 	}
 	if s.Evicted > 0 {
 		msg += fmt.Sprintf(", %d socket histories dropped (raise --max-sockets)", s.Evicted)
+	}
+	if o := s.OTLP; o != nil {
+		msg += fmt.Sprintf(", OTLP: %d log records (%d not delivered), %d metric exports (%d failed)", o.LogRecords, o.LogRecordsDropped, o.MetricExports, o.MetricExportsFailed)
 	}
 	for _, c := range s.Programs {
 		msg += fmt.Sprintf("\n  BPF %s: %d runs, %d ns a run", c.Program, c.Runs, c.Time.Nanoseconds()/int64(c.Runs))

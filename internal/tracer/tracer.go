@@ -18,9 +18,11 @@ import (
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/metrics"
 	"github.com/tcptrace/tcptrace/internal/netns"
+	"github.com/tcptrace/tcptrace/internal/otlp"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/record"
+	"github.com/tcptrace/tcptrace/internal/render"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
@@ -42,6 +44,7 @@ type Config struct {
 	Discard       bool          // drop the records unread: measures the kernel side alone
 	Metrics       string        // serve Prometheus metrics at this host:port, if any
 	MetricsLabels []string      // the optional labels of the metrics (metrics.ParseLabels)
+	OTLP          *otlp.Config  // export findings, summaries and the metrics to a collector, if set
 	Stdout        io.Writer
 	Stderr        io.Writer
 }
@@ -58,6 +61,19 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer srv.Close() // scrapes cut short at exit matter to no one
+	}
+	var exp *otlp.Exporter
+	if cfg.OTLP != nil {
+		if mx == nil {
+			mx = metrics.New(cfg.MetricsLabels)
+		}
+		oc := *cfg.OTLP
+		oc.Metrics, oc.Stderr = mx.Registry(), cfg.Stderr
+		var err error
+		if exp, err = otlp.New(ctx, oc); err != nil {
+			return err
+		}
+		defer exp.Close() // on an early return; at the end, before the stats
 	}
 	k, err := probe.OpenKernel(cfg.BTFPath)
 	if err != nil {
@@ -96,7 +112,11 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxSockets: cfg.MaxSockets, FullFindings: cfg.FullFindings, SummaryOnly: cfg.SummaryOnly, Filter: pipeline.Filter{Ports: cfg.Probe.Filter.Ports,
 			LocalPorts: cfg.Probe.Filter.LocalPorts, RemotePorts: cfg.Probe.Filter.RemotePorts},
 		Stdout: cfg.Stdout, Stderr: cfg.Stderr}
-	if mx != nil {
+	switch {
+	case exp != nil:
+		plCfg.Observe = func(ev events.Event) { mx.Observe(ev); exp.Observe(ev) }
+		plCfg.Closing = func(s *render.Stats) { sent := exp.Close(); s.OTLP = &sent }
+	case mx != nil:
 		plCfg.Observe = mx.Observe
 	}
 	pl, err := pipeline.New(plCfg, env)
