@@ -8,12 +8,17 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 ARGS ?=
 
-.PHONY: all deps build generate check-generated test test-short test-kernels test-kernels-ci kernels-update lint cross test-bigendian run bench bench-scale fuzz golden
+.PHONY: all deps build otelcol generate check-generated test test-short test-kernels test-kernels-ci kernels-update lint cross test-bigendian run bench bench-scale fuzz golden
 
 all: build
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/tcptrace
+
+# The OpenTelemetry Collector the OTLP end-to-end test sends to: a module of
+# its own (internal/e2e/otelcol), so tcptrace's go.mod stays free of it.
+otelcol:
+	cd internal/e2e/otelcol && $(GO) build -o $(abspath bin/otelcol) .
 
 # Rebuild the BPF object and its Go bindings (needs clang and libbpf-dev).
 generate:
@@ -34,8 +39,8 @@ deps:
 # Every test. The end-to-end tests need root and fail (not skip) without it;
 # the packages they use are installed first, so that a fresh machine needs
 # nothing else.
-test: deps build
-	TCPTRACE_REQUIRE_PRIVILEGED=1 TCPTRACE_REQUIRE_BROWSER=1 TCPTRACE_BINARY=$(abspath $(BIN)) $(GO) test -count=1 ./...
+test: deps build otelcol
+	TCPTRACE_REQUIRE_PRIVILEGED=1 TCPTRACE_REQUIRE_BROWSER=1 TCPTRACE_BINARY=$(abspath $(BIN)) TCPTRACE_OTELCOL=$(abspath bin/otelcol) $(GO) test -count=1 ./...
 
 # The privileged suite inside other kernels under qemu: by default every
 # kernel scripts/kernel-matrix/kernels.lock pins (Debian 5.10 to 7.x, exact
@@ -44,11 +49,11 @@ test: deps build
 # outside the repo.
 KERNELS ?= $(shell scripts/kernel-matrix/kernels.sh list)
 KERNEL_TEST_ARGS ?=
-test-kernels: build
+test-kernels: build otelcol
 	$(GO) test -c -o bin/e2e.test ./internal/e2e
 	cd internal/e2e && ../../scripts/kernel-matrix/run.sh --test-binary ../../bin/e2e.test \
 		--test-args "-test.count=1 $(KERNEL_TEST_ARGS)" --kernels "$(KERNELS)" \
-		--env TCPTRACE_BINARY=$(abspath $(BIN)) --env TCPTRACE_REQUIRE_PRIVILEGED=1
+		--env TCPTRACE_BINARY=$(abspath $(BIN)) --env TCPTRACE_OTELCOL=$(abspath bin/otelcol) --env TCPTRACE_REQUIRE_PRIVILEGED=1
 
 # What CI runs: the kernels.lock entries marked ci (today all of them; the
 # oldest and the newest series always).
@@ -81,6 +86,7 @@ lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt" >&2; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	cd internal/e2e/otelcol && $(GO) vet ./...
 
 # sudo make run ARGS="--pid 1234 -o json"
 run: build
