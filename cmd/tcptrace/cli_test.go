@@ -152,7 +152,7 @@ func TestHelp(t *testing.T) {
 		has, lacks []string
 	}{
 		{nil, []string{"tcptrace shows what the Linux kernel does", "Examples:", "-p, --pid", "--lport", "--rport", "--netns", "--version",
-			"features", "sysctl", "replay", "report", "completion"}, []string{"btf-path", "--discard", "--cpuprofile", "--since"}},
+			"--otlp", "tcptrace --otlp http://localhost:4318", "features", "sysctl", "replay", "report", "completion"}, []string{"btf-path", "--discard", "--cpuprofile", "--since"}},
 		{[]string{"features"}, []string{"tcptrace features shows", "Examples:", "-h, --help"}, []string{"--duration", "--pid", "btf-path"}},
 		{[]string{"sysctl"}, []string{"tcptrace sysctl shows", "Examples:", "-p, --pid", "--netns", "--output"}, []string{"--duration", "--lport"}},
 		{[]string{"replay"}, []string{"tcptrace replay shows", "Examples:", "--since", "--until", "--lport", "--rport", "--full-findings"}, []string{"--netns", "--duration"}},

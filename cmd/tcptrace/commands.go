@@ -40,6 +40,7 @@ given must hold, and the values of one are alternatives.`,
   sudo tcptrace --duration 30s > trace.txt
   sudo tcptrace --record incident.tcptrace.gz   trace and record, to replay anywhere later
   sudo tcptrace --metrics :9464 > /dev/null     Prometheus metrics at http://HOST:9464/metrics
+  sudo tcptrace --otlp http://localhost:4318 > /dev/null   findings, summaries and metrics to an OpenTelemetry collector
   tcptrace help replay                     the help of one command`,
 	bind: bindTrace,
 }

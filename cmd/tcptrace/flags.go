@@ -74,7 +74,7 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 	flags.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics while tracing (ADDR host:port, e.g. :9464 or 127.0.0.1:9464; README: Metrics)")
 	flags.StringSliceVar(&f.metricsLabels, "metrics-labels", nil, "label the --metrics series also by these, besides the network namespace: "+
 		strings.Join(metrics.OptionalLabels, ", ")+" (a 4-tuple or a pid never: a series per connection)")
-	flags.StringVar(&f.otlp, "otlp", "", "export findings and socket summaries as log records, and the metrics, to this OpenTelemetry collector: "+
+	flags.StringVar(&f.otlp, "otlp", "", "export findings and socket summaries as log records, and the metrics, to the OpenTelemetry collector at `ENDPOINT`: "+
 		"http://HOST:PORT (OTLP/HTTP, e.g. http://localhost:4318) or grpc://HOST:PORT (OTLP/gRPC, e.g. grpc://localhost:4317); https://, grpcs:// for TLS (README: OpenTelemetry)")
 	// Read by cobra, which prints root.Version.
 	flags.Bool("version", false, "print the version, commit and Go version, and exit")
