@@ -99,7 +99,9 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 	e := &Exporter{warnings: w}
 	e.sent.Exporter = logExp
 	e.exports.Exporter = metricExp
-	e.logs = sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(
+	// Each record's keys are distinct as made (records.go): the SDK's check
+	// for duplicates, a map per record, would cost more than the rest of it.
+	e.logs = sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithAllowKeyDuplication(), sdklog.WithProcessor(
 		sdklog.NewBatchProcessor(&e.sent, sdklog.WithMaxQueueSize(queueRecords), sdklog.WithExportMaxBatchSize(batchRecords))))
 	e.logger = e.logs.Logger("github.com/tcptrace/tcptrace", log.WithInstrumentationVersion(cfg.ServiceVersion))
 	// The reader's interval is the SDK's (60 s, OTEL_METRIC_EXPORT_INTERVAL),
