@@ -246,6 +246,13 @@ func TestExportHTTP(t *testing.T) {
 			t.Errorf("record %d: event %q severity %q body %q time %d, want %q %q %q %d", i, r.EventName, r.SeverityText, r.Body.GetStringValue(), r.TimeUnixNano,
 				want.event, want.severity, want.body, when.UnixNano())
 		}
+		keys := map[string]bool{}
+		for _, kv := range r.Attributes {
+			if keys[kv.Key] {
+				t.Errorf("record %d: %s twice", i, kv.Key)
+			}
+			keys[kv.Key] = true
+		}
 		got := attrs(r.Attributes)
 		for k, v := range want.attrs {
 			if got[k] != v {
