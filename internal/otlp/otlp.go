@@ -3,10 +3,13 @@
 // internal/metrics as OTLP metrics, read from the same registry (one list
 // of metric definitions, two ways out).
 //
-// Nothing here blocks the pipeline: log records wait in the SDK's batch
-// processor, a bounded queue that drops the oldest when full, and are sent
-// from its goroutine; metrics are gathered and sent from the periodic
-// reader's. What was not delivered is counted for the closing stats.
+// Nothing here blocks the pipeline, and little runs on its goroutine: it
+// makes each record and hands it to a goroutine of the exporter's, which
+// emits it into the SDK (the costlier half: a copy of every attribute).
+// Records then wait in the SDK's batch processor, a bounded queue that
+// drops the oldest when full, and are sent from its goroutine; metrics are
+// gathered and sent from the periodic reader's. What was not delivered is
+// counted for the closing stats.
 package otlp
 
 import (
@@ -55,6 +58,9 @@ type Config struct {
 const (
 	queueRecords = 16384
 	batchRecords = 2048
+	// handoffRecords bounds the records made but not yet emitted into the
+	// SDK: a burst the emitter has not caught up with yet.
+	handoffRecords = 4096
 	// exitTimeout bounds the flush at exit, a collector that cannot be
 	// reached included.
 	exitTimeout = 5 * time.Second
@@ -68,7 +74,9 @@ type Exporter struct {
 	meters   *sdkmetric.MeterProvider
 	sent     countingLogs
 	exports  countingMetrics
-	emitted  uint64
+	made     uint64               // records Observe made
+	records  chan log.Record      // from Observe to emit
+	emitDone chan struct{}        // closed once emit has emitted the last record
 	attrs    []attribute.KeyValue // reused for each record: the SDK copies them
 	body     []byte
 	closed   sync.Once
@@ -96,7 +104,7 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 	// The SDK reports export errors to the global handler; tcptrace's are
 	// the only exports in this process.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { w.warn(err) }))
-	e := &Exporter{warnings: w}
+	e := &Exporter{warnings: w, records: make(chan log.Record, handoffRecords), emitDone: make(chan struct{})}
 	e.sent.Exporter = logExp
 	e.exports.Exporter = metricExp
 	// Each record's keys are distinct as made (records.go): the SDK's check
@@ -104,6 +112,7 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 	e.logs = sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithAllowKeyDuplication(), sdklog.WithProcessor(
 		sdklog.NewBatchProcessor(&e.sent, sdklog.WithMaxQueueSize(queueRecords), sdklog.WithExportMaxBatchSize(batchRecords))))
 	e.logger = e.logs.Logger("github.com/tcptrace/tcptrace", log.WithInstrumentationVersion(cfg.ServiceVersion))
+	go e.emit()
 	// The reader's interval is the SDK's (60 s, OTEL_METRIC_EXPORT_INTERVAL),
 	// and it exports once more at exit.
 	e.meters = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(
@@ -146,7 +155,8 @@ func exporters(ctx context.Context, ep Endpoint) (sdklog.Exporter, sdkmetric.Exp
 }
 
 // Observe exports an event written, if it is a finding or a summary. Never
-// blocks: the batch processor only queues.
+// blocks: a record the emitter has no room for is dropped (and counted as
+// not delivered). Not after Close.
 func (e *Exporter) Observe(ev events.Event) {
 	var r log.Record
 	switch ev := ev.(type) {
@@ -158,8 +168,19 @@ func (e *Exporter) Observe(ev events.Event) {
 		return
 	}
 	r.SetObservedTimestamp(time.Now())
-	e.emitted++
-	e.logger.Emit(context.Background(), r)
+	e.made++
+	select {
+	case e.records <- r: // its attributes are its own: the record copied them
+	default:
+	}
+}
+
+// emit hands the records to the SDK, whose batch processor only queues.
+func (e *Exporter) emit() {
+	defer close(e.emitDone)
+	for r := range e.records {
+		e.logger.Emit(context.Background(), r)
+	}
 }
 
 // Close sends what is queued and the metrics once more, and stops. It
@@ -168,14 +189,16 @@ func (e *Exporter) Observe(ev events.Event) {
 // metric again: but for the last one, at exit.
 func (e *Exporter) Close() render.OTLPStats {
 	e.closed.Do(func() {
+		close(e.records)
+		<-e.emitDone
 		ctx, cancel := context.WithTimeout(context.Background(), exitTimeout)
 		defer cancel()
 		if err := errors.Join(e.logs.Shutdown(ctx), e.meters.Shutdown(ctx)); err != nil {
 			e.warnings.force(fmt.Errorf("at exit: %w", err))
 		}
 		e.account = render.OTLPStats{
-			LogRecords:          e.emitted,
-			LogRecordsDropped:   e.emitted - min(e.emitted, e.sent.delivered.Load()),
+			LogRecords:          e.made,
+			LogRecordsDropped:   e.made - min(e.made, e.sent.delivered.Load()),
 			MetricExports:       e.exports.tried.Load(),
 			MetricExportsFailed: e.exports.failed.Load(),
 		}
