@@ -21,7 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	promfamily "go.opentelemetry.io/contrib/bridges/prometheus"
+	prombridge "go.opentelemetry.io/contrib/bridges/prometheus"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
@@ -51,10 +51,11 @@ type Config struct {
 	Stderr io.Writer
 }
 
-// Queue bounds. A record holds some 20 attributes and its words, about a
-// kilobyte: the queue takes at most some 16 MB. A busy server makes
-// thousands of summaries a second; batches as large as a collector takes
-// by default (its receivers accept 4 MiB messages) keep the requests few.
+// Queue bounds. A busy server makes thousands of summaries a second: the
+// queue holds a few seconds of them while the collector is slow, and large
+// batches (a summary's record is some hundreds of bytes on the wire, well
+// within the 4 MiB a collector's receivers take by default) keep the
+// requests few.
 const (
 	queueRecords = 16384
 	batchRecords = 2048
@@ -116,7 +117,7 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 	// The reader's interval is the SDK's (60 s, OTEL_METRIC_EXPORT_INTERVAL),
 	// and it exports once more at exit.
 	e.meters = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(
-		sdkmetric.NewPeriodicReader(&e.exports, sdkmetric.WithProducer(promfamily.NewMetricProducer(promfamily.WithGatherer(cfg.Metrics))))))
+		sdkmetric.NewPeriodicReader(&e.exports, sdkmetric.WithProducer(prombridge.NewMetricProducer(prombridge.WithGatherer(cfg.Metrics))))))
 	return e, nil
 }
 
@@ -172,8 +173,11 @@ func (e *Exporter) Observe(ev events.Event) {
 	select {
 	case e.records <- r: // its attributes are its own: the record copied them
 	default:
+		e.warnings.warn(errBehind)
 	}
 }
+
+var errBehind = errors.New("log records dropped: the export cannot keep up (the closing stats count them)")
 
 // emit hands the records to the SDK, whose batch processor only queues.
 func (e *Exporter) emit() {

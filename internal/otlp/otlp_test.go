@@ -318,7 +318,8 @@ func TestExportQueueFull(t *testing.T) {
 	}))
 	defer srv.Close()
 	ep, _ := ParseEndpoint(srv.URL)
-	e, err := New(context.Background(), Config{Endpoint: ep, Metrics: metrics.New(nil).Registry(), Stderr: io.Discard})
+	var warnings syncBuffer
+	e, err := New(context.Background(), Config{Endpoint: ep, Metrics: metrics.New(nil).Registry(), Stderr: &warnings})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,12 +338,32 @@ func TestExportQueueFull(t *testing.T) {
 	if held := uint64(queueRecords + batchRecords + handoffRecords); sent.LogRecords != n || sent.LogRecordsDropped < n-held || sent.LogRecordsDropped == n {
 		t.Errorf("sent %+v, want %d log records, at least %d not delivered, some delivered", sent, n, n-held)
 	}
+	if !strings.Contains(warnings.String(), "log records dropped: the export cannot keep up") {
+		t.Errorf("warnings %q, want one that records were dropped", warnings.String())
+	}
+}
+
+// syncBuffer is a buffer that goroutines may write at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // grpcCollector takes OTLP over gRPC.
 type grpcCollector struct {
 	collogs.UnimplementedLogsServiceServer
-	colmetrics.UnimplementedMetricsServiceServer
 	mu      sync.Mutex
 	records int
 	metrics int
@@ -402,6 +423,8 @@ func TestExportGRPC(t *testing.T) {
 	if sent := e.Close(); sent != (render.OTLPStats{LogRecords: 1, MetricExports: 1}) {
 		t.Errorf("sent %+v", sent)
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.records != 1 || g.metrics == 0 {
 		t.Errorf("collector got %d records, %d metrics; want 1 and some", g.records, g.metrics)
 	}
