@@ -17,10 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	prombridge "go.opentelemetry.io/contrib/bridges/prometheus"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -102,9 +104,11 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 		return nil, err
 	}
 	w := &warner{w: cfg.Stderr, every: time.Minute}
-	// The SDK reports export errors to the global handler; tcptrace's are
-	// the only exports in this process.
+	// The SDK reports export errors to the global handler, and its
+	// warnings (records its queue dropped among them) to the global
+	// logger; tcptrace's are the only exports in this process.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { w.warn(err) }))
+	otel.SetLogger(logr.New(warnSink{w}))
 	e := &Exporter{warnings: w, records: make(chan log.Record, handoffRecords), emitDone: make(chan struct{})}
 	e.sent.Exporter = logExp
 	e.exports.Exporter = metricExp
@@ -240,6 +244,36 @@ func (c *countingMetrics) Export(ctx context.Context, rm *metricdata.ResourceMet
 		c.failed.Add(1)
 	}
 	return err
+}
+
+// warnSink passes the SDK's warnings and errors to the warner; its
+// information and debugging messages go nowhere.
+type warnSink struct{ w *warner }
+
+func (warnSink) Init(logr.RuntimeInfo)  {}
+func (warnSink) Enabled(level int) bool { return level <= 1 } // global.Warn logs at V(1)
+func (s warnSink) Info(_ int, msg string, kv ...any) {
+	s.w.warn(fmt.Errorf("%s%s", msg, pairs(kv)))
+}
+func (s warnSink) Error(err error, msg string, kv ...any) {
+	s.w.warn(fmt.Errorf("%s%s: %w", msg, pairs(kv), err))
+}
+func (s warnSink) WithValues(...any) logr.LogSink { return s }
+func (s warnSink) WithName(string) logr.LogSink   { return s }
+
+// pairs writes a log message's keys and values as " (k v, k v)".
+func pairs(kv []any) string {
+	if len(kv) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%v %v", kv[i], kv[i+1])
+	}
+	return " (" + b.String() + ")"
 }
 
 // warner writes export errors to stderr, at most one every so often: a

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -483,4 +484,18 @@ func cpuTime(b *testing.B) int64 {
 		b.Fatal(err)
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// TestSDKWarnings: the SDK's warnings (such as the records its queue
+// dropped) reach stderr; its information does not.
+func TestSDKWarnings(t *testing.T) {
+	var out bytes.Buffer
+	l := logr.New(warnSink{&warner{w: &out, every: time.Nanosecond}})
+	l.V(1).Info("dropped log records", "dropped", 3)
+	l.V(4).Info("exporting")
+	l.Error(io.EOF, "export failed")
+	want := "tcptrace: warning: otlp: dropped log records (dropped 3)\ntcptrace: warning: otlp: export failed: EOF\n"
+	if out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
 }
