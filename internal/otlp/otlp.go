@@ -85,6 +85,7 @@ type Exporter struct {
 	closed   sync.Once
 	account  render.OTLPStats
 	warnings *warner
+	endpoint Endpoint
 }
 
 // New starts an export. It connects lazily: a collector that is not up yet
@@ -109,7 +110,7 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 	// logger; tcptrace's are the only exports in this process.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { w.warn(err) }))
 	otel.SetLogger(logr.New(warnSink{w}))
-	e := &Exporter{warnings: w, records: make(chan log.Record, handoffRecords), emitDone: make(chan struct{})}
+	e := &Exporter{warnings: w, endpoint: cfg.Endpoint, records: make(chan log.Record, handoffRecords), emitDone: make(chan struct{})}
 	e.sent.Exporter = logExp
 	e.exports.Exporter = metricExp
 	// Each record's keys are distinct as made (records.go): the SDK's check
@@ -201,8 +202,16 @@ func (e *Exporter) Close() render.OTLPStats {
 		<-e.emitDone
 		ctx, cancel := context.WithTimeout(context.Background(), exitTimeout)
 		defer cancel()
-		if err := errors.Join(e.logs.Shutdown(ctx), e.meters.Shutdown(ctx)); err != nil {
-			e.warnings.force(fmt.Errorf("at exit: %w", err))
+		// At once, so that a collector not reached costs the wait once.
+		metricsDone := make(chan error, 1)
+		go func() { metricsDone <- e.meters.Shutdown(ctx) }()
+		for _, err := range []error{e.logs.Shutdown(ctx), <-metricsDone} {
+			switch {
+			case errors.Is(err, context.DeadlineExceeded):
+				e.warnings.force(fmt.Errorf("at exit: %s not reached within %s", e.endpoint, exitTimeout))
+			case err != nil:
+				e.warnings.force(fmt.Errorf("at exit: %w", err))
+			}
 		}
 		e.account = render.OTLPStats{
 			LogRecords:          e.made,

@@ -499,3 +499,32 @@ func TestSDKWarnings(t *testing.T) {
 		t.Errorf("got %q, want %q", out.String(), want)
 	}
 }
+
+// TestExportUnanswered: a collector that never answers holds tcptrace's
+// exit up for exitTimeout, once for logs and metrics together, and what
+// it did not take is counted and told.
+func TestExportUnanswered(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0") // connections wait in the backlog, unanswered
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ep, _ := ParseEndpoint("http://" + l.Addr().String())
+	var warnings syncBuffer
+	e, err := New(context.Background(), Config{Endpoint: ep, Metrics: metrics.New(nil).Registry(), Stderr: &warnings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Observe(&events.Finding{Header: header, Kind: "timewait_rst_kill", Message: "m"})
+	start := time.Now()
+	sent := e.Close()
+	if d := time.Since(start); d < exitTimeout-time.Second || d > exitTimeout+2*time.Second {
+		t.Errorf("Close took %s, want about %s", d, exitTimeout)
+	}
+	if sent.LogRecords != 1 || sent.LogRecordsDropped != 1 || sent.MetricExports != 1 || sent.MetricExportsFailed != 1 {
+		t.Errorf("sent %+v, want 1 log record not delivered, 1 metrics export failed", sent)
+	}
+	if want := "tcptrace: warning: otlp: at exit: " + ep.String() + " not reached within 5s\n"; !strings.Contains(warnings.String(), want) {
+		t.Errorf("warnings %q, want %q", warnings.String(), want)
+	}
+}
