@@ -62,19 +62,6 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer srv.Close() // scrapes cut short at exit matter to no one
 	}
-	var exp *otlp.Exporter
-	if cfg.OTLP != nil {
-		if mx == nil {
-			mx = metrics.New(cfg.MetricsLabels)
-		}
-		oc := *cfg.OTLP
-		oc.Metrics, oc.Stderr = mx.Registry(), cfg.Stderr
-		var err error
-		if exp, err = otlp.New(ctx, oc); err != nil {
-			return err
-		}
-		defer exp.Close() // on an early return; at the end, before the stats
-	}
 	k, err := probe.OpenKernel(cfg.BTFPath)
 	if err != nil {
 		return err
@@ -107,6 +94,20 @@ func Run(ctx context.Context, cfg Config) error {
 		fmt.Fprintf(cfg.Stderr, "tcptrace: warning: no cgroup and container of the sockets' owners: %v\n", err)
 	} else {
 		env.cgroups = container.NewResolver(mount, container.PodLogs, env.recordCgroup)
+	}
+	// Made once the hooks are attached: a run refused before (no root, an
+	// old kernel) sends nothing and waits for no collector.
+	var exp *otlp.Exporter
+	if cfg.OTLP != nil {
+		if mx == nil {
+			mx = metrics.New(cfg.MetricsLabels)
+		}
+		oc := *cfg.OTLP
+		oc.Metrics, oc.Stderr = mx.Registry(), cfg.Stderr
+		if exp, err = otlp.New(ctx, oc); err != nil {
+			return err
+		}
+		defer exp.Close() // on an early return; at the end, before the stats
 	}
 	plCfg := pipeline.Config{Names: k.Names(), Boot: boot, Format: cfg.Format,
 		MaxSockets: cfg.MaxSockets, FullFindings: cfg.FullFindings, SummaryOnly: cfg.SummaryOnly, Filter: pipeline.Filter{Ports: cfg.Probe.Filter.Ports,
