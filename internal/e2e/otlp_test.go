@@ -12,16 +12,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcptrace/tcptrace/internal/container"
 )
 
 // TestOTLP: --otlp delivers to a real OpenTelemetry Collector (its OTLP
 // receiver and file exporter, built from the collector's modules in
 // otelcol/), over HTTP and over gRPC: a TIME_WAIT reuse's finding as a log
 // record with the semantic conventions' attributes, equal to the finding
-// and the sockets of the scenario, the actor's pid among them; every
-// summary; and TIME_WAIT ends by cause as the namespace's TcpExt counter
-// moved. Everything arrives though tcptrace is stopped right after the
-// scenario: the exporter flushes at exit.
+// and the sockets of the scenario, the actor's pid and container among
+// them; every summary; and TIME_WAIT ends by cause as the namespace's
+// TcpExt counter moved. Everything arrives though tcptrace is stopped
+// right after the scenario: the exporter flushes at exit.
 func TestOTLP(t *testing.T) {
 	requireTracing(t)
 	collectorBinary := otelcolBinary(t)
@@ -33,13 +35,22 @@ func TestOTLP(t *testing.T) {
 				endpoint = "grpc://" + col.grpc
 			}
 			ns := newNetns(t)
+			// The first client runs in a kubelet's containerd container
+			// (where the host has cgroup v2; the kernel matrix's guests do
+			// not), so that its socket's records name the container. Made
+			// before tcptrace starts: it looks for a cgroup it does not
+			// know at most once a second.
+			ctr := podContainer(t)
 			tr := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--otlp", endpoint)
 			srv := ns.listener(t, "127.0.0.1")
 			port := freePort()
-			cli := ns.clientFrom(t, port, srv)
+			cli := ns.startActor(t)
+			ctr.move(t, cli)
+			cli.port, _ = strconv.Atoi(cli.do1(fmt.Sprintf("connect-from 127.0.0.1:%d %s", port, addr("127.0.0.1", srv.port))))
+			srv.do("accept")
 			closeClientFirst(cli, srv)
 			before := ns.counters(t)
-			again := ns.clientFrom(t, port, srv)
+			ns.clientFrom(t, port, srv) // takes the TIME_WAIT socket over: connect_reuse
 			settle()
 			after := ns.counters(t)
 			evs := tr.stop()
@@ -52,8 +63,9 @@ func TestOTLP(t *testing.T) {
 			netns := strconv.FormatUint(ns.inode, 10)
 			records := col.logRecords(t, netns)
 			f := one(t, evs, "finding")
-			if f.Kind != "timewait_connect_reuse" || f.PID != cli.pid && f.PID != again.pid {
-				t.Fatalf("finding %+v, want timewait_connect_reuse of pid %d or %d", f, cli.pid, again.pid)
+			// The TIME_WAIT socket taken over is the first client's.
+			if f.Kind != "timewait_connect_reuse" || f.PID != cli.pid {
+				t.Fatalf("finding %+v, want timewait_connect_reuse of pid %d", f, cli.pid)
 			}
 			var found int
 			for _, r := range records {
@@ -74,6 +86,13 @@ func TestOTLP(t *testing.T) {
 				}
 				if f.Sport != port || f.Saddr != "127.0.0.1" || f.Dport != srv.port {
 					t.Errorf("finding of %s:%d -> %s:%d, want the scenario's 127.0.0.1:%d -> :%d", f.Saddr, f.Sport, f.Daddr, f.Dport, port, srv.port)
+				}
+				if ctr != nil {
+					for k, v := range map[string]string{"container.id": ctr.id, "container.runtime.name": "containerd", "k8s.pod.uid": ctr.podUID, "tcptrace.cgroup": ctr.path} {
+						if r.Attrs[k] != v {
+							t.Errorf("finding's log record: %s = %q, want %q", k, r.Attrs[k], v)
+						}
+					}
 				}
 				if r.Body != f.Message || r.SeverityText != "INFO" || r.Time.IsZero() {
 					t.Errorf("finding's log record: severity %q, time %v, body %q; want INFO, the finding's time, its message %q", r.SeverityText, r.Time, r.Body, f.Message)
@@ -104,6 +123,43 @@ func TestOTLP(t *testing.T) {
 				t.Errorf("stats: %+v, want %d log records (the collector's), none dropped", sent, len(records))
 			}
 		})
+	}
+}
+
+// podCgroup is a cgroup named as a kubelet's containerd container.
+type podCgroup struct{ id, podUID, path, dir string }
+
+// podContainer makes a cgroup named as a containerd container of a
+// kubelet's pod, removed at the test's end; nil without cgroup v2.
+func podContainer(t *testing.T) *podCgroup {
+	mount, err := container.Mount()
+	if err != nil {
+		t.Logf("no container attributes checked: %v", err)
+		return nil
+	}
+	c := &podCgroup{id: strings.Repeat("0e1c0a", 10) + "5678", podUID: "7d3e2f1a-4b5c-4d6e-8f90-a1b2c3d4e5f6"}
+	base := fmt.Sprintf("/tcptrace-e2e-otlp-%d-%d", os.Getpid(), netnsSeq.Add(1))
+	c.path = base + "/kubepods.slice/kubepods-pod" + strings.ReplaceAll(c.podUID, "-", "_") + ".slice/cri-containerd-" + c.id + ".scope"
+	c.dir = filepath.Join(mount, c.path)
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// After the actors in it are gone: cleanups run last first.
+	t.Cleanup(func() {
+		for d := c.dir; d != mount && strings.HasPrefix(d, filepath.Join(mount, base)); d = filepath.Dir(d) {
+			os.Remove(d)
+		}
+	})
+	return c
+}
+
+// move puts a into the cgroup (nothing without one).
+func (c *podCgroup) move(t *testing.T, a *actor) {
+	if c == nil {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(c.dir, "cgroup.procs"), []byte(strconv.Itoa(a.pid)), 0); err != nil {
+		t.Fatal(err)
 	}
 }
 
