@@ -148,6 +148,9 @@ func Run(ctx context.Context, cfg Config) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	boundCtx, stopBounding := context.WithCancel(context.Background())
+	defer stopBounding()
+	boundHeap(boundCtx)
 
 	// The reader (this goroutine) only copies records into the queue; the
 	// taker hands them to the sinks, and tells them of each poll.
