@@ -110,21 +110,14 @@ func writeSysctlsText(w io.Writer, snap sysctl.Snapshot) error {
 // "values":{NAME: VALUE}}. A value is a number, null when the kernel has no
 // such sysctl, or the raw text should a kernel ever hold a non-number there.
 func writeSysctlsJSON(w io.Writer, snap sysctl.Snapshot) error {
-	values := make(map[string]any, len(snap.Values))
+	values := make(map[sysctl.Name]any, len(snap.Values))
 	for _, v := range snap.Values {
-		switch n, err := v.Int(); {
-		case !v.Present:
-			values[v.Name] = nil
-		case err != nil:
-			values[v.Name] = v.Raw
-		default:
-			values[v.Name] = n
-		}
+		values[v.Name] = v.Number()
 	}
 	out := struct {
-		Type   string         `json:"type"`
-		Netns  uint64         `json:"netns"`
-		Values map[string]any `json:"values"`
+		Type   string              `json:"type"`
+		Netns  uint64              `json:"netns"`
+		Values map[sysctl.Name]any `json:"values"`
 	}{"sysctls", snap.Netns, values}
 	if err := json.NewEncoder(w).Encode(out); err != nil {
 		return fmt.Errorf("write JSON: %w", err)

@@ -139,21 +139,9 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 			t.SummaryTable()
 		}
 	}
-	value := func(netns uint32, name string) (int64, bool) {
-		snap, err := env.Sysctls(netns)
-		if err != nil {
-			return 0, false
-		}
-		v, ok := snap.Lookup(name)
-		if !ok || !v.Present {
-			return 0, false
-		}
-		n, err := v.Int()
-		return n, err == nil
-	}
 	return &Pipeline{
 		dec:         decode.New(cfg.Names, cfg.Boot),
-		tracker:     track.New(track.Options{MaxSockets: cfg.MaxSockets, NetnsGone: env.NetnsGone, Sysctl: value}),
+		tracker:     track.New(track.Options{MaxSockets: cfg.MaxSockets, NetnsGone: env.NetnsGone, Sysctls: env.Sysctls}),
 		explainer:   explain.New(env.Sysctls),
 		rollup:      rollup.New(cfg.FullFindings),
 		out:         out,

@@ -128,7 +128,7 @@ func newEnv() *env {
 	defaults := map[string]string{"net.ipv4.tcp_tw_reuse": "2", "net.ipv4.tcp_tw_reuse_delay": "1000", "net.ipv4.tcp_timestamps": "1"}
 	var snap sysctl.Snapshot
 	for _, s := range sysctl.Known {
-		v, ok := defaults[s.Name]
+		v, ok := defaults[string(s.Name)]
 		snap.Values = append(snap.Values, sysctl.Value{Sysctl: s, Raw: v, Present: ok})
 	}
 	return &env{snap}

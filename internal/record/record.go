@@ -159,9 +159,9 @@ func (w *Writer) Sysctls(netns uint32, snap sysctl.Snapshot) error {
 	for _, v := range snap.Values {
 		if v.Present {
 			raw := v.Raw
-			values[v.Name] = &raw
+			values[string(v.Name)] = &raw
 		} else {
-			values[v.Name] = nil
+			values[string(v.Name)] = nil
 		}
 	}
 	return w.writeLine(line{Sysctls: &Sysctls{Netns: netns, Values: values}})
@@ -313,7 +313,7 @@ func (s *Sysctls) Snapshot() sysctl.Snapshot {
 	snap := sysctl.Snapshot{Netns: uint64(s.Netns)}
 	for _, known := range sysctl.Known {
 		v := sysctl.Value{Sysctl: known}
-		if raw, ok := s.Values[known.Name]; ok && raw != nil {
+		if raw, ok := s.Values[string(known.Name)]; ok && raw != nil {
 			v.Raw, v.Present = *raw, true
 		}
 		snap.Values = append(snap.Values, v)

@@ -37,7 +37,7 @@ func sample(t *testing.T) ([]byte, []Item) {
 	raw := "2"
 	want := []Item{
 		{Rec: []byte{1, 2, 3, 4}},
-		{Sysctls: &Sysctls{Netns: 7, Values: map[string]*string{sysctl.Known[0].Name: &raw, sysctl.Known[1].Name: nil}}},
+		{Sysctls: &Sysctls{Netns: 7, Values: map[string]*string{string(sysctl.Known[0].Name): &raw, string(sysctl.Known[1].Name): nil}}},
 		{Tick: tick},
 		{NetnsGone: &NetnsGone{Netns: 7, Gone: true}},
 		{Lost: 3},

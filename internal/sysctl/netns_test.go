@@ -99,7 +99,7 @@ func run(t *testing.T, name string, args ...string) {
 	}
 }
 
-func intValue(t *testing.T, snap Snapshot, name string) int64 {
+func intValue(t *testing.T, snap Snapshot, name Name) int64 {
 	t.Helper()
 	v, ok := snap.Lookup(name)
 	if !ok {

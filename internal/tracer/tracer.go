@@ -256,7 +256,7 @@ func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, cfg Config
 	}
 	h.ResetReasons, h.TWVerdicts = byNumber(names.ResetReasons), byNumber(names.TWVerdicts)
 	for _, hk := range p.Hooks() {
-		rh := record.Hook{Name: hk.Name, Kind: hk.Kind, Program: hk.Program}
+		rh := record.Hook{Name: hk.Name, Kind: string(hk.Kind), Program: hk.Program}
 		if hk.Err != nil {
 			rh.Error = hk.Err.Error()
 		}

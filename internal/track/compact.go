@@ -72,7 +72,7 @@ const (
 )
 
 // closers are the values of socket.closedBy, by their index in records.
-var closers = [...]string{"", "local", "peer", "reset"}
+var closers = [...]events.Closer{"", events.CloserLocal, events.CloserPeer, events.CloserReset}
 
 // sharedOwner is an owner shared by the records of its sockets: a copy in
 // each would be 32 bytes more on a record's 80.
@@ -555,7 +555,7 @@ func (t *Tracker) stateIndex(state events.State, likely int) (uint8, bool) {
 	return uint8(len(t.states) - 1), true
 }
 
-func closerIndex(closedBy string) (uint8, bool) {
+func closerIndex(closedBy events.Closer) (uint8, bool) {
 	for i, c := range closers {
 		if c == closedBy {
 			return uint8(i), true

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
 // DefaultMaxSockets bounds the histories kept at once: a busy server's
@@ -33,8 +34,10 @@ const successorWindow = 3 * time.Second
 type Tracker struct {
 	maxSockets int
 	netnsGone  func(netns uint32) bool
-	sysctl     func(netns uint32, name string) (int64, bool)
-	sockets    map[uint64]*tracked // by cookie
+	// sysctlSource answers for the settings the kernel applied where a
+	// socket has none of its own.
+	sysctlSource func(netns uint32) (sysctl.Snapshot, error)
+	sockets      map[uint64]*tracked // by cookie
 	// lru runs from the least recently active socket (lru.next) to the
 	// most (lru.prev), through each one's own links: a socket a connection
 	// is too many to allocate a list element each.
@@ -141,7 +144,7 @@ type socket struct {
 	destroyedAt  time.Time
 	header       events.Header
 	phases       []events.Phase
-	closedBy     string
+	closedBy     events.Closer
 	retransmits  int
 	resetsSent   int
 	resetsRecv   int
@@ -159,7 +162,7 @@ type socket struct {
 	// fullGone: the full socket is gone (destroyed, or never seen), and
 	// only its TIME_WAIT socket lives on: then it is kept as a record.
 	fullGone bool
-	end      string // how it ended, once known
+	end      events.End // how it ended, once known
 	timers   timers
 	closing  closing
 	// born: its first state change was seen (from CLOSE or its
@@ -224,9 +227,9 @@ type Options struct {
 	// TIME_WAIT socket stopped early for no visible reason in a namespace
 	// that is gone was purged with it.
 	NetnsGone func(netns uint32) bool
-	// Sysctl reads a namespace's sysctl (full name), for the settings the
-	// kernel applied where a socket has none of its own.
-	Sysctl func(netns uint32, name string) (int64, bool)
+	// Sysctls returns a namespace's sysctls, for the settings the kernel
+	// applied where a socket has none of its own.
+	Sysctls func(netns uint32) (sysctl.Snapshot, error)
 }
 
 // New returns a tracker.
@@ -237,7 +240,7 @@ func New(opts Options) *Tracker {
 	t := &Tracker{
 		maxSockets:     opts.MaxSockets,
 		netnsGone:      opts.NetnsGone,
-		sysctl:         opts.Sysctl,
+		sysctlSource:   opts.Sysctls,
 		sockets:        map[uint64]*tracked{},
 		owners:         map[events.Owner]*sharedOwner{},
 		extras:         map[uint64]recordExtras{},
@@ -396,7 +399,7 @@ func (t *Tracker) Process(ev events.Event) []events.Event {
 		// A request sock has no timer of its own to see: its SYN-ACK
 		// retransmission is its retransmission timeout.
 		if e.State == events.StateNewSynRecv {
-			t.out = append(t.out, &events.RTO{Header: e.Header, Kind: "synack"})
+			t.out = append(t.out, &events.RTO{Header: e.Header, Kind: events.RTOSynAck})
 		}
 	case *events.ResetSent:
 		t.out = append(t.out, ev)
@@ -505,7 +508,7 @@ func (t *Tracker) rstCanKill(s *socket) bool {
 		return false
 	}
 	if s.tw.cancel.Substate == events.StateTimeWait {
-		if v, ok := t.lookupSysctl(s.tw.header.Netns, "net.ipv4.tcp_rfc1337"); ok && v != 0 {
+		if v, ok := t.sysctls(s.tw.header.Netns).Int(sysctl.RFC1337); ok && v != 0 {
 			return false
 		}
 	}
@@ -541,7 +544,7 @@ func (t *Tracker) resetSeen(s *socket) {
 		return
 	}
 	s.overflowFrom = ""
-	s.end = "reset" // the abort's RST, just after the close
+	s.end = events.EndReset // the abort's RST, just after the close
 	if _, ok := t.overflows[s]; ok {
 		delete(t.overflows, s)
 		t.finish(s, s.destroyedAt, endOf(s))
@@ -574,7 +577,7 @@ func (t *Tracker) concludeOverflows(now time.Time, all bool) {
 		// Its evidence ends with the destroy, after the transition.
 		o.Time = s.destroyedAt
 		t.out = append(t.out, o)
-		s.end = "timewait_overflow"
+		s.end = events.EndTimewaitOverflow
 		t.finish(s, s.destroyedAt, s.end)
 	}
 }
@@ -632,7 +635,7 @@ func (t *Tracker) Flush(now time.Time) []events.Event {
 		next := e.next
 		s := t.fullOf(e)
 		t.endZeroWindow(s, s.header, now, "tracing_stopped")
-		end := "open"
+		end := events.EndOpen
 		if s.overConnection() {
 			end = endOf(s)
 		}
@@ -814,15 +817,15 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	case e.New == events.StateSynSent:
 		s.synSentPort = e.Local.Port()
 	case e.New == events.StateFinWait1 && s.closedBy == "":
-		s.closedBy = "local"
+		s.closedBy = events.CloserLocal
 	case e.New == events.StateCloseWait && s.closedBy == "":
-		s.closedBy = "peer"
+		s.closedBy = events.CloserPeer
 	case e.New == events.StateClose && s.closedBy == "" && !s.lastReset.IsZero():
-		s.closedBy = "reset"
+		s.closedBy = events.CloserReset
 	}
 	// Whoever closed first, an RST just before CLOSE is how it ended.
 	if e.New == events.StateClose && s.end == "" && !s.lastReset.IsZero() && e.Time.Sub(s.lastReset) < time.Second {
-		s.end = "reset"
+		s.end = events.EndReset
 	}
 
 	// A new connection on a 4-tuple whose TIME_WAIT socket was just stopped
@@ -859,7 +862,7 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 		// (and after the destroy): concluded at the destroy at the earliest.
 		s.overflowFrom, s.overflowAt = e.Old, e.Time
 		s.overflowSeen = overflowSeen{timewaitSockets: t.timewaitsIn(e.Netns)}
-		s.overflowSeen.maxTWBuckets, s.overflowSeen.maxTWBucketsKnown = t.lookupSysctl(e.Netns, "net.ipv4.tcp_max_tw_buckets")
+		s.overflowSeen.maxTWBuckets, s.overflowSeen.maxTWBucketsKnown = t.sysctls(e.Netns).Int(sysctl.MaxTWBuckets)
 	}
 }
 
@@ -1128,22 +1131,8 @@ func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 	delete(t.rstWatch, s)
 	t.countTimewait(tw.header.Netns, -1)
 	s.tw = nil
-	s.end = timewaitEnds[end.Cause]
-	if s.end == "" {
-		s.end = "timewait_" + string(end.Cause)
-	}
+	s.end = events.EndTimewait(end.Cause)
 	t.finish(s, at, s.end)
-}
-
-// timewaitEnds spells how a socket ended by how its TIME_WAIT socket did,
-// without building the string for every socket.
-var timewaitEnds = map[events.EndCause]string{}
-
-func init() {
-	for _, c := range []events.EndCause{events.CauseExpired, events.CauseRST, events.CauseSynAccepted,
-		events.CauseConnectReuse, events.CausePurged, events.CauseUnknown, events.CauseRSTAnswer} {
-		timewaitEnds[c] = "timewait_" + string(c)
-	}
 }
 
 // synVerdictLag bounds the time from a SYN verdict to the timer stop it
@@ -1205,7 +1194,7 @@ func (t *Tracker) RecordsLost() {
 }
 
 // finish emits s's summary and forgets it.
-func (t *Tracker) finish(s *socket, at time.Time, end string) {
+func (t *Tracker) finish(s *socket, at time.Time, end events.End) {
 	sum := t.summaries.next()
 	history := sum.History[:0]
 	*sum = events.Summary{Header: s.header, ClosedBy: s.closedBy, End: end,
@@ -1222,7 +1211,7 @@ func (t *Tracker) finish(s *socket, at time.Time, end string) {
 		if p.State == events.StateClose && !p.Timewait && !p.DurationKnown {
 			continue
 		}
-		if end == "open" && !p.DurationKnown {
+		if end == events.EndOpen && !p.DurationKnown {
 			p.Duration, p.DurationKnown = at.Sub(p.Start), !p.Start.IsZero()
 		}
 		sum.History = append(sum.History, p)
@@ -1236,17 +1225,17 @@ func (t *Tracker) finish(s *socket, at time.Time, end string) {
 }
 
 // endOf says how a socket without a TIME_WAIT socket ended.
-func endOf(s *socket) string {
+func endOf(s *socket) events.End {
 	if s.end != "" {
 		return s.end
 	}
 	switch {
-	case s.closedBy == "reset" || (s.lastReset != time.Time{} && s.closedBy == ""):
-		return "reset"
+	case s.closedBy == events.CloserReset || (s.lastReset != time.Time{} && s.closedBy == ""):
+		return events.EndReset
 	case !s.wasEstablished():
-		return "never_established"
+		return events.EndNeverEstablished
 	}
-	return "closed"
+	return events.EndClosed
 }
 
 // lastFullPhase is the socket's last phase as a full socket (not as its
