@@ -14,6 +14,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
+	"github.com/tcptrace/tcptrace/internal/render"
 	"github.com/tcptrace/tcptrace/internal/rollup"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
@@ -176,8 +177,8 @@ func BenchmarkChurn(b *testing.B) {
 	for _, r := range recs {
 		cookies = max(cookies, r.Cookie)
 	}
-	for _, format := range []string{"json", "text"} {
-		b.Run(format, func(b *testing.B) {
+	for _, format := range []render.Format{render.FormatJSON, render.FormatText} {
+		b.Run(string(format), func(b *testing.B) {
 			p, err := pipeline.New(pipeline.Config{Names: names, Boot: time.Unix(1700000000, 0), Format: format,
 				Stdout: io.Discard, Stderr: io.Discard}, newEnv())
 			if err != nil {

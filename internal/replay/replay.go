@@ -21,7 +21,7 @@ import (
 // Config is one replay.
 type Config struct {
 	File       string
-	Format     string
+	Format     render.Format
 	MaxSockets int
 	Filter     pipeline.Filter
 	// FullFindings writes every finding in full, and no finding_summary.

@@ -21,6 +21,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/pipeline"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/record"
+	"github.com/tcptrace/tcptrace/internal/render"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
@@ -28,7 +29,7 @@ import (
 type Config struct {
 	Probe         probe.Config
 	BTFPath       string
-	Format        string        // "text" or "json"
+	Format        render.Format
 	Duration      time.Duration // 0: until ctx is done
 	PollInterval  time.Duration // longest delay before a record is shown
 	ReadyFile     string        // written once every hook is attached
