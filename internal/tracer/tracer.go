@@ -248,14 +248,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 // header describes the run at the top of its recording.
 func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, cfg Config) record.Header {
-	names := k.Names()
-	h := record.Header{Created: started, Kernel: k.Release, HZ: names.HZ, BootUnixNs: boot.UnixNano(),
-		RecordSize: decode.RecordSize, States: map[string]string{}, Args: cfg.Args,
+	h := record.Header{Created: started, Kernel: k.Release, Names: k.Names(), BootUnixNs: boot.UnixNano(),
+		RecordSize: decode.RecordSize, Args: cfg.Args,
 		Ports: cfg.Probe.Filter.Ports, LocalPorts: cfg.Probe.Filter.LocalPorts, RemotePorts: cfg.Probe.Filter.RemotePorts}
-	for n, s := range names.States {
-		h.States[strconv.Itoa(int(n))] = string(s)
-	}
-	h.ResetReasons, h.TWVerdicts = byNumber(names.ResetReasons), byNumber(names.TWVerdicts)
 	for _, hk := range p.Hooks() {
 		rh := record.Hook{Name: hk.Name, Kind: string(hk.Kind), Program: hk.Program}
 		if hk.Err != nil {
@@ -264,17 +259,6 @@ func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, cfg Config
 		h.Hooks = append(h.Hooks, rh)
 	}
 	return h
-}
-
-func byNumber(table map[uint32]string) map[string]string {
-	if table == nil {
-		return nil
-	}
-	out := map[string]string{}
-	for n, name := range table {
-		out[strconv.FormatUint(uint64(n), 10)] = name
-	}
-	return out
 }
 
 // liveEnv answers the pipeline from the running system, and records the
