@@ -250,13 +250,13 @@ var ErrNotRecording = errors.New("not a tcptrace recording")
 func Read(r io.Reader) (*Recording, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w (not gzip-compressed: %v)", ErrNotRecording, err)
+		return nil, fmt.Errorf("%w (not gzip-compressed: %w)", ErrNotRecording, err)
 	}
 	gz.Multistream(false)
 	br := bufio.NewReaderSize(gz, 256<<10)
 	first, err := br.ReadBytes('\n')
 	if err != nil {
-		return nil, fmt.Errorf("%w (no header line: %v)", ErrNotRecording, err)
+		return nil, fmt.Errorf("%w (no header line: %w)", ErrNotRecording, err)
 	}
 	rec := &Recording{}
 	err = json.Unmarshal(first, &rec.Header)

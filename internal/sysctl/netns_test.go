@@ -3,8 +3,6 @@ package sysctl
 import (
 	"errors"
 	"fmt"
-	"github.com/tcptrace/tcptrace/internal/netns"
-	"github.com/tcptrace/tcptrace/internal/privtest"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -15,6 +13,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/internal/netns"
+	"github.com/tcptrace/tcptrace/internal/privtest"
 )
 
 func TestForPID(t *testing.T) {
