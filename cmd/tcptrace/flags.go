@@ -22,6 +22,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/metrics"
 	"github.com/tcptrace/tcptrace/internal/netns"
 	"github.com/tcptrace/tcptrace/internal/probe"
+	"github.com/tcptrace/tcptrace/internal/render"
 	"github.com/tcptrace/tcptrace/internal/tracer"
 )
 
@@ -90,7 +91,7 @@ func runTrace(ctx context.Context, f *traceFlags, stdout, stderr io.Writer) erro
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	cfg.Args = append([]string{"tcptrace"}, os.Args[1:]...)
 	// A status line only for a person watching text on a terminal.
-	cfg.Status = cfg.Format == "text" && isTerminal(stdout) && isTerminal(stderr)
+	cfg.Status = cfg.Format == render.FormatText && isTerminal(stdout) && isTerminal(stderr)
 	if f.cpuProfile != "" {
 		stop, err := startCPUProfile(f.cpuProfile)
 		if err != nil {

@@ -489,7 +489,7 @@ func appendSummary(dst []byte, e *Summary) []byte {
 func appendClose(dst []byte, c *Close) []byte {
 	dst = append(dst, `,"close":{"shape":`...)
 	dst = AppendJSONString(dst, string(c.Shape))
-	for _, f := range []struct{ key, value string }{{"first_fin", c.FirstFIN}, {"state", string(c.State)},
+	for _, f := range []struct{ key, value string }{{"first_fin", string(c.FirstFIN)}, {"state", string(c.State)},
 		{"rule", c.Rule}, {"reset_reason", c.ResetReason}, {"counter", c.Counter}} {
 		if f.value != "" {
 			dst = appendStringField(dst, f.key, f.value)

@@ -54,7 +54,7 @@ func (x *Explainer) abortiveClose(e *events.Summary) *events.Finding {
 	}
 	ev := map[string]any{"rule": c.Rule, "state": string(c.State)}
 	for key, value := range map[string]string{"reset_reason": c.ResetReason, "counter": c.Counter,
-		"inferred_from": c.InferredFrom, "seen_from": c.SeenFrom, "first_fin": c.FirstFIN} {
+		"inferred_from": c.InferredFrom, "seen_from": c.SeenFrom, "first_fin": string(c.FirstFIN)} {
 		if value != "" {
 			ev[key] = value
 		}
