@@ -22,7 +22,7 @@ import (
 // Config is one replay.
 type Config struct {
 	File       string
-	Format     string
+	Format     render.Format
 	MaxSockets int
 	Filter     pipeline.Filter
 	// FullFindings writes every finding in full, and no finding_summary.
@@ -52,7 +52,7 @@ func Play(rec *record.Recording, cfg Config) error {
 		// What the live run showed.
 		filter.Ports, filter.LocalPorts, filter.RemotePorts = rec.Header.Ports, rec.Header.LocalPorts, rec.Header.RemotePorts
 	}
-	p, err := pipeline.New(pipeline.Config{Names: Names(rec), Boot: time.Unix(0, rec.Header.BootUnixNs),
+	p, err := pipeline.New(pipeline.Config{Names: rec.Header.Names, Boot: time.Unix(0, rec.Header.BootUnixNs),
 		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: filter, FullFindings: cfg.FullFindings, SummaryOnly: cfg.SummaryOnly, Renderer: cfg.Renderer,
 		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
 	if err != nil {
@@ -112,17 +112,6 @@ func Load(path string) (*record.Recording, error) {
 			path, rec.Header.RecordSize, decode.RecordSize)
 	}
 	return rec, nil
-}
-
-// Names is the decoder's view of the recorded kernel.
-func Names(rec *record.Recording) decode.Names {
-	states, reasons, _ := rec.Header.StateNames()
-	verdicts, _ := rec.Header.TWVerdictNames()
-	names := decode.Names{States: map[uint8]events.State{}, ResetReasons: reasons, HZ: rec.Header.HZ, TWVerdicts: verdicts}
-	for n, s := range states {
-		names.States[n] = events.State(s)
-	}
-	return names
 }
 
 // env answers as the recorded run was answered.

@@ -22,6 +22,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/pipeline"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/record"
+	"github.com/tcptrace/tcptrace/internal/render"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
@@ -29,7 +30,7 @@ import (
 type Config struct {
 	Probe         probe.Config
 	BTFPath       string
-	Format        string        // "text" or "json"
+	Format        render.Format
 	Duration      time.Duration // 0: until ctx is done
 	PollInterval  time.Duration // longest delay before a record is shown
 	ReadyFile     string        // written once every hook is attached
@@ -237,33 +238,17 @@ func (lossWarning) End(flow.End) error { return nil }
 
 // header describes the run at the top of its recording.
 func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, cfg Config) record.Header {
-	names := k.Names()
-	h := record.Header{Created: started, Kernel: k.Release, HZ: names.HZ, BootUnixNs: boot.UnixNano(),
-		RecordSize: decode.RecordSize, States: map[string]string{}, Args: cfg.Args,
+	h := record.Header{Created: started, Kernel: k.Release, Names: k.Names(), BootUnixNs: boot.UnixNano(),
+		RecordSize: decode.RecordSize, Args: cfg.Args,
 		Ports: cfg.Probe.Filter.Ports, LocalPorts: cfg.Probe.Filter.LocalPorts, RemotePorts: cfg.Probe.Filter.RemotePorts}
-	for n, s := range names.States {
-		h.States[strconv.Itoa(int(n))] = string(s)
-	}
-	h.ResetReasons, h.TWVerdicts = byNumber(names.ResetReasons), byNumber(names.TWVerdicts)
 	for _, hk := range p.Hooks() {
-		rh := record.Hook{Name: hk.Name, Kind: hk.Kind, Program: hk.Program}
+		rh := record.Hook{Name: hk.Name, Kind: string(hk.Kind), Program: hk.Program}
 		if hk.Err != nil {
 			rh.Error = hk.Err.Error()
 		}
 		h.Hooks = append(h.Hooks, rh)
 	}
 	return h
-}
-
-func byNumber(table map[uint32]string) map[string]string {
-	if table == nil {
-		return nil
-	}
-	out := map[string]string{}
-	for n, name := range table {
-		out[strconv.FormatUint(uint64(n), 10)] = name
-	}
-	return out
 }
 
 // liveEnv answers the pipeline from the running system, and records the
