@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/flow"
 )
@@ -15,7 +16,7 @@ import (
 // the size limit is told once.
 func TestRecorderSink(t *testing.T) {
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, Header{Kernel: "6.18", HZ: 250, RecordSize: 4}, 0)
+	w, err := NewWriter(&buf, Header{Kernel: "6.18", Names: decode.Names{HZ: 250}, RecordSize: 4}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
