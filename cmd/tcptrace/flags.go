@@ -23,6 +23,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/netns"
 	"github.com/tcptrace/tcptrace/internal/otlp"
 	"github.com/tcptrace/tcptrace/internal/probe"
+	"github.com/tcptrace/tcptrace/internal/render"
 	"github.com/tcptrace/tcptrace/internal/tracer"
 )
 
@@ -63,7 +64,9 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 	flags.BoolVarP(&f.ipv6, "ipv6", "6", false, "only IPv6 sockets")
 	f.view.define(cmd)
 	flags.DurationVar(&f.duration, "duration", 0, "stop after this long (e.g. 30s, 5m); default: until Ctrl-C")
-	flags.StringVar(&f.ringSize, "ring-size", "4M", "BPF ring buffer size, a power of two (e.g. 512K, 4M, 64M)")
+	flags.StringVar(&f.ringSize, "ring-size", "128M", "BPF ring buffer size, a power of two (e.g. 4M, 64M): kernel memory, "+
+		"taken at start; the default holds over a second of the busiest churn measured (some 90 MB/s of records), "+
+		"so that the reader falling behind that long loses nothing")
 	flags.DurationVar(&f.pollInterval, "poll-interval", 10*time.Millisecond, "longest delay between an event and its output; shorter costs more CPU under load")
 	flags.IntVar(&f.wakeupBytes, "wakeup-bytes", 64<<10, "wake the reader early once this many bytes wait in the ring (0: for every event)")
 	flags.StringVar(&f.record, "record", "", "also record the run to this file, for tcptrace replay and report (docs/record.md)")
@@ -94,7 +97,7 @@ func runTrace(ctx context.Context, f *traceFlags, stdout, stderr io.Writer) erro
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	cfg.Args = append([]string{"tcptrace"}, os.Args[1:]...)
 	// A status line only for a person watching text on a terminal.
-	cfg.Status = cfg.Format == "text" && isTerminal(stdout) && isTerminal(stderr)
+	cfg.Status = cfg.Format == render.FormatText && isTerminal(stdout) && isTerminal(stderr)
 	if f.cpuProfile != "" {
 		stop, err := startCPUProfile(f.cpuProfile)
 		if err != nil {
@@ -131,7 +134,7 @@ func (f *traceFlags) config() (tracer.Config, error) {
 	if f.ipv4 && f.ipv6 {
 		return cfg, usageError{"-4 and -6 exclude each other: give at most one"}
 	}
-	sf, err := f.filters.parse(parsePID, probe.MaxPIDs, probe.MaxPorts)
+	sf, err := f.filters.parse(processExists, probe.MaxPIDs, probe.MaxPorts)
 	if err != nil {
 		return cfg, err
 	}
@@ -233,16 +236,12 @@ func cgroupIDs(sel container.Selector, f filterFlags) ([]uint64, error) {
 	return ids, nil
 }
 
-// parsePID reads a process id of a running process.
-func parsePID(s string) (uint32, error) {
-	pid, err := parsePIDNumber(s)
-	if err != nil {
-		return 0, err
-	}
+// processExists checks that a --pid names a running process.
+func processExists(pid uint32) error {
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-		return 0, usageError{fmt.Sprintf("invalid --pid %d: no such process", pid)}
+		return usageError{fmt.Sprintf("invalid --pid %d: no such process", pid)}
 	}
-	return pid, nil
+	return nil
 }
 
 // completePIDs offers the running processes, each with its command name.

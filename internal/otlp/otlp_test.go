@@ -53,7 +53,7 @@ func TestParseEndpoint(t *testing.T) {
 }
 
 func TestSeverity(t *testing.T) {
-	for kind, want := range map[string]string{"timewait_connect_reuse": "INFO", "timewait_syn_reuse": "INFO",
+	for kind, want := range map[events.FindingKind]string{"timewait_connect_reuse": "INFO", "timewait_syn_reuse": "INFO",
 		"timewait_rst_kill": "WARN", "retransmit_timeout": "WARN", "abortive_close": "WARN", "a_kind_not_known_yet": "WARN"} {
 		var r logRecordForTest
 		r.fill(t, &events.Finding{Kind: kind, Message: "m"})

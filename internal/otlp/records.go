@@ -22,11 +22,11 @@ const (
 // it is meant to, no connection harmed: INFO. Every other kind (an RST
 // that killed a TIME_WAIT socket, a timeout abort, an abortive close, a
 // full TIME_WAIT table...) is a WARN.
-var informational = map[string]bool{
-	"timewait_syn_reuse":        true,
-	"timewait_connect_reuse":    true,
-	"timewait_rfc1337_kept":     true,
-	"zero_window_not_keepalive": true,
+var informational = map[events.FindingKind]bool{
+	events.FindingTimewaitSynReuse:       true,
+	events.FindingTimewaitConnectReuse:   true,
+	events.FindingTimewaitRFC1337Kept:    true,
+	events.FindingZeroWindowNotKeepalive: true,
 }
 
 // findingRecord fills r from a finding: its words as the body (a repeat's
@@ -48,7 +48,7 @@ func findingRecord(r *log.Record, f *events.Finding, body []byte, attrs []attrib
 		r.SetBody(attribute.StringValue(string(body)))
 	}
 	attrs = socketAttrs(attrs, &f.Header)
-	attrs = append(attrs, attribute.String("tcptrace.finding.kind", f.Kind), attribute.Int64("tcptrace.finding.id", int64(f.ID)))
+	attrs = append(attrs, attribute.String("tcptrace.finding.kind", string(f.Kind)), attribute.Int64("tcptrace.finding.id", int64(f.ID)))
 	if f.See != 0 {
 		attrs = append(attrs, attribute.Int64("tcptrace.finding.see", int64(f.See)), attribute.Int64("tcptrace.finding.count", int64(f.Count)))
 	}
@@ -71,9 +71,9 @@ func summaryRecord(r *log.Record, s *events.Summary, body []byte, attrs []attrib
 	body = render.AppendDetail(body, s)
 	r.SetBody(attribute.StringValue(string(body)))
 	attrs = socketAttrs(attrs, &s.Header)
-	attrs = append(attrs, attribute.String("tcptrace.summary.end", s.End))
+	attrs = append(attrs, attribute.String("tcptrace.summary.end", string(s.End)))
 	if s.ClosedBy != "" {
-		attrs = append(attrs, attribute.String("tcptrace.summary.closed_by", s.ClosedBy))
+		attrs = append(attrs, attribute.String("tcptrace.summary.closed_by", string(s.ClosedBy)))
 	}
 	if s.Close.Shape != "" {
 		attrs = append(attrs, attribute.String("tcptrace.summary.close.shape", string(s.Close.Shape)))
