@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -526,5 +527,20 @@ func TestExportUnanswered(t *testing.T) {
 	}
 	if want := "tcptrace: warning: otlp: at exit: " + ep.String() + " not reached within 5s\n"; !strings.Contains(warnings.String(), want) {
 		t.Errorf("warnings %q, want %q", warnings.String(), want)
+	}
+}
+
+// TestSocketAttrsIPv6: an IPv6 socket is network.type ipv6, its addresses
+// as IPv6 writes them; an owner not known leaves out its attributes.
+func TestSocketAttrsIPv6(t *testing.T) {
+	h := events.Header{Family: 6, Cookie: 5, Netns: 7, Local: netip.MustParseAddrPort("[::1]:443"), Remote: netip.MustParseAddrPort("[::ffff:10.0.0.1]:5000")}
+	got := map[string]string{}
+	for _, kv := range socketAttrs(nil, &h) {
+		got[string(kv.Key)] = kv.Value.String()
+	}
+	want := map[string]string{"network.transport": "tcp", "network.type": "ipv6", "network.local.address": "::1", "network.local.port": "443",
+		"network.peer.address": "::ffff:10.0.0.1", "network.peer.port": "5000", "tcptrace.cookie": "5", "tcptrace.netns": "7"}
+	if !maps.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }
