@@ -39,11 +39,13 @@ func TestSelfContained(t *testing.T) {
 		t.Fatal(err)
 	}
 	html := out.String()
-	for _, want := range []string{`default-src 'none'`, `"kind":"timewait_syn_reuse"`, `"timewait":true`, `<title>seed 003</title>`} {
+	for _, want := range []string{`default-src 'none'`, `"timewait_syn_reuse","The TIME_WAIT socket`, `["TIME_WAIT",`, `<title>seed 003</title>`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("page lacks %s", want)
 		}
 	}
+	// The SVG namespace is a name, not a place to load from.
+	html = strings.ReplaceAll(html, `"http://www.w3.org/2000/svg"`, "")
 	if m := regexp.MustCompile(`(?i)(src|href)\s*=|https?://|@import|url\(`).FindString(html); m != "" {
 		t.Errorf("page refers to something outside it: %q", m)
 	}
@@ -67,19 +69,19 @@ func TestMarks(t *testing.T) {
 		{&events.TimewaitEnter{Header: h}, "", ""},
 	}
 	for _, tt := range tests {
-		c := &collector{start: t0, sockets: map[uint64]*Socket{}}
+		c := &collector{start: t0, sockets: map[uint64]*Socket{}, used: map[string]string{}}
 		if err := c.Event(tt.ev); err != nil {
 			t.Fatal(err)
 		}
-		marks := c.sockets[7].Marks
+		evs := c.sockets[7].Events
 		if tt.kind == "" {
-			if len(marks) != 0 {
-				t.Errorf("%T: marks %+v, want none", tt.ev, marks)
+			if len(evs) != 1 || evs[0].Label != "" {
+				t.Errorf("%T: events %+v, want one with no mark", tt.ev, evs)
 			}
 			continue
 		}
-		if len(marks) != 1 || marks[0].Kind != tt.kind || marks[0].Label != tt.label || marks[0].At != 1500 {
-			t.Errorf("%T: marks %+v, want one %s %q at 1500 ms", tt.ev, marks, tt.kind, tt.label)
+		if len(evs) != 1 || evs[0].Type != tt.kind || evs[0].Label != tt.label || evs[0].At != 1500 {
+			t.Errorf("%T: events %+v, want one %s marked %q at 1500 ms", tt.ev, evs, tt.kind, tt.label)
 		}
 	}
 }
