@@ -128,10 +128,13 @@ func Write(w io.Writer, rec *record.Recording, title string) error {
 	// In a <script> element, "</" would end it early. A "<" can only be
 	// in a JSON string, where \u003c says the same.
 	blob := bytes.ReplaceAll(d.appendJSON(nil), []byte("<"), []byte(`\u003c`))
-	return page.Execute(w, struct {
+	if err := page.Execute(w, struct {
 		Title string
 		Data  template.JS
-	}{title, template.JS(blob)})
+	}{title, template.JS(blob)}); err != nil {
+		return fmt.Errorf("write the page: %w", err)
+	}
+	return nil
 }
 
 // appendJSON writes the data compactly, so that 100,000 sockets stay a
@@ -387,7 +390,7 @@ func markLabel(ev events.Event) string {
 	case *events.KeepaliveProbe:
 		return fmt.Sprintf("keepalive probe #%d", e.Probe)
 	case *events.KeepaliveAck:
-		return fmt.Sprintf("keepalive answered after %d probes", e.Probes)
+		return fmt.Sprintf("keepalive answered (%d probes unanswered before)", e.Probes)
 	case *events.ZeroWindowProbe:
 		return fmt.Sprintf("zero-window probe #%d, backoff %d, next +%s", e.Probe, e.Backoff, events.HumanDuration(e.Interval))
 	case *events.RTO:

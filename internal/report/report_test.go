@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -130,66 +129,4 @@ func synthetic(t *testing.T, n int) string {
 	}
 	f.Close()
 	return path
-}
-
-// TestInBrowser opens reports in headless Chromium (Debian's chromium): the
-// timeline is drawn, a thousand sockets are paged, a filter from the link
-// applies, and a screenshot is taken for people to look at.
-func TestInBrowser(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("TCPTRACE_REQUIRE_BROWSER") == "1" {
-			t.Fatal("chromium is needed (scripts/install-deps.sh installs it)")
-		}
-		t.Skip("no chromium")
-	}
-	dir := t.TempDir()
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(chromium, append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-			"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--user-data-dir=" + filepath.Join(dir, "profile"), "--window-size=1400,900"}, args...)...)
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("chromium %v: %v", args, err)
-		}
-		return string(out)
-	}
-
-	many := filepath.Join(dir, "many.html")
-	f, _ := os.Create(many)
-	rec, err := replay.Load(synthetic(t, 1000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Write(f, rec, "many"); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	dom := run("--dump-dom", "file://"+many)
-	if !strings.Contains(dom, "page 1 of 10 (1000 sockets)") || strings.Count(dom, `class="sock"`) != 100 {
-		t.Errorf("1000 sockets: page says %q, %d rows drawn; want 10 pages of 100",
-			regexp.MustCompile(`page \d+ of \d+ \(\d+ sockets\)`).FindString(dom), strings.Count(dom, `class="sock"`))
-	}
-	if strings.Count(dom, `class="band"`) < 300 {
-		t.Errorf("%d state bands drawn, want 3 a socket", strings.Count(dom, `class="band"`))
-	}
-
-	story := filepath.Join(dir, "story.html")
-	f, _ = os.Create(story)
-	if err := Write(f, golden(t, "TestTimewaitSynAccepted"), "seed 003"); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	dom = run("--dump-dom", "file://"+story+"#filter=timewait_syn_reuse")
-	if strings.Count(dom, `class="sock"`) != 1 || !strings.Contains(dom, `class="band tw"`) ||
-		!strings.Contains(dom, "timewait_syn_reuse</b>") || !strings.Contains(dom, "net.ipv4.tcp_tw_reuse") {
-		t.Errorf("filtered story page: %d rows; want the one socket with its TIME_WAIT band, its finding and the sysctls",
-			strings.Count(dom, `class="sock"`))
-	}
-	shot := filepath.Join(os.TempDir(), "tcptrace-report.png")
-	run("--screenshot="+shot, "file://"+story)
-	if st, err := os.Stat(shot); err != nil || st.Size() < 10000 {
-		t.Errorf("screenshot %s: %v", shot, err)
-	}
 }
