@@ -64,8 +64,10 @@ type selfTest struct {
 		Rects  int            `json:"rects"`
 		Total  *int           `json:"total"`
 	} `json:"charts"`
-	Legend [][2]string `json:"legend"`
-	Click  *struct {
+	Legend        [][2]string `json:"legend"`
+	SysctlsFirst  []string    `json:"sysctls_first"`
+	SysctlsFolded int         `json:"sysctls_folded"`
+	Click         *struct {
 		Filter string `json:"filter"`
 		Shown  int    `json:"shown"`
 	} `json:"click"`
@@ -154,12 +156,13 @@ type overview struct {
 	legend     []string       // the kinds drawn: states and marks
 	twCookie   uint64         // a socket whose TIME_WAIT ended, and its cause
 	twCause    string
-	keepalives uint64 // a socket that sent keepalive probes
+	keepalives uint64          // a socket that sent keepalive probes
+	quoted     map[string]bool // the sysctls findings quoted
 }
 
 func expectOverview(t *testing.T, rec *record.Recording) overview {
 	t.Helper()
-	o := overview{socketsIn: map[string]int{}, ends: map[string]int{}, ages: map[string]int{}, findings: map[string]int{}, withKind: map[string]int{}}
+	o := overview{socketsIn: map[string]int{}, ends: map[string]int{}, ages: map[string]int{}, findings: map[string]int{}, withKind: map[string]int{}, quoted: map[string]bool{}}
 	for _, b := range ageBins {
 		o.ages[b.label] = 0
 	}
@@ -203,6 +206,9 @@ func expectOverview(t *testing.T, rec *record.Recording) overview {
 				kinds[cookie] = map[string]bool{}
 			}
 			kinds[cookie][e.Kind] = true
+			for name := range e.Sysctls {
+				o.quoted[name] = true
+			}
 		case *events.KeepaliveProbe:
 			o.keepalives = cookie
 		}
@@ -257,6 +263,14 @@ func TestInBrowser(t *testing.T) {
 			got := b.selfTest(page)
 			checkOverview(t, got, want)
 			checkLegend(t, got, want)
+			for name := range want.quoted {
+				if !slices.Contains(got.SysctlsFirst, name) {
+					t.Errorf("%s, quoted by a finding, is not among the first sysctls %v", name, got.SysctlsFirst)
+				}
+			}
+			if len(got.SysctlsFirst) > 0 && got.SysctlsFolded == 0 {
+				t.Errorf("no sysctls folded away; all came first: %v", got.SysctlsFirst)
+			}
 			if got.OverflowX != 0 {
 				t.Errorf("the page is %v px wider than the window: a horizontal scrollbar", got.OverflowX)
 			}

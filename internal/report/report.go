@@ -40,9 +40,10 @@ type Data struct {
 	Lost     uint64
 	Sockets  []*Socket
 	Sysctls  []NetnsVals
-	// Used names the sysctls a finding quoted or the sockets' events
-	// depend on, each with why: the page shows them first.
-	Used map[string]string
+	// Used names, for each sysctl a finding quoted or events depend on,
+	// what used it: "finding KIND" or "event TYPE". The page shows first
+	// those that the sockets it lists used.
+	Used map[string][]string
 }
 
 // Socket is one socket's story.
@@ -92,7 +93,7 @@ type NetnsVals struct {
 
 // Write makes the report of a recording.
 func Write(w io.Writer, rec *record.Recording, title string) error {
-	c := &collector{start: rec.Header.Created, sockets: map[uint64]*Socket{}, used: map[string]string{}}
+	c := &collector{start: rec.Header.Created, sockets: map[uint64]*Socket{}, used: map[string][]string{}}
 	// Each socket's page tells its findings whole.
 	if err := replay.Play(rec, replay.Config{Renderer: c, FullFindings: true, Stdout: io.Discard, Stderr: io.Discard}); err != nil {
 		return fmt.Errorf("replay the recording: %w", err)
@@ -125,16 +126,20 @@ func Write(w io.Writer, rec *record.Recording, title string) error {
 			d.Sysctls = append(d.Sysctls, netnsVals(s))
 		}
 	}
-	// In a <script> element, "</" would end it early. A "<" can only be
-	// in a JSON string, where \u003c says the same.
-	blob := bytes.ReplaceAll(d.appendJSON(nil), []byte("<"), []byte(`\u003c`))
 	if err := page.Execute(w, struct {
 		Title string
 		Data  template.JS
-	}{title, template.JS(blob)}); err != nil {
+	}{title, template.JS(d.script())}); err != nil {
 		return fmt.Errorf("write the page: %w", err)
 	}
 	return nil
+}
+
+// script is the data as the page's <script> element holds it. There "</"
+// would end the element early; a "<" can only be in a JSON string, where
+// \u003c says the same.
+func (d *Data) script() []byte {
+	return bytes.ReplaceAll(d.appendJSON(nil), []byte("<"), []byte(`\u003c`))
 }
 
 // appendJSON writes the data compactly, so that 100,000 sockets stay a
@@ -155,8 +160,22 @@ func (d *Data) appendJSON(b []byte) []byte {
 	b = strconv.AppendUint(b, d.Events, 10)
 	b = append(b, `,"lost":`...)
 	b = strconv.AppendUint(b, d.Lost, 10)
-	b = append(b, `,"used":`...)
-	b = appendStrings(b, d.Used)
+	b = append(b, `,"used":{`...)
+	for i, name := range slices.Sorted(maps.Keys(d.Used)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = events.AppendJSONString(b, name)
+		b = append(b, ":["...)
+		for j, use := range d.Used[name] {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = events.AppendJSONString(b, use)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, '}')
 	b = append(b, `,"sysctls":[`...)
 	for i, n := range d.Sysctls {
 		if i > 0 {
@@ -320,7 +339,7 @@ var sysctlsOfEvents = map[events.Type][]string{
 type collector struct {
 	start   time.Time
 	sockets map[uint64]*Socket
-	used    map[string]string
+	used    map[string][]string
 	stats   render.Stats
 	enc     events.JSONEncoder
 }
@@ -350,9 +369,7 @@ func (c *collector) Event(ev events.Event) error {
 	s := c.socket(h)
 	s.Events = append(s.Events, Event{At: c.at(h.Time), Type: string(ev.Type()), Label: markLabel(ev), Fields: c.enc.AppendFields(nil, ev)})
 	for _, name := range sysctlsOfEvents[ev.Type()] {
-		if _, ok := c.used[name]; !ok {
-			c.used[name] = "decides the " + string(ev.Type()) + " events"
-		}
+		c.use(name, "event "+string(ev.Type()))
 	}
 	switch e := ev.(type) {
 	case *events.Summary:
@@ -371,10 +388,17 @@ func (c *collector) Event(ev events.Event) error {
 	case *events.Finding:
 		s.Findings = append(s.Findings, Finding{At: c.at(h.Time), Kind: e.Kind, Message: e.Message})
 		for name := range e.Sysctls {
-			c.used[name] = "quoted by a " + e.Kind + " finding"
+			c.use(name, "finding "+e.Kind)
 		}
 	}
 	return nil
+}
+
+// use notes that a sysctl was used so, once.
+func (c *collector) use(sysctl, by string) {
+	if !slices.Contains(c.used[sysctl], by) {
+		c.used[sysctl] = append(c.used[sysctl], by)
+	}
 }
 
 // markLabel is what the timeline's mark of an event says, "" for an event

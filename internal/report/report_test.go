@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -68,7 +69,7 @@ func TestMarks(t *testing.T) {
 		{&events.TimewaitEnter{Header: h}, "", ""},
 	}
 	for _, tt := range tests {
-		c := &collector{start: t0, sockets: map[uint64]*Socket{}, used: map[string]string{}}
+		c := &collector{start: t0, sockets: map[uint64]*Socket{}, used: map[string][]string{}}
 		if err := c.Event(tt.ev); err != nil {
 			t.Fatal(err)
 		}
@@ -129,4 +130,25 @@ func synthetic(t *testing.T, n int) string {
 	}
 	f.Close()
 	return path
+}
+
+// The data cannot end its <script> element early, whatever a process
+// name or a message holds, and says the same once parsed.
+func TestScriptData(t *testing.T) {
+	comm := "</script><script>alert(1)</script>"
+	d := Data{Used: map[string][]string{}, Sockets: []*Socket{{Cookie: 1, Comm: comm, Findings: []Finding{{Kind: "k", Message: "a <!-- b"}}}}}
+	b := d.script()
+	if bytes.Contains(b, []byte("<")) {
+		t.Errorf("data holds a '<': %s", b)
+	}
+	var parsed struct {
+		Sockets [][]json.RawMessage `json:"sockets"`
+	}
+	if err := json.Unmarshal(b, &parsed); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	var got string
+	if err := json.Unmarshal(parsed.Sockets[0][4], &got); err != nil || got != comm {
+		t.Errorf("comm %q (%v), want %q", got, err, comm)
+	}
 }
