@@ -83,19 +83,23 @@ type selfTest struct {
 		Before     [2]float64 `json:"before"`
 		Zoomed     [2]float64 `json:"zoomed"`
 		Log        [2]float64 `json:"log"`
+		Wheeled    [2]float64 `json:"wheeled"`
+		Dragged    [2]float64 `json:"dragged"`
 		EndEvent   string     `json:"end_event"`
 		Hatch      string     `json:"hatch"`
 		HatchColor string     `json:"hatch_color"`
 	} `json:"tw"`
+	Width     float64 `json:"width"`
 	OverflowX float64 `json:"overflow_x"`
 }
 
 var selfTestElement = regexp.MustCompile(`(?s)<pre id="selftest">(.*?)</pre>`)
 
-// selfTest opens a report with #selftest and reads what the page found.
-func (b *browser) selfTest(page string) selfTest {
+// selfTest opens a report with #selftest in a window this wide, and reads
+// what the page found.
+func (b *browser) selfTest(page string, width int) selfTest {
 	b.t.Helper()
-	dom := b.run("--window-size=1400,900", "--dump-dom", "file://"+page+"#selftest")
+	dom := b.run(fmt.Sprintf("--window-size=%d,900", width), "--dump-dom", "file://"+page+"#selftest")
 	m := selfTestElement.FindStringSubmatch(dom)
 	if m == nil || m[1] == "" {
 		b.t.Fatalf("%s: no self-test results in the page", page)
@@ -260,7 +264,7 @@ func TestInBrowser(t *testing.T) {
 			want := expectOverview(t, rec)
 			page := filepath.Join(dir, name+".html")
 			writeReport(t, rec, page, name)
-			got := b.selfTest(page)
+			got := b.selfTest(page, 1400)
 			checkOverview(t, got, want)
 			checkLegend(t, got, want)
 			for name := range want.quoted {
@@ -279,6 +283,9 @@ func TestInBrowser(t *testing.T) {
 			}
 			if want.twCookie != 0 {
 				checkTimewaitStory(t, got, want)
+			}
+			if narrow := b.selfTest(page, 800); narrow.OverflowX != 0 || narrow.Width > 800 {
+				t.Errorf("in a window 800 px wide, the page is %v px wide and %v px wider", narrow.Width, narrow.OverflowX)
 			}
 		})
 	}
@@ -379,6 +386,14 @@ func checkTimewaitStory(t *testing.T, got selfTest, want overview) {
 	if math.Abs(tw.Log[0]-tw.Zoomed[0]) > 1e-6*span(tw.Before)+1e-9 || math.Abs(tw.Log[1]-tw.Zoomed[1]) > 1e-6*span(tw.Before)+1e-9 {
 		t.Errorf("log time shows %v, linear %v: the range should stay", tw.Log, tw.Zoomed)
 	}
+	// The wheel zooms in by 1.25 about the middle; dragging a tenth of the
+	// track to the right shows what was a tenth of the range earlier.
+	if s := span(tw.Wheeled); math.Abs(s-span(tw.Zoomed)/1.25) > span(tw.Zoomed)*0.01 {
+		t.Errorf("the wheel shows %v of %v", tw.Wheeled, tw.Zoomed)
+	}
+	if shift := tw.Wheeled[0] - tw.Dragged[0]; math.Abs(shift-span(tw.Wheeled)/10) > span(tw.Wheeled)*0.01 || math.Abs(span(tw.Dragged)-span(tw.Wheeled)) > span(tw.Wheeled)*0.01 {
+		t.Errorf("dragging a tenth of the track shows %v, before %v", tw.Dragged, tw.Wheeled)
+	}
 	if !strings.Contains(tw.EndEvent, "timewait_end") || !strings.Contains(tw.EndEvent, "cause\t"+want.twCause) {
 		t.Errorf("the TIME_WAIT story's event list tells %q; want its end, cause %s", tw.EndEvent, want.twCause)
 	}
@@ -445,7 +460,7 @@ func TestInBrowserManySockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("report of %d sockets: %.1f MB, written in %v", n, float64(st.Size())/1e6, time.Since(start).Round(time.Millisecond))
-	got := b.selfTest(page)
+	got := b.selfTest(page, 1400)
 	t.Logf("opened in %.0f ms; filters: %+v", got.OpenMs, got.Filters)
 	if got.OpenMs > 5000 {
 		t.Errorf("opening took %.0f ms, want < 5 s", got.OpenMs)
