@@ -87,7 +87,8 @@ func TestMarks(t *testing.T) {
 }
 
 // synthetic makes a recording of n sockets, each connecting, closing and
-// being destroyed, to see the page hold many.
+// being destroyed, every other one then living 60 s as a TIME_WAIT socket,
+// to see the page hold many.
 func synthetic(t *testing.T, n int) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "many.rec.gz")
@@ -95,9 +96,10 @@ func synthetic(t *testing.T, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const established, synSent, finWait1, finWait2, timeWait, closed = 1, 2, 4, 5, 6, 7
 	w, err := record.NewWriter(f, record.Header{Created: time.Unix(1000, 0), BootUnixNs: time.Unix(1000, 0).UnixNano(),
-		Kernel: "synthetic", RecordSize: decode.RecordSize,
-		States: map[string]string{"1": "ESTABLISHED", "2": "SYN_SENT", "4": "FIN_WAIT1", "7": "CLOSE"}}, 0)
+		Kernel: "synthetic", HZ: 1000, RecordSize: decode.RecordSize,
+		States: map[string]string{"1": "ESTABLISHED", "2": "SYN_SENT", "4": "FIN_WAIT1", "5": "FIN_WAIT2", "6": "TIME_WAIT", "7": "CLOSE"}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,25 +112,55 @@ func synthetic(t *testing.T, n int) string {
 			t.Fatal(err)
 		}
 	}
+	type step struct {
+		ms         int
+		typ        layout.TcptraceEventType
+		old, state uint8
+	}
+	var expiries []layout.TcptraceEvent // due, in time order: recorded once the sockets reach their time
 	for i := range n {
 		base := layout.TcptraceEvent{Cookie: uint64(i + 1), Family: 4, Pid: 42, Comm: [16]int8{'a', 'p', 'p'},
 			Saddr: [16]uint8{10, 0, 0, 1}, Daddr: [16]uint8{10, 0, 0, 2}, Sport: uint16(10000 + i), Dport: 80,
 			Flags: uint8(layout.TcptraceEventFlagEVENT_FLAG_OWNER_KNOWN)}
-		step := func(ms int, typ layout.TcptraceEventType, old, state uint8) {
+		steps := []step{{0, layout.TcptraceEventTypeEVENT_STATE, closed, synSent}, {1, layout.TcptraceEventTypeEVENT_STATE, synSent, established},
+			{5, layout.TcptraceEventTypeEVENT_STATE, established, finWait1}}
+		if i%2 == 0 {
+			steps = append(steps, step{6, layout.TcptraceEventTypeEVENT_STATE, finWait1, finWait2},
+				step{7, layout.TcptraceEventTypeEVENT_TW_START, 0, timeWait}, step{7, layout.TcptraceEventTypeEVENT_STATE, finWait2, closed})
+		} else {
+			steps = append(steps, step{6, layout.TcptraceEventTypeEVENT_STATE, finWait1, closed})
+		}
+		for _, s := range steps {
 			e := base
-			e.TsNs, e.Type, e.OldState, e.State = uint64((i*10+ms)*int(time.Millisecond)), uint8(typ), old, state
+			e.TsNs, e.Type, e.OldState, e.State = uint64((i*10+s.ms)*int(time.Millisecond)), uint8(s.typ), s.old, s.state
+			if s.typ == layout.TcptraceEventTypeEVENT_TW_START {
+				e.Substate, e.TimerJiffies = timeWait, 60000
+			}
 			add(e)
 		}
-		step(0, layout.TcptraceEventTypeEVENT_STATE, 7, 2)
-		step(1, layout.TcptraceEventTypeEVENT_STATE, 2, 1)
-		step(5, layout.TcptraceEventTypeEVENT_STATE, 1, 4)
-		step(6, layout.TcptraceEventTypeEVENT_STATE, 4, 7)
-		step(6, layout.TcptraceEventTypeEVENT_DESTROY, 0, 7)
+		e := base
+		e.TsNs, e.Type, e.State = uint64((i*10+7)*int(time.Millisecond)), uint8(layout.TcptraceEventTypeEVENT_DESTROY), closed
+		add(e)
+		if i%2 == 0 {
+			e.Type, e.Substate, e.State = uint8(layout.TcptraceEventTypeEVENT_TW_EXPIRE), timeWait, timeWait
+			e.TsNs += uint64(60 * time.Second)
+			expiries = append(expiries, e)
+		}
+		for len(expiries) > 0 && expiries[0].TsNs <= e.TsNs {
+			add(expiries[0])
+			expiries = expiries[1:]
+		}
 	}
-	if err := w.Close(record.End{UnixNs: time.Unix(1000+int64(n)/100+1, 0).UnixNano(), DurationNs: int64(n) * 10 * int64(time.Millisecond)}); err != nil {
+	for _, e := range expiries {
+		add(e)
+	}
+	end := time.Duration(n)*10*time.Millisecond + 61*time.Second
+	if err := w.Close(record.End{UnixNs: time.Unix(1000, 0).Add(end).UnixNano(), DurationNs: int64(end)}); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return path
 }
 
