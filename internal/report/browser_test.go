@@ -164,6 +164,7 @@ type overview struct {
 	twCookie   uint64         // a socket whose TIME_WAIT ended, and its cause
 	twCause    string
 	keepalives uint64          // a socket that sent keepalive probes
+	twSocket   uint64          // a socket that had a TIME_WAIT socket
 	quoted     map[string]bool // the sysctls findings quoted
 }
 
@@ -186,7 +187,7 @@ func expectOverview(t *testing.T, rec *record.Recording) overview {
 			for _, p := range e.History {
 				key := string(p.State)
 				if p.Timewait {
-					key, tw[cookie] = "tw:"+key, true
+					key, tw[cookie], o.twSocket = "tw:"+key, true, cookie
 				}
 				if states[cookie] == nil {
 					states[cookie] = map[string]bool{}
@@ -301,10 +302,12 @@ func TestInBrowser(t *testing.T) {
 	story := filepath.Join(dir, "TestTimewaitSynAccepted.html")
 	twStory := expectOverview(t, golden(t, "TestTimewaitSynAccepted"))
 	keepalive := expectOverview(t, golden(t, "TestKeepalive"))
+	substates := expectOverview(t, golden(t, "TestCloseShapes_four_segments_seen"))
 	for _, shot := range []struct{ file, url string }{
 		{"overview.png", "file://" + story},
 		{"timewait-story.png", fmt.Sprintf("file://%s#socket=%d&log=1&zoom=1.5&at=0.2", story, twStory.twCookie)},
 		{"keepalive.png", fmt.Sprintf("file://%s#socket=%d", filepath.Join(dir, "TestKeepalive.html"), keepalive.keepalives)},
+		{"timewait-substates.png", fmt.Sprintf("file://%s#socket=%d&log=1", filepath.Join(dir, "TestCloseShapes_four_segments_seen.html"), substates.twSocket)},
 	} {
 		path := filepath.Join(shots, shot.file)
 		b.run("--window-size=1400,1600", "--screenshot="+path, shot.url)
