@@ -316,7 +316,13 @@ func TestInBrowser(t *testing.T) {
 		}
 		t.Logf("screenshot: %s", path)
 	}
-	checkHatchPixels(t, filepath.Join(shots, "timewait-story.png"))
+	storyLink := fmt.Sprintf("file://%s#socket=%d&log=1&zoom=1.5&at=0.2", story, twStory.twCookie)
+	dom := b.run("--window-size=1400,1600", "--dump-dom", storyLink+"&measure")
+	var where struct{ Track [4]float64 }
+	if m := selfTestElement.FindStringSubmatch(dom); m == nil || json.Unmarshal([]byte(html.UnescapeString(m[1])), &where) != nil {
+		t.Fatalf("%s: the track's place is not in the page", storyLink)
+	}
+	checkHatchPixels(t, filepath.Join(shots, "timewait-story.png"), where.Track)
 }
 
 func checkOverview(t *testing.T, got selfTest, want overview) {
@@ -409,8 +415,9 @@ func checkTimewaitStory(t *testing.T, got selfTest, want overview) {
 }
 
 // checkHatchPixels finds the TIME_WAIT colour and its hatching's lighter
-// stripes in a screenshot: without the hatching the lighter one is absent.
-func checkHatchPixels(t *testing.T, path string) {
+// stripes in a screenshot, within the socket's track (left, top, width,
+// height): without the hatching the lighter one is absent.
+func checkHatchPixels(t *testing.T, path string, track [4]float64) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -430,9 +437,8 @@ func checkHatchPixels(t *testing.T, path string) {
 		return math.Abs(float64(r>>8)-c[0]) < 8 && math.Abs(float64(g>>8)-c[1]) < 8 && math.Abs(float64(b>>8)-c[2]) < 8
 	}
 	var bases, stripes int
-	bounds := img.Bounds()
-	for y := bounds.Min.Y; y < bounds.Max.Y; y++ {
-		for x := bounds.Min.X; x < bounds.Max.X; x++ {
+	for y := int(track[1]); y < int(track[1]+track[3]); y++ {
+		for x := int(track[0]); x < int(track[0]+track[2]); x++ {
 			r, g, b, _ := img.At(x, y).RGBA()
 			if near(r, g, b, base) {
 				bases++
@@ -442,7 +448,7 @@ func checkHatchPixels(t *testing.T, path string) {
 		}
 	}
 	if bases < 200 || stripes < 200 {
-		t.Errorf("%s: %d pixels of TIME_WAIT's colour, %d of its hatching; want both", path, bases, stripes)
+		t.Errorf("%s: in the track at %v, %d pixels of TIME_WAIT's colour, %d of its hatching; want both", path, track, bases, stripes)
 	}
 }
 
