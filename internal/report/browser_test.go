@@ -81,7 +81,11 @@ type selfTest struct {
 		Rows  int     `json:"rows"`
 	} `json:"filters"`
 	RowsInDOM int `json:"rows_in_dom"`
-	TW        *struct {
+	Scrolled  struct {
+		Want, Got string
+		Rows      int
+	} `json:"scrolled"`
+	TW *struct {
 		Cookie     uint64     `json:"cookie"`
 		Before     [2]float64 `json:"before"`
 		Zoomed     [2]float64 `json:"zoomed"`
@@ -486,6 +490,9 @@ func TestInBrowserManySockets(t *testing.T) {
 	checkTimewaitStory(t, got, want)
 	if len(got.Filters) != 3 || got.Filters[0].Shown == 0 || got.Filters[1].Shown == 0 || got.Filters[2].Shown != n {
 		t.Errorf("filters %+v: want an address's socket, then those in its first state, then all", got.Filters)
+	}
+	if got.Scrolled.Got != got.Scrolled.Want || got.Scrolled.Rows > 100 {
+		t.Errorf("scrolled to the middle, the first row in sight is socket %s of %d rows drawn, want socket %s", got.Scrolled.Got, got.Scrolled.Rows, got.Scrolled.Want)
 	}
 	for _, f := range got.Filters {
 		if f.Ms > 2000 || got.OpenMs+f.Ms > 5000 {

@@ -443,7 +443,7 @@ func markLabel(ev events.Event) string {
 		}
 		return label
 	case *events.Finding:
-		return "finding " + e.Kind
+		return e.Kind
 	}
 	return ""
 }
