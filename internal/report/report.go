@@ -144,9 +144,10 @@ func (d *Data) script() []byte {
 
 // appendJSON writes the data compactly, so that 100,000 sockets stay a
 // file a browser opens in seconds: each socket as an array (the page's
-// script names the places), and each event's fields, the same for many
-// events, once in "fields", which the events refer to by index. Written
-// by hand: encoding/json would spend more time on it than the replay.
+// script names the places), and what many share once: each event's
+// fields in "fields", the names of states and event types and the marks'
+// labels in "names", which sockets refer to by index. Written by hand:
+// encoding/json would spend more time on it than the replay.
 func (d *Data) appendJSON(b []byte) []byte {
 	b = append(b, `{"title":`...)
 	b = events.AppendJSONString(b, d.Title)
@@ -190,12 +191,12 @@ func (d *Data) appendJSON(b []byte) []byte {
 		b = append(b, '}')
 	}
 	b = append(b, `],"sockets":[`...)
-	fields := interner{index: map[string]int{}}
+	fields, names := interner{index: map[string]int{}}, interner{index: map[string]int{}}
 	for i, s := range d.Sockets {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = s.appendJSON(b, &fields)
+		b = s.appendJSON(b, &fields, &names)
 	}
 	b = append(b, `],"fields":[`...)
 	for i, f := range fields.values {
@@ -204,16 +205,23 @@ func (d *Data) appendJSON(b []byte) []byte {
 		}
 		b = append(b, f...)
 	}
+	b = append(b, `],"names":[`...)
+	for i, name := range names.values {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = events.AppendJSONString(b, name)
+	}
 	return append(b, "]}"...)
 }
 
-// interner numbers distinct byte strings in the order first seen.
+// interner numbers distinct strings in the order first seen.
 type interner struct {
 	index  map[string]int
-	values [][]byte
+	values []string
 }
 
-func (in *interner) number(v []byte) int {
+func (in *interner) number(v string) int {
 	n, ok := in.index[string(v)]
 	if !ok {
 		n = len(in.values)
@@ -225,9 +233,10 @@ func (in *interner) number(v []byte) int {
 
 // appendJSON writes [cookie, local, remote, pid, comm, end, closed_by,
 // phases, events, findings]: a phase [state, start, end, 1 if a TIME_WAIT
-// socket's], an event [at, type, label, number of its fields], a finding
-// [at, kind, message].
-func (s *Socket) appendJSON(b []byte, fields *interner) []byte {
+// socket's], an event [at, type, label, fields], a finding [at, kind,
+// message]; a state, type and label are numbers in names, fields in
+// fields.
+func (s *Socket) appendJSON(b []byte, fields, names *interner) []byte {
 	b = append(b, '[')
 	b = strconv.AppendUint(b, s.Cookie, 10)
 	for _, text := range []string{s.Local, s.Remote} {
@@ -246,7 +255,7 @@ func (s *Socket) appendJSON(b []byte, fields *interner) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, '[')
-		b = events.AppendJSONString(b, p.State)
+		b = strconv.AppendInt(b, int64(names.number(p.State)), 10)
 		b = append(b, ',')
 		b = appendFloat(b, p.Start)
 		b = append(b, ',')
@@ -265,11 +274,11 @@ func (s *Socket) appendJSON(b []byte, fields *interner) []byte {
 		b = append(b, '[')
 		b = appendFloat(b, e.At)
 		b = append(b, ',')
-		b = events.AppendJSONString(b, e.Type)
+		b = strconv.AppendInt(b, int64(names.number(e.Type)), 10)
 		b = append(b, ',')
-		b = events.AppendJSONString(b, e.Label)
+		b = strconv.AppendInt(b, int64(names.number(e.Label)), 10)
 		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(fields.number(e.Fields)), 10)
+		b = strconv.AppendInt(b, int64(fields.number(string(e.Fields))), 10)
 		b = append(b, ']')
 	}
 	b = append(b, "],["...)

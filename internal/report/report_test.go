@@ -39,7 +39,7 @@ func TestSelfContained(t *testing.T) {
 		t.Fatal(err)
 	}
 	html := out.String()
-	for _, want := range []string{`default-src 'none'`, `"timewait_syn_reuse","The TIME_WAIT socket`, `["TIME_WAIT",`, `<title>seed 003</title>`} {
+	for _, want := range []string{`default-src 'none'`, `"timewait_syn_reuse","The TIME_WAIT socket`, `"names":[`, `"TIME_WAIT"`, `<title>seed 003</title>`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("page lacks %s", want)
 		}
