@@ -8,6 +8,7 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"fmt"
 	"html/template"
@@ -94,7 +95,7 @@ type NetnsVals struct {
 // Write makes the report of a recording.
 func Write(w io.Writer, rec *record.Recording, title string) error {
 	c := &collector{start: rec.Header.Created, sockets: map[uint64]*Socket{}, used: map[string][]string{}}
-	// Each socket's page tells its findings whole.
+	// Every finding in full: a socket's own tells its story in words.
 	if err := replay.Play(rec, replay.Config{Renderer: c, FullFindings: true, Stdout: io.Discard, Stderr: io.Discard}); err != nil {
 		return fmt.Errorf("replay the recording: %w", err)
 	}
@@ -107,19 +108,7 @@ func Write(w io.Writer, rec *record.Recording, title string) error {
 		}
 	}
 	slices.SortFunc(d.Sockets, func(a, b *Socket) int {
-		if a.first != b.first {
-			if a.first < b.first {
-				return -1
-			}
-			return 1
-		}
-		switch {
-		case a.Cookie < b.Cookie:
-			return -1
-		case a.Cookie > b.Cookie:
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.first, b.first), cmp.Compare(a.Cookie, b.Cookie))
 	})
 	for _, item := range rec.Items {
 		if s := item.Sysctls; s != nil {
