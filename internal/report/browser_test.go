@@ -309,7 +309,7 @@ func TestInBrowser(t *testing.T) {
 	substates := expectOverview(t, golden(t, "TestCloseShapes_four_segments_seen"))
 	for _, shot := range []struct{ file, url string }{
 		{"overview.png", "file://" + story},
-		{"timewait-story.png", fmt.Sprintf("file://%s#socket=%d&log=1&zoom=1.5&at=0.2", story, twStory.twCookie)},
+		{"timewait-story.png", fmt.Sprintf("file://%s#socket=%d&log=1&zoom=1.5&at=0.2&event=timewait_end", story, twStory.twCookie)},
 		{"keepalive.png", fmt.Sprintf("file://%s#socket=%d", filepath.Join(dir, "TestKeepalive.html"), keepalive.keepalives)},
 		{"timewait-substates.png", fmt.Sprintf("file://%s#socket=%d&log=1", filepath.Join(dir, "TestCloseShapes_four_segments_seen.html"), substates.twSocket)},
 	} {
@@ -320,7 +320,7 @@ func TestInBrowser(t *testing.T) {
 		}
 		t.Logf("screenshot: %s", path)
 	}
-	storyLink := fmt.Sprintf("file://%s#socket=%d&log=1&zoom=1.5&at=0.2", story, twStory.twCookie)
+	storyLink := fmt.Sprintf("file://%s#socket=%d&log=1&zoom=1.5&at=0.2&event=timewait_end", story, twStory.twCookie)
 	dom := b.run("--window-size=1400,1600", "--dump-dom", storyLink+"&measure")
 	var where struct{ Track [4]float64 }
 	if m := selfTestElement.FindStringSubmatch(dom); m == nil || json.Unmarshal([]byte(html.UnescapeString(m[1])), &where) != nil {
