@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -45,12 +46,20 @@ func newBrowser(t *testing.T) *browser {
 
 func (b *browser) run(args ...string) string {
 	b.t.Helper()
+	// The page's console goes to stderr: an error thrown there fails the test.
 	cmd := exec.Command(b.path, append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir=" + filepath.Join(b.dir, "profile")}, args...)...)
+		"--enable-logging=stderr", "--v=0", "--user-data-dir=" + filepath.Join(b.dir, "profile")}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
 		b.t.Fatalf("chromium %v: %v", args, err)
+	}
+	for line := range strings.SplitSeq(stderr.String(), "\n") {
+		if strings.Contains(line, ":CONSOLE") && strings.Contains(line, "Uncaught") {
+			b.t.Errorf("chromium %v: the page threw: %s", args, line)
+		}
 	}
 	return string(out)
 }
@@ -453,6 +462,23 @@ func checkHatchPixels(t *testing.T, path string, track [4]float64) {
 	}
 	if bases < 200 || stripes < 200 {
 		t.Errorf("%s: in the track at %v, %d pixels of TIME_WAIT's colour, %d of its hatching; want both", path, track, bases, stripes)
+	}
+}
+
+// TestInBrowserEmpty: a recording of no sockets makes a page that says so,
+// without an error.
+func TestInBrowserEmpty(t *testing.T) {
+	b := newBrowser(t)
+	rec, err := replay.Load(synthetic(t, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := filepath.Join(t.TempDir(), "empty.html")
+	writeReport(t, rec, page, "empty")
+	got := b.selfTest(page, 1400)
+	checkOverview(t, got, expectOverview(t, rec))
+	if got.RowsInDOM != 0 || got.OverflowX != 0 {
+		t.Errorf("%d rows drawn, %v px too wide; want none, none", got.RowsInDOM, got.OverflowX)
 	}
 }
 
