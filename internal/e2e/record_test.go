@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"html"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,6 +140,40 @@ func TestLiveReport(t *testing.T) {
 		if !reported[e.Cookie] {
 			t.Errorf("the TIME_WAIT story of socket %d is not in the report", e.Cookie)
 		}
+	}
+	checkReportInBrowser(t, page, ends)
+}
+
+// checkReportInBrowser opens a report in headless Chromium, where there is
+// one, with #selftest: its chart of TIME_WAIT ends counts the run's.
+func checkReportInBrowser(t *testing.T, page string, ends []event) {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Log("no chromium: the report is not opened")
+		return
+	}
+	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--user-data-dir="+t.TempDir(), "--dump-dom", "file://"+page+"#selftest")
+	dom, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	m := regexp.MustCompile(`(?s)<pre id="selftest">(.*?)</pre>`).FindSubmatch(dom)
+	var got struct {
+		Charts map[string]struct {
+			Counts map[string]int `json:"counts"`
+		} `json:"charts"`
+	}
+	if m == nil || json.Unmarshal([]byte(html.UnescapeString(string(m[1]))), &got) != nil {
+		t.Fatalf("no self-test results in the report")
+	}
+	want := map[string]int{}
+	for _, e := range ends {
+		want[e.Cause]++
+	}
+	if !maps.Equal(got.Charts["chart-ends"].Counts, want) {
+		t.Errorf("the report's TIME_WAIT ends %v, the run's %v", got.Charts["chart-ends"].Counts, want)
 	}
 }
 
