@@ -35,13 +35,24 @@ type Renderer interface {
 	Flush() error
 }
 
-// New returns the renderer for format "text" or "json". Text sends its
-// closing summary to errw so that stdout holds only events.
-func New(format string, w, errw io.Writer) (Renderer, error) {
+// Format is an output format.
+type Format string
+
+const (
+	FormatText Format = "text" // for people
+	FormatJSON Format = "json" // JSON lines, for tools (docs/json.md)
+)
+
+// Formats are the output formats there are.
+var Formats = []Format{FormatText, FormatJSON}
+
+// New returns the renderer for a format. Text sends its closing summary to
+// errw so that stdout holds only events.
+func New(format Format, w, errw io.Writer) (Renderer, error) {
 	switch format {
-	case "text":
+	case FormatText:
 		return &Text{w: bufio.NewWriterSize(w, batchSize), errw: errw, loc: time.Local}, nil
-	case "json":
+	case FormatJSON:
 		return &JSON{w: w, buf: make([]byte, 0, batchSize+64<<10)}, nil
 	}
 	return nil, fmt.Errorf("unknown output format %q (want text or json)", format)

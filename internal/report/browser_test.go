@@ -224,11 +224,11 @@ func expectOverview(t *testing.T, rec *record.Recording) overview {
 				}
 			}
 		case *events.Finding:
-			o.findings[e.Kind]++
+			o.findings[string(e.Kind)]++
 			if kinds[cookie] == nil {
 				kinds[cookie] = map[string]bool{}
 			}
-			kinds[cookie][e.Kind] = true
+			kinds[cookie][string(e.Kind)] = true
 			for name := range e.Sysctls {
 				o.quoted[name] = true
 			}

@@ -99,8 +99,8 @@ func synthetic(t *testing.T, n int) string {
 	}
 	const established, synSent, finWait1, finWait2, timeWait, closed = 1, 2, 4, 5, 6, 7
 	w, err := record.NewWriter(f, record.Header{Created: time.Unix(1000, 0), BootUnixNs: time.Unix(1000, 0).UnixNano(),
-		Kernel: "synthetic", HZ: 1000, RecordSize: decode.RecordSize,
-		States: map[string]string{"1": "ESTABLISHED", "2": "SYN_SENT", "4": "FIN_WAIT1", "5": "FIN_WAIT2", "6": "TIME_WAIT", "7": "CLOSE"}}, 0)
+		Kernel: "synthetic", RecordSize: decode.RecordSize,
+		Names: decode.Names{HZ: 1000, States: map[uint8]events.State{1: "ESTABLISHED", 2: "SYN_SENT", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT", 7: "CLOSE"}}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
