@@ -39,8 +39,10 @@ type Data struct {
 	Duration float64
 	Events   uint64
 	Lost     uint64
-	Sockets  []*Socket
-	Sysctls  []NetnsVals
+	// Cut says why the recording holds less than the run, if it does.
+	Cut     string
+	Sockets []*Socket
+	Sysctls []NetnsVals
 	// Used names, for each sysctl a finding quoted or events depend on,
 	// what used it: "finding KIND" or "event TYPE". The page shows first
 	// those that the sockets it lists used.
@@ -114,6 +116,12 @@ func Write(w io.Writer, rec *record.Recording, title string) error {
 		if s := item.Sysctls; s != nil {
 			d.Sysctls = append(d.Sysctls, netnsVals(s))
 		}
+		if item.End != nil && item.End.Truncated {
+			d.Cut = "the recording stopped at --record-max-size: what came after is not here"
+		}
+	}
+	if rec.Partial {
+		d.Cut = "the recording ends early (its run did not finish writing it): what came after is not here"
 	}
 	if err := page.Execute(w, struct {
 		Title string
@@ -150,6 +158,8 @@ func (d *Data) appendJSON(b []byte) []byte {
 	b = strconv.AppendUint(b, d.Events, 10)
 	b = append(b, `,"lost":`...)
 	b = strconv.AppendUint(b, d.Lost, 10)
+	b = append(b, `,"cut":`...)
+	b = events.AppendJSONString(b, d.Cut)
 	b = append(b, `,"used":{`...)
 	for i, name := range slices.Sorted(maps.Keys(d.Used)) {
 		if i > 0 {

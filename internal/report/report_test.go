@@ -185,3 +185,24 @@ func TestScriptData(t *testing.T) {
 		t.Errorf("comm %q (%v), want %q", got, err, comm)
 	}
 }
+
+// A recording cut short by --record-max-size says so at the top of its
+// page.
+func TestTruncated(t *testing.T) {
+	rec, err := replay.Load(synthetic(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, item := range rec.Items {
+		if item.End != nil {
+			item.End.Truncated = true
+		}
+	}
+	var out bytes.Buffer
+	if err := Write(&out, rec, "cut"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"cut":"the recording stopped at --record-max-size`) {
+		t.Error("the page does not say the recording was cut")
+	}
+}
