@@ -14,6 +14,7 @@ static __always_inline void count_lost(__u8 type)
 
 	if (n)
 		*n += 1;
+	__sync_fetch_and_add(&lost_total, 1);
 }
 
 /*

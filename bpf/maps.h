@@ -85,6 +85,13 @@ struct {
 } lost SEC(".maps");
 
 /*
+ * The same records, all kinds and CPUs together, read by the reader at each
+ * poll from the object's mapped memory, with no system call: the table
+ * above is read at the end. Atomic, but touched only when the ring is full.
+ */
+__u64 lost_total = 0;
+
+/*
  * Children whose LISTEN -> SYN_RECV is held back, by socket address, with the
  * transition's time: older kernels (Debian's 6.1 and 6.12 among them)
  * announce the child before they give it its remote port and its cookie

@@ -217,6 +217,7 @@ const (
 	TcptraceVarFilterRportCount         = "filter_rport_count"
 	TcptraceVarFilterRports             = "filter_rports"
 	TcptraceVarKeepaliveTimerOffset     = "keepalive_timer_offset"
+	TcptraceVarLostTotal                = "lost_total"
 	TcptraceVarMibKeepalive             = "mib_keepalive"
 	TcptraceVarMibWinprobe              = "mib_winprobe"
 	TcptraceVarPreexistingOwnersDropped = "preexisting_owners_dropped"
@@ -351,6 +352,7 @@ type TcptraceVariableSpecs struct {
 	FilterRportCount         *ebpf.VariableSpec `ebpf:"filter_rport_count"`
 	FilterRports             *ebpf.VariableSpec `ebpf:"filter_rports"`
 	KeepaliveTimerOffset     *ebpf.VariableSpec `ebpf:"keepalive_timer_offset"`
+	LostTotal                *ebpf.VariableSpec `ebpf:"lost_total"`
 	MibKeepalive             *ebpf.VariableSpec `ebpf:"mib_keepalive"`
 	MibWinprobe              *ebpf.VariableSpec `ebpf:"mib_winprobe"`
 	PreexistingOwnersDropped *ebpf.VariableSpec `ebpf:"preexisting_owners_dropped"`
@@ -450,6 +452,7 @@ type TcptraceVariables struct {
 	FilterRportCount         *ebpf.Variable `ebpf:"filter_rport_count"`
 	FilterRports             *ebpf.Variable `ebpf:"filter_rports"`
 	KeepaliveTimerOffset     *ebpf.Variable `ebpf:"keepalive_timer_offset"`
+	LostTotal                *ebpf.Variable `ebpf:"lost_total"`
 	MibKeepalive             *ebpf.Variable `ebpf:"mib_keepalive"`
 	MibWinprobe              *ebpf.Variable `ebpf:"mib_winprobe"`
 	PreexistingOwnersDropped *ebpf.Variable `ebpf:"preexisting_owners_dropped"`

@@ -106,6 +106,8 @@ func TestCLIMessages(t *testing.T) {
 		// Files.
 		{[]string{"replay", notRecording}, exitError, notRecording + " is not a tcptrace recording (not gzip-compressed: unexpected EOF): make one with tcptrace --record FILE"},
 		{[]string{"report", notRecording, "-o", filepath.Join(dir, "r.html")}, exitError, notRecording + " is not a tcptrace recording (not gzip-compressed: unexpected EOF): make one with tcptrace --record FILE"},
+		// Before tracing, not after it.
+		{[]string{"--report", filepath.Join(dir, "none", "r.html")}, exitError, "--report: open " + filepath.Join(dir, "none", "r.html") + ": no such file or directory"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -39,6 +39,7 @@ given must hold, and the values of one are alternatives.`,
   sudo tcptrace --netns /run/netns/blue    one network namespace (path or inode)
   sudo tcptrace --duration 30s > trace.txt
   sudo tcptrace --record incident.tcptrace.gz   trace and record, to replay anywhere later
+  sudo tcptrace --lport 8080 --duration 5m --report report.html   and its HTML report at the end
   sudo tcptrace --metrics :9464 > /dev/null     Prometheus metrics at http://HOST:9464/metrics
   sudo tcptrace --otlp http://localhost:4318 > /dev/null   findings, summaries and metrics to an OpenTelemetry collector
   tcptrace help replay                     the help of one command`,
@@ -85,11 +86,14 @@ no privileges, and runs on any system. Its filters work as tracing's do.`,
 	},
 	{
 		use:   "report FILE -o report.html",
-		short: "A recording as one HTML page with a timeline per socket",
-		long: `tcptrace report makes one self-contained HTML page of a recording: a
-timeline per socket (states, TIME_WAIT, probes, retransmits, resets), the
-findings beside their sockets, a filter box and the sysctls. The page loads
-nothing from the network; open it in any browser, attach it to a ticket.`,
+		short: "A recording as one HTML page: an overview, a timeline per socket",
+		long: `tcptrace report makes one self-contained HTML page of a recording: an
+overview of the run (sockets by state over time, TIME_WAIT sockets alive,
+how and at what age TIME_WAIT ended, findings by kind), the list of sockets,
+and each socket's zoomable timeline (states, TIME_WAIT, probes, retransmits,
+resets) with every event and its findings in words, then the sysctls. The
+page loads nothing from the network; open it in any browser, attach it to a
+ticket. A live run writes the same page with --report FILE.`,
 		example: `  tcptrace report incident.tcptrace.gz -o report.html
   tcptrace report incident.tcptrace.gz -o report.html --title "api-7 resets, 21 Nov"`,
 		takesRecording: true,

@@ -24,6 +24,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/otlp"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/render"
+	"github.com/tcptrace/tcptrace/internal/replay"
 	"github.com/tcptrace/tcptrace/internal/tracer"
 )
 
@@ -39,6 +40,7 @@ type traceFlags struct {
 	pollInterval  time.Duration
 	record        string
 	recordMax     string
+	report        string
 	btfPath       string
 	cpuProfile    string
 	discard       bool
@@ -70,6 +72,7 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 	flags.DurationVar(&f.pollInterval, "poll-interval", 10*time.Millisecond, "longest delay between an event and its output; shorter costs more CPU under load")
 	flags.IntVar(&f.wakeupBytes, "wakeup-bytes", 64<<10, "wake the reader early once this many bytes wait in the ring (0: for every event)")
 	flags.StringVar(&f.record, "record", "", "also record the run to this file, for tcptrace replay and report (docs/record.md)")
+	flags.StringVar(&f.report, "report", "", "when tracing ends, write the run's HTML report to this file, as tcptrace report makes it (from --record's recording, or one made in the temporary directory and removed; --record-max-size limits both)")
 	flags.StringVar(&f.recordMax, "record-max-size", "1G", "stop recording (not tracing) once the file reaches this size (e.g. 100M; 0: no limit)")
 	flags.StringVar(&f.readyFile, "ready-file", "", "write this file once every hook is attached (for scripts)")
 	flags.StringSliceVar(&f.skipHooks, "skip-hook", nil, "leave out optional hooks, by program (e.g. learn_owners), as if this kernel refused them (see tcptrace features)")
@@ -105,7 +108,36 @@ func runTrace(ctx context.Context, f *traceFlags, stdout, stderr io.Writer) erro
 		}
 		defer stop()
 	}
-	return tracer.Run(ctx, cfg)
+	if f.report == "" {
+		return tracer.Run(ctx, cfg)
+	}
+	// The report is made of the run's recording, as tcptrace report makes
+	// it: the same events the run wrote. Its file is made now, so that one
+	// that cannot be written stops the run before it starts, not after.
+	out, err := os.Create(f.report)
+	if err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	out.Close()
+	if cfg.Record == "" {
+		tmp, err := os.CreateTemp("", "tcptrace-report-*.rec.gz")
+		if err != nil {
+			os.Remove(f.report)
+			return fmt.Errorf("--report: a file to record the run to: %w", err)
+		}
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		cfg.Record = tmp.Name()
+	}
+	if err := tracer.Run(ctx, cfg); err != nil {
+		os.Remove(f.report)
+		return err
+	}
+	rec, err := replay.Load(cfg.Record)
+	if err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	return writeReport(rec, f.report, "tcptrace report: "+strings.Join(cfg.Args, " "))
 }
 
 // config validates the flags and turns them into a tracer configuration.

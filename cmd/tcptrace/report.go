@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tcptrace/tcptrace/internal/record"
 	"github.com/tcptrace/tcptrace/internal/replay"
 	"github.com/tcptrace/tcptrace/internal/report"
 )
@@ -26,14 +27,23 @@ func bindReport(cmd *cobra.Command) func([]string) error {
 		if title == "" {
 			title = "tcptrace report of " + filepath.Base(args[0])
 		}
-		f, err := os.Create(output)
-		if err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-		if err := report.Write(f, rec, title); err != nil {
-			f.Close()
-			return fmt.Errorf("report: %w", err)
-		}
-		return f.Close()
+		return writeReport(rec, output, title)
 	}
+}
+
+// writeReport writes the HTML report of a recording to the file output:
+// for tcptrace report, and for a live run's --report.
+func writeReport(rec *record.Recording, output, title string) error {
+	f, err := os.Create(output)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := report.Write(f, rec, title); err != nil {
+		f.Close()
+		return fmt.Errorf("report %s: %w", output, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("report %s: %w", output, err)
+	}
+	return nil
 }

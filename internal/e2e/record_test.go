@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"html"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +79,101 @@ func TestRecordReplay(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "is not a tcptrace recording") || strings.Count(stderr, "not a tcptrace recording") != 1 ||
 		strings.Count(stderr, "\n") != 1 {
 		t.Errorf("foreign file: exit %d, %q", code, stderr)
+	}
+}
+
+// TestLiveReport: --report writes, when tracing ends, the report of the
+// events the run wrote: every socket of the report has the events the run
+// wrote for it, the TIME_WAIT story's among them.
+func TestLiveReport(t *testing.T) {
+	ns := newNetns(t)
+	page := filepath.Join(t.TempDir(), "report.html")
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--report", page)
+	srv, cli := ns.connected(t, "127.0.0.1")
+	closeClientFirst(cli, srv) // TIME_WAIT on the client
+	port := freePort()
+	a := ns.clientFrom(t, port, srv)
+	closeClientFirst(a, srv)
+	ns.clientFrom(t, port, srv) // takes a's TIME_WAIT over
+	settle()
+	evs := tr.stop()
+	html, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)<script id="data" type="application/json">(.*?)</script>`).FindSubmatch(html)
+	if m == nil {
+		t.Fatalf("no data in the report (%d bytes)", len(html))
+	}
+	var data struct {
+		Sockets [][]json.RawMessage `json:"sockets"`
+	}
+	if err := json.Unmarshal(m[1], &data); err != nil {
+		t.Fatalf("the report's data: %v", err)
+	}
+	live := map[uint64]int{}
+	for _, e := range evs {
+		if e.Type != "finding_summary" {
+			live[e.Cookie]++
+		}
+	}
+	reported := map[uint64]bool{}
+	for _, s := range data.Sockets {
+		var cookie uint64
+		var events []json.RawMessage
+		if err := json.Unmarshal(s[0], &cookie); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(s[8], &events); err != nil {
+			t.Fatal(err)
+		}
+		reported[cookie] = true
+		if len(events) != live[cookie] {
+			t.Errorf("socket %d: %d events in the report, the run wrote %d", cookie, len(events), live[cookie])
+		}
+	}
+	ends := ofType(evs, "timewait_end")
+	if len(ends) == 0 {
+		t.Fatal("the run has no TIME_WAIT story")
+	}
+	for _, e := range ends {
+		if !reported[e.Cookie] {
+			t.Errorf("the TIME_WAIT story of socket %d is not in the report", e.Cookie)
+		}
+	}
+	checkReportInBrowser(t, page, ends)
+}
+
+// checkReportInBrowser opens a report in headless Chromium, where there is
+// one, with #selftest: its chart of TIME_WAIT ends counts the run's.
+func checkReportInBrowser(t *testing.T, page string, ends []event) {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Log("no chromium: the report is not opened")
+		return
+	}
+	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--user-data-dir="+t.TempDir(), "--dump-dom", "file://"+page+"#selftest")
+	dom, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	m := regexp.MustCompile(`(?s)<pre id="selftest">(.*?)</pre>`).FindSubmatch(dom)
+	var got struct {
+		Charts map[string]struct {
+			Counts map[string]int `json:"counts"`
+		} `json:"charts"`
+	}
+	if m == nil || json.Unmarshal([]byte(html.UnescapeString(string(m[1]))), &got) != nil {
+		t.Fatalf("no self-test results in the report")
+	}
+	want := map[string]int{}
+	for _, e := range ends {
+		want[e.Cause]++
+	}
+	if !maps.Equal(got.Charts["chart-ends"].Counts, want) {
+		t.Errorf("the report's TIME_WAIT ends %v, the run's %v", got.Charts["chart-ends"].Counts, want)
 	}
 }
 

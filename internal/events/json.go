@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"net/netip"
@@ -77,6 +78,23 @@ func (enc *JSONEncoder) appendHeader(dst []byte, h *Header) []byte {
 	cached.h = *h
 	cached.json = append(cached.json[:0], dst[start:]...)
 	return dst
+}
+
+// AppendFields appends ev's own fields as one JSON object: those after the
+// header (type, time, addresses and owner), which a reader holding the
+// socket's header already has once.
+func (enc *JSONEncoder) AppendFields(dst []byte, ev Event) []byte {
+	full := enc.Append(nil, ev)
+	if _, ok := ev.(*FindingSummary); ok {
+		return append(dst, full...)
+	}
+	header := enc.appendHeader(nil, ev.Head())
+	own := full[bytes.Index(full, header)+len(header):] // ",..." or "}"
+	dst = append(dst, '{')
+	if own[0] == ',' {
+		own = own[1:]
+	}
+	return append(dst, own...)
 }
 
 // appendTime appends t as RFC 3339 with nanoseconds (TimeLayout).

@@ -241,3 +241,25 @@ func TestJSONCgroup(t *testing.T) {
 		}
 	}
 }
+
+// AppendFields keeps an event's own fields and drops the header's, for a
+// cgroup's fields too, and an event with no fields of its own is {}.
+func TestJSONFields(t *testing.T) {
+	h := Header{Time: time.Unix(1, 2), Cookie: 1, Family: 4,
+		Local: netip.MustParseAddrPort("10.0.0.1:80"), Remote: netip.MustParseAddrPort("10.0.0.2:9"),
+		Owner: Owner{PID: 1, Comm: "app", Cgroup: &Cgroup{Path: "/x", ContainerID: "abc"}}}
+	var enc JSONEncoder
+	tests := []struct {
+		ev   Event
+		want string
+	}{
+		{&StateChange{Header: h, Old: StateSynSent, New: StateEstablished}, `{"old_state":"SYN_SENT","new_state":"ESTABLISHED"}`},
+		{&TimewaitEnd{Header: h, Cause: CauseExpired, Substate: StateTimeWait}, `{"substate":"TIME_WAIT","cause":"expired"}`},
+		{&ZeroWindowStart{Header: h}, `{}`},
+	}
+	for _, tt := range tests {
+		if got := string(enc.AppendFields(nil, tt.ev)); got != tt.want {
+			t.Errorf("%T: %s, want %s", tt.ev, got, tt.want)
+		}
+	}
+}

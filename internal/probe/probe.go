@@ -793,17 +793,11 @@ func (p *Probe) Hooks() []Hook { return p.hooks }
 // Lost returns how many records the kernel side dropped because the ring
 // buffer was full.
 func (p *Probe) Lost() (uint64, error) {
-	perKind, err := p.lostPerKind()
-	if err != nil {
-		return 0, err
+	var n uint64
+	if err := p.coll.Variables[bpf.TcptraceVarLostTotal].Get(&n); err != nil {
+		return 0, fmt.Errorf("read %s: %w", bpf.TcptraceVarLostTotal, err)
 	}
-	var sum uint64
-	for _, perCPU := range perKind {
-		for _, n := range perCPU {
-			sum += n
-		}
-	}
-	return sum, nil
+	return n, nil
 }
 
 // Loss returns the records the kernel side dropped, by kind and by CPU.
