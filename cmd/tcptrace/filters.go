@@ -118,13 +118,26 @@ func parseCgroupPath(s string) (string, error) {
 // viewFlags say how tracing and replay show what they find.
 type viewFlags struct {
 	format       string
+	formats      []outputFormat // the -o values the command takes
 	maxSockets   int
 	fullFindings bool
 	summaryOnly  bool
 }
 
-func (v *viewFlags) define(cmd *cobra.Command) {
-	defineFormat(cmd, &v.format, "JSON lines, see docs/json.md")
+// outputFormat is one value of -o and what it writes.
+type outputFormat struct{ name, what string }
+
+var (
+	textOutput      = outputFormat{"text", ""}
+	jsonLinesOutput = outputFormat{"json", "JSON lines, see docs/json.md"}
+	// noOutput is for a daemon whose events go to --metrics or --record.
+	noOutput = outputFormat{"none", "no events: for --metrics or --record; the closing stats still go to stderr"}
+)
+
+// define defines the view flags, -o taking formats.
+func (v *viewFlags) define(cmd *cobra.Command, formats ...outputFormat) {
+	v.formats = formats
+	defineFormat(cmd, &v.format, formats...)
 	cmd.Flags().IntVar(&v.maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once, each some 250 bytes "+
 		"in TIME_WAIT (25 MB per 100,000), 2 KB otherwise; the least recently active are dropped (counted in stats)")
 	cmd.Flags().BoolVar(&v.fullFindings, "full-findings", false, "write every finding in full, and no finding_summary lines "+
@@ -134,7 +147,7 @@ func (v *viewFlags) define(cmd *cobra.Command) {
 }
 
 func (v *viewFlags) check() error {
-	if err := checkFormat(v.format); err != nil {
+	if err := checkFormat(v.format, v.formats); err != nil {
 		return err
 	}
 	if v.maxSockets < 1 {
@@ -143,16 +156,37 @@ func (v *viewFlags) check() error {
 	return nil
 }
 
-// defineFormat defines -o/--output, text or json; json says what it is.
-func defineFormat(cmd *cobra.Command, format *string, json string) {
-	cmd.Flags().StringVarP(format, "output", "o", "text", "output format: text or json ("+json+")")
+// defineFormat defines -o/--output, taking formats; the first is the default.
+func defineFormat(cmd *cobra.Command, format *string, formats ...outputFormat) {
+	var names, described []string
+	for _, f := range formats {
+		names = append(names, f.name)
+		if f.what != "" {
+			described = append(described, fmt.Sprintf("%s (%s)", f.name, f.what))
+		} else {
+			described = append(described, f.name)
+		}
+	}
+	cmd.Flags().StringVarP(format, "output", "o", formats[0].name, "output format: "+orList(described))
 	// Fails only for a flag that does not exist, and it was just defined.
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(names, cobra.ShellCompDirectiveNoFileComp))
 }
 
-func checkFormat(format string) error {
-	if format != "text" && format != "json" {
-		return usageError{fmt.Sprintf("invalid --output %q: use text or json", format)}
+func checkFormat(format string, formats []outputFormat) error {
+	var names []string
+	for _, f := range formats {
+		if f.name == format {
+			return nil
+		}
+		names = append(names, f.name)
 	}
-	return nil
+	return usageError{fmt.Sprintf("invalid --output %q: use %s", format, orList(names))}
+}
+
+// orList lists alternatives as "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }

@@ -59,7 +59,7 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 	flags.StringVar(&f.netns, "netns", "", "only this network namespace: its inode number or a namespace file (/proc/PID/ns/net, /run/netns/NAME)")
 	flags.BoolVarP(&f.ipv4, "ipv4", "4", false, "only IPv4 sockets")
 	flags.BoolVarP(&f.ipv6, "ipv6", "6", false, "only IPv6 sockets")
-	f.view.define(cmd)
+	f.view.define(cmd, textOutput, jsonLinesOutput, noOutput)
 	flags.DurationVar(&f.duration, "duration", 0, "stop after this long (e.g. 30s, 5m); default: until Ctrl-C")
 	flags.StringVar(&f.ringSize, "ring-size", "4M", "BPF ring buffer size, a power of two (e.g. 512K, 4M, 64M)")
 	flags.DurationVar(&f.pollInterval, "poll-interval", 10*time.Millisecond, "longest delay between an event and its output; shorter costs more CPU under load")

@@ -22,9 +22,10 @@ func bindSysctl(cmd *cobra.Command) func([]string) error {
 	cmd.Flags().StringVarP(&pid, "pid", "p", "", "the network namespace of this process")
 	_ = cmd.RegisterFlagCompletionFunc("pid", completePIDs) // fails only for an undefined flag
 	cmd.Flags().StringVar(&netnsFlag, "netns", "", "this network namespace: its inode number or a namespace file (/proc/PID/ns/net, /run/netns/NAME)")
-	defineFormat(cmd, &format, "one JSON object")
+	formats := []outputFormat{textOutput, {"json", "one JSON object"}}
+	defineFormat(cmd, &format, formats...)
 	return func([]string) error {
-		if err := checkFormat(format); err != nil {
+		if err := checkFormat(format, formats); err != nil {
 			return err
 		}
 		target, err := chooseNetns(pid, netnsFlag, cmd.Flags().Changed("pid"), cmd.Flags().Changed("netns"))

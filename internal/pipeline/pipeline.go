@@ -83,7 +83,7 @@ func (f *Filter) ended(t time.Time) bool { return !f.Until.IsZero() && !t.Before
 type Config struct {
 	Names      decode.Names
 	Boot       time.Time // when the kernel's monotonic clock read zero
-	Format     string    // "text" or "json"
+	Format     string    // "text", "json" or "none"
 	MaxSockets int
 	Filter     Filter
 	// FullFindings writes every finding in full, and no finding_summary.

@@ -28,7 +28,7 @@ import (
 type Config struct {
 	Probe         probe.Config
 	BTFPath       string
-	Format        string        // "text" or "json"
+	Format        string        // "text", "json" or "none"
 	Duration      time.Duration // 0: until ctx is done
 	PollInterval  time.Duration // longest delay before a record is shown
 	ReadyFile     string        // written once every hook is attached
