@@ -37,6 +37,7 @@ type traceFlags struct {
 	pollInterval  time.Duration
 	record        string
 	recordMax     string
+	recordKeep    int
 	btfPath       string
 	cpuProfile    string
 	discard       bool
@@ -65,7 +66,9 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 	flags.DurationVar(&f.pollInterval, "poll-interval", 10*time.Millisecond, "longest delay between an event and its output; shorter costs more CPU under load")
 	flags.IntVar(&f.wakeupBytes, "wakeup-bytes", 64<<10, "wake the reader early once this many bytes wait in the ring (0: for every event)")
 	flags.StringVar(&f.record, "record", "", "also record the run to this file, for tcptrace replay and report (docs/record.md)")
-	flags.StringVar(&f.recordMax, "record-max-size", "1G", "stop recording (not tracing) once the file reaches this size (e.g. 100M; 0: no limit)")
+	flags.StringVar(&f.recordMax, "record-max-size", "1G", "stop recording (not tracing) once the file reaches this size, or rotate it with --record-keep (e.g. 100M; 0: no limit)")
+	flags.IntVar(&f.recordKeep, "record-keep", 0, "at --record-max-size, move FILE to FILE.1 (FILE.1 to FILE.2...), keep this many such files, "+
+		"each a whole recording, and record on in a new FILE (0: stop recording instead)")
 	flags.StringVar(&f.readyFile, "ready-file", "", "write this file once every hook is attached (for scripts)")
 	flags.StringSliceVar(&f.skipHooks, "skip-hook", nil, "leave out optional hooks, by program (e.g. learn_owners), as if this kernel refused them (see tcptrace features)")
 	flags.BoolVar(&f.bpfStats, "bpf-stats", false, "count the runs of each BPF program and the kernel time spent in them, and report them in the closing stats (each run costs a clock read more)")
@@ -170,8 +173,19 @@ func (f *traceFlags) config() (tracer.Config, error) {
 		return cfg, usageError{fmt.Sprintf("invalid --record-max-size %q: use a size such as 100M or 2G, or 0", f.recordMax)}
 	}
 	cfg.RecordMax = int64(max)
+	switch {
+	case f.recordKeep < 0 || f.recordKeep > maxRecordKeep:
+		return cfg, usageError{fmt.Sprintf("invalid --record-keep %d: use 0 to %d", f.recordKeep, maxRecordKeep)}
+	case f.recordKeep > 0 && (f.record == "" || max == 0):
+		return cfg, usageError{"--record-keep needs --record FILE and a --record-max-size to rotate at"}
+	}
+	cfg.RecordKeep = f.recordKeep
 	return cfg, nil
 }
+
+// maxRecordKeep bounds the rotated recordings kept: each rotation renames
+// every one of them.
+const maxRecordKeep = 1000
 
 // metricsConfig checks --metrics and --metrics-labels.
 func (f *traceFlags) metricsConfig() (addr string, labels []string, err error) {

@@ -36,7 +36,8 @@ type Config struct {
 	FullFindings  bool          // every finding in full, no finding_summary
 	SummaryOnly   bool          // only each socket's summary
 	Record        string        // a file to record the run to, if any
-	RecordMax     int64         // stop recording past this many bytes (0: no limit)
+	RecordMax     int64         // stop or rotate the recording past this many bytes (0: no limit)
+	RecordKeep    int           // at RecordMax, rotate, keeping this many full files (0: stop recording)
 	Args          []string      // the command line, for the recording
 	Status        bool          // keep a status line on the terminal (stderr)
 	Discard       bool          // drop the records unread: measures the kernel side alone
@@ -78,12 +79,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	env := &liveEnv{snaps: map[uint32]readSysctls{}}
 	if cfg.Record != "" {
-		f, err := os.Create(cfg.Record)
-		if err != nil {
-			return fmt.Errorf("record: %w", err)
-		}
-		defer f.Close()
-		if env.rec, err = record.NewWriter(f, header(k, p, boot, started, cfg), cfg.RecordMax); err != nil {
+		if env.rec, err = record.Create(cfg.Record, header(k, p, boot, started, cfg), cfg.RecordMax, cfg.RecordKeep); err != nil {
 			return fmt.Errorf("record: %w", err)
 		}
 	}
@@ -160,12 +156,15 @@ func Run(ctx context.Context, cfg Config) error {
 			mx.SetQueueBytes(q.bytes.Load())
 		}
 		if env.rec != nil {
-			full := env.rec.Full()
-			if err := env.rec.Sync(); err != nil {
+			full, rotations := env.rec.Full(), env.rec.Rotations()
+			if err := env.rec.Sync(b.at); err != nil {
 				return fmt.Errorf("record: %w", err)
 			}
 			if !full && env.rec.Full() {
 				fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %s reached --record-max-size: recording stopped, tracing goes on\n", cfg.Record)
+			}
+			if env.rec.Rotations() > rotations {
+				fmt.Fprintf(cfg.Stderr, "tcptrace: %s reached --record-max-size: moved to %s.1, recording goes on in a new %s\n", cfg.Record, cfg.Record, cfg.Record)
 			}
 		}
 		if !cfg.Status {
