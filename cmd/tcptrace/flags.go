@@ -94,6 +94,10 @@ func runTrace(ctx context.Context, f *traceFlags, stdout, stderr io.Writer) erro
 	cfg.Args = append([]string{"tcptrace"}, os.Args[1:]...)
 	// A status line only for a person watching text on a terminal.
 	cfg.Status = cfg.Format == "text" && isTerminal(stdout) && isTerminal(stderr)
+	if !isTerminal(stderr) {
+		// A daemon's log, read later: each line says when.
+		cfg.Stderr = tracer.StampLines(stderr, time.Now)
+	}
 	if f.cpuProfile != "" {
 		stop, err := startCPUProfile(f.cpuProfile)
 		if err != nil {

@@ -56,7 +56,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"--pid", fmt.Sprint(nopid)}, 2, fmt.Sprintf("tcptrace: invalid --pid %d: no such process", nopid)},
 		{[]string{"--port", "70000"}, 2, `tcptrace: invalid --port "70000": must be a number from 1 to 65535`},
 		{[]string{"--port", "0"}, 2, `tcptrace: invalid --port "0"`},
-		{[]string{"-o", "yaml"}, 2, `tcptrace: invalid --output "yaml": use text or json`},
+		{[]string{"-o", "yaml"}, 2, `tcptrace: invalid --output "yaml": use text, json or none`},
 		{[]string{"-4", "-6"}, 2, "tcptrace: -4 and -6 exclude each other"},
 		{[]string{"--netns", "/nonexistent/ns"}, 2, "tcptrace: --netns /nonexistent/ns: no such file"},
 		{[]string{"--netns", "1"}, 2, "tcptrace: --netns 1: no process or /run/netns file is in that network namespace"},

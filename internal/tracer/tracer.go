@@ -54,7 +54,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// Listening first: an address taken stops tracing before any hook
 		// is attached.
 		mx = metrics.New(cfg.MetricsLabels)
-		srv, err := mx.Serve(cfg.Metrics)
+		srv, err := mx.Serve(cfg.Metrics, cfg.Stderr)
 		if err != nil {
 			return err
 		}
