@@ -98,7 +98,7 @@ func TestCLIMessages(t *testing.T) {
 		{[]string{"--metrics", "9464"}, exitUsage, `invalid --metrics "9464": use host:port, e.g. :9464 or 127.0.0.1:9464`},
 		{[]string{"--metrics", ":http"}, exitUsage, `invalid --metrics ":http": use host:port, e.g. :9464 or 127.0.0.1:9464`},
 		{[]string{"--metrics-labels", "comm"}, exitUsage, "--metrics-labels needs --metrics ADDR"},
-		{[]string{"--metrics", ":9464", "--metrics-labels", "pid"}, exitUsage, `--metrics-labels: unknown label "pid" (known: comm)`},
+		{[]string{"--metrics", ":9464", "--metrics-labels", "pid"}, exitUsage, `--metrics-labels: unknown label "pid" (known: comm, container, pod)`},
 		{[]string{"replay", notRecording, "--max-sockets", "0"}, exitUsage, "invalid --max-sockets 0: must be at least 1"},
 		{[]string{"replay", notRecording, "--since", "10:00"}, exitUsage, `invalid --since "10:00": use RFC 3339, e.g. 2026-11-21T10:00:00Z`},
 		{[]string{"replay", notRecording, "-p", "0"}, exitUsage, `invalid --pid "0": must be a process id (a positive number)`},
