@@ -14,7 +14,8 @@ import (
 // TestContainer: clients moved into cgroups named as docker and as
 // containerd under a kubelet pod name them: their sockets' events carry the
 // container id, the runtime and the pod uid; --container with a prefix of
-// one id keeps only that client's sockets, in the kernel.
+// one id keeps only that client's sockets, in the kernel; --metrics-labels
+// container labels each one's series by its container.
 func TestContainer(t *testing.T) {
 	requireTracing(t)
 	mount, err := container.Mount()
@@ -43,7 +44,8 @@ func TestContainer(t *testing.T) {
 	}
 
 	ns := newNetns(t)
-	all := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	metricsAddr := freeAddr(t)
+	all := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--metrics", metricsAddr, "--metrics-labels", "container,pod")
 	docker := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--container", dockerID[:12])
 	srv := ns.listener(t, "127.0.0.1")
 	clients := map[string]*actor{}
@@ -58,6 +60,7 @@ func TestContainer(t *testing.T) {
 		clients[id] = a
 	}
 	settle()
+	m := scrape(t, metricsAddr)
 	evs := all.stop()
 	mine := docker.stop()
 
@@ -80,6 +83,14 @@ func TestContainer(t *testing.T) {
 			t.Errorf("connect() of the client in %s: %+v, want container %s, runtime %s, pod %q", cgroups[id], states, id,
 				want[id].runtime, want[id].pod)
 		}
+	}
+	for id := range clients {
+		if got := m.sum("tcptrace_state_changes_total", `container_id="`+id+`"`, `new_state="SYN_SENT"`); got != 1 {
+			t.Errorf("tcptrace_state_changes_total{container_id=%q,new_state=SYN_SENT} %v, want 1:\n%s", id, got, m.text)
+		}
+	}
+	if got := m.sum("tcptrace_state_changes_total", `container_id=""`, `new_state="LISTEN"`); got != 1 {
+		t.Errorf("the listener, in no container: tcptrace_state_changes_total{container_id=\"\",new_state=LISTEN} %v, want 1", got)
 	}
 	if len(connects(mine, clients[dockerID])) != 1 {
 		t.Errorf("--container %s: the docker client's connect() not seen", dockerID[:12])

@@ -61,7 +61,7 @@ var ageBuckets = []float64{0.001, 0.01, 0.1, 1, 5, 10, 30, 50, 55, 60, 62, 65, 7
 
 // Metrics holds tcptrace's collectors on a registry of their own.
 type Metrics struct {
-	registry            *prometheus.Registry
+	registry             *prometheus.Registry
 	comm, container, pod bool
 
 	stateChanges     *prometheus.CounterVec
