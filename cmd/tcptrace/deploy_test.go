@@ -230,7 +230,8 @@ func TestDaemonSet(t *testing.T) {
 }
 
 // TestServiceUnit: the unit runs tracing with flags that exist, restarts on
-// failure, and bounds its capabilities to exactly those features lists.
+// failure, bounds its capabilities to exactly those features lists, and
+// sets none of the hardening options that would take what tracing needs.
 func TestServiceUnit(t *testing.T) {
 	file, err := os.Open(serviceFile)
 	if err != nil {
@@ -267,5 +268,13 @@ func TestServiceUnit(t *testing.T) {
 	}
 	if got := strings.Fields(settings["Service.CapabilityBoundingSet"]); !slices.Equal(got, want) {
 		t.Errorf("CapabilityBoundingSet %q, want exactly %q (tcptrace features)", got, want)
+	}
+	for option, takes := range map[string]string{
+		"ProtectKernelLogs": "CAP_SYSLOG", "PrivateUsers": "the capabilities", "PrivateNetwork": "the metrics port",
+		"ProtectProc": "other processes' namespaces", "SystemCallFilter": "bpf()", "User": "root's capabilities",
+	} {
+		if value, set := settings["Service."+option]; set {
+			t.Errorf("%s=%s takes %s from tracing", option, value, takes)
+		}
 	}
 }
