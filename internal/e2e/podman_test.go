@@ -255,4 +255,3 @@ func daemonSetCapabilities(t *testing.T) []string {
 		}
 	}
 }
-
