@@ -21,7 +21,7 @@ var Capabilities = []Capability{
 	{"CAP_PERFMON", unix.CAP_PERFMON, "attach the tracing programs and iterators"},
 	{"CAP_SYS_ADMIN", unix.CAP_SYS_ADMIN, "enter other network namespaces: the sockets open there at start, their owners, their sysctls"},
 	{"CAP_SYS_PTRACE", unix.CAP_SYS_PTRACE, "open other users' processes' network namespaces (/proc/PID/ns/net)"},
-	{"CAP_SYSLOG", unix.CAP_SYSLOG, "read kernel addresses in /proc/kallsyms: the timer hooks (keepalive, retransmission, TIME_WAIT)"},
+	{"CAP_SYSLOG", unix.CAP_SYSLOG, "see the kernel's function addresses (kptr_restrict): the timer hooks (keepalive, retransmission, TIME_WAIT)"},
 }
 
 // HeldCapabilities tells, for each of Capabilities by name, whether the
