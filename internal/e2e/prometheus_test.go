@@ -32,10 +32,16 @@ func TestPrometheus(t *testing.T) {
 		}
 		t.Skip("prometheus is not installed (scripts/install-deps.sh installs it)")
 	}
+	// Under qemu's software emulation (the kernel matrix) everything runs
+	// 10-30 times slower: the waits are for a real machine.
+	slow := time.Duration(1)
+	if os.Getenv("TCPTRACE_GUEST_KERNEL") != "" {
+		slow = 20
+	}
 	ns := newNetns(t)
 	metricsAddr := freeAddr(t)
 	d := startDaemon(t, "--netns", fmt.Sprint(ns.inode), "--metrics", metricsAddr)
-	prom := startPrometheus(t, bin, metricsAddr)
+	prom := startPrometheus(t, bin, metricsAddr, 30*time.Second*slow)
 
 	before := ns.counters(t)
 	keepSrv, keepCli := ns.connected(t, "127.0.0.1")
@@ -56,10 +62,10 @@ func TestPrometheus(t *testing.T) {
 	after := ns.counters(t)
 	// The TIME_WAIT sockets left end purged with their namespace.
 	mustRun(t, "ip", "netns", "del", ns.name)
-	time.Sleep(3 * time.Second) // the kernel tears the namespace down in a worker
+	time.Sleep(3 * time.Second) // the kernel tears the namespace down in a worker (as TestTimewaitPurge waits)
 
 	// What tcptrace serves has settled; then wait for a scrape of it.
-	for deadline := time.Now().Add(10 * time.Second); ; settle() {
+	for deadline := time.Now().Add(10 * time.Second * slow); ; settle() {
 		if m := scrape(t, metricsAddr); m.equal(scrape(t, metricsAddr)) {
 			break
 		}
@@ -68,7 +74,7 @@ func TestPrometheus(t *testing.T) {
 		}
 	}
 	settled := time.Now()
-	for deadline := settled.Add(15 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+	for deadline := settled.Add(15 * time.Second * slow); ; time.Sleep(250 * time.Millisecond) {
 		if last := prom.query(t, `timestamp(up{job="tcptrace"} == 1)`); len(last) == 1 && last[0].value(t) > float64(settled.UnixMilli())/1000 {
 			break
 		}
@@ -112,9 +118,9 @@ type prometheusServer struct {
 }
 
 // startPrometheus runs Prometheus on a free local port, scraping target
-// every second, its data in a temporary directory, and stops it when the
-// test ends.
-func startPrometheus(t *testing.T, bin, target string) *prometheusServer {
+// every second, its data in a temporary directory, waits up to readyIn for
+// it to be ready, and stops it when the test ends.
+func startPrometheus(t *testing.T, bin, target string, readyIn time.Duration) *prometheusServer {
 	t.Helper()
 	dir := t.TempDir()
 	config := filepath.Join(dir, "prometheus.yml")
@@ -146,7 +152,7 @@ scrape_configs:
 			<-done
 		}
 	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(readyIn); ; time.Sleep(100 * time.Millisecond) {
 		if resp, err := http.Get("http://" + p.addr + "/-/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -154,7 +160,7 @@ scrape_configs:
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus not ready after 30s:\n%s", p.log.String())
+			t.Fatalf("Prometheus not ready after %v:\n%s", readyIn, p.log.String())
 		}
 	}
 }
