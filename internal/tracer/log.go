@@ -41,3 +41,18 @@ func (s *stampedLines) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// spaced tells when a repeated warning is due: the first at once, then at
+// most one every so often.
+type spaced struct {
+	every time.Duration
+	last  time.Time
+}
+
+func (s *spaced) due(now time.Time) bool {
+	if !s.last.IsZero() && now.Sub(s.last) < s.every {
+		return false
+	}
+	s.last = now
+	return true
+}

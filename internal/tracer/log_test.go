@@ -23,3 +23,19 @@ func TestStampLines(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
 	}
 }
+
+// TestSpaced: a warning repeated every poll is written at once, then once
+// per interval.
+func TestSpaced(t *testing.T) {
+	s := spaced{every: 10 * time.Second}
+	start := time.Unix(1000, 0)
+	var due []int
+	for i := range 3000 { // 30 s of 10 ms polls
+		if s.due(start.Add(time.Duration(i) * 10 * time.Millisecond)) {
+			due = append(due, i)
+		}
+	}
+	if want := []int{0, 1000, 2000}; fmt.Sprint(due) != fmt.Sprint(want) {
+		t.Errorf("due at polls %v, want %v", due, want)
+	}
+}

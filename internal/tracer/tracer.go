@@ -129,6 +129,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// The reader (this goroutine) only copies records into the queue; the
 	// taker tracks, renders and records them, and acts on each poll.
 	var lost uint64
+	lostWarnings := spaced{every: lostWarningEvery}
 	onPoll := func(b *batch) error {
 		if pl.Waiting(b.at) {
 			if env.rec != nil {
@@ -143,7 +144,9 @@ func Run(ctx context.Context, cfg Config) error {
 		if b.lost > lost {
 			lost = b.lost
 			pl.RecordsLost()
-			fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %d events lost so far: the ring buffer was full (raise --ring-size)\n", lost)
+			if lostWarnings.due(b.at) {
+				fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %d events lost so far: the ring buffer was full (raise --ring-size)\n", lost)
+			}
 			if env.rec != nil {
 				if err := env.rec.Lost(lost); err != nil {
 					return fmt.Errorf("record: %w", err)
@@ -243,6 +246,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	return nil
 }
+
+// lostWarningEvery spaces the warnings of records lost: the first at once,
+// then at most one in this time, whose count is the total so far. A node's
+// daemon losing records for minutes writes a line in that time, not one a
+// poll; the closing stats give the total.
+const lostWarningEvery = 10 * time.Second
 
 // header describes the run at the top of its recording.
 func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, cfg Config) record.Header {
