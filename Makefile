@@ -77,10 +77,17 @@ cross:
 test-bigendian:
 	GOOS=linux GOARCH=s390x $(GO) test -exec qemu-s390x -count=1 ./internal/decode ./internal/replay
 
+# gofmt, and goimports' grouping: the standard library, other modules, this
+# module's packages; errors wrapped with %w and inspected with errors.Is/As;
+# and the dependency rule (internal/boundary: only the probe layer links
+# cilium/ebpf), which the compiler cannot check.
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt" >&2; exit 1; fi
+	@imp=$$($(GO) tool goimports -local github.com/tcptrace/tcptrace -l $$(git ls-files '*.go')); if [ -n "$$imp" ]; then echo "goimports: $$imp" >&2; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	$(GO) tool go-errorlint -errorf ./...
+	$(GO) test -count=1 ./internal/boundary
 
 # sudo make run ARGS="--pid 1234 -o json"
 run: build

@@ -248,7 +248,7 @@ func TestCgroupFilterFlags(t *testing.T) {
 	if err := fs.Parse([]string{"--cgroup", "/sys/fs/cgroup/system.slice/,/kubepods", "--container", "3F4E", "--cgroup", "/sys/fs/cgroup"}); err != nil {
 		t.Fatal(err)
 	}
-	sf, err := filters.parse(parsePIDNumber, 0, 0)
+	sf, err := filters.parse(nil, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestPortFilterFlags(t *testing.T) {
 	if err := fs.Parse([]string{"--rport", "53", "--lport", "1024", "--pid", "4194304"}); err != nil {
 		t.Fatal(err)
 	}
-	sf, err := replayFilters.parse(parsePIDNumber, 0, 0)
+	sf, err := replayFilters.parse(nil, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

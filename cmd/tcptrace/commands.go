@@ -177,6 +177,11 @@ func oneRecording(cmd *cobra.Command, args []string) error {
 // is named as such: `tcptrace features --duration 1s` is a mix-up, not a
 // typo.
 func flagError(cmd *cobra.Command, err error) error {
+	// A flag's value says itself what is wrong with it.
+	var invalid usageError
+	if errors.As(err, &invalid) {
+		return invalid
+	}
 	var unknown *pflag.NotExistError
 	if errors.As(err, &unknown) {
 		flag := "--" + unknown.GetSpecifiedName()

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -10,25 +11,106 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tcptrace/tcptrace/internal/container"
+	"github.com/tcptrace/tcptrace/internal/render"
 	"github.com/tcptrace/tcptrace/internal/track"
 )
 
 // filterFlags are the socket filters tracing and replay share: every one
 // given must hold, and the values of one are alternatives.
 type filterFlags struct {
-	pids, ports, lports, rports []string
-	cgroups, containers         []string
+	pids                  pidList
+	ports, lports, rports portList
+	cgroups, containers   []string
 }
 
 func (f *filterFlags) define(fs *pflag.FlagSet) {
-	fs.StringSliceVarP(&f.pids, "pid", "p", nil, "only sockets owned by these processes (repeat or comma-separate)")
+	f.ports.flag, f.lports.flag, f.rports.flag = "--port", "--lport", "--rport"
+	fs.VarP(&f.pids, "pid", "p", "only sockets owned by these processes (repeat or comma-separate)")
 	fs.StringSliceVar(&f.cgroups, "cgroup", nil, "only sockets whose owners run in these cgroups or below them: cgroup v2 paths, "+
 		"e.g. /system.slice/nginx.service or /sys/fs/cgroup/kubepods.slice (repeat or comma-separate)")
 	fs.StringSliceVar(&f.containers, "container", nil, "only sockets whose owners run in these containers: ids or their prefixes, "+
 		"as docker ps or crictl ps show them, e.g. 3f4e5d6c7b8a (repeat or comma-separate)")
-	fs.StringSliceVar(&f.ports, "port", nil, "only sockets with one of these ports, local or remote (repeat or comma-separate)")
-	fs.StringSliceVar(&f.lports, "lport", nil, "only sockets with one of these local ports: a server's listener and connections (repeat or comma-separate)")
-	fs.StringSliceVar(&f.rports, "rport", nil, "only sockets with one of these remote ports: the connections to a service (repeat or comma-separate)")
+	fs.Var(&f.ports, "port", "only sockets with one of these ports, local or remote (repeat or comma-separate)")
+	fs.Var(&f.lports, "lport", "only sockets with one of these local ports: a server's listener and connections (repeat or comma-separate)")
+	fs.Var(&f.rports, "rport", "only sockets with one of these remote ports: the connections to a service (repeat or comma-separate)")
+}
+
+// pidList is a flag of process ids, each checked as it is given (whether
+// the process exists is for the command to ask: a recording's may be long
+// gone).
+type pidList []uint32
+
+func (l *pidList) Type() string { return "pids" }
+
+func (l *pidList) String() string { return joinNumbers(*l) }
+
+func (l *pidList) Set(list string) error {
+	for _, s := range strings.Split(list, ",") {
+		pid, err := parsePIDNumber(s)
+		if err != nil {
+			return err
+		}
+		*l = append(*l, pid)
+	}
+	return nil
+}
+
+// pidValue is a flag of one process id.
+type pidValue uint32
+
+func (p *pidValue) Type() string { return "pid" }
+
+func (p *pidValue) String() string {
+	if *p == 0 {
+		return ""
+	}
+	return strconv.FormatUint(uint64(*p), 10)
+}
+
+func (p *pidValue) Set(s string) error {
+	pid, err := parsePIDNumber(s)
+	*p = pidValue(pid)
+	return err
+}
+
+// parsePIDNumber reads a process id, without asking whether the process
+// exists.
+func parsePIDNumber(s string) (uint32, error) {
+	s = strings.TrimSpace(s)
+	pid, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || pid == 0 {
+		return 0, usageError{fmt.Sprintf("invalid --pid %q: must be a process id (a positive number)", s)}
+	}
+	return uint32(pid), nil
+}
+
+// portList is a flag of port numbers, each checked as it is given.
+type portList struct {
+	flag  string // as the user typed it, for errors
+	ports []uint16
+}
+
+func (l *portList) Type() string { return "ports" }
+
+func (l *portList) String() string { return joinNumbers(l.ports) }
+
+func (l *portList) Set(list string) error {
+	for _, s := range strings.Split(list, ",") {
+		port, err := strconv.ParseUint(strings.TrimSpace(s), 10, 32)
+		if err != nil || port < 1 || port > 65535 {
+			return usageError{fmt.Sprintf("invalid %s %q: must be a number from 1 to 65535", l.flag, s)}
+		}
+		l.ports = append(l.ports, uint16(port))
+	}
+	return nil
+}
+
+func joinNumbers[N uint16 | uint32](ns []N) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.FormatUint(uint64(n), 10)
+	}
+	return strings.Join(s, ",")
 }
 
 // socketFilter is what the filter flags ask for.
@@ -38,19 +120,20 @@ type socketFilter struct {
 	ports, localPorts, remotePorts []uint16
 }
 
-// parse reads the filter flags, each process id with parsePID; max limits
-// how many values one flag may have (0: no limit).
-func (f *filterFlags) parse(parsePID func(string) (uint32, error), maxPIDs, maxPorts int) (socketFilter, error) {
-	var sf socketFilter
+// parse reads the filter flags, asking checkPID (if not nil) about each
+// process id; max limits how many values one flag may have (0: no limit).
+func (f *filterFlags) parse(checkPID func(uint32) error, maxPIDs, maxPorts int) (socketFilter, error) {
+	sf := socketFilter{pids: f.pids, ports: f.ports.ports, localPorts: f.lports.ports, remotePorts: f.rports.ports}
 	if maxPIDs > 0 && len(f.pids) > maxPIDs {
 		return sf, usageError{fmt.Sprintf("too many --pid values: at most %d", maxPIDs)}
 	}
-	for _, s := range f.pids {
-		pid, err := parsePID(s)
-		if err != nil {
+	for _, pid := range f.pids {
+		if checkPID == nil {
+			break
+		}
+		if err := checkPID(pid); err != nil {
 			return sf, err
 		}
-		sf.pids = append(sf.pids, pid)
 	}
 	for _, s := range f.cgroups {
 		path, err := parseCgroupPath(s)
@@ -66,34 +149,12 @@ func (f *filterFlags) parse(parsePID func(string) (uint32, error), maxPIDs, maxP
 		}
 		sf.cgroups.ContainerPrefixes = append(sf.cgroups.ContainerPrefixes, s)
 	}
-	for _, list := range []struct {
-		flag   string
-		values []string
-		dst    *[]uint16
-	}{{"--port", f.ports, &sf.ports}, {"--lport", f.lports, &sf.localPorts}, {"--rport", f.rports, &sf.remotePorts}} {
-		if maxPorts > 0 && len(list.values) > maxPorts {
+	for _, list := range []portList{f.ports, f.lports, f.rports} {
+		if maxPorts > 0 && len(list.ports) > maxPorts {
 			return sf, usageError{fmt.Sprintf("too many %s values: at most %d", list.flag, maxPorts)}
-		}
-		for _, s := range list.values {
-			port, err := strconv.ParseUint(strings.TrimSpace(s), 10, 32)
-			if err != nil || port < 1 || port > 65535 {
-				return sf, usageError{fmt.Sprintf("invalid %s %q: must be a number from 1 to 65535", list.flag, s)}
-			}
-			*list.dst = append(*list.dst, uint16(port))
 		}
 	}
 	return sf, nil
-}
-
-// parsePIDNumber reads a process id, without asking whether the process
-// exists (a recording's may be long gone).
-func parsePIDNumber(s string) (uint32, error) {
-	s = strings.TrimSpace(s)
-	pid, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || pid == 0 {
-		return 0, usageError{fmt.Sprintf("invalid --pid %q: must be a process id (a positive number)", s)}
-	}
-	return uint32(pid), nil
 }
 
 // cgroupMounts are where the cgroup v2 tree is mounted, which a --cgroup
@@ -117,26 +178,27 @@ func parseCgroupPath(s string) (string, error) {
 
 // viewFlags say how tracing and replay show what they find.
 type viewFlags struct {
-	format       string
-	formats      []outputFormat // the -o values the command takes
+	format       render.Format
 	maxSockets   int
 	fullFindings bool
 	summaryOnly  bool
 }
 
 // outputFormat is one value of -o and what it writes.
-type outputFormat struct{ name, what string }
+type outputFormat struct {
+	format render.Format
+	what   string
+}
 
 var (
-	textOutput      = outputFormat{"text", ""}
-	jsonLinesOutput = outputFormat{"json", "JSON lines, see docs/json.md"}
+	textOutput      = outputFormat{render.FormatText, ""}
+	jsonLinesOutput = outputFormat{render.FormatJSON, "JSON lines, see docs/json.md"}
 	// noOutput is for a daemon whose events go to --metrics or --record.
-	noOutput = outputFormat{"none", "no events: for --metrics or --record; the closing stats still go to stderr"}
+	noOutput = outputFormat{render.FormatNone, "no events: for --metrics or --record; the closing stats still go to stderr"}
 )
 
 // define defines the view flags, -o taking formats.
 func (v *viewFlags) define(cmd *cobra.Command, formats ...outputFormat) {
-	v.formats = formats
 	defineFormat(cmd, &v.format, formats...)
 	cmd.Flags().IntVar(&v.maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once, each some 250 bytes "+
 		"in TIME_WAIT (25 MB per 100,000), 2 KB otherwise; the least recently active are dropped (counted in stats)")
@@ -147,40 +209,46 @@ func (v *viewFlags) define(cmd *cobra.Command, formats ...outputFormat) {
 }
 
 func (v *viewFlags) check() error {
-	if err := checkFormat(v.format, v.formats); err != nil {
-		return err
-	}
 	if v.maxSockets < 1 {
 		return usageError{fmt.Sprintf("invalid --max-sockets %d: must be at least 1", v.maxSockets)}
 	}
 	return nil
 }
 
-// defineFormat defines -o/--output, taking formats; the first is the default.
-func defineFormat(cmd *cobra.Command, format *string, formats ...outputFormat) {
-	var names, described []string
+// defineFormat defines -o/--output, taking formats; the first is the
+// default, and each says what it writes.
+func defineFormat(cmd *cobra.Command, format *render.Format, formats ...outputFormat) {
+	*format = formats[0].format
+	value := formatValue{format: format}
+	var described []string
 	for _, f := range formats {
-		names = append(names, f.name)
+		value.names = append(value.names, string(f.format))
 		if f.what != "" {
-			described = append(described, fmt.Sprintf("%s (%s)", f.name, f.what))
+			described = append(described, fmt.Sprintf("%s (%s)", f.format, f.what))
 		} else {
-			described = append(described, f.name)
+			described = append(described, string(f.format))
 		}
 	}
-	cmd.Flags().StringVarP(format, "output", "o", formats[0].name, "output format: "+orList(described))
+	cmd.Flags().VarP(value, "output", "o", "output format: "+orList(described))
 	// Fails only for a flag that does not exist, and it was just defined.
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(names, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(value.names, cobra.ShellCompDirectiveNoFileComp))
 }
 
-func checkFormat(format string, formats []outputFormat) error {
-	var names []string
-	for _, f := range formats {
-		if f.name == format {
-			return nil
-		}
-		names = append(names, f.name)
+// formatValue is -o/--output, checked as it is given.
+type formatValue struct {
+	format *render.Format
+	names  []string // the formats the command takes
+}
+
+func (v formatValue) String() string { return string(*v.format) }
+func (v formatValue) Type() string   { return "format" }
+
+func (v formatValue) Set(s string) error {
+	if !slices.Contains(v.names, s) {
+		return usageError{fmt.Sprintf("invalid --output %q: use %s", s, orList(v.names))}
 	}
-	return usageError{fmt.Sprintf("invalid --output %q: use %s", format, orList(names))}
+	*v.format = render.Format(s)
+	return nil
 }
 
 // orList lists alternatives as "a, b or c".

@@ -22,6 +22,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/metrics"
 	"github.com/tcptrace/tcptrace/internal/netns"
 	"github.com/tcptrace/tcptrace/internal/probe"
+	"github.com/tcptrace/tcptrace/internal/render"
 	"github.com/tcptrace/tcptrace/internal/tracer"
 )
 
@@ -93,7 +94,7 @@ func runTrace(ctx context.Context, f *traceFlags, stdout, stderr io.Writer) erro
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	cfg.Args = append([]string{"tcptrace"}, os.Args[1:]...)
 	// A status line only for a person watching text on a terminal.
-	cfg.Status = cfg.Format == "text" && isTerminal(stdout) && isTerminal(stderr)
+	cfg.Status = cfg.Format == render.FormatText && isTerminal(stdout) && isTerminal(stderr)
 	if !isTerminal(stderr) {
 		// A daemon's log, read later: each line says when.
 		cfg.Stderr = tracer.StampLines(stderr, time.Now)
@@ -134,7 +135,7 @@ func (f *traceFlags) config() (tracer.Config, error) {
 	if f.ipv4 && f.ipv6 {
 		return cfg, usageError{"-4 and -6 exclude each other: give at most one"}
 	}
-	sf, err := f.filters.parse(parsePID, probe.MaxPIDs, probe.MaxPorts)
+	sf, err := f.filters.parse(processExists, probe.MaxPIDs, probe.MaxPorts)
 	if err != nil {
 		return cfg, err
 	}
@@ -242,16 +243,12 @@ func cgroupIDs(sel container.Selector, f filterFlags) ([]uint64, error) {
 	return ids, nil
 }
 
-// parsePID reads a process id of a running process.
-func parsePID(s string) (uint32, error) {
-	pid, err := parsePIDNumber(s)
-	if err != nil {
-		return 0, err
-	}
+// processExists checks that a --pid names a running process.
+func processExists(pid uint32) error {
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-		return 0, usageError{fmt.Sprintf("invalid --pid %d: no such process", pid)}
+		return usageError{fmt.Sprintf("invalid --pid %d: no such process", pid)}
 	}
-	return pid, nil
+	return nil
 }
 
 // completePIDs offers the running processes, each with its command name.

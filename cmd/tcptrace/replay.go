@@ -22,7 +22,7 @@ func bindReplay(cmd *cobra.Command) func([]string) error {
 		if err := view.check(); err != nil {
 			return err
 		}
-		sf, err := filters.parse(parsePIDNumber, 0, 0)
+		sf, err := filters.parse(nil, 0, 0)
 		if err != nil {
 			return err
 		}

@@ -14,21 +14,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tcptrace/tcptrace/internal/netns"
+	"github.com/tcptrace/tcptrace/internal/render"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
 func bindSysctl(cmd *cobra.Command) func([]string) error {
-	var pid, netnsFlag, format string
-	cmd.Flags().StringVarP(&pid, "pid", "p", "", "the network namespace of this process")
+	var pid pidValue
+	var netnsFlag string
+	var format render.Format
+	cmd.Flags().VarP(&pid, "pid", "p", "the network namespace of this process")
 	_ = cmd.RegisterFlagCompletionFunc("pid", completePIDs) // fails only for an undefined flag
 	cmd.Flags().StringVar(&netnsFlag, "netns", "", "this network namespace: its inode number or a namespace file (/proc/PID/ns/net, /run/netns/NAME)")
-	formats := []outputFormat{textOutput, {"json", "one JSON object"}}
-	defineFormat(cmd, &format, formats...)
+	defineFormat(cmd, &format, textOutput, outputFormat{render.FormatJSON, "one JSON object"})
 	return func([]string) error {
-		if err := checkFormat(format, formats); err != nil {
-			return err
-		}
-		target, err := chooseNetns(pid, netnsFlag, cmd.Flags().Changed("pid"), cmd.Flags().Changed("netns"))
+		target, err := chooseNetns(uint32(pid), netnsFlag, cmd.Flags().Changed("pid"), cmd.Flags().Changed("netns"))
 		if err != nil {
 			return err
 		}
@@ -36,7 +35,7 @@ func bindSysctl(cmd *cobra.Command) func([]string) error {
 		if err != nil {
 			return target.explain(err)
 		}
-		if format == "json" {
+		if format == render.FormatJSON {
 			return writeSysctlsJSON(cmd.OutOrStdout(), snap)
 		}
 		return writeSysctlsText(cmd.OutOrStdout(), snap)
@@ -53,16 +52,15 @@ type netnsTarget struct {
 
 // chooseNetns turns --pid or --netns into a namespace file; with neither it
 // is tcptrace's own namespace.
-func chooseNetns(pid, netnsFlag string, pidSet, netnsSet bool) (netnsTarget, error) {
+func chooseNetns(pid uint32, netnsFlag string, pidSet, netnsSet bool) (netnsTarget, error) {
 	switch {
 	case pidSet && netnsSet:
 		return netnsTarget{}, usageError{"--pid and --netns exclude each other: give at most one"}
 	case pidSet:
-		n, err := parsePID(pid)
-		if err != nil {
+		if err := processExists(pid); err != nil {
 			return netnsTarget{}, err
 		}
-		return netnsTarget{path: netns.ForPID(int(n)), flag: fmt.Sprintf("--pid %d", n), gone: "no such process"}, nil
+		return netnsTarget{path: netns.ForPID(int(pid)), flag: fmt.Sprintf("--pid %d", pid), gone: "no such process"}, nil
 	case netnsSet:
 		path, _, err := parseNetns(netnsFlag)
 		if err != nil {
@@ -111,21 +109,14 @@ func writeSysctlsText(w io.Writer, snap sysctl.Snapshot) error {
 // "values":{NAME: VALUE}}. A value is a number, null when the kernel has no
 // such sysctl, or the raw text should a kernel ever hold a non-number there.
 func writeSysctlsJSON(w io.Writer, snap sysctl.Snapshot) error {
-	values := make(map[string]any, len(snap.Values))
+	values := make(map[sysctl.Name]any, len(snap.Values))
 	for _, v := range snap.Values {
-		switch n, err := v.Int(); {
-		case !v.Present:
-			values[v.Name] = nil
-		case err != nil:
-			values[v.Name] = v.Raw
-		default:
-			values[v.Name] = n
-		}
+		values[v.Name] = v.Number()
 	}
 	out := struct {
-		Type   string         `json:"type"`
-		Netns  uint64         `json:"netns"`
-		Values map[string]any `json:"values"`
+		Type   string              `json:"type"`
+		Netns  uint64              `json:"netns"`
+		Values map[sysctl.Name]any `json:"values"`
 	}{"sysctls", snap.Netns, values}
 	if err := json.NewEncoder(w).Encode(out); err != nil {
 		return fmt.Errorf("write JSON: %w", err)

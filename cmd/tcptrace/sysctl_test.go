@@ -42,7 +42,7 @@ func TestWriteSysctlsText(t *testing.T) {
 	}
 	for i, v := range fakeSnapshot().Values {
 		line := lines[2+i]
-		if !strings.HasPrefix(line, v.Name+" ") || !strings.Contains(line, sysctlValueText(v)) || !strings.HasSuffix(line, v.Description) {
+		if !strings.HasPrefix(line, string(v.Name)+" ") || !strings.Contains(line, sysctlValueText(v)) || !strings.HasSuffix(line, v.Description) {
 			t.Errorf("line %q, want name, value and description of %s", line, v.Name)
 		}
 	}

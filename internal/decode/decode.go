@@ -48,19 +48,22 @@ func Size(rec []byte) int {
 // ErrShortRecord is returned for a record smaller than RecordSize.
 var ErrShortRecord = errors.New("short record")
 
-// Names maps the running kernel's enum numbers to their names.
+// Names is what a record's numbers mean on the kernel that wrote it: its
+// enum numbers by name, and its tick rate. The probe layer reads them from
+// the running kernel; a recording carries them in its header, in this
+// form (docs/record.md).
 type Names struct {
-	// States maps a TCP state number to its name (TCP_ prefix dropped).
-	States map[uint8]events.State
-	// ResetReasons maps an enum sk_rst_reason number to its name
-	// (SK_RST_REASON_ prefix dropped); nil on kernels without the enum.
-	ResetReasons map[uint32]string
 	// HZ is the kernel's tick rate, to turn timer ticks into time; 0 when
 	// unknown.
-	HZ int
+	HZ int `json:"hz"`
+	// States maps a TCP state number to its name (TCP_ prefix dropped).
+	States map[uint8]events.State `json:"states"`
+	// ResetReasons maps an enum sk_rst_reason number to its name
+	// (SK_RST_REASON_ prefix dropped); nil on kernels without the enum.
+	ResetReasons map[uint32]string `json:"reset_reasons,omitempty"`
 	// TWVerdicts maps enum tcp_tw_status numbers to names (TCP_TW_
-	// dropped).
-	TWVerdicts map[uint32]string
+	// dropped); nil on kernels without the enum.
+	TWVerdicts map[uint32]string `json:"tw_verdicts,omitempty"`
 }
 
 var timerActions = map[uint8]events.TimerAction{

@@ -348,11 +348,11 @@ func (p *peer) takeConn() error {
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil || len(msgs) != 1 {
-		return fmt.Errorf("no descriptor passed: %v", err)
+		return fmt.Errorf("no descriptor passed: %w", err)
 	}
 	fds, err := unix.ParseUnixRights(&msgs[0])
 	if err != nil || len(fds) != 1 {
-		return fmt.Errorf("no descriptor passed: %v", err)
+		return fmt.Errorf("no descriptor passed: %w", err)
 	}
 	f := os.NewFile(uintptr(fds[0]), "passed")
 	defer f.Close()

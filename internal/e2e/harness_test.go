@@ -8,8 +8,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/tcptrace/tcptrace/internal/privtest"
-	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -22,6 +20,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/internal/privtest"
 )
 
 var (

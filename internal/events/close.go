@@ -67,9 +67,9 @@ func RuleWords(rule string) string { return ruleWords[rule] }
 type Close struct {
 	// Shape is "" when nothing of a close was seen.
 	Shape CloseShape
-	// FirstFIN: who sent the first FIN as this side saw it, "local" or
-	// "peer"; "" when no FIN went either way before the end.
-	FirstFIN string
+	// FirstFIN: who sent the first FIN as this side saw it (local or
+	// peer); "" when no FIN went either way before the end.
+	FirstFIN Closer
 	// HalfClose is the time from the first FIN to the second as this side
 	// saw them (ours sent and the peer's arriving, or the other way
 	// round); valid when HalfCloseKnown. HalfCloseWithin, when not 0: the

@@ -316,7 +316,7 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 		}
 		dst = append(dst, ']')
 	case *RTO:
-		dst = appendStringField(dst, "kind", e.Kind)
+		dst = appendStringField(dst, "kind", string(e.Kind))
 		dst = appendInts(dst, "backoff", e.Backoff)
 		dst = appendMillisFields(dst, "rto_ms", e.RTO)
 	case *TimeoutAbort:
@@ -330,7 +330,7 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 	case *Summary:
 		dst = appendSummary(dst, e)
 	case *Finding:
-		dst = appendStringField(dst, "kind", e.Kind)
+		dst = appendStringField(dst, "kind", string(e.Kind))
 		dst = append(dst, `,"id":`...)
 		dst = strconv.AppendUint(dst, e.ID, 10)
 		// A repeat names the finding told in full instead of its words.
@@ -353,7 +353,7 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 func appendFindingSummary(dst []byte, s *FindingSummary) []byte {
 	dst = append(dst, `,"netns":`...)
 	dst = strconv.AppendUint(dst, uint64(s.Netns), 10)
-	dst = appendStringField(dst, "kind", s.Kind)
+	dst = appendStringField(dst, "kind", string(s.Kind))
 	dst = appendStringField(dst, "since", s.Since.Format(TimeLayout))
 	dst = append(dst, `,"count":`...)
 	dst = strconv.AppendUint(dst, s.Count, 10)
@@ -449,9 +449,9 @@ func appendSummary(dst []byte, e *Summary) []byte {
 	}
 	dst = append(dst, ']')
 	if e.ClosedBy != "" {
-		dst = appendStringField(dst, "closed_by", e.ClosedBy)
+		dst = appendStringField(dst, "closed_by", string(e.ClosedBy))
 	}
-	dst = appendStringField(dst, "end", e.End)
+	dst = appendStringField(dst, "end", string(e.End))
 	if e.Close.Shape != "" {
 		dst = appendClose(dst, &e.Close)
 	}
@@ -489,7 +489,7 @@ func appendSummary(dst []byte, e *Summary) []byte {
 func appendClose(dst []byte, c *Close) []byte {
 	dst = append(dst, `,"close":{"shape":`...)
 	dst = AppendJSONString(dst, string(c.Shape))
-	for _, f := range []struct{ key, value string }{{"first_fin", c.FirstFIN}, {"state", string(c.State)},
+	for _, f := range []struct{ key, value string }{{"first_fin", string(c.FirstFIN)}, {"state", string(c.State)},
 		{"rule", c.Rule}, {"reset_reason", c.ResetReason}, {"counter", c.Counter}} {
 		if f.value != "" {
 			dst = appendStringField(dst, f.key, f.value)

@@ -156,16 +156,70 @@ type Phase struct {
 	Timewait bool
 }
 
+// End is how a socket's story ended (Summary.End).
+type End string
+
+const (
+	EndClosed           End = "closed"
+	EndReset            End = "reset"
+	EndNeverEstablished End = "never_established"
+	EndTimewaitOverflow End = "timewait_overflow" // closed with no TIME_WAIT socket: tcp_max_tw_buckets
+	EndOpen             End = "open"              // still open when tracing stopped
+)
+
+// timewaitEnds are the ends of sockets whose TIME_WAIT socket ended, by
+// how it did: "timewait_<cause>".
+var timewaitEnds = map[EndCause]End{}
+
+func init() {
+	for _, c := range []EndCause{CauseExpired, CauseRST, CauseSynAccepted, CauseConnectReuse, CausePurged,
+		CauseRSTAnswer, CauseUnknown} {
+		timewaitEnds[c] = End("timewait_" + c)
+	}
+}
+
+// EndTimewait is the end of a socket whose TIME_WAIT socket ended so,
+// without building the string for every socket.
+func EndTimewait(c EndCause) End {
+	if e, ok := timewaitEnds[c]; ok {
+		return e
+	}
+	return End("timewait_" + c)
+}
+
+// Closer is who closed a connection first (Summary.ClosedBy).
+type Closer string
+
+const (
+	CloserLocal Closer = "local" // this side: FIN_WAIT1
+	CloserPeer  Closer = "peer"  // the peer's FIN: CLOSE_WAIT
+	CloserReset Closer = "reset" // an RST, before either FIN
+)
+
+// FindingKind names what a finding explains.
+type FindingKind string
+
+const (
+	FindingTimewaitSynReuse       FindingKind = "timewait_syn_reuse"
+	FindingTimewaitConnectReuse   FindingKind = "timewait_connect_reuse"
+	FindingTimewaitRSTKill        FindingKind = "timewait_rst_kill"
+	FindingTimewaitRFC1337Kept    FindingKind = "timewait_rfc1337_kept"
+	FindingTimewaitOverflow       FindingKind = "timewait_overflow"
+	FindingLateSegmentInTimewait  FindingKind = "late_segment_in_timewait"
+	FindingUserTimeout            FindingKind = "user_timeout"
+	FindingKeepaliveTimeout       FindingKind = "keepalive_timeout"
+	FindingRetransmitTimeout      FindingKind = "retransmit_timeout"
+	FindingZeroWindowNotKeepalive FindingKind = "zero_window_not_keepalive"
+	FindingAbortiveClose          FindingKind = "abortive_close"
+)
+
 // Summary is a socket's whole story, told when it ends (or at exit).
 type Summary struct {
 	Header
 	History []Phase
-	// ClosedBy is who closed first: "local", "peer", "reset", or "" when
-	// not seen.
-	ClosedBy string
-	// End is how the story ended: "closed", "reset", "timewait_<cause>",
-	// "timewait_overflow", "never_established", or "open" at exit.
-	End            string
+	// ClosedBy is who closed first; "" when not seen.
+	ClosedBy       Closer
+	End            End
 	Retransmits    int
 	ResetsSent     int
 	ResetsReceived int
@@ -196,7 +250,7 @@ type Summary struct {
 // evidence and the settings that decided it.
 type Finding struct {
 	Header
-	Kind string
+	Kind FindingKind
 	// ID numbers the findings written in a run, from 1.
 	ID uint64
 	// See, when not 0, is the ID of the finding told in full that this one
@@ -214,7 +268,7 @@ type Finding struct {
 // namespace from Since to Time (in Header, with Netns; no socket's).
 type FindingSummary struct {
 	Header
-	Kind  string
+	Kind  FindingKind
 	Since time.Time
 	Count uint64
 	// ExampleCookie is the socket of the first finding counted.

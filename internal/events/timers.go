@@ -122,10 +122,20 @@ type ZeroWindowEnd struct {
 	Intervals []time.Duration
 }
 
-// RTO: the retransmission timer fired (Kind "rto", "loss_probe" or "syn").
+// RTOKind is what a retransmission timer's expiry sent again.
+type RTOKind string
+
+const (
+	RTOData      RTOKind = "rto"        // data (or a FIN)
+	RTOLossProbe RTOKind = "loss_probe" // a tail loss probe (TLP)
+	RTOSyn       RTOKind = "syn"        // the client's SYN
+	RTOSynAck    RTOKind = "synack"     // the server's SYN-ACK
+)
+
+// RTO: the retransmission timer fired.
 type RTO struct {
 	Header
-	Kind    string
+	Kind    RTOKind
 	Backoff int
 	RTO     time.Duration // the timeout now in force
 }

@@ -2,6 +2,7 @@ package explain
 
 import (
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
 // abortWhy says what each abort rule means for the application, and what
@@ -30,8 +31,8 @@ var abortWhy = map[string]string{
 
 // abortSysctls are the namespace's sysctls a rule's story names (the
 // orphan limits are the host's, not a namespace's).
-var abortSysctls = map[string][]string{
-	events.RuleLinger2: {finTimeout},
+var abortSysctls = map[string][]sysctl.Name{
+	events.RuleLinger2: {sysctl.FinTimeout},
 }
 
 // abortiveClose explains a connection this side reset instead of closing
@@ -53,7 +54,7 @@ func (x *Explainer) abortiveClose(e *events.Summary) *events.Finding {
 	}
 	ev := map[string]any{"rule": c.Rule, "state": string(c.State)}
 	for key, value := range map[string]string{"reset_reason": c.ResetReason, "counter": c.Counter,
-		"inferred_from": c.InferredFrom, "seen_from": c.SeenFrom, "first_fin": c.FirstFIN} {
+		"inferred_from": c.InferredFrom, "seen_from": c.SeenFrom, "first_fin": string(c.FirstFIN)} {
 		if value != "" {
 			ev[key] = value
 		}
@@ -62,5 +63,5 @@ func (x *Explainer) abortiveClose(e *events.Summary) *events.Finding {
 		ev["incomplete"] = true
 		msg += " Records were lost while this socket was traced (ring buffer full): its story may miss events."
 	}
-	return finding(e.Header, "abortive_close", msg, ev, values)
+	return finding(e.Header, events.FindingAbortiveClose, msg, ev, values)
 }

@@ -35,14 +35,14 @@ type Explainer struct {
 // genValues are a namespace's sysctls as read in one generation.
 type genValues struct {
 	gen uint64
-	all map[string]any
+	all map[sysctl.Name]any
 }
 
 // pickKey names a set of sysctls of a namespace, as read in a generation.
 type pickKey struct {
 	netns uint32
 	gen   uint64
-	names [4]string
+	names [4]sysctl.Name
 }
 
 // New returns an explainer reading sysctls from source for each finding:
@@ -91,7 +91,7 @@ func (x *Explainer) Explain(ev events.Event) []events.Event {
 // numbers and nil where the kernel has no such sysctl; a name is left out
 // while the namespace's sysctls could not be read, so that findings do not
 // take "unread" for "absent". The map is shared: do not change it.
-func (x *Explainer) sysctls(netns uint32, names ...string) map[string]any {
+func (x *Explainer) sysctls(netns uint32, names ...sysctl.Name) map[string]any {
 	snap, err := x.source(netns)
 	readable := err == nil
 	key := pickKey{netns: netns, gen: snap.Gen}
@@ -109,7 +109,7 @@ func (x *Explainer) sysctls(netns uint32, names ...string) map[string]any {
 	out := make(map[string]any, len(names))
 	for _, n := range names {
 		if v, ok := cur.all[n]; ok {
-			out[n] = v
+			out[string(n)] = v
 		}
 	}
 	// Not while the namespace's sysctls cannot be read: they may be later.
@@ -120,7 +120,7 @@ func (x *Explainer) sysctls(netns uint32, names ...string) map[string]any {
 }
 
 // cached tells whether the namespace's values of names are read for good.
-func (x *Explainer) cached(netns uint32, names ...string) bool {
+func (x *Explainer) cached(netns uint32, names ...sysctl.Name) bool {
 	key := pickKey{netns: netns, gen: x.values[netns].gen}
 	copy(key.names[:], names)
 	_, ok := x.picked[key]
@@ -129,34 +129,17 @@ func (x *Explainer) cached(netns uint32, names ...string) bool {
 
 // values is every sysctl of snap: a number where it is one, nil where the
 // kernel has no such sysctl.
-func values(snap sysctl.Snapshot) map[string]any {
-	all := make(map[string]any, len(snap.Values))
+func values(snap sysctl.Snapshot) map[sysctl.Name]any {
+	all := make(map[sysctl.Name]any, len(snap.Values))
 	for _, v := range snap.Values {
-		switch i, err := v.Int(); {
-		case !v.Present:
-			all[v.Name] = nil
-		case err == nil:
-			all[v.Name] = i
-		default:
-			all[v.Name] = v.Raw
-		}
+		all[v.Name] = v.Number()
 	}
 	return all
 }
 
-const (
-	twReuse      = "net.ipv4.tcp_tw_reuse"
-	twReuseDelay = "net.ipv4.tcp_tw_reuse_delay"
-	twRecycle    = "net.ipv4.tcp_tw_recycle"
-	timestamps   = "net.ipv4.tcp_timestamps"
-	rfc1337      = "net.ipv4.tcp_rfc1337"
-	maxTWBuckets = "net.ipv4.tcp_max_tw_buckets"
-	finTimeout   = "net.ipv4.tcp_fin_timeout"
-)
-
 // quote says a sysctl as a finding read it: its value, or why it has none.
-func quote(values map[string]any, name string) string {
-	switch v, read := values[name]; {
+func quote(values map[string]any, name sysctl.Name) string {
+	switch v, read := values[string(name)]; {
 	case !read:
 		return "could not be read"
 	case v == nil:
@@ -164,6 +147,12 @@ func quote(values map[string]any, name string) string {
 	default:
 		return fmt.Sprint(v)
 	}
+}
+
+// number is a sysctl as a finding read it, where it holds an integer.
+func number(values map[string]any, name sysctl.Name) (int64, bool) {
+	v, ok := values[string(name)].(int64)
+	return v, ok
 }
 
 // plural counts things: "1 probe", "3 probes".
@@ -176,7 +165,7 @@ func plural(n int, one, many string) string {
 
 // recycleNote states tcp_tw_recycle's part: none on kernels since 4.12.
 func recycleNote(values map[string]any) string {
-	switch v, read := values[twRecycle]; {
+	switch v, read := values[string(sysctl.TWRecycle)]; {
 	case !read:
 		return " net.ipv4.tcp_tw_recycle plays no part: Linux removed it in 4.12."
 	case v != nil:
@@ -188,7 +177,7 @@ func recycleNote(values map[string]any) string {
 // timestampsNote tells a tcp_tw_reuse or RFC 6191 story that timestamps
 // are off for connections made now.
 func timestampsNote(values map[string]any) string {
-	if ts, ok := values[timestamps].(int64); ok && ts == 0 {
+	if ts, ok := number(values, sysctl.Timestamps); ok && ts == 0 {
 		return " net.ipv4.tcp_timestamps reads 0 now: connections made here use no TCP timestamps."
 	}
 	return ""
@@ -246,12 +235,12 @@ func caveats(e *events.TimewaitEnd) string {
 	return out
 }
 
-func finding(h events.Header, kind, msg string, ev, sysctls map[string]any) *events.Finding {
+func finding(h events.Header, kind events.FindingKind, msg string, ev, sysctls map[string]any) *events.Finding {
 	return &events.Finding{Header: h, Kind: kind, Message: msg, Evidence: ev, Sysctls: sysctls}
 }
 
 func (x *Explainer) synReuse(e *events.TimewaitEnd) *events.Finding {
-	values := x.sysctls(e.Netns, timestamps, twRecycle)
+	values := x.sysctls(e.Netns, sysctl.Timestamps, sysctl.TWRecycle)
 	ev := evidence(e)
 	took := "accepted the new connection"
 	if e.Successor == 0 {
@@ -271,7 +260,7 @@ func (x *Explainer) synReuse(e *events.TimewaitEnd) *events.Finding {
 		ev["syn_tsval"], ev["ts_recent"], ev["syn_ts_newer"] = e.Syn.TSVal, e.Last.TSVal, newer
 	}
 	msg += synWhy(e, after, seqKnown, newer, tsKnown) + timestampsNote(values) + recycleNote(values)
-	return finding(e.Header, "timewait_syn_reuse", msg, ev, values)
+	return finding(e.Header, events.FindingTimewaitSynReuse, msg, ev, values)
 }
 
 // synWhy says which RFC 6191 test let the SYN through, as far as the
@@ -302,7 +291,7 @@ func synWhy(e *events.TimewaitEnd, after, seqKnown, newer, tsKnown bool) string 
 }
 
 func (x *Explainer) connectReuse(e *events.TimewaitEnd) *events.Finding {
-	names := []string{twReuse, twReuseDelay, timestamps, twRecycle}
+	names := []sysctl.Name{sysctl.TWReuse, sysctl.TWReuseDelay, sysctl.Timestamps, sysctl.TWRecycle}
 	values := x.sysctls(e.Netns, names...)
 	ev := evidence(e)
 	ev["port_bound_before_connect"] = e.SuccessorBoundPort
@@ -322,7 +311,7 @@ func (x *Explainer) connectReuse(e *events.TimewaitEnd) *events.Finding {
 	if !e.SuccessorBoundPort {
 		msg += reuseAgeWords(values, e)
 	}
-	return finding(e.Header, "timewait_connect_reuse", msg+recycleNote(values), ev, values)
+	return finding(e.Header, events.FindingTimewaitConnectReuse, msg+recycleNote(values), ev, values)
 }
 
 // reuseKey names what connectReuseWhy depends on, but for the sysctls,
@@ -347,7 +336,7 @@ func connectReuseWhy(values map[string]any, bound, loopback bool) string {
 // reuseAgeWords says how old tcp_tw_reuse wants a TIME_WAIT socket to be,
 // and whether this one was, where its age is known.
 func reuseAgeWords(values map[string]any, e *events.TimewaitEnd) string {
-	d, ok := values[twReuseDelay].(int64)
+	d, ok := number(values, sysctl.TWReuseDelay)
 	if !ok {
 		return " The old connection's last timestamp must also be about a second old (this kernel has no tcp_tw_reuse_delay)."
 	}
@@ -363,10 +352,10 @@ func reuseAgeWords(values map[string]any, e *events.TimewaitEnd) string {
 }
 
 func describeTWReuse(values map[string]any, loopback bool) string {
-	v, ok := values[twReuse].(int64)
+	v, ok := number(values, sysctl.TWReuse)
 	switch {
 	case !ok:
-		return "tcp_tw_reuse: " + quote(values, twReuse)
+		return "tcp_tw_reuse: " + quote(values, sysctl.TWReuse)
 	case v == 1:
 		return "tcp_tw_reuse = 1: reuse for any destination"
 	case v == 2 && loopback:
@@ -388,17 +377,17 @@ func rfc1337Part(substate events.State, values map[string]any) string {
 	if substate == events.StateFinWait2 {
 		return "as in FIN_WAIT2 an RST in window always does, whatever net.ipv4.tcp_rfc1337 says"
 	}
-	switch v, ok := values[rfc1337].(int64); {
+	switch v, ok := number(values, sysctl.RFC1337); {
 	case ok && v == 0:
 		return "because net.ipv4.tcp_rfc1337 is 0"
 	case ok:
 		return fmt.Sprintf("so net.ipv4.tcp_rfc1337 was 0 then: it reads %d now", v)
 	}
-	return "which the kernel does only while net.ipv4.tcp_rfc1337 is 0 (here: " + quote(values, rfc1337) + ")"
+	return "which the kernel does only while net.ipv4.tcp_rfc1337 is 0 (here: " + quote(values, sysctl.RFC1337) + ")"
 }
 
 func (x *Explainer) rstKill(e *events.TimewaitEnd) *events.Finding {
-	values := x.sysctls(e.Netns, rfc1337, twRecycle)
+	values := x.sysctls(e.Netns, sysctl.RFC1337, sysctl.TWRecycle)
 	who := "An RST received on its 4-tuple"
 	if e.PeerRST {
 		who = "An RST from the peer (seen leaving it" + reasonNote(e.PeerRSTReason) + ")"
@@ -411,7 +400,7 @@ func (x *Explainer) rstKill(e *events.TimewaitEnd) *events.Finding {
 			"it was %s, before its timeout (net.ipv4.tcp_fin_timeout, or the socket's TCP_LINGER2) ran out, %s.",
 			who, conn(e.Header), age(e), rfc1337Part(e.Substate, values))
 	}
-	return finding(e.Header, "timewait_rst_kill", msg+caveats(e)+recycleNote(values), evidence(e), values)
+	return finding(e.Header, events.FindingTimewaitRSTKill, msg+caveats(e)+recycleNote(values), evidence(e), values)
 }
 
 // rfc1337Kept tells that tcp_rfc1337 kept a TIME_WAIT socket alive against
@@ -423,8 +412,8 @@ func (x *Explainer) rfc1337Kept(e *events.TimewaitRSTIgnored) *events.Finding {
 	if e.Substate != events.StateTimeWait {
 		return nil
 	}
-	values := x.sysctls(e.Netns, rfc1337)
-	v, ok := values[rfc1337].(int64)
+	values := x.sysctls(e.Netns, sysctl.RFC1337)
+	v, ok := number(values, sysctl.RFC1337)
 	if !ok || v == 0 {
 		return nil
 	}
@@ -450,22 +439,22 @@ func (x *Explainer) rfc1337Kept(e *events.TimewaitRSTIgnored) *events.Finding {
 	if e.Ended != "" {
 		ev["ended"] = string(e.Ended)
 	}
-	return finding(e.Header, "timewait_rfc1337_kept", msg, ev, values)
+	return finding(e.Header, events.FindingTimewaitRFC1337Kept, msg, ev, values)
 }
 
 func (x *Explainer) overflow(e *events.TimewaitOverflow) *events.Finding {
-	values := x.sysctls(e.Netns, maxTWBuckets, finTimeout, twRecycle)
-	buckets := quote(values, maxTWBuckets)
-	limit, limitKnown := values[maxTWBuckets].(int64)
+	values := x.sysctls(e.Netns, sysctl.MaxTWBuckets, sysctl.FinTimeout, sysctl.TWRecycle)
+	buckets := quote(values, sysctl.MaxTWBuckets)
+	limit, limitKnown := number(values, sysctl.MaxTWBuckets)
 	if e.MaxTWBucketsKnown {
 		// As read when the socket closed, not now: the finding waits for
 		// the RST an abort would have sent.
 		decided := values
 		values = maps.Clone(values)
-		values[maxTWBuckets] = e.MaxTWBuckets
+		values[string(sysctl.MaxTWBuckets)] = e.MaxTWBuckets
 		limit, limitKnown = e.MaxTWBuckets, true
 		buckets = strconv.FormatInt(e.MaxTWBuckets, 10)
-		if now, ok := decided[maxTWBuckets].(int64); ok && now != e.MaxTWBuckets {
+		if now, ok := number(decided, sysctl.MaxTWBuckets); ok && now != e.MaxTWBuckets {
 			buckets += fmt.Sprintf(" when it closed; it reads %d now", now)
 		}
 	}
@@ -488,7 +477,7 @@ func (x *Explainer) overflow(e *events.TimewaitOverflow) *events.Finding {
 		conn(e.Header), e.State, inferredNote(e.InferredFrom), buckets, seen)
 	ev := map[string]any{"closed_from": string(e.State), "inferred_from": e.InferredFrom,
 		"timewait_sockets_seen": e.TimewaitSockets}
-	return finding(e.Header, "timewait_overflow", msg+recycleNote(values), ev, values)
+	return finding(e.Header, events.FindingTimewaitOverflow, msg+recycleNote(values), ev, values)
 }
 func (x *Explainer) timeoutAbort(e *events.TimeoutAbort) *events.Finding {
 	kind, spaced := spacing(e.Timer, e.Intervals)
@@ -503,21 +492,21 @@ func (x *Explainer) timeoutAbort(e *events.TimeoutAbort) *events.Finding {
 	}
 	elapsed := e.Elapsed.Round(time.Millisecond)
 	if e.Rule == "user_timeout" {
-		values := x.sysctls(e.Netns, "net.ipv4.tcp_retries2", "net.ipv4.tcp_keepalive_probes")
+		values := x.sysctls(e.Netns, sysctl.Retries2, sysctl.KeepaliveProbes)
 		msg := fmt.Sprintf("The connection %s was aborted (ETIMEDOUT) by TCP_USER_TIMEOUT: the %s timer had gone on for %s, "+
 			"longer than the socket's user timeout allows, so the kernel gave up before tcp_retries2 or the keepalive "+
 			"probe count would have. %s", conn(e.Header), e.Timer, elapsed, sentWords(e, spaced))
 		if e.Timer == "keepalive" {
 			ev["user_timeout_ms"] = float64(e.Settings.UserTimeout.Milliseconds())
 		}
-		return finding(e.Header, "user_timeout", msg, ev, values)
+		return finding(e.Header, events.FindingUserTimeout, msg, ev, values)
 	}
 	switch e.Timer {
 	case "keepalive":
 		k := e.Settings
 		ev["settings"] = map[string]any{"idle_s": k.Idle.Seconds(), "interval_s": k.Interval.Seconds(),
 			"probes": k.Probes, "user_timeout_ms": k.UserTimeout.Milliseconds(), "source": k.Source}
-		values := x.sysctls(e.Netns, "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes")
+		values := x.sysctls(e.Netns, sysctl.KeepaliveTime, sysctl.KeepaliveIntvl, sysctl.KeepaliveProbes)
 		where := map[string]string{"socket": "all set on the socket (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT)",
 			"sysctl": "all from the sysctls net.ipv4.tcp_keepalive_time, _intvl and _probes",
 			"mixed":  "partly set on the socket, the rest from the net.ipv4.tcp_keepalive_* sysctls"}[k.Source]
@@ -529,28 +518,28 @@ func (x *Explainer) timeoutAbort(e *events.TimeoutAbort) *events.Finding {
 			"keepalive probes every %s, and when %s got no answer (%s over the probes) it sent an RST "+
 			"and returned ETIMEDOUT to the application. The settings were %s.",
 			conn(e.Header), human(k.Idle), human(k.Interval), unanswered, elapsed, where)
-		return finding(e.Header, "keepalive_timeout", msg, ev, values)
+		return finding(e.Header, events.FindingKeepaliveTimeout, msg, ev, values)
 	case "syn":
-		values := x.sysctls(e.Netns, "net.ipv4.tcp_syn_retries")
+		values := x.sysctls(e.Netns, sysctl.SynRetries)
 		msg := fmt.Sprintf("connect() to %s failed with ETIMEDOUT: the SYN was retransmitted %s over %s%s, never "+
 			"answered; net.ipv4.tcp_syn_retries (%s) decides how many.",
-			e.Remote, times(e.Sent), elapsed, spaced, quote(values, "net.ipv4.tcp_syn_retries"))
-		return finding(e.Header, "retransmit_timeout", msg, ev, values)
+			e.Remote, times(e.Sent), elapsed, spaced, quote(values, sysctl.SynRetries))
+		return finding(e.Header, events.FindingRetransmitTimeout, msg, ev, values)
 	}
-	values := x.sysctls(e.Netns, "net.ipv4.tcp_retries2", "net.ipv4.tcp_orphan_retries")
+	values := x.sysctls(e.Netns, sysctl.Retries2, sysctl.OrphanRetries)
 	msg := fmt.Sprintf("The connection %s was aborted (ETIMEDOUT) after %s over %s without "+
 		"an acknowledgement%s. net.ipv4.tcp_retries2 (%s) bounds that: the kernel turns it into a time budget of "+
 		"backed-off RTOs, and gives up when it is spent.",
 		conn(e.Header), plural(e.Sent, "retransmission timeout", "retransmission timeouts"), elapsed, spaced,
-		quote(values, "net.ipv4.tcp_retries2"))
+		quote(values, sysctl.Retries2))
 	if e.Timer == "zero_window" {
 		msg = fmt.Sprintf("The connection %s was aborted (ETIMEDOUT) while its peer kept a zero window, after %s. %s "+
 			"net.ipv4.tcp_retries2 (%s) bounds the unanswered ones in a row (an orphaned socket: tcp_orphan_retries, %s); "+
 			"a peer that answers the probes, even with a zero window, is never aborted this way.",
-			conn(e.Header), elapsed, sentWords(e, spaced), quote(values, "net.ipv4.tcp_retries2"),
-			quote(values, "net.ipv4.tcp_orphan_retries"))
+			conn(e.Header), elapsed, sentWords(e, spaced), quote(values, sysctl.Retries2),
+			quote(values, sysctl.OrphanRetries))
 	}
-	return finding(e.Header, "retransmit_timeout", msg, ev, values)
+	return finding(e.Header, events.FindingRetransmitTimeout, msg, ev, values)
 }
 
 // sentWords tells what the timer sent and how much of it went unanswered,
@@ -662,7 +651,7 @@ var zeroWindowHow = map[string]string{
 }
 
 func (x *Explainer) zeroWindow(e *events.ZeroWindowEnd) *events.Finding {
-	values := x.sysctls(e.Netns, "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_retries2")
+	values := x.sysctls(e.Netns, sysctl.KeepaliveTime, sysctl.Retries2)
 	intervals := make([]float64, 0, len(e.Intervals))
 	for _, d := range e.Intervals {
 		intervals = append(intervals, float64(d.Microseconds())/1000)
@@ -686,7 +675,7 @@ func (x *Explainer) zeroWindow(e *events.ZeroWindowEnd) *events.Finding {
 		msg += " The waits it set after the probes were " + waits(e.Intervals) + ": " + grew + "."
 		ev["backoff"] = kind
 	}
-	return finding(e.Header, "zero_window_not_keepalive", msg, ev, values)
+	return finding(e.Header, events.FindingZeroWindowNotKeepalive, msg, ev, values)
 }
 
 func human(d time.Duration) string { return events.HumanDuration(d) }
@@ -698,7 +687,7 @@ func human(d time.Duration) string { return events.HumanDuration(d) }
 // window, and with tcp_rfc1337 = 0 it kills the TIME_WAIT socket. Made when
 // the peer's RST or the segment was seen: the rest follows from them.
 func (x *Explainer) lateSegment(e *events.TimewaitEnd) *events.Finding {
-	values := x.sysctls(e.Netns, rfc1337)
+	values := x.sysctls(e.Netns, sysctl.RFC1337)
 	ev := evidence(e)
 	ev["peer_rst_reason"] = e.PeerRSTReason
 	msg := fmt.Sprintf("A late segment of the old connection reached the TIME_WAIT socket of %s when it was %s, "+
@@ -722,7 +711,7 @@ func (x *Explainer) lateSegment(e *events.TimewaitEnd) *events.Finding {
 	if !acked {
 		msg += fmt.Sprintf(" With that verdict the TIME_WAIT socket sent no ACK for it, so the RST%s was not the "+
 			"answer to one: what the peer answered is unknown. The RST ended it %s.", seen, rfc1337Part(e.Substate, values))
-		return finding(e.Header, "late_segment_in_timewait", msg+caveats(e), ev, values)
+		return finding(e.Header, events.FindingLateSegmentInTimewait, msg+caveats(e), ev, values)
 	}
 	answer := "The TIME_WAIT socket answered it with an ACK (seq = its snd_nxt, ack = its rcv_nxt)"
 	if e.LateSegment != nil && e.LateSegment.Verdict == "SYN" {
@@ -734,7 +723,7 @@ func (x *Explainer) lateSegment(e *events.TimewaitEnd) *events.Finding {
 	}
 	msg += fmt.Sprintf(" %s; %s, and that RST, exactly in window as the answer to an ACK is, ended it %s.",
 		answer, peer, rfc1337Part(e.Substate, values))
-	return finding(e.Header, "late_segment_in_timewait", msg+caveats(e), ev, values)
+	return finding(e.Header, events.FindingLateSegmentInTimewait, msg+caveats(e), ev, values)
 }
 
 func reasonNote(reason string) string {

@@ -17,7 +17,7 @@ func source(values map[string]string) SysctlSource {
 	return func(uint32) (sysctl.Snapshot, error) {
 		var snap sysctl.Snapshot
 		for _, s := range sysctl.Known {
-			v, ok := values[s.Name]
+			v, ok := values[string(s.Name)]
 			snap.Values = append(snap.Values, sysctl.Value{Sysctl: s, Raw: v, Present: ok})
 		}
 		return snap, nil
@@ -36,7 +36,7 @@ func TestFindings(t *testing.T) {
 		name    string
 		values  map[string]string
 		ev      events.Event
-		kind    string
+		kind    events.FindingKind
 		says    []string
 		sysctls map[string]any
 	}{

@@ -21,7 +21,7 @@ func unreadable(uint32) (sysctl.Snapshot, error) {
 }
 
 // findingOf is the finding of kind that ev calls for, nil if none.
-func findingOf(t *testing.T, src SysctlSource, ev events.Event, kind string) *events.Finding {
+func findingOf(t *testing.T, src SysctlSource, ev events.Event, kind events.FindingKind) *events.Finding {
 	t.Helper()
 	for _, f := range New(src).Explain(ev) {
 		if f := f.(*events.Finding); f.Kind == kind {

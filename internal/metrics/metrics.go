@@ -230,7 +230,7 @@ func (m *Metrics) Observe(ev events.Event) {
 	case *events.Retransmit:
 		m.retransmits.WithLabelValues(m.labels(h, string(e.State))...).Inc()
 	case *events.RTO:
-		m.rtos.WithLabelValues(m.labels(h, e.Kind)...).Inc()
+		m.rtos.WithLabelValues(m.labels(h, string(e.Kind))...).Inc()
 	case *events.KeepaliveProbe:
 		m.keepaliveProbes.WithLabelValues(m.labels(h)...).Inc()
 	case *events.ZeroWindowProbe:
@@ -238,7 +238,7 @@ func (m *Metrics) Observe(ev events.Event) {
 	case *events.TimeoutAbort:
 		m.timeoutAborts.WithLabelValues(m.labels(h, e.Timer, e.Rule)...).Inc()
 	case *events.Finding:
-		m.findings.WithLabelValues(m.labels(h, e.Kind)...).Inc()
+		m.findings.WithLabelValues(m.labels(h, string(e.Kind))...).Inc()
 	}
 }
 

@@ -83,7 +83,7 @@ func (f *Filter) ended(t time.Time) bool { return !f.Until.IsZero() && !t.Before
 type Config struct {
 	Names      decode.Names
 	Boot       time.Time // when the kernel's monotonic clock read zero
-	Format     string    // "text", "json" or "none"
+	Format     render.Format
 	MaxSockets int
 	Filter     Filter
 	// FullFindings writes every finding in full, and no finding_summary.
@@ -139,21 +139,9 @@ func New(cfg Config, env Env) (*Pipeline, error) {
 			t.SummaryTable()
 		}
 	}
-	value := func(netns uint32, name string) (int64, bool) {
-		snap, err := env.Sysctls(netns)
-		if err != nil {
-			return 0, false
-		}
-		v, ok := snap.Lookup(name)
-		if !ok || !v.Present {
-			return 0, false
-		}
-		n, err := v.Int()
-		return n, err == nil
-	}
 	return &Pipeline{
 		dec:         decode.New(cfg.Names, cfg.Boot),
-		tracker:     track.New(track.Options{MaxSockets: cfg.MaxSockets, NetnsGone: env.NetnsGone, Sysctl: value}),
+		tracker:     track.New(track.Options{MaxSockets: cfg.MaxSockets, NetnsGone: env.NetnsGone, Sysctls: env.Sysctls}),
 		explainer:   explain.New(env.Sysctls),
 		rollup:      rollup.New(cfg.FullFindings),
 		out:         out,

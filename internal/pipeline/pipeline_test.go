@@ -14,6 +14,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
+	"github.com/tcptrace/tcptrace/internal/render"
 	"github.com/tcptrace/tcptrace/internal/rollup"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
@@ -128,7 +129,7 @@ func newEnv() *env {
 	defaults := map[string]string{"net.ipv4.tcp_tw_reuse": "2", "net.ipv4.tcp_tw_reuse_delay": "1000", "net.ipv4.tcp_timestamps": "1"}
 	var snap sysctl.Snapshot
 	for _, s := range sysctl.Known {
-		v, ok := defaults[s.Name]
+		v, ok := defaults[string(s.Name)]
 		snap.Values = append(snap.Values, sysctl.Value{Sysctl: s, Raw: v, Present: ok})
 	}
 	return &env{snap}
@@ -176,8 +177,8 @@ func BenchmarkChurn(b *testing.B) {
 	for _, r := range recs {
 		cookies = max(cookies, r.Cookie)
 	}
-	for _, format := range []string{"json", "text"} {
-		b.Run(format, func(b *testing.B) {
+	for _, format := range []render.Format{render.FormatJSON, render.FormatText} {
+		b.Run(string(format), func(b *testing.B) {
 			p, err := pipeline.New(pipeline.Config{Names: names, Boot: time.Unix(1700000000, 0), Format: format,
 				Stdout: io.Discard, Stderr: io.Discard}, newEnv())
 			if err != nil {

@@ -45,11 +45,8 @@ const DefaultBTFPath = "/sys/kernel/btf/vmlinux"
 
 // Kernel is what tcptrace learnt about the running kernel.
 type Kernel struct {
-	Release string // uname -r
-	BTFPath string
-	// HZ is the kernel's tick rate (CONFIG_HZ), 0 when unknown: timers
-	// count in ticks.
-	HZ             int
+	Release        string // uname -r
+	BTFPath        string
 	twTimerHandler uint64
 	// Handlers of a socket's keepalive and write timers, and where those
 	// timers are in the socket.
@@ -121,8 +118,7 @@ func OpenKernel(btfPath string) (*Kernel, error) {
 	if err := k.readTimerOffsets(); err != nil {
 		return nil, err
 	}
-	k.HZ = readHZ(k.Release)
-	k.names.HZ = k.HZ
+	k.names.HZ = readHZ(k.Release) // CONFIG_HZ: timers count in ticks
 	syms := <-symbolsDone
 	k.twTimerHandler, k.kallsymsErr = syms.addrs["tw_timer_handler"], syms.err
 	k.keepaliveTimer, k.writeTimer = syms.addrs["tcp_keepalive_timer"], syms.addrs["tcp_write_timer"]

@@ -70,17 +70,27 @@ type Config struct {
 type Hook struct {
 	Name     string // e.g. "sock/inet_sock_set_state"
 	Optional bool   // tcptrace runs without it
-	Kind     string // attach kind: "tp_btf"
+	Kind     HookKind
 	Program  string // BPF program used, empty if none fits
 	Detail   string // which variant and why
 	Fallback string // what is shown instead when it is refused
 	Err      error  // why it is not attached; nil when attached
 }
 
+// HookKind is how a BPF program attaches.
+type HookKind string
+
+const (
+	HookTracepoint HookKind = "tp_btf" // a BTF-typed tracepoint
+	HookFentry     HookKind = "fentry" // a kernel function's entry
+	HookFexit      HookKind = "fexit"  // a kernel function's return
+	HookIter       HookKind = "iter"   // a BPF iterator, run at start
+)
+
 // hookSpec is a tracepoint (or, with kind fexit, a kernel function) and its
 // program variants, most capable first.
 type hookSpec struct {
-	kind              string // "" for tp_btf, or "fexit"
+	kind              HookKind // "" for HookTracepoint
 	group, tracepoint string
 	variants          []variant
 	// optional hooks add to what tcptrace shows; without them it still runs.
@@ -148,13 +158,13 @@ var hookSpecs = []hookSpec{
 	// Precise: where fentry/fexit are allowed, the TIME_WAIT verdicts are
 	// seen, not inferred, and each probe at the moment it is sent. The
 	// tracepoints stay the fallback.
-	{kind: "fentry", group: "fentry", tracepoint: "tcp_write_wakeup", optional: true, needs: needMIBs, fallback: inferredFallback, variants: []variant{
+	{kind: HookFentry, group: "fentry", tracepoint: "tcp_write_wakeup", optional: true, needs: needMIBs, fallback: inferredFallback, variants: []variant{
 		{2, bpf.TcptraceProgHandleWriteWakeup, "each keepalive and zero-window probe as it is sent"},
 	}},
-	{kind: "fentry", group: "fentry", tracepoint: "tcp_rcv_state_process", optional: true, fallback: closingSegmentsFallback, variants: []variant{
+	{kind: HookFentry, group: "fentry", tracepoint: "tcp_rcv_state_process", optional: true, fallback: closingSegmentsFallback, variants: []variant{
 		{2, bpf.TcptraceProgHandleRcvStateProcess, "segments received while closing: FIN, data after FIN, out of window"},
 	}},
-	{kind: "fexit", group: "fexit", tracepoint: "tcp_timewait_state_process", optional: true, fallback: inferredFallback, variants: []variant{
+	{kind: HookFexit, group: "fexit", tracepoint: "tcp_timewait_state_process", optional: true, fallback: inferredFallback, variants: []variant{
 		{5, bpf.TcptraceProgHandleTwVerdict5, "verdict of every segment reaching a TIME_WAIT socket"},
 		{4, bpf.TcptraceProgHandleTwVerdict4, "verdict of every segment reaching a TIME_WAIT socket"},
 		{3, bpf.TcptraceProgHandleTwVerdict3, "verdict of every segment reaching a TIME_WAIT socket"},
@@ -216,7 +226,7 @@ func CheckPrivileges() error {
 func Plan(k *Kernel) []Hook {
 	hooks := make([]Hook, 0, len(hookSpecs))
 	for _, hs := range hookSpecs {
-		h := Hook{Name: hs.group + "/" + hs.tracepoint, Kind: "tp_btf", Optional: hs.optional, Fallback: hs.fallback}
+		h := Hook{Name: hs.group + "/" + hs.tracepoint, Kind: HookTracepoint, Optional: hs.optional, Fallback: hs.fallback}
 		var args int
 		var err error
 		if hs.kind != "" {
@@ -270,7 +280,7 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 	// tens of ms: ask first, cheaply, whether fentry/fexit are permitted.
 	if err := tracingPermitted(k); err != nil {
 		for i := range hooks {
-			if (hooks[i].Kind == "fentry" || hooks[i].Kind == "fexit") && hooks[i].Err == nil {
+			if (hooks[i].Kind == HookFentry || hooks[i].Kind == HookFexit) && hooks[i].Err == nil {
 				hooks[i].Err = fmt.Errorf("this kernel does not permit %s programs (%w); %s", hooks[i].Kind, err, hooks[i].Fallback)
 			}
 		}
@@ -424,11 +434,11 @@ const ownersFallback = "owners of the sockets open before tracing will be unknow
 // order they run.
 func iterHooks() []Hook {
 	return []Hook{
-		{Name: "iter/task_file", Kind: "iter", Optional: true, Program: bpf.TcptraceProgLearnOwners,
+		{Name: "iter/task_file", Kind: HookIter, Optional: true, Program: bpf.TcptraceProgLearnOwners,
 			Detail: "owners of the sockets open when tracing starts", Fallback: ownersFallback},
-		{Name: "iter/tcp", Kind: "iter", Optional: true, Program: bpf.TcptraceProgMoveOwners,
+		{Name: "iter/tcp", Kind: HookIter, Optional: true, Program: bpf.TcptraceProgMoveOwners,
 			Detail: "those owners kept on their sockets", Fallback: ownersFallback},
-		{Name: "iter/tcp", Kind: "iter", Optional: true, Program: bpf.TcptraceProgSnapshotTcp,
+		{Name: "iter/tcp", Kind: HookIter, Optional: true, Program: bpf.TcptraceProgSnapshotTcp,
 			Detail:   "the TCP sockets (TIME_WAIT included) that exist when tracing starts",
 			Fallback: "sockets open before tracing are unknown until their next event"},
 	}
@@ -441,7 +451,7 @@ func (p *Probe) Refused() []string {
 	var lines []string
 	told := map[string]bool{} // what is lost, said once
 	for _, h := range p.hooks {
-		if h.Err == nil || h.Kind == "fentry" || h.Kind == "fexit" || told[h.Fallback] {
+		if h.Err == nil || h.Kind == HookFentry || h.Kind == HookFexit || told[h.Fallback] {
 			continue
 		}
 		told[h.Fallback] = h.Fallback != ""
@@ -552,7 +562,7 @@ func (p *Probe) attach(onlyNetns uint32) error {
 	var learn, move *link.Iter
 	for i := range p.hooks {
 		h := &p.hooks[i]
-		if h.Err != nil || h.Kind != "iter" {
+		if h.Err != nil || h.Kind != HookIter {
 			continue
 		}
 		it, err := link.AttachIter(link.IterOptions{Program: p.coll.Programs[h.Program]})
@@ -580,7 +590,7 @@ func (p *Probe) attach(onlyNetns uint32) error {
 	}
 	for i := range p.hooks {
 		h := &p.hooks[i]
-		if h.Err != nil || h.Kind == "iter" {
+		if h.Err != nil || h.Kind == HookIter {
 			continue
 		}
 		l, err := link.AttachTracing(link.TracingOptions{Program: p.coll.Programs[h.Program]})

@@ -16,9 +16,9 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strconv"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
@@ -30,18 +30,17 @@ const (
 
 // Header is a recording's first line.
 type Header struct {
-	Format       string            `json:"format"`
-	Version      int               `json:"version"`
-	Created      time.Time         `json:"created"`
-	Kernel       string            `json:"kernel"`
-	HZ           int               `json:"hz"`
-	BootUnixNs   int64             `json:"boot_unix_ns"` // when the kernel's monotonic clock read zero
-	RecordSize   int               `json:"record_size"`
-	States       map[string]string `json:"states"`                  // TCP state number -> name
-	ResetReasons map[string]string `json:"reset_reasons,omitempty"` // enum sk_rst_reason number -> name
-	TWVerdicts   map[string]string `json:"tw_verdicts,omitempty"`   // enum tcp_tw_status number -> name
-	Hooks        []Hook            `json:"hooks"`
-	Args         []string          `json:"args"` // the command line
+	Format     string    `json:"format"`
+	Version    int       `json:"version"`
+	Created    time.Time `json:"created"`
+	Kernel     string    `json:"kernel"`
+	BootUnixNs int64     `json:"boot_unix_ns"` // when the kernel's monotonic clock read zero
+	RecordSize int       `json:"record_size"`
+	// The kernel's enum names and tick rate: "hz", "states",
+	// "reset_reasons", "tw_verdicts".
+	decode.Names
+	Hooks []Hook   `json:"hooks"`
+	Args  []string `json:"args"` // the command line
 	// The run's port filters (--port, --lport, --rport), which a replay
 	// applies too: the kernel passes some events of other ports (see
 	// pipeline.Filter).
@@ -211,9 +210,9 @@ func (w *Writer) Sysctls(netns uint32, snap sysctl.Snapshot) error {
 	for _, v := range snap.Values {
 		if v.Present {
 			raw := v.Raw
-			values[v.Name] = &raw
+			values[string(v.Name)] = &raw
 		} else {
-			values[v.Name] = nil
+			values[string(v.Name)] = nil
 		}
 	}
 	b, err := json.Marshal(line{Sysctls: &Sysctls{Netns: netns, Values: values}})
@@ -397,17 +396,21 @@ var ErrNotRecording = errors.New("not a tcptrace recording")
 func Read(r io.Reader) (*Recording, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w (not gzip-compressed: %v)", ErrNotRecording, err)
+		return nil, fmt.Errorf("%w (not gzip-compressed: %w)", ErrNotRecording, err)
 	}
 	gz.Multistream(false)
 	br := bufio.NewReaderSize(gz, 256<<10)
 	first, err := br.ReadBytes('\n')
 	if err != nil {
-		return nil, fmt.Errorf("%w (no header line: %v)", ErrNotRecording, err)
+		return nil, fmt.Errorf("%w (no header line: %w)", ErrNotRecording, err)
 	}
 	rec := &Recording{}
-	if err := json.Unmarshal(first, &rec.Header); err != nil || rec.Header.Format != Format {
+	err = json.Unmarshal(first, &rec.Header)
+	if rec.Header.Format != Format {
 		return nil, fmt.Errorf("%w (its first line is no tcptrace header)", ErrNotRecording)
+	}
+	if err != nil { // a table of the kernel's names that is not one
+		return nil, fmt.Errorf("header: %w", err)
 	}
 	if rec.Header.Version > Version {
 		return nil, fmt.Errorf("the recording's format version %d is newer than this tcptrace reads (%d): use a newer tcptrace",
@@ -459,43 +462,10 @@ func (s *Sysctls) Snapshot() sysctl.Snapshot {
 	snap := sysctl.Snapshot{Netns: uint64(s.Netns)}
 	for _, known := range sysctl.Known {
 		v := sysctl.Value{Sysctl: known}
-		if raw, ok := s.Values[known.Name]; ok && raw != nil {
+		if raw, ok := s.Values[string(known.Name)]; ok && raw != nil {
 			v.Raw, v.Present = *raw, true
 		}
 		snap.Values = append(snap.Values, v)
 	}
 	return snap
-}
-
-// numbered turns a header table into one keyed by number.
-func numbered(table map[string]string) (map[uint32]string, error) {
-	if table == nil {
-		return nil, nil
-	}
-	out := map[uint32]string{}
-	for k, v := range table {
-		n, err := strconv.ParseUint(k, 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("header: %q is no number: %w", k, err)
-		}
-		out[uint32(n)] = v
-	}
-	return out, nil
-}
-
-// TWVerdictNames is the header's enum tcp_tw_status table.
-func (h *Header) TWVerdictNames() (map[uint32]string, error) { return numbered(h.TWVerdicts) }
-
-// StateNames turns the header's state table into the decoder's.
-func (h *Header) StateNames() (map[uint8]string, map[uint32]string, error) {
-	states := map[uint8]string{}
-	for k, v := range h.States {
-		n, err := strconv.ParseUint(k, 10, 8)
-		if err != nil {
-			return nil, nil, fmt.Errorf("header: state %q: %w", k, err)
-		}
-		states[uint8(n)] = v
-	}
-	reasons, err := numbered(h.ResetReasons)
-	return states, reasons, err
 }

@@ -12,13 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/decode"
+	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
 func sample(t *testing.T) ([]byte, []Item) {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, Header{Kernel: "6.18", HZ: 250, RecordSize: 4, States: map[string]string{"1": "ESTABLISHED"}}, 0)
+	w, err := NewWriter(&buf, Header{Kernel: "6.18", Names: decode.Names{HZ: 250, States: map[uint8]events.State{1: "ESTABLISHED"}}, RecordSize: 4}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func sample(t *testing.T) ([]byte, []Item) {
 	raw := "2"
 	want := []Item{
 		{Rec: []byte{1, 2, 3, 4}},
-		{Sysctls: &Sysctls{Netns: 7, Values: map[string]*string{sysctl.Known[0].Name: &raw, sysctl.Known[1].Name: nil}}},
+		{Sysctls: &Sysctls{Netns: 7, Values: map[string]*string{string(sysctl.Known[0].Name): &raw, string(sysctl.Known[1].Name): nil}}},
 		{Tick: tick},
 		{NetnsGone: &NetnsGone{Netns: 7, Gone: true}},
 		{Lost: 3},
@@ -116,6 +118,14 @@ func TestForeign(t *testing.T) {
 	newer := gz(`{"format":"tcptrace-record","version":99}` + "\n")
 	if _, err := Read(bytes.NewReader(newer)); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Errorf("newer version: %v", err)
+	}
+	// The kernel's names are read back as the decoder takes them, or the
+	// recording is refused, saying why.
+	for _, table := range []string{`"states":{"ESTABLISHED":"1"}`, `"states":{"300":"CLOSE"}`, `"tw_verdicts":{"-1":"ACK"}`} {
+		broken := gz(`{"format":"tcptrace-record","version":1,` + table + "}\n")
+		if _, err := Read(bytes.NewReader(broken)); err == nil || errors.Is(err, ErrNotRecording) || !strings.HasPrefix(err.Error(), "header: ") {
+			t.Errorf("header with %s: %v, want a header error", table, err)
+		}
 	}
 	bad := gz(`{"format":"tcptrace-record","version":1}` + "\n" + `{"rec":"AQ==","tick":5}` + "\n")
 	if _, err := Read(bytes.NewReader(bad)); err == nil {

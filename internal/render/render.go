@@ -35,15 +35,26 @@ type Renderer interface {
 	Flush() error
 }
 
-// New returns the renderer for format "text", "json" or "none". Text and
-// none send their closing summary to errw so that stdout holds only events.
-func New(format string, w, errw io.Writer) (Renderer, error) {
+// Format is an output format.
+type Format string
+
+const (
+	FormatText Format = "text" // for people
+	FormatJSON Format = "json" // JSON lines, for tools (docs/json.md)
+	// FormatNone writes no events, only the closing stats (as text, to
+	// errw): a daemon's, whose events go to metrics or a recording.
+	FormatNone Format = "none"
+)
+
+// New returns the renderer for a format. Text and none send their closing
+// summary to errw so that stdout holds only events.
+func New(format Format, w, errw io.Writer) (Renderer, error) {
 	switch format {
-	case "text":
+	case FormatText:
 		return &Text{w: bufio.NewWriterSize(w, batchSize), errw: errw, loc: time.Local}, nil
-	case "json":
+	case FormatJSON:
 		return &JSON{w: w, buf: make([]byte, 0, batchSize+64<<10)}, nil
-	case "none":
+	case FormatNone:
 		return None{errw: errw}, nil
 	}
 	return nil, fmt.Errorf("unknown output format %q (want text, json or none)", format)

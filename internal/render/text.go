@@ -287,9 +287,7 @@ func appendDetail(b []byte, ev events.Event) []byte {
 	case *events.ZeroWindowEnd:
 		b = fmt.Appendf(b, "zero window over (%s) after %s, %d probes", e.How, human(e.Duration), e.Probes)
 	case *events.RTO:
-		what := map[string]string{"rto": "retransmission timeout", "syn": "SYN retransmission timeout",
-			"synack": "SYN-ACK retransmission timeout", "loss_probe": "tail loss probe (TLP)"}[e.Kind]
-		b = fmt.Appendf(b, "%s, backoff %d, RTO now %s", what, e.Backoff, human(e.RTO))
+		b = fmt.Appendf(b, "%s, backoff %d, RTO now %s", rtoWords[e.Kind], e.Backoff, human(e.RTO))
 	case *events.TimeoutAbort:
 		b = fmt.Appendf(b, "connection aborted (ETIMEDOUT) by the %s timer after %d probes/retries in %s: %s",
 			e.Timer, e.Probes, human(e.Elapsed), e.Rule)
@@ -463,3 +461,7 @@ func writeTextStats(w io.Writer, s Stats) error {
 }
 
 func (t *Text) Flush() error { return t.w.Flush() }
+
+// rtoWords say what a retransmission timer's expiry sent again.
+var rtoWords = map[events.RTOKind]string{events.RTOData: "retransmission timeout", events.RTOSyn: "SYN retransmission timeout",
+	events.RTOSynAck: "SYN-ACK retransmission timeout", events.RTOLossProbe: "tail loss probe (TLP)"}

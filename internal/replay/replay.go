@@ -12,6 +12,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/flow"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
 	"github.com/tcptrace/tcptrace/internal/record"
 	"github.com/tcptrace/tcptrace/internal/render"
@@ -21,7 +22,7 @@ import (
 // Config is one replay.
 type Config struct {
 	File       string
-	Format     string
+	Format     render.Format
 	MaxSockets int
 	Filter     pipeline.Filter
 	// FullFindings writes every finding in full, and no finding_summary.
@@ -51,13 +52,14 @@ func Play(rec *record.Recording, cfg Config) error {
 		// What the live run showed.
 		filter.Ports, filter.LocalPorts, filter.RemotePorts = rec.Header.Ports, rec.Header.LocalPorts, rec.Header.RemotePorts
 	}
-	p, err := pipeline.New(pipeline.Config{Names: Names(rec), Boot: time.Unix(0, rec.Header.BootUnixNs),
+	p, err := pipeline.New(pipeline.Config{Names: rec.Header.Names, Boot: time.Unix(0, rec.Header.BootUnixNs),
 		Format: cfg.Format, MaxSockets: cfg.MaxSockets, Filter: filter, FullFindings: cfg.FullFindings, SummaryOnly: cfg.SummaryOnly, Renderer: cfg.Renderer,
 		Stdout: cfg.Stdout, Stderr: cfg.Stderr}, env)
 	if err != nil {
 		return err
 	}
-	var lost uint64
+	sink := p.Sink()
+	var losses flow.Losses
 	var padded []byte // a record of an older recording, made as long as today's
 	last := rec.Header.Created
 	for i, item := range rec.Items {
@@ -70,24 +72,25 @@ func Play(rec *record.Recording, cfg Config) error {
 				padded = append(append(padded[:0], item.Rec...), make([]byte, decode.RecordSize-len(item.Rec))...)
 				item.Rec = padded
 			}
-			if err := p.Record(item.Rec); err != nil {
+			if err := sink.Record(item.Rec); err != nil {
 				return err
 			}
 		case !item.Tick.IsZero():
 			last = item.Tick
-			if err := p.Tick(item.Tick); err != nil {
+			if err := sink.Poll(item.Tick); err != nil {
 				return err
 			}
 		case item.Lost != 0:
-			lost = item.Lost
-			p.RecordsLost()
+			if err := losses.Update(sink, item.Lost); err != nil {
+				return err
+			}
 		case item.End != nil:
-			p.SetQueuePeak(item.End.QueuePeak)
-			return p.Finish(time.Unix(0, item.End.UnixNs), events.Loss{Total: item.End.Lost, ByKind: item.End.LostByKind, ByCPU: item.End.LostByCPU}, time.Duration(item.End.DurationNs))
+			return sink.End(flow.End{At: time.Unix(0, item.End.UnixNs), Duration: time.Duration(item.End.DurationNs),
+				Loss: events.Loss{Total: item.End.Lost, ByKind: item.End.LostByKind, ByCPU: item.End.LostByCPU}, QueuePeak: item.End.QueuePeak})
 		}
 	}
 	fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %s ends early (the run was killed or the file cut): replayed what it holds\n", cfg.File)
-	return p.Finish(last, events.Loss{Total: lost}, last.Sub(rec.Header.Created))
+	return sink.End(flow.End{At: last, Duration: last.Sub(rec.Header.Created), Loss: events.Loss{Total: losses.Told()}})
 }
 
 // Load reads a recording file, with errors a person can act on.
@@ -109,17 +112,6 @@ func Load(path string) (*record.Recording, error) {
 			path, rec.Header.RecordSize, decode.RecordSize)
 	}
 	return rec, nil
-}
-
-// Names is the decoder's view of the recorded kernel.
-func Names(rec *record.Recording) decode.Names {
-	states, reasons, _ := rec.Header.StateNames()
-	verdicts, _ := rec.Header.TWVerdictNames()
-	names := decode.Names{States: map[uint8]events.State{}, ResetReasons: reasons, HZ: rec.Header.HZ, TWVerdicts: verdicts}
-	for n, s := range states {
-		names.States[n] = events.State(s)
-	}
-	return names
 }
 
 // env answers as the recorded run was answered.

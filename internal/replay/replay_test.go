@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/pipeline"
+	"github.com/tcptrace/tcptrace/internal/render"
 )
 
 func TestMain(m *testing.M) {
@@ -206,7 +207,7 @@ func TestSummaryOnly(t *testing.T) {
 	var all, only, table bytes.Buffer
 	for _, run := range []struct {
 		out         *bytes.Buffer
-		format      string
+		format      render.Format
 		summaryOnly bool
 	}{{&all, "json", false}, {&only, "json", true}, {&table, "text", true}} {
 		if err := Run(Config{File: file, Format: run.format, SummaryOnly: run.summaryOnly, Stdout: run.out, Stderr: io.Discard}); err != nil {

@@ -123,18 +123,19 @@ func Write(w io.Writer, rec *record.Recording, title string) error {
 func netnsVals(s *record.Sysctls) NetnsVals {
 	v := NetnsVals{Netns: s.Netns, Values: map[string]string{}, About: map[string]string{}}
 	for _, known := range sysctl.Known {
-		raw, ok := s.Values[known.Name]
+		name := string(known.Name)
+		raw, ok := s.Values[name]
 		switch {
 		case !ok:
 			continue
 		case raw == nil && known.RemovedIn != "":
-			v.Values[known.Name] = "absent (removed in Linux " + known.RemovedIn + ")"
+			v.Values[name] = "absent (removed in Linux " + known.RemovedIn + ")"
 		case raw == nil:
-			v.Values[known.Name] = "absent on this kernel"
+			v.Values[name] = "absent on this kernel"
 		default:
-			v.Values[known.Name] = *raw
+			v.Values[name] = *raw
 		}
-		v.About[known.Name] = known.Description
+		v.About[name] = known.Description
 	}
 	return v
 }
@@ -173,7 +174,7 @@ func (c *collector) Event(ev events.Event) error {
 	}
 	switch e := ev.(type) {
 	case *events.Summary:
-		s.End, s.ClosedBy = e.End, e.ClosedBy
+		s.End, s.ClosedBy = string(e.End), string(e.ClosedBy)
 		for _, p := range e.History {
 			start := c.at(p.Start)
 			if p.Start.IsZero() {
@@ -186,7 +187,7 @@ func (c *collector) Event(ev events.Event) error {
 			s.Phases = append(s.Phases, Phase{State: string(p.State), Start: start, End: end, Timewait: p.Timewait})
 		}
 	case *events.Finding:
-		s.Findings = append(s.Findings, Finding{Kind: e.Kind, Message: e.Message})
+		s.Findings = append(s.Findings, Finding{Kind: string(e.Kind), Message: e.Message})
 	case *events.Retransmit:
 		mark("retransmit in " + string(e.State))
 	case *events.ResetSent:

@@ -95,7 +95,7 @@ func synthetic(t *testing.T, n int) string {
 	}
 	w, err := record.NewWriter(f, record.Header{Created: time.Unix(1000, 0), BootUnixNs: time.Unix(1000, 0).UnixNano(),
 		Kernel: "synthetic", RecordSize: decode.RecordSize,
-		States: map[string]string{"1": "ESTABLISHED", "2": "SYN_SENT", "4": "FIN_WAIT1", "7": "CLOSE"}}, 0)
+		Names: decode.Names{States: map[uint8]events.State{1: "ESTABLISHED", 2: "SYN_SENT", 4: "FIN_WAIT1", 7: "CLOSE"}}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

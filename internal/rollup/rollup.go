@@ -42,7 +42,7 @@ type Rollup struct {
 
 type namespaceKind struct {
 	netns uint32
-	kind  string
+	kind  events.FindingKind
 }
 
 // kindState is what the findings of one kind in one namespace left.
@@ -121,7 +121,7 @@ func (r *Rollup) forget() {
 	r.told = 0
 }
 
-func (r *Rollup) kindState(netns uint32, kind string) *kindState {
+func (r *Rollup) kindState(netns uint32, kind events.FindingKind) *kindState {
 	key := namespaceKind{netns, kind}
 	ks, ok := r.kinds[key]
 	if !ok {

@@ -55,7 +55,7 @@ type step struct {
 }
 
 type summary struct {
-	kind          string
+	kind          events.FindingKind
 	netns         uint32
 	since, at     time.Duration
 	count, cookie uint64
@@ -259,7 +259,7 @@ func TestWords(t *testing.T) {
 func TestRollupExplained(t *testing.T) {
 	snap := sysctl.Snapshot{Gen: 1}
 	for _, s := range sysctl.Known {
-		v, ok := map[string]string{"net.ipv4.tcp_tw_reuse": "2", "net.ipv4.tcp_tw_reuse_delay": "1000", "net.ipv4.tcp_timestamps": "1"}[s.Name]
+		v, ok := map[string]string{"net.ipv4.tcp_tw_reuse": "2", "net.ipv4.tcp_tw_reuse_delay": "1000", "net.ipv4.tcp_timestamps": "1"}[string(s.Name)]
 		snap.Values = append(snap.Values, sysctl.Value{Sysctl: s, Raw: v, Present: ok})
 	}
 	x := explain.New(func(uint32) (sysctl.Snapshot, error) { return snap, nil })

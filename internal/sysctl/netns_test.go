@@ -3,8 +3,6 @@ package sysctl
 import (
 	"errors"
 	"fmt"
-	"github.com/tcptrace/tcptrace/internal/netns"
-	"github.com/tcptrace/tcptrace/internal/privtest"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -15,6 +13,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/internal/netns"
+	"github.com/tcptrace/tcptrace/internal/privtest"
 )
 
 func TestForPID(t *testing.T) {
@@ -99,7 +100,7 @@ func run(t *testing.T, name string, args ...string) {
 	}
 }
 
-func intValue(t *testing.T, snap Snapshot, name string) int64 {
+func intValue(t *testing.T, snap Snapshot, name Name) int64 {
 	t.Helper()
 	v, ok := snap.Lookup(name)
 	if !ok {

@@ -8,13 +8,13 @@ import (
 )
 
 func TestKnown(t *testing.T) {
-	seen := map[string]bool{}
+	seen := map[Name]bool{}
 	for _, s := range Known {
 		if seen[s.Name] {
 			t.Errorf("%s listed twice", s.Name)
 		}
 		seen[s.Name] = true
-		if !strings.HasPrefix(s.Name, "net.ipv4.tcp_") {
+		if !strings.HasPrefix(string(s.Name), "net.ipv4.tcp_") {
 			t.Errorf("%s: not a TCP sysctl name", s.Name)
 		}
 		if s.Description == "" || strings.Contains(s.Description, "\n") {
@@ -45,7 +45,7 @@ func TestValueInt(t *testing.T) {
 			tt.v.Name = "net.ipv4.tcp_test"
 			got, err := tt.v.Int()
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), tt.v.Name) {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), string(tt.v.Name)) {
 					t.Fatalf("Int() = %d, %v; want an error naming the sysctl and saying %q", got, err, tt.wantErr)
 				}
 				return
@@ -97,7 +97,7 @@ func TestRead(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		name    string
+		name    Name
 		raw     string
 		present bool
 	}{
@@ -141,5 +141,31 @@ func TestReadUnreadable(t *testing.T) {
 	_, err := Read(root)
 	if err == nil || !strings.Contains(err.Error(), "net.ipv4.tcp_fin_timeout") {
 		t.Fatalf("Read = %v, want an error naming net.ipv4.tcp_fin_timeout", err)
+	}
+}
+
+func TestSnapshotIntAndNumber(t *testing.T) {
+	snap := Snapshot{Values: []Value{
+		{Sysctl: Sysctl{Name: RFC1337}, Raw: "1", Present: true},
+		{Sysctl: Sysctl{Name: TWRecycle}},
+		{Sysctl: Sysctl{Name: "net.ipv4.tcp_rmem"}, Raw: "4096\t131072\t6291456", Present: true},
+	}}
+	for _, tt := range []struct {
+		name   Name
+		n      int64
+		ok     bool
+		number any
+	}{
+		{RFC1337, 1, true, int64(1)},
+		{TWRecycle, 0, false, nil},
+		{"net.ipv4.tcp_rmem", 0, false, "4096\t131072\t6291456"},
+		{FinTimeout, 0, false, nil}, // not in the snapshot at all
+	} {
+		if n, ok := snap.Int(tt.name); n != tt.n || ok != tt.ok {
+			t.Errorf("Int(%s) = %d, %t; want %d, %t", tt.name, n, ok, tt.n, tt.ok)
+		}
+		if v, ok := snap.Lookup(tt.name); ok && v.Number() != tt.number {
+			t.Errorf("%s: Number() = %#v, want %#v", tt.name, v.Number(), tt.number)
+		}
 	}
 }

@@ -6,44 +6,80 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/tcptrace/tcptrace/internal/flow"
 )
 
 // statusLine keeps one line at the bottom of the terminal: events a second,
-// sockets tracked, records lost. Event lines go to stdout, the status to
-// stderr, both the terminal: the status is wiped before events are written
-// and drawn again after.
+// sockets tracked, records lost, how far behind the output is. Event lines
+// go to stdout, the status to stderr, both the terminal: the output the
+// pipeline writes through (Output) wipes the line first, and the line, a
+// sink after the pipeline's, is drawn again at each poll, with new figures
+// once a second.
 type statusLine struct {
 	w          io.Writer
+	figures    func() statusFigures
 	shown      bool
 	text       string
 	lastAt     time.Time
 	lastEvents uint64
+	lost       uint64 // records, so far
 }
 
-func newStatusLine(w io.Writer, now time.Time) *statusLine {
-	return &statusLine{w: w, lastAt: now}
+// statusFigures are what the line tells, read when it is updated.
+type statusFigures struct {
+	events  uint64 // written so far
+	sockets int    // tracked now
+	queued  int64  // bytes of records waiting for the output
 }
 
-// around writes out pending events (flush) with the status line out of the
-// way, and draws it again, with new figures once a second.
-func (s *statusLine) around(events uint64, sockets int, lost uint64, queued int64, flush func() error) error {
-	now := time.Now()
-	update := now.Sub(s.lastAt) >= time.Second
-	if events == s.lastEvents && !update && s.shown {
-		return nil
+func newStatusLine(w io.Writer, now time.Time, figures func() statusFigures) *statusLine {
+	return &statusLine{w: w, lastAt: now, figures: figures}
+}
+
+// Output is out, with the status line wiped before each write.
+func (s *statusLine) Output(out io.Writer) io.Writer { return statusOutput{s: s, out: out} }
+
+type statusOutput struct {
+	s   *statusLine
+	out io.Writer
+}
+
+func (o statusOutput) Write(p []byte) (int, error) {
+	o.s.clear()
+	return o.out.Write(p)
+}
+
+var _ flow.Sink = (*statusLine)(nil)
+
+func (s *statusLine) Record([]byte) error { return nil }
+
+func (s *statusLine) Lost(total uint64) error {
+	s.lost = total
+	return nil
+}
+
+// Poll draws the line if it is not shown, with new figures once a second.
+func (s *statusLine) Poll(now time.Time) error {
+	if over := now.Sub(s.lastAt); over >= time.Second {
+		f := s.figures()
+		text := statusText(f.events-s.lastEvents, over, f.sockets, s.lost, f.queued)
+		s.lastAt, s.lastEvents = now, f.events
+		if text != s.text {
+			s.clear()
+			s.text = text
+		}
 	}
-	s.clear()
-	if err := flush(); err != nil {
-		return err
-	}
-	if update {
-		s.text = statusText(events-s.lastEvents, now.Sub(s.lastAt), sockets, lost, queued)
-		s.lastAt, s.lastEvents = now, events
-	}
-	if s.text != "" {
+	if !s.shown && s.text != "" {
 		fmt.Fprint(s.w, s.text)
 		s.shown = true
 	}
+	return nil
+}
+
+// End takes the line away.
+func (s *statusLine) End(flow.End) error {
+	s.clear()
 	return nil
 }
 

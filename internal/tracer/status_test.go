@@ -4,39 +4,52 @@ package tracer
 
 import (
 	"bytes"
-	"strings"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/tcptrace/tcptrace/internal/flow"
 )
 
 func TestStatusLine(t *testing.T) {
 	var term bytes.Buffer
-	start := time.Now().Add(-2 * time.Second)
-	s := newStatusLine(&term, start)
-	flushed := 0
-	flush := func() error { flushed++; term.WriteString("event\n"); return nil }
-	if err := s.around(3000, 12, 1, 0, flush); err != nil {
-		t.Fatal(err)
+	start := time.Now()
+	figures := statusFigures{events: 3000, sockets: 12}
+	s := newStatusLine(&term, start, func() statusFigures { return figures })
+	s.Lost(1)
+	out := s.Output(&term)
+	// Nothing to tell before the first second.
+	s.Poll(start.Add(500 * time.Millisecond))
+	if term.Len() != 0 {
+		t.Fatalf("drawn before its figures: %q", term.String())
 	}
-	got := term.String()
-	if !strings.HasPrefix(got, "event\n") || !strings.Contains(got, "events/s, 12 sockets tracked, 1 lost") {
+	s.Poll(start.Add(2 * time.Second))
+	if got := term.String(); got != "tcptrace: 1500 events/s, 12 sockets tracked, 1 lost" {
 		t.Errorf("first draw: %q", got)
 	}
-	// Nothing new within the second: nothing written at all.
+	// Shown and unchanged: a poll writes nothing.
 	term.Reset()
-	s.around(3000, 12, 1, 0, flush)
-	if term.Len() != 0 || flushed != 1 {
-		t.Errorf("idle redraw wrote %q", term.String())
+	s.Poll(start.Add(2500 * time.Millisecond))
+	if term.Len() != 0 {
+		t.Errorf("idle poll wrote %q", term.String())
 	}
-	// New events: the line is wiped first, then drawn again.
-	s.around(3500, 12, 1, 0, flush)
-	if got := term.String(); !strings.HasPrefix(got, "\r\x1b[Kevent\n") || !strings.HasSuffix(got, "lost") {
+	// Events written wipe the line first; the next poll draws it again.
+	fmt.Fprintln(out, "event")
+	s.Poll(start.Add(2600 * time.Millisecond))
+	if got := term.String(); got != "\r\x1b[Kevent\ntcptrace: 1500 events/s, 12 sockets tracked, 1 lost" {
 		t.Errorf("redraw: %q", got)
 	}
+	// New figures a second later replace the line.
 	term.Reset()
-	s.clear()
+	figures = statusFigures{events: 3500, sockets: 2, queued: 2 << 20}
+	s.Poll(start.Add(3 * time.Second))
+	if got := term.String(); got != "\r\x1b[Ktcptrace: 500 events/s, 2 sockets tracked, 1 lost, output behind by 2 MB" {
+		t.Errorf("update: %q", got)
+	}
+	term.Reset()
+	s.End(flow.End{})
 	if term.String() != "\r\x1b[K" {
-		t.Errorf("clear: %q", term.String())
+		t.Errorf("end: %q", term.String())
 	}
 }
 

@@ -16,11 +16,13 @@ import (
 	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/flow"
 	"github.com/tcptrace/tcptrace/internal/metrics"
 	"github.com/tcptrace/tcptrace/internal/netns"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/record"
+	"github.com/tcptrace/tcptrace/internal/render"
 	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
@@ -28,7 +30,7 @@ import (
 type Config struct {
 	Probe         probe.Config
 	BTFPath       string
-	Format        string        // "text", "json" or "none"
+	Format        render.Format
 	Duration      time.Duration // 0: until ctx is done
 	PollInterval  time.Duration // longest delay before a record is shown
 	ReadyFile     string        // written once every hook is attached
@@ -88,10 +90,16 @@ func Run(ctx context.Context, cfg Config) error {
 	} else {
 		env.cgroups = container.NewResolver(mount, container.PodLogs, env.recordCgroup)
 	}
+	stdout, stderr := cfg.Stdout, cfg.Stderr
+	var status *statusLine
+	if cfg.Status {
+		status = newStatusLine(cfg.Stderr, started, nil)
+		stdout, stderr = status.Output(cfg.Stdout), status.Output(cfg.Stderr)
+	}
 	plCfg := pipeline.Config{Names: k.Names(), Boot: boot, Format: cfg.Format,
 		MaxSockets: cfg.MaxSockets, FullFindings: cfg.FullFindings, SummaryOnly: cfg.SummaryOnly, Filter: pipeline.Filter{Ports: cfg.Probe.Filter.Ports,
 			LocalPorts: cfg.Probe.Filter.LocalPorts, RemotePorts: cfg.Probe.Filter.RemotePorts},
-		Stdout: cfg.Stdout, Stderr: cfg.Stderr}
+		Stdout: stdout, Stderr: cfg.Stderr}
 	if mx != nil {
 		plCfg.Observe = mx.Observe
 	}
@@ -99,18 +107,34 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	onRecord := func(rec []byte) error {
-		if env.rec != nil {
-			if err := env.rec.Rec(rec); err != nil {
-				return fmt.Errorf("record: %w", err)
-			}
+	q := newQueue(DefaultQueueBytes)
+	// The sinks, in order: the recorder writes a record down before the
+	// pipeline acts on it, and learns from the pipeline whether a poll's
+	// time is worth a tick; the status line is drawn after the output.
+	var sinks flow.Chain
+	if env.rec != nil {
+		sinks = append(sinks, env.rec.Sink(pl.Waiting, func() {
+			fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %s reached --record-max-size: recording stopped, tracing goes on\n", cfg.Record)
+		}, func() {
+			fmt.Fprintf(cfg.Stderr, "tcptrace: %s reached --record-max-size: moved to %s.1, recording goes on in a new %s\n", cfg.Record, cfg.Record, cfg.Record)
+		}))
+	}
+	if mx != nil {
+		sinks = append(sinks, mx.Sink(pl.Evicted, q.bytes.Load))
+	}
+	sinks = append(sinks, pl.Sink())
+	sinks = append(sinks, &lossWarning{w: stderr, spacing: spaced{every: lossWarningEvery}})
+	if status != nil {
+		status.figures = func() statusFigures {
+			return statusFigures{events: pl.Stats().Events, sockets: pl.Tracked(), queued: q.bytes.Load()}
 		}
-		return pl.Record(rec)
+		sinks = append(sinks, status)
 	}
+	snapshotTo := sinks.Record
 	if cfg.Discard {
-		onRecord = func([]byte) error { return nil }
+		snapshotTo = func([]byte) error { return nil }
 	}
-	if err := snapshot(p, cfg.Probe.Filter.Netns, onRecord); err != nil {
+	if err := snapshot(p, cfg.Probe.Filter.Netns, snapshotTo); err != nil {
 		fmt.Fprintf(cfg.Stderr, "tcptrace: warning: no snapshot of the sockets that exist already: %v\n", err)
 	}
 	if cfg.ReadyFile != "" {
@@ -123,57 +147,18 @@ func Run(ctx context.Context, cfg Config) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	boundCtx, stopBounding := context.WithCancel(context.Background())
+	defer stopBounding()
+	boundHeap(boundCtx)
 
-	status := newStatusLine(cfg.Stderr, started)
-	q := newQueue(DefaultQueueBytes)
 	// The reader (this goroutine) only copies records into the queue; the
-	// taker tracks, renders and records them, and acts on each poll.
-	var lost uint64
-	lostWarnings := spaced{every: lostWarningEvery}
+	// taker hands them to the sinks, and tells them of each poll.
+	var losses flow.Losses
 	onPoll := func(b *batch) error {
-		if pl.Waiting(b.at) {
-			if env.rec != nil {
-				if err := env.rec.Tick(b.at); err != nil {
-					return fmt.Errorf("record: %w", err)
-				}
-			}
-			if err := pl.Tick(b.at); err != nil {
-				return err
-			}
+		if err := losses.Update(sinks, b.lost); err != nil {
+			return err
 		}
-		if b.lost > lost {
-			lost = b.lost
-			pl.RecordsLost()
-			if lostWarnings.due(b.at) {
-				fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %d events lost so far: the ring buffer was full (raise --ring-size)\n", lost)
-			}
-			if env.rec != nil {
-				if err := env.rec.Lost(lost); err != nil {
-					return fmt.Errorf("record: %w", err)
-				}
-			}
-		}
-		if mx != nil {
-			mx.SetLost(lost)
-			mx.SetEvicted(pl.Evicted())
-			mx.SetQueueBytes(q.bytes.Load())
-		}
-		if env.rec != nil {
-			full, rotations := env.rec.Full(), env.rec.Rotations()
-			if err := env.rec.Sync(b.at); err != nil {
-				return fmt.Errorf("record: %w", err)
-			}
-			if !full && env.rec.Full() {
-				fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %s reached --record-max-size: recording stopped, tracing goes on\n", cfg.Record)
-			}
-			if env.rec.Rotations() > rotations {
-				fmt.Fprintf(cfg.Stderr, "tcptrace: %s reached --record-max-size: moved to %s.1, recording goes on in a new %s\n", cfg.Record, cfg.Record, cfg.Record)
-			}
-		}
-		if !cfg.Status {
-			return pl.Flush()
-		}
-		return status.around(pl.Stats().Events, pl.Tracked(), lost, q.bytes.Load(), pl.Flush)
+		return sinks.Poll(b.at)
 	}
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
@@ -181,7 +166,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() {
 		var err error
 		for b := range q.ch {
-			err = eachRecord(b.recs, onRecord)
+			err = eachRecord(b.recs, sinks.Record)
 			if err == nil {
 				err = onPoll(b)
 			}
@@ -219,69 +204,66 @@ func Run(ctx context.Context, cfg Config) error {
 	if readErr != nil {
 		return readErr
 	}
-	if cfg.Status {
-		status.clear()
-	}
-	pl.SetQueuePeak(q.peak.Load())
 	end := time.Now().Round(0)
 	loss, err := p.Loss()
 	if err != nil {
 		return err
 	}
-	if loss.Total > lost {
-		pl.RecordsLost() // in the drain after the last poll
+	// Records lost in the drain after the last poll.
+	if err := losses.Update(sinks, loss.Total); err != nil {
+		return err
 	}
 	costs, err := p.ProgramCosts()
 	if err != nil {
 		return err
 	}
-	pl.SetProgramCosts(costs)
-	if err := pl.Finish(end, loss, end.Sub(started)); err != nil {
-		return err
-	}
-	if env.rec != nil {
-		if err := env.rec.Close(record.End{UnixNs: end.UnixNano(), DurationNs: int64(end.Sub(started)), Lost: loss.Total, LostByKind: loss.ByKind, LostByCPU: loss.ByCPU, QueuePeak: q.peak.Load()}); err != nil {
-			return fmt.Errorf("record: %w", err)
-		}
+	return sinks.End(flow.End{At: end, Duration: end.Sub(started), Loss: loss, QueuePeak: q.peak.Load(), Programs: costs})
+}
+
+// lossWarning says on stderr that records were lost: at the first poll
+// after the first loss, then at most once every lossWarningEvery, with the
+// total so far. A node's daemon losing records for minutes writes a line
+// in that time, not one a poll; the closing stats give the total.
+type lossWarning struct {
+	w       io.Writer
+	spacing spaced
+	total   uint64 // lost so far
+	said    uint64 // the total the last warning gave
+}
+
+// lossWarningEvery spaces the warnings of records lost.
+const lossWarningEvery = 10 * time.Second
+
+func (*lossWarning) Record([]byte) error { return nil }
+
+func (l *lossWarning) Lost(total uint64) error {
+	l.total = total
+	return nil
+}
+
+func (l *lossWarning) Poll(now time.Time) error {
+	if l.total > l.said && l.spacing.due(now) {
+		fmt.Fprintf(l.w, "tcptrace: warning: %d events lost so far: the ring buffer was full (raise --ring-size)\n", l.total)
+		l.said = l.total
 	}
 	return nil
 }
 
-// lostWarningEvery spaces the warnings of records lost: the first at once,
-// then at most one in this time, whose count is the total so far. A node's
-// daemon losing records for minutes writes a line in that time, not one a
-// poll; the closing stats give the total.
-const lostWarningEvery = 10 * time.Second
+func (*lossWarning) End(flow.End) error { return nil }
 
 // header describes the run at the top of its recording.
 func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, cfg Config) record.Header {
-	names := k.Names()
-	h := record.Header{Created: started, Kernel: k.Release, HZ: names.HZ, BootUnixNs: boot.UnixNano(),
-		RecordSize: decode.RecordSize, States: map[string]string{}, Args: cfg.Args,
+	h := record.Header{Created: started, Kernel: k.Release, Names: k.Names(), BootUnixNs: boot.UnixNano(),
+		RecordSize: decode.RecordSize, Args: cfg.Args,
 		Ports: cfg.Probe.Filter.Ports, LocalPorts: cfg.Probe.Filter.LocalPorts, RemotePorts: cfg.Probe.Filter.RemotePorts}
-	for n, s := range names.States {
-		h.States[strconv.Itoa(int(n))] = string(s)
-	}
-	h.ResetReasons, h.TWVerdicts = byNumber(names.ResetReasons), byNumber(names.TWVerdicts)
 	for _, hk := range p.Hooks() {
-		rh := record.Hook{Name: hk.Name, Kind: hk.Kind, Program: hk.Program}
+		rh := record.Hook{Name: hk.Name, Kind: string(hk.Kind), Program: hk.Program}
 		if hk.Err != nil {
 			rh.Error = hk.Err.Error()
 		}
 		h.Hooks = append(h.Hooks, rh)
 	}
 	return h
-}
-
-func byNumber(table map[uint32]string) map[string]string {
-	if table == nil {
-		return nil
-	}
-	out := map[string]string{}
-	for n, name := range table {
-		out[strconv.FormatUint(uint64(n), 10)] = name
-	}
-	return out
 }
 
 // liveEnv answers the pipeline from the running system, and records the

@@ -144,16 +144,16 @@ func (s *socket) timewaitPhases() (first, second *events.Phase) {
 
 // firstFIN says who sent the first FIN: the state s left ESTABLISHED for
 // (a TIME_WAIT socket seen alone, from before tracing, tells no close).
-func (s *socket) firstFIN() string {
+func (s *socket) firstFIN() events.Closer {
 	for _, p := range s.phases {
 		if p.Timewait {
 			continue
 		}
 		switch p.State {
 		case events.StateFinWait1, events.StateFinWait2, events.StateClosing:
-			return "local"
+			return events.CloserLocal
 		case events.StateCloseWait, events.StateLastAck:
-			return "peer"
+			return events.CloserPeer
 		}
 	}
 	return ""
@@ -194,10 +194,10 @@ func (t *Tracker) closeOf(s *socket) events.Close {
 	case s.reached(events.StateClosing):
 		c.Shape = events.ShapeSimultaneous
 		c.HalfClose, c.HalfCloseKnown = between(s, events.StateFinWait1, events.StateClosing)
-	case c.FirstFIN == "peer":
+	case c.FirstFIN == events.CloserPeer:
 		c.Shape = events.ShapePeerFirst
 		c.HalfClose, c.HalfCloseKnown = between(s, events.StateCloseWait, events.StateLastAck)
-	case c.FirstFIN == "local":
+	case c.FirstFIN == events.CloserLocal:
 		localFirst(s, &c)
 	default:
 		return events.Close{}

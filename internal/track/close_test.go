@@ -73,7 +73,7 @@ func TestCloseShapes(t *testing.T) {
 		// from is a part of the words the inference, or what showed the
 		// rule, must hold.
 		from string
-		end  string
+		end  events.End
 	}{
 		{name: "three segments, from timing",
 			evs:  timewaitAt(finWait2(established()), 102005),

@@ -17,6 +17,21 @@ import (
 // full socket for any event of its own: the tracker's logic works on full
 // sockets only.
 
+// recordShares is what records share: their owners (lastShared, the one
+// shared last), the states their histories hold (by index), the time their
+// times count from (see instant).
+type recordShares struct {
+	owners        map[events.Owner]*sharedOwner
+	lastShared    *sharedOwner
+	states        []events.State
+	epoch         time.Time
+	epochUnixNano int64
+	// encoded is a story being encoded, before it goes to its record;
+	// extras, the extras of records, by cookie.
+	encoded []byte
+	extras  map[uint64]recordExtras
+}
+
 // tracked is a tracked socket, where Tracker.sockets and Tracker.lru find
 // it: its full socket, or (full nil) its record, which stays put as the
 // socket turns into one and back. A record is a TIME_WAIT socket's story
@@ -72,7 +87,7 @@ const (
 )
 
 // closers are the values of socket.closedBy, by their index in records.
-var closers = [...]string{"", "local", "peer", "reset"}
+var closers = [...]events.Closer{"", events.CloserLocal, events.CloserPeer, events.CloserReset}
 
 // sharedOwner is an owner shared by the records of its sockets: a copy in
 // each would be 32 bytes more on a record's 80.
@@ -555,7 +570,7 @@ func (t *Tracker) stateIndex(state events.State, likely int) (uint8, bool) {
 	return uint8(len(t.states) - 1), true
 }
 
-func closerIndex(closedBy string) (uint8, bool) {
+func closerIndex(closedBy events.Closer) (uint8, bool) {
 	for i, c := range closers {
 		if c == closedBy {
 			return uint8(i), true
@@ -625,7 +640,7 @@ func mix(h uint64) uint64 {
 // indexTimewait notes that cookie's TIME_WAIT socket has 4-tuple k (a
 // later one on k takes it over).
 func (t *Tracker) indexTimewait(k tuple, cookie uint64) {
-	x := &t.timewaits
+	x := &t.byTuple
 	h := x.hash(k)
 	if held, ok := x.byHash[h]; ok && held != cookie && !t.timewaitHas(held, k) {
 		x.whole[k] = cookie
@@ -636,7 +651,7 @@ func (t *Tracker) indexTimewait(k tuple, cookie uint64) {
 
 // unindexTimewait forgets k if cookie holds it.
 func (t *Tracker) unindexTimewait(k tuple, cookie uint64) {
-	x := &t.timewaits
+	x := &t.byTuple
 	if h := x.hash(k); x.byHash[h] == cookie {
 		delete(x.byHash, h)
 	} else if x.whole[k] == cookie {
@@ -646,7 +661,7 @@ func (t *Tracker) unindexTimewait(k tuple, cookie uint64) {
 
 // timewaitOn is the socket whose TIME_WAIT socket has 4-tuple k, if any.
 func (t *Tracker) timewaitOn(k tuple) *socket {
-	x := &t.timewaits
+	x := &t.byTuple
 	cookie, ok := x.byHash[x.hash(k)]
 	if !ok || !t.timewaitHas(cookie, k) {
 		if cookie, ok = x.whole[k]; !ok {

@@ -245,7 +245,7 @@ func TestTimewaitIndexCollisions(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			want := run(New(Options{}), s.evs, t0.Add(time.Hour))
 			colliding := New(Options{})
-			colliding.timewaits.hash = func(tuple) uint64 { return 1 }
+			colliding.byTuple.hash = func(tuple) uint64 { return 1 }
 			if got := run(colliding, s.evs, t0.Add(time.Hour)); !reflect.DeepEqual(got, want) {
 				t.Errorf("with every hash the same:\n%s\nwant\n%s", eventList(got), eventList(want))
 			}

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/explain"
+	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
 // timers is what a socket's keepalive and write timers have done lately.
@@ -46,7 +48,7 @@ func (t *Tracker) tcpTimer(e *events.TCPTimer) {
 }
 
 func (t *Tracker) keepaliveTimer(s *socket, h events.Header, e *events.TCPTimer, aborted bool) {
-	settings := t.keepaliveSettings(h.Netns, e)
+	settings := explain.Keepalive(e.Settings, t.sysctls(h.Netns))
 	if e.ProbesBefore == 0 && s.timers.keepaliveProbes > 0 {
 		t.out = append(t.out, &events.KeepaliveAck{Header: h, Probes: s.timers.keepaliveProbes})
 		s.timers.keepaliveProbes = 0
@@ -100,14 +102,14 @@ func (t *Tracker) writeTimer(s *socket, h events.Header, e *events.TCPTimer, abo
 			t.endZeroWindow(s, h, e.Time, "aborted")
 		}
 	case events.PendingRetransmit, events.PendingLossProbe:
-		kind := "rto"
+		kind := events.RTOData
 		switch {
 		case e.Pending == events.PendingLossProbe:
-			kind = "loss_probe"
+			kind = events.RTOLossProbe
 		case e.StateBefore == events.StateSynSent:
-			kind = "syn"
+			kind = events.RTOSyn
 		}
-		if kind != "loss_probe" {
+		if kind != events.RTOLossProbe {
 			if s.timers.retransmits == 0 {
 				s.timers.firstRTO = e.Entry
 			} else if len(s.timers.rtoGaps) < maxRTOGaps {
@@ -119,7 +121,7 @@ func (t *Tracker) writeTimer(s *socket, h events.Header, e *events.TCPTimer, abo
 		t.out = append(t.out, &events.RTO{Header: h, Kind: kind, Backoff: e.Backoff, RTO: e.RTO})
 		if aborted {
 			timer, rule := "retransmit", "tcp_retries2"
-			if kind == "syn" {
+			if kind == events.RTOSyn {
 				timer, rule = "syn", "tcp_syn_retries"
 			}
 			if userTimeout > 0 && e.Time.Sub(s.timers.firstRTO) >= userTimeout {
@@ -153,44 +155,17 @@ func (t *Tracker) endZeroWindow(s *socket, h events.Header, at time.Time, how st
 	s.timers.zeroWindow = nil
 }
 
-// keepaliveSettings resolves what applied: the socket's own options where
-// it set them, else the namespace's sysctls.
-func (t *Tracker) keepaliveSettings(netns uint32, e *events.TCPTimer) events.ResolvedKeepalive {
-	r := events.ResolvedKeepalive{UserTimeout: e.Settings.UserTimeout}
-	own := 0
-	pick := func(socket time.Duration, sysctl string) time.Duration {
-		if socket > 0 {
-			own++
-			return socket
-		}
-		v, _ := t.lookupSysctl(netns, sysctl)
-		return time.Duration(v) * time.Second
+// sysctls returns the namespace's sysctls; a snapshot holding none when
+// they are not known.
+func (t *Tracker) sysctls(netns uint32) sysctl.Snapshot {
+	if t.sysctlSource == nil {
+		return sysctl.Snapshot{}
 	}
-	r.Idle = pick(e.Settings.Idle, "net.ipv4.tcp_keepalive_time")
-	r.Interval = pick(e.Settings.Interval, "net.ipv4.tcp_keepalive_intvl")
-	if e.Settings.Probes > 0 {
-		own++
-		r.Probes = e.Settings.Probes
-	} else {
-		v, _ := t.lookupSysctl(netns, "net.ipv4.tcp_keepalive_probes")
-		r.Probes = int(v)
+	snap, err := t.sysctlSource(netns)
+	if err != nil {
+		return sysctl.Snapshot{}
 	}
-	switch own {
-	case 0:
-		r.Source = "sysctl"
-	case 3:
-		r.Source = "socket"
-	default:
-		r.Source = "mixed"
-	}
-	return r
-}
-
-func (t *Tracker) lookupSysctl(netns uint32, name string) (int64, bool) {
-	if t.sysctl == nil {
-		return 0, false
-	}
-	return t.sysctl(netns, name)
+	return snap
 }
 
 func sinceOrZero(now, since time.Time) time.Duration {

@@ -58,24 +58,6 @@ func TestFinWait2TimerIsNoKeepalive(t *testing.T) {
 	}
 }
 
-func TestKeepaliveSettingsSources(t *testing.T) {
-	sysctls := map[string]int64{"net.ipv4.tcp_keepalive_time": 7200, "net.ipv4.tcp_keepalive_intvl": 75, "net.ipv4.tcp_keepalive_probes": 9}
-	tr := New(Options{Sysctl: func(_ uint32, name string) (int64, bool) { v, ok := sysctls[name]; return v, ok }})
-	for _, tt := range []struct {
-		own  events.KeepaliveSettings
-		want events.ResolvedKeepalive
-	}{
-		{events.KeepaliveSettings{On: true}, events.ResolvedKeepalive{Idle: 2 * time.Hour, Interval: 75 * time.Second, Probes: 9, Source: "sysctl"}},
-		{events.KeepaliveSettings{On: true, Idle: time.Second}, events.ResolvedKeepalive{Idle: time.Second, Interval: 75 * time.Second, Probes: 9, Source: "mixed"}},
-		{events.KeepaliveSettings{On: true, Idle: time.Second, Interval: 2 * time.Second, Probes: 3, UserTimeout: time.Minute},
-			events.ResolvedKeepalive{Idle: time.Second, Interval: 2 * time.Second, Probes: 3, UserTimeout: time.Minute, Source: "socket"}},
-	} {
-		if got := tr.keepaliveSettings(7, &events.TCPTimer{Settings: tt.own}); got != tt.want {
-			t.Errorf("%+v: got %+v, want %+v", tt.own, got, tt.want)
-		}
-	}
-}
-
 func probe0(ms, before, after, backoff int, next time.Duration, state events.State) *events.TCPTimer {
 	h := hdr(ms, 1, client, server, 0)
 	return &events.TCPTimer{Header: h, Entry: h.Time, Kind: events.TimerWrite, Pending: events.PendingProbe0,

@@ -3,11 +3,13 @@ package track
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/sysctl"
 )
 
 var t0 = time.Date(2026, 11, 21, 18, 0, 0, 0, time.UTC)
@@ -128,7 +130,7 @@ func TestTimewaitEnds(t *testing.T) {
 		then      func(s *stream) *stream
 		cause     events.EndCause
 		inferred  bool
-		end       string
+		end       events.End
 		age       time.Duration
 		successor uint64
 	}{
@@ -589,8 +591,9 @@ func TestTimewaitRSTIgnored(t *testing.T) {
 // where the kernel ignores RSTs (tcp_rfc1337 not 0, substate TIME_WAIT) or
 // where a SYN was just accepted: the stop is told from the rest.
 func TestTimewaitRSTThatCannotKill(t *testing.T) {
-	rfc1337 := func(v int64) func(uint32, string) (int64, bool) {
-		return func(_ uint32, name string) (int64, bool) { return v, name == "net.ipv4.tcp_rfc1337" }
+	rfc1337 := func(v int64) func(uint32) (sysctl.Snapshot, error) {
+		value := sysctl.Value{Sysctl: sysctl.Sysctl{Name: sysctl.RFC1337}, Raw: strconv.FormatInt(v, 10), Present: true}
+		return func(uint32) (sysctl.Snapshot, error) { return sysctl.Snapshot{Values: []sysctl.Value{value}}, nil }
 	}
 	for _, tc := range []struct {
 		name    string
@@ -617,7 +620,7 @@ func TestTimewaitRSTThatCannotKill(t *testing.T) {
 				s.add(&events.TimewaitSegment{Header: hdr(5150, 1, client, server, 0), Verdict: "SUCCESS", Flags: tcpRST})
 			}
 			s.add(&events.TimewaitRST{Header: hdr(5300, 1, client, server, 0), Substate: events.StateTimeWait})
-			out := run(New(Options{Sysctl: rfc1337(tc.rfc1337)}), s.evs, t0.Add(time.Hour))
+			out := run(New(Options{Sysctls: rfc1337(tc.rfc1337)}), s.evs, t0.Add(time.Hour))
 			if end := only[*events.TimewaitEnd](t, out); end.Cause != tc.want {
 				t.Errorf("end %+v, want cause %s", end, tc.want)
 			}

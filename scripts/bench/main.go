@@ -214,15 +214,15 @@ func runOnce(tracerCmd func(netns uint64) *exec.Cmd, load loadSpec, inspect func
 	name := fmt.Sprintf("tcptrace-bench-%d", os.Getpid())
 	exec.Command("ip", "netns", "del", name).Run()
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		return r, fmt.Errorf("ip netns add: %v: %s", err, out)
+		return r, fmt.Errorf("ip netns add: %w: %s", err, out)
 	}
 	defer exec.Command("ip", "netns", "del", name).Run()
 	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		return r, fmt.Errorf("lo up: %v: %s", err, out)
+		return r, fmt.Errorf("lo up: %w: %s", err, out)
 	}
 	sysctl := fmt.Sprintf("net.ipv4.tcp_max_tw_buckets=%d", maxTimewaitBuckets)
 	if out, err := exec.Command("ip", "netns", "exec", name, "sysctl", "-qw", sysctl).CombinedOutput(); err != nil {
-		return r, fmt.Errorf("sysctl %s: %v: %s", sysctl, err, out)
+		return r, fmt.Errorf("sysctl %s: %w: %s", sysctl, err, out)
 	}
 	var st syscall.Stat_t
 	if err := syscall.Stat("/run/netns/"+name, &st); err != nil {
@@ -542,7 +542,7 @@ func soakRun(tracer string, n int) error {
 		}
 		timewaits := bytes.Count(out, []byte("\n"))
 		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip netns del: %v: %s", err, out)
+			return fmt.Errorf("ip netns del: %w: %s", err, out)
 		}
 		// The kernel purges a dead namespace's TIME_WAIT sockets in its
 		// cleanup work: wait for the output to stop growing.
