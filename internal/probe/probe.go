@@ -266,6 +266,8 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 	// the memory cgroup, where this does nothing). If it cannot be lifted,
 	// loading says so.
 	memlockErr := rlimit.RemoveMemlock()
+	ring := startRing(cfg.RingBytes)
+	defer ring.close()
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 		if errors.Is(err, ebpf.ErrNotSupported) {
 			return nil, fmt.Errorf("%w: %w", ErrNoRingBuffer, err)
@@ -293,7 +295,7 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 			return nil, fmt.Errorf("hook %s: %w", h.Name, h.Err)
 		}
 	}
-	coll, err := loadAvailable(k, cfg, hooks)
+	coll, err := loadAvailable(k, cfg, hooks, ring.wait())
 	if err != nil {
 		if memlockErr != nil && errors.Is(err, unix.EPERM) {
 			return nil, fmt.Errorf("%w (and the locked-memory limit, which this kernel charges BPF maps to, could not be lifted: %w)", err, memlockErr)
@@ -397,9 +399,9 @@ func loadProbeProgram(k *Kernel, prog *ebpf.ProgramSpec) error {
 
 // loadAvailable loads the programs, leaving out the optional ones this kernel
 // refuses (each marked with why) rather than failing.
-func loadAvailable(k *Kernel, cfg Config, hooks []Hook) (*ebpf.Collection, error) {
+func loadAvailable(k *Kernel, cfg Config, hooks []Hook, ring *ebpf.Map) (*ebpf.Collection, error) {
 	for {
-		coll, err := load(k, cfg, hooks)
+		coll, err := load(k, cfg, hooks, ring)
 		if err == nil {
 			return coll, nil
 		}
@@ -468,7 +470,7 @@ func (p *Probe) Refused() []string {
 }
 
 // load loads the programs of the hooks that are available.
-func load(k *Kernel, cfg Config, hooks []Hook) (*ebpf.Collection, error) {
+func load(k *Kernel, cfg Config, hooks []Hook, ring *ebpf.Map) (*ebpf.Collection, error) {
 	spec, err := bpf.LoadTcptrace()
 	if err != nil {
 		return nil, err
@@ -488,10 +490,14 @@ func load(k *Kernel, cfg Config, hooks []Hook) (*ebpf.Collection, error) {
 	if err := configure(spec, k, cfg); err != nil {
 		return nil, err
 	}
-	coll, err := loadConcurrently(spec, ebpf.CollectionOptions{
+	opts := ebpf.CollectionOptions{
 		Programs: ebpf.ProgramOptions{KernelTypes: k.btf},
 		Cache:    k.btfCache,
-	})
+	}
+	if ring != nil {
+		opts.MapReplacements = map[string]*ebpf.Map{bpf.TcptraceMapEvents: ring}
+	}
+	coll, err := loadConcurrently(spec, opts)
 	if err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return nil, fmt.Errorf("%w: load BPF programs: %w", ErrNotPrivileged, err)
