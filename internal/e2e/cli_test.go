@@ -116,6 +116,13 @@ func TestUnprivileged(t *testing.T) {
 		t.Errorf("features as nobody: exit %d\n%s%s", code, stdout, stderr)
 	}
 	rootOut, _, _ := runTracer(t, "features")
+	// The capabilities a container or a unit needs: root holds them all,
+	// nobody none.
+	for _, c := range []string{"CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYSLOG"} {
+		if !slices.Contains(strings.Fields(capabilityLine(rootOut, c)), "held") || !slices.Contains(strings.Fields(capabilityLine(stdout, c)), "missing") {
+			t.Errorf("features says of %s as root %q, as nobody %q; want held, missing", c, capabilityLine(rootOut, c), capabilityLine(stdout, c))
+		}
+	}
 	if got, want := hookNames(stdout), hookNames(rootOut); !slices.Equal(got, want) {
 		t.Errorf("features lists hooks %v as nobody, %v as root", got, want)
 	}
@@ -124,6 +131,16 @@ func TestUnprivileged(t *testing.T) {
 			t.Errorf("features as nobody claims what it could not check: %s", line)
 		}
 	}
+}
+
+// capabilityLine is the line of a features output about capability c.
+func capabilityLine(features, c string) string {
+	for line := range strings.SplitSeq(features, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == c {
+			return line
+		}
+	}
+	return ""
 }
 
 // hookNames lists the hooks of a features output, in order.
