@@ -41,7 +41,12 @@ given must hold, and the values of one are alternatives.`,
   sudo tcptrace --record incident.tcptrace.gz   trace and record, to replay anywhere later
   sudo tcptrace --lport 8080 --duration 5m --report report.html   and its HTML report at the end
   sudo tcptrace --metrics :9464 > /dev/null     Prometheus metrics at http://HOST:9464/metrics
-  sudo tcptrace --otlp http://localhost:4318 > /dev/null   findings, summaries and metrics to an OpenTelemetry collector
+  sudo tcptrace -o none --metrics :9464 --metrics-labels container,pod
+                                           a node's daemon: metrics by container and pod, no events
+  sudo tcptrace -o none --record node.tcptrace.gz --record-max-size 100M --record-keep 5
+                                           record for good: node.tcptrace.gz.1 ... .5, each replayable
+  sudo tcptrace -o none --otlp http://localhost:4318
+                                           findings, summaries and metrics to an OpenTelemetry collector
   tcptrace help replay                     the help of one command`,
 	bind: bindTrace,
 }

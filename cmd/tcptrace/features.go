@@ -38,6 +38,9 @@ func printFeatures(w io.Writer, btfPath string) error {
 	fmt.Fprintf(w, "privileges:  %s\n", answer(r.Privilege, "sufficient"))
 	fmt.Fprintf(w, "ring buffer: %s\n", answer(r.RingBuf, "available"))
 	fmt.Fprintf(w, "helpers:     %s\n", answer(r.Helpers, "present (bpf_get_socket_cookie, socket storage in tracing programs)"))
+	if err := printCapabilities(w); err != nil {
+		return err
+	}
 	switch {
 	case r.Privilege != nil:
 		fmt.Fprintln(w, "hooks (from kernel BTF only; run as root to load and attach them):")
@@ -56,6 +59,26 @@ func printFeatures(w io.Writer, btfPath string) error {
 			program = "-"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", h.Name, h.Kind, program, hookStatus(h, r.Attached))
+	}
+	return tw.Flush()
+}
+
+// printCapabilities lists the capabilities tracing needs, which a
+// container or a service unit should grant and no others, and whether
+// this process has each.
+func printCapabilities(w io.Writer) error {
+	held, err := probe.HeldCapabilities()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "capabilities (what a container or a service needs, and no others):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range probe.Capabilities {
+		status := "missing"
+		if held[c.Name] {
+			status = "held"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Name, status, c.Why)
 	}
 	return tw.Flush()
 }

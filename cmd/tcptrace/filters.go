@@ -184,8 +184,22 @@ type viewFlags struct {
 	summaryOnly  bool
 }
 
-func (v *viewFlags) define(cmd *cobra.Command) {
-	defineFormat(cmd, &v.format, "JSON lines, see docs/json.md")
+// outputFormat is one value of -o and what it writes.
+type outputFormat struct {
+	format render.Format
+	what   string
+}
+
+var (
+	textOutput      = outputFormat{render.FormatText, ""}
+	jsonLinesOutput = outputFormat{render.FormatJSON, "JSON lines, see docs/json.md"}
+	// noOutput is for a daemon whose events go to --metrics, --otlp or --record.
+	noOutput = outputFormat{render.FormatNone, "no events: for --metrics, --otlp or --record; the closing stats still go to stderr"}
+)
+
+// define defines the view flags, -o taking formats.
+func (v *viewFlags) define(cmd *cobra.Command, formats ...outputFormat) {
+	defineFormat(cmd, &v.format, formats...)
 	cmd.Flags().IntVar(&v.maxSockets, "max-sockets", track.DefaultMaxSockets, "socket histories kept at once, each some 250 bytes "+
 		"in TIME_WAIT (25 MB per 100,000), 2 KB otherwise; the least recently active are dropped (counted in stats)")
 	cmd.Flags().BoolVar(&v.fullFindings, "full-findings", false, "write every finding in full, and no finding_summary lines "+
@@ -201,24 +215,46 @@ func (v *viewFlags) check() error {
 	return nil
 }
 
-// defineFormat defines -o/--output, text or json; json says what it is.
-func defineFormat(cmd *cobra.Command, format *render.Format, json string) {
-	*format = render.FormatText
-	cmd.Flags().VarP(formatValue{format}, "output", "o", "output format: text or json ("+json+")")
+// defineFormat defines -o/--output, taking formats; the first is the
+// default, and each says what it writes.
+func defineFormat(cmd *cobra.Command, format *render.Format, formats ...outputFormat) {
+	*format = formats[0].format
+	value := formatValue{format: format}
+	var described []string
+	for _, f := range formats {
+		value.names = append(value.names, string(f.format))
+		if f.what != "" {
+			described = append(described, fmt.Sprintf("%s (%s)", f.format, f.what))
+		} else {
+			described = append(described, string(f.format))
+		}
+	}
+	cmd.Flags().VarP(value, "output", "o", "output format: "+orList(described))
 	// Fails only for a flag that does not exist, and it was just defined.
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(value.names, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // formatValue is -o/--output, checked as it is given.
-type formatValue struct{ format *render.Format }
+type formatValue struct {
+	format *render.Format
+	names  []string // the formats the command takes
+}
 
 func (v formatValue) String() string { return string(*v.format) }
 func (v formatValue) Type() string   { return "format" }
 
 func (v formatValue) Set(s string) error {
-	if !slices.Contains(render.Formats, render.Format(s)) {
-		return usageError{fmt.Sprintf("invalid --output %q: use text or json", s)}
+	if !slices.Contains(v.names, s) {
+		return usageError{fmt.Sprintf("invalid --output %q: use %s", s, orList(v.names))}
 	}
 	*v.format = render.Format(s)
 	return nil
+}
+
+// orList lists alternatives as "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }

@@ -41,6 +41,7 @@ type traceFlags struct {
 	record        string
 	recordMax     string
 	report        string
+	recordKeep    int
 	btfPath       string
 	cpuProfile    string
 	discard       bool
@@ -64,7 +65,7 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 	flags.StringVar(&f.netns, "netns", "", "only this network namespace: its inode number or a namespace file (/proc/PID/ns/net, /run/netns/NAME)")
 	flags.BoolVarP(&f.ipv4, "ipv4", "4", false, "only IPv4 sockets")
 	flags.BoolVarP(&f.ipv6, "ipv6", "6", false, "only IPv6 sockets")
-	f.view.define(cmd)
+	f.view.define(cmd, textOutput, jsonLinesOutput, noOutput)
 	flags.DurationVar(&f.duration, "duration", 0, "stop after this long (e.g. 30s, 5m); default: until Ctrl-C")
 	flags.StringVar(&f.ringSize, "ring-size", "128M", "BPF ring buffer size, a power of two (e.g. 4M, 64M): kernel memory, "+
 		"taken at start; the default holds over a second of the busiest churn measured (some 90 MB/s of records), "+
@@ -73,7 +74,9 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 	flags.IntVar(&f.wakeupBytes, "wakeup-bytes", 64<<10, "wake the reader early once this many bytes wait in the ring (0: for every event)")
 	flags.StringVar(&f.record, "record", "", "also record the run to this file, for tcptrace replay and report (docs/record.md)")
 	flags.StringVar(&f.report, "report", "", "when tracing ends, write the run's HTML report to this file, as tcptrace report makes it (from --record's recording, or one made in the temporary directory and removed; --record-max-size limits both)")
-	flags.StringVar(&f.recordMax, "record-max-size", "1G", "stop recording (not tracing) once the file reaches this size (e.g. 100M; 0: no limit)")
+	flags.StringVar(&f.recordMax, "record-max-size", "1G", "stop recording (not tracing) once the file reaches this size, or rotate it with --record-keep (e.g. 100M; 0: no limit)")
+	flags.IntVar(&f.recordKeep, "record-keep", 0, "at --record-max-size, move FILE to FILE.1 (FILE.1 to FILE.2...), keep this many such files, "+
+		"each a whole recording, and record on in a new FILE (0: stop recording instead)")
 	flags.StringVar(&f.readyFile, "ready-file", "", "write this file once every hook is attached (for scripts)")
 	flags.StringSliceVar(&f.skipHooks, "skip-hook", nil, "leave out optional hooks, by program (e.g. learn_owners), as if this kernel refused them (see tcptrace features)")
 	flags.BoolVar(&f.bpfStats, "bpf-stats", false, "count the runs of each BPF program and the kernel time spent in them, and report them in the closing stats (each run costs a clock read more)")
@@ -101,6 +104,10 @@ func runTrace(ctx context.Context, f *traceFlags, stdout, stderr io.Writer) erro
 	cfg.Args = append([]string{"tcptrace"}, os.Args[1:]...)
 	// A status line only for a person watching text on a terminal.
 	cfg.Status = cfg.Format == render.FormatText && isTerminal(stdout) && isTerminal(stderr)
+	if !isTerminal(stderr) {
+		// A daemon's log, read later: each line says when.
+		cfg.Stderr = tracer.StampLines(stderr, time.Now)
+	}
 	if f.cpuProfile != "" {
 		stop, err := startCPUProfile(f.cpuProfile)
 		if err != nil {
@@ -216,8 +223,21 @@ func (f *traceFlags) config() (tracer.Config, error) {
 		return cfg, usageError{fmt.Sprintf("invalid --record-max-size %q: use a size such as 100M or 2G, or 0", f.recordMax)}
 	}
 	cfg.RecordMax = int64(max)
+	switch {
+	case f.recordKeep < 0 || f.recordKeep > maxRecordKeep:
+		return cfg, usageError{fmt.Sprintf("invalid --record-keep %d: use 0 to %d", f.recordKeep, maxRecordKeep)}
+	case f.recordKeep > 0 && (f.record == "" || max == 0):
+		return cfg, usageError{"--record-keep needs --record FILE and a --record-max-size to rotate at"}
+	case f.recordKeep > 0 && f.report != "":
+		return cfg, usageError{"--report is made of the whole recording, which --record-keep splits: use one or the other"}
+	}
+	cfg.RecordKeep = f.recordKeep
 	return cfg, nil
 }
+
+// maxRecordKeep bounds the rotated recordings kept: each rotation renames
+// every one of them.
+const maxRecordKeep = 1000
 
 // metricsConfig checks --metrics and --metrics-labels, which label the
 // metrics that --otlp exports too.

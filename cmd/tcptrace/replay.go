@@ -17,7 +17,7 @@ func bindReplay(cmd *cobra.Command) func([]string) error {
 	filters.define(cmd.Flags())
 	cmd.Flags().StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
 	cmd.Flags().StringVar(&until, "until", "", "replay up to this time (RFC 3339): sockets still open then end as open")
-	view.define(cmd)
+	view.define(cmd, textOutput, jsonLinesOutput)
 	return func(args []string) error {
 		if err := view.check(); err != nil {
 			return err

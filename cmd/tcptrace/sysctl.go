@@ -25,7 +25,7 @@ func bindSysctl(cmd *cobra.Command) func([]string) error {
 	cmd.Flags().VarP(&pid, "pid", "p", "the network namespace of this process")
 	_ = cmd.RegisterFlagCompletionFunc("pid", completePIDs) // fails only for an undefined flag
 	cmd.Flags().StringVar(&netnsFlag, "netns", "", "this network namespace: its inode number or a namespace file (/proc/PID/ns/net, /run/netns/NAME)")
-	defineFormat(cmd, &format, "one JSON object")
+	defineFormat(cmd, &format, textOutput, outputFormat{render.FormatJSON, "one JSON object"})
 	return func([]string) error {
 		target, err := chooseNetns(uint32(pid), netnsFlag, cmd.Flags().Changed("pid"), cmd.Flags().Changed("netns"))
 		if err != nil {

@@ -58,7 +58,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"--pid", fmt.Sprint(nopid)}, 2, fmt.Sprintf("tcptrace: invalid --pid %d: no such process", nopid)},
 		{[]string{"--port", "70000"}, 2, `tcptrace: invalid --port "70000": must be a number from 1 to 65535`},
 		{[]string{"--port", "0"}, 2, `tcptrace: invalid --port "0"`},
-		{[]string{"-o", "yaml"}, 2, `tcptrace: invalid --output "yaml": use text or json`},
+		{[]string{"-o", "yaml"}, 2, `tcptrace: invalid --output "yaml": use text, json or none`},
 		{[]string{"-4", "-6"}, 2, "tcptrace: -4 and -6 exclude each other"},
 		{[]string{"--netns", "/nonexistent/ns"}, 2, "tcptrace: --netns /nonexistent/ns: no such file"},
 		{[]string{"--netns", "1"}, 2, "tcptrace: --netns 1: no process or /run/netns file is in that network namespace"},
@@ -116,6 +116,13 @@ func TestUnprivileged(t *testing.T) {
 		t.Errorf("features as nobody: exit %d\n%s%s", code, stdout, stderr)
 	}
 	rootOut, _, _ := runTracer(t, "features")
+	// The capabilities a container or a unit needs: root holds them all,
+	// nobody none.
+	for _, c := range []string{"CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYSLOG"} {
+		if !slices.Contains(strings.Fields(capabilityLine(rootOut, c)), "held") || !slices.Contains(strings.Fields(capabilityLine(stdout, c)), "missing") {
+			t.Errorf("features says of %s as root %q, as nobody %q; want held, missing", c, capabilityLine(rootOut, c), capabilityLine(stdout, c))
+		}
+	}
 	if got, want := hookNames(stdout), hookNames(rootOut); !slices.Equal(got, want) {
 		t.Errorf("features lists hooks %v as nobody, %v as root", got, want)
 	}
@@ -124,6 +131,16 @@ func TestUnprivileged(t *testing.T) {
 			t.Errorf("features as nobody claims what it could not check: %s", line)
 		}
 	}
+}
+
+// capabilityLine is the line of a features output about capability c.
+func capabilityLine(features, c string) string {
+	for line := range strings.SplitSeq(features, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == c {
+			return line
+		}
+	}
+	return ""
 }
 
 // hookNames lists the hooks of a features output, in order.

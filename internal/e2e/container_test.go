@@ -14,7 +14,9 @@ import (
 // TestContainer: clients moved into cgroups named as docker and as
 // containerd under a kubelet pod name them: their sockets' events carry the
 // container id, the runtime and the pod uid; --container with a prefix of
-// one id keeps only that client's sockets, in the kernel.
+// one id keeps only that client's sockets, in the kernel; the kubelet's pod
+// log directory names the pod; --metrics-labels container,pod labels each
+// one's series by its container and pod.
 func TestContainer(t *testing.T) {
 	requireTracing(t)
 	mount, err := container.Mount()
@@ -41,9 +43,22 @@ func TestContainer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// As a kubelet keeps a pod's logs: <namespace>_<name>_<uid>.
+	podLogs := filepath.Join(container.PodLogs, "shop_web-1_"+podUID)
+	_, statErr := os.Stat(container.PodLogs)
+	t.Cleanup(func() {
+		os.Remove(podLogs)
+		if statErr != nil {
+			os.Remove(container.PodLogs) // made here
+		}
+	})
+	if err := os.MkdirAll(podLogs, 0o755); err != nil {
+		t.Fatal(err)
+	}
 
 	ns := newNetns(t)
-	all := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	metricsAddr := freeAddr(t)
+	all := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--metrics", metricsAddr, "--metrics-labels", "container,pod")
 	docker := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--container", dockerID[:12])
 	srv := ns.listener(t, "127.0.0.1")
 	clients := map[string]*actor{}
@@ -58,10 +73,11 @@ func TestContainer(t *testing.T) {
 		clients[id] = a
 	}
 	settle()
+	m := scrape(t, metricsAddr)
 	evs := all.stop()
 	mine := docker.stop()
 
-	want := map[string]struct{ runtime, pod string }{dockerID: {"docker", ""}, containerdID: {"containerd", podUID}}
+	want := map[string]struct{ runtime, podUID, pod, podNamespace string }{dockerID: {"docker", "", "", ""}, containerdID: {"containerd", podUID, "web-1", "shop"}}
 	// connect() has no port yet at SYN_SENT: the socket is found by its
 	// cookie, from its later events.
 	connects := func(evs []event, a *actor) []event {
@@ -75,11 +91,25 @@ func TestContainer(t *testing.T) {
 	}
 	for id, a := range clients {
 		states := connects(evs, a)
-		if len(states) != 1 || states[0].ContainerID != id || states[0].Runtime != want[id].runtime || states[0].PodUID != want[id].pod ||
-			!strings.HasSuffix(cgroups[id], states[0].Cgroup) {
-			t.Errorf("connect() of the client in %s: %+v, want container %s, runtime %s, pod %q", cgroups[id], states, id,
-				want[id].runtime, want[id].pod)
+		w := want[id]
+		if len(states) != 1 || states[0].ContainerID != id || states[0].Runtime != w.runtime || states[0].PodUID != w.podUID ||
+			states[0].Pod != w.pod || states[0].PodNamespace != w.podNamespace || !strings.HasSuffix(cgroups[id], states[0].Cgroup) {
+			t.Errorf("connect() of the client in %s: %+v, want container %s, runtime %s, pod %q (%s/%s)", cgroups[id], states, id,
+				w.runtime, w.podUID, w.podNamespace, w.pod)
 		}
+		labels := []string{`container_id="` + id + `"`, `pod="` + w.pod + `"`, `pod_namespace="` + w.podNamespace + `"`, `new_state="SYN_SENT"`}
+		if got := m.sum("tcptrace_state_changes_total", labels...); got != 1 {
+			t.Errorf("tcptrace_state_changes_total{%s} %v, want 1:\n%s", strings.Join(labels, ","), got, m.text)
+		}
+	}
+	// The listener runs where the test does: in no container, as a rule.
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownID := container.Parse(strings.TrimSpace(strings.TrimPrefix(string(self), "0::"))).ContainerID
+	if got := m.sum("tcptrace_state_changes_total", `container_id="`+ownID+`"`, `new_state="LISTEN"`); got != 1 {
+		t.Errorf("the listener: tcptrace_state_changes_total{container_id=%q,new_state=LISTEN} %v, want 1", ownID, got)
 	}
 	if len(connects(mine, clients[dockerID])) != 1 {
 		t.Errorf("--container %s: the docker client's connect() not seen", dockerID[:12])

@@ -372,6 +372,8 @@ type event struct {
 	ContainerID  string         `json:"container_id"`
 	Runtime      string         `json:"container_runtime"`
 	PodUID       string         `json:"pod_uid"`
+	Pod          string         `json:"pod"`
+	PodNamespace string         `json:"pod_namespace"`
 
 	Substate     string         `json:"substate"`
 	OldSubstate  string         `json:"old_substate"`

@@ -4,8 +4,9 @@
 // the HTTP server's goroutine while the pipeline writes.
 //
 // Labels are bounded: the network namespace always, and on request the
-// owner's comm; never a 4-tuple or a pid, which would make a series per
-// connection.
+// owner's comm, container id, pod and pod namespace (values only from the
+// cgroup the owner runs in: a socket without a known owner gets ""); never
+// a 4-tuple or a pid, which would make a series per connection.
 package metrics
 
 import (
@@ -21,23 +22,35 @@ import (
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
-// LabelComm adds the socket owner's comm to every per-socket metric.
-const LabelComm = "comm"
+// The optional labels of every per-socket metric, by the name
+// --metrics-labels gives them.
+const (
+	LabelComm      = "comm"      // the owner's comm
+	LabelContainer = "container" // the owner's container id, as label container_id
+	LabelPod       = "pod"       // the owner's pod and its namespace, as labels pod and pod_namespace
+)
 
 // OptionalLabels are the labels --metrics-labels may add.
-var OptionalLabels = []string{LabelComm}
+var OptionalLabels = []string{LabelComm, LabelContainer, LabelPod}
 
-// ParseLabels checks a --metrics-labels list.
+// ParseLabels checks a --metrics-labels list and returns it in the
+// order of OptionalLabels, each once.
 func ParseLabels(names []string) ([]string, error) {
+	asked := map[string]bool{}
 	for _, n := range names {
-		if !strings.EqualFold(n, LabelComm) {
+		n = strings.ToLower(strings.TrimSpace(n))
+		if !slices.Contains(OptionalLabels, n) {
 			return nil, fmt.Errorf("--metrics-labels: unknown label %q (known: %s)", n, strings.Join(OptionalLabels, ", "))
 		}
+		asked[n] = true
 	}
-	if len(names) > 0 {
-		return []string{LabelComm}, nil
+	var labels []string
+	for _, l := range OptionalLabels {
+		if asked[l] {
+			labels = append(labels, l)
+		}
 	}
-	return nil, nil
+	return labels, nil
 }
 
 // ageBuckets, in seconds, for how old a TIME_WAIT socket was at its end:
@@ -48,8 +61,8 @@ var ageBuckets = []float64{0.001, 0.01, 0.1, 1, 5, 10, 30, 50, 55, 60, 62, 65, 7
 
 // Metrics holds tcptrace's collectors on a registry of their own.
 type Metrics struct {
-	registry *prometheus.Registry
-	comm     bool
+	registry             *prometheus.Registry
+	comm, container, pod bool
 
 	stateChanges     *prometheus.CounterVec
 	timewaitSockets  *prometheus.GaugeVec
@@ -86,12 +99,16 @@ type timewait struct {
 // and registers them with Go's and the process's.
 func New(optional []string) *Metrics {
 	m := &Metrics{registry: prometheus.NewRegistry(), timewaits: map[uint64]timewait{}}
-	for _, l := range optional {
-		m.comm = m.comm || l == LabelComm
-	}
+	m.comm, m.container, m.pod = slices.Contains(optional, LabelComm), slices.Contains(optional, LabelContainer), slices.Contains(optional, LabelPod)
 	socket := []string{"netns"}
 	if m.comm {
-		socket = append(socket, LabelComm)
+		socket = append(socket, "comm")
+	}
+	if m.container {
+		socket = append(socket, "container_id")
+	}
+	if m.pod {
+		socket = append(socket, "pod", "pod_namespace")
 	}
 	with := func(extra ...string) []string { return append(append([]string{}, socket...), extra...) }
 	counter := func(name, help string, labels []string) *prometheus.CounterVec {
@@ -145,13 +162,26 @@ func (m *Metrics) SetEvicted(n uint64) { m.evicted.Store(n) }
 // SetQueueBytes notes how many bytes of records wait in the output queue.
 func (m *Metrics) SetQueueBytes(n int64) { m.queueBytes.Store(n) }
 
-// labels returns a socket's label values (netns, and comm if asked),
-// followed by extra.
+// noCgroup labels the sockets whose owner's cgroup is not known.
+var noCgroup events.Cgroup
+
+// labels returns a socket's label values (netns, and the optional ones
+// asked), followed by extra.
 func (m *Metrics) labels(h *events.Header, extra ...string) []string {
-	vals := make([]string, 0, 2+len(extra))
+	vals := make([]string, 0, 5+len(extra))
 	vals = append(vals, strconv.FormatUint(uint64(h.Netns), 10))
 	if m.comm {
 		vals = append(vals, h.Owner.Comm)
+	}
+	cg := h.Owner.Cgroup
+	if cg == nil {
+		cg = &noCgroup
+	}
+	if m.container {
+		vals = append(vals, cg.ContainerID)
+	}
+	if m.pod {
+		vals = append(vals, cg.Pod, cg.PodNamespace)
 	}
 	return append(vals, extra...)
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,43 @@ tcptrace_timewait_sockets{comm="nginx",netns="4026531840",substate="TIME_WAIT"} 
 	}
 }
 
+// TestContainerPodLabels: --metrics-labels container,pod label each series
+// by the owner's container id, pod and pod namespace, from its cgroup; a
+// socket whose owner is not known, or runs in no container, gets "".
+func TestContainerPodLabels(t *testing.T) {
+	web := &events.Cgroup{Path: "/kubepods.slice/kubepods-pod1.slice/cri-containerd-3f4e.scope", ContainerID: "3f4e", Runtime: "containerd",
+		PodUID: "1", Pod: "web-1", PodNamespace: "shop"}
+	inPod := header(1, "nginx")
+	inPod.Owner.Cgroup = web
+	onHost := header(2, "curl")
+	onHost.Owner.Cgroup = &events.Cgroup{Path: "/user.slice"}
+	labels, err := ParseLabels([]string{"pod", "Container", "pod"})
+	if err != nil || !slices.Equal(labels, []string{"container", "pod"}) {
+		t.Fatalf("ParseLabels(pod, Container, pod): %v, %v; want container, pod", labels, err)
+	}
+	m := New(labels)
+	for _, ev := range []events.Event{
+		&events.KeepaliveProbe{Header: inPod},
+		&events.KeepaliveProbe{Header: inPod},
+		&events.KeepaliveProbe{Header: onHost},
+		&events.KeepaliveProbe{Header: header(3, "")},
+	} {
+		m.Observe(ev)
+	}
+	const want = `
+# HELP tcptrace_keepalive_probes_total Keepalive probes sent by the keepalive timer.
+# TYPE tcptrace_keepalive_probes_total counter
+tcptrace_keepalive_probes_total{container_id="",netns="4026531840",pod="",pod_namespace=""} 2
+tcptrace_keepalive_probes_total{container_id="3f4e",netns="4026531840",pod="web-1",pod_namespace="shop"} 2
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "tcptrace_keepalive_probes_total"); err != nil {
+		t.Error(err)
+	}
+	if _, err := ParseLabels([]string{"container", "pod_uid"}); err == nil || !strings.Contains(err.Error(), `unknown label "pod_uid" (known: comm, container, pod)`) {
+		t.Errorf("ParseLabels(container, pod_uid): %v, want one error naming pod_uid and the known labels", err)
+	}
+}
+
 // TestPromtool: promtool, Prometheus's own linter, accepts the exposition
 // (names, units, HELP text).
 func TestPromtool(t *testing.T) {
@@ -145,7 +183,7 @@ func TestPromtool(t *testing.T) {
 	if err != nil {
 		t.Skip("promtool not installed (make deps installs it)")
 	}
-	families, err := observed([]string{"comm"}).Registry().Gather()
+	families, err := observed([]string{"comm", "container", "pod"}).Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

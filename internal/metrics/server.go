@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"time"
@@ -20,15 +22,24 @@ type Server struct {
 // Serve listens on addr (host:port, as ":9464" or "127.0.0.1:9464") and
 // serves m's registry at /metrics until Close. The address is bound
 // before Serve returns, so that one taken stops tracing before it starts.
-func (m *Metrics) Serve(addr string) (*Server, error) {
+// The server's errors (a failed scrape, a bad connection, the server
+// stopping) are one line each on errw; tracing goes on.
+func (m *Metrics) Serve(addr string, errw io.Writer) (*Server, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics %s: cannot listen there: %w", addr, err)
 	}
+	errLog := log.New(errw, "tcptrace: metrics server: ", 0)
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry}))
-	s := &Server{http: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, done: make(chan error, 1)}
-	go func() { s.done <- s.http.Serve(l) }()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry, ErrorLog: errLog}))
+	s := &Server{http: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}, done: make(chan error, 1)}
+	go func() {
+		err := s.http.Serve(l)
+		if !errors.Is(err, http.ErrServerClosed) {
+			errLog.Printf("stopped serving %s: %v", addr, err)
+		}
+		s.done <- err
+	}()
 	return s, nil
 }
 

@@ -12,6 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"slices"
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/decode"
@@ -94,6 +98,7 @@ type End struct {
 	LostByKind map[string]uint64 `json:"lost_by_kind,omitempty"`
 	LostByCPU  []uint64          `json:"lost_by_cpu,omitempty"`
 	Truncated  bool              `json:"truncated,omitempty"`        // --record-max-size stopped the recording early
+	Rotated    bool              `json:"rotated,omitempty"`          // the size limit ended this file, and the recording went on in a new one
 	QueuePeak  int64             `json:"queue_peak_bytes,omitempty"` // how far behind the output was at most
 }
 
@@ -105,6 +110,19 @@ type Writer struct {
 	maxSize int64
 	full    bool
 	buf     []byte
+
+	// A recording to a file that rotates (Create with keep > 0) starts a
+	// new file at the size limit, with the header again and the answers
+	// that later records need: the newest sysctls of each namespace, the
+	// cgroups resolved, the records lost so far.
+	file      *os.File // nil: the caller's writer, never rotated
+	path      string
+	keep      int
+	header    Header
+	rotations int
+	sysctls   map[uint32][]byte // the newest sysctls line of each namespace
+	cgroups   map[uint64][]byte // every cgroup line
+	lost      uint64
 }
 
 type countingWriter struct {
@@ -121,15 +139,49 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // NewWriter starts a recording on w, stopping it once about maxSize bytes
 // are written (0: no limit).
 func NewWriter(w io.Writer, h Header, maxSize int64) (*Writer, error) {
-	cw := &countingWriter{w: w}
-	gz := gzip.NewWriter(cw)
-	rw := &Writer{counted: cw, gz: gz, bw: bufio.NewWriterSize(gz, 256<<10), maxSize: maxSize}
+	rw := &Writer{maxSize: maxSize, sysctls: map[uint32][]byte{}, cgroups: map[uint64][]byte{}}
 	h.Format, h.Version = Format, Version
+	rw.header = h
+	rw.start(w)
 	if err := rw.writeJSON(h); err != nil {
 		return nil, err
 	}
 	return rw, nil
 }
+
+// Create starts a recording in the file at path. Once about maxSize bytes
+// are written (0: no limit) it stops, or with keep > 0 rotates: path
+// becomes path.1 (path.1 path.2, and so on up to path.<keep>, the oldest
+// removed), each a whole recording that replays on its own, and the
+// recording goes on in a new file at path.
+func Create(path string, h Header, maxSize int64, keep int) (*Writer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	w, err := NewWriter(f, h, maxSize)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	w.file, w.path, w.keep = f, path, keep
+	return w, nil
+}
+
+// start begins the compressed stream on w.
+func (w *Writer) start(out io.Writer) {
+	w.counted = &countingWriter{w: out}
+	if w.gz == nil {
+		w.gz = gzip.NewWriter(w.counted)
+		w.bw = bufio.NewWriterSize(w.gz, 256<<10)
+		return
+	}
+	w.gz.Reset(w.counted)
+	w.bw.Reset(w.gz)
+}
+
+// Rotations tells how many times the recording moved to a new file.
+func (w *Writer) Rotations() int { return w.rotations }
 
 // Full tells whether the size limit stopped the recording.
 func (w *Writer) Full() bool { return w.full }
@@ -163,7 +215,12 @@ func (w *Writer) Sysctls(netns uint32, snap sysctl.Snapshot) error {
 			values[string(v.Name)] = nil
 		}
 	}
-	return w.writeLine(line{Sysctls: &Sysctls{Netns: netns, Values: values}})
+	b, err := json.Marshal(line{Sysctls: &Sysctls{Netns: netns, Values: values}})
+	if err != nil {
+		return err
+	}
+	w.sysctls[netns] = b
+	return w.writeRaw(b)
 }
 
 // NetnsGone records the answer to whether a namespace was gone.
@@ -172,30 +229,108 @@ func (w *Writer) NetnsGone(netns uint32, gone bool) error {
 }
 
 // Cgroup records what a cgroup id resolved to.
-func (w *Writer) Cgroup(c Cgroup) error { return w.writeLine(line{Cgroup: &c}) }
+func (w *Writer) Cgroup(c Cgroup) error {
+	b, err := json.Marshal(line{Cgroup: &c})
+	if err != nil {
+		return err
+	}
+	w.cgroups[c.ID] = b
+	return w.writeRaw(b)
+}
 
 // Lost records the count of lost records when it grows.
-func (w *Writer) Lost(n uint64) error { return w.writeLine(line{Lost: n}) }
+func (w *Writer) Lost(n uint64) error {
+	w.lost = n
+	return w.writeLine(line{Lost: n})
+}
 
-// Sync makes what was recorded so far readable, should the run crash, and
-// stops the recording when it has reached its size limit.
-func (w *Writer) Sync() error {
+// Sync makes what was recorded so far readable, should the run crash. At
+// the size limit it stops the recording, or rotates it; now is the time
+// the rotated file ends and the new one begins.
+func (w *Writer) Sync(now time.Time) error {
 	if err := w.bw.Flush(); err != nil {
 		return err
 	}
 	if err := w.gz.Flush(); err != nil {
 		return err
 	}
-	if w.maxSize > 0 && w.counted.n >= w.maxSize {
+	if w.maxSize == 0 || w.counted.n < w.maxSize || w.full {
+		return nil
+	}
+	if w.keep == 0 || w.file == nil {
 		w.full = true
+		return nil
+	}
+	if err := w.rotate(now); err != nil {
+		return fmt.Errorf("rotate %s: %w", w.path, err)
 	}
 	return nil
 }
 
-// Close writes the end line and closes the compressed stream (not w's file).
+// rotate ends the file at path as a whole recording, moves it to path.1
+// (and the older ones up), and starts a new recording at path.
+func (w *Writer) rotate(now time.Time) error {
+	end := End{UnixNs: now.UnixNano(), DurationNs: int64(now.Sub(w.header.Created)), Lost: w.lost, Rotated: true}
+	if err := w.closeStream(end); err != nil {
+		return err
+	}
+	if err := w.file.Close(); err != nil {
+		return err
+	}
+	for i := w.keep - 1; i >= 1; i-- {
+		err := os.Rename(fmt.Sprintf("%s.%d", w.path, i), fmt.Sprintf("%s.%d", w.path, i+1))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := os.Rename(w.path, w.path+".1"); err != nil {
+		return err
+	}
+	f, err := os.Create(w.path)
+	if err != nil {
+		return err
+	}
+	w.file = f
+	w.rotations++
+	w.start(f)
+	w.header.Created = now
+	if err := w.writeJSON(w.header); err != nil {
+		return err
+	}
+	// What a replay of this file alone needs to answer as the run was
+	// answered: the cgroups, the sysctls in force, the loss so far.
+	for _, id := range slices.Sorted(maps.Keys(w.cgroups)) {
+		if err := w.writeRaw(w.cgroups[id]); err != nil {
+			return err
+		}
+	}
+	for _, netns := range slices.Sorted(maps.Keys(w.sysctls)) {
+		if err := w.writeRaw(w.sysctls[netns]); err != nil {
+			return err
+		}
+	}
+	if w.lost > 0 {
+		return w.writeLine(line{Lost: w.lost})
+	}
+	return nil
+}
+
+// Close writes the end line and closes the compressed stream, and the
+// file if Create made it.
 func (w *Writer) Close(end End) error {
 	end.Truncated = w.full
 	w.full = false
+	if err := w.closeStream(end); err != nil {
+		return err
+	}
+	if w.file != nil {
+		return w.file.Close()
+	}
+	return nil
+}
+
+// closeStream writes the end line and closes the compressed stream.
+func (w *Writer) closeStream(end End) error {
 	if err := w.writeLine(line{End: &end}); err != nil {
 		return err
 	}
@@ -221,6 +356,17 @@ func (w *Writer) writeJSON(v any) error {
 		return err
 	}
 	return nil
+}
+
+// writeRaw writes a line already encoded, unless the recording is full.
+func (w *Writer) writeRaw(b []byte) error {
+	if w.full {
+		return nil
+	}
+	if _, err := w.bw.Write(b); err != nil {
+		return err
+	}
+	return w.bw.WriteByte('\n')
 }
 
 // Item is one thing a recording holds after its header, in order.

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -34,7 +37,7 @@ func sample(t *testing.T) ([]byte, []Item) {
 	must(w.NetnsGone(7, true))
 	must(w.Lost(3))
 	must(w.Rec([]byte{5, 6, 7, 8}))
-	must(w.Sync())
+	must(w.Sync(tick))
 	must(w.Close(End{UnixNs: 200, DurationNs: 100, Lost: 3}))
 	raw := "2"
 	want := []Item{
@@ -141,4 +144,94 @@ func FuzzRead(f *testing.F) {
 			t.Fatal("no recording and no error")
 		}
 	})
+}
+
+// TestRotate: at its size limit a recording with keep > 0 moves to .1 (the
+// older ones up, the oldest past keep removed) and goes on in a new file;
+// each file is a whole recording, and a later one holds, before its first
+// record, the cgroups, sysctls and loss that its records need.
+func TestRotate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.tcptrace.gz")
+	start := time.Unix(1000, 0)
+	w, err := Create(path, Header{Created: start, Kernel: "6.18", RecordSize: 4}, 1, 2) // 1 byte: every Sync rotates
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := sysctl.Snapshot{Values: []sysctl.Value{{Sysctl: sysctl.Known[0], Raw: "2", Present: true}}}
+	must(w.Cgroup(Cgroup{ID: 9, Path: "/system.slice/docker-abc.scope"}))
+	must(w.Sysctls(7, snap))
+	must(w.Lost(3))
+	at := func(i int) time.Time { return start.Add(time.Duration(i) * time.Second) }
+	for i := 1; i <= 3; i++ {
+		must(w.Rec([]byte{byte(i), 0, 0, 0}))
+		must(w.Sync(at(i)))
+		if w.Rotations() != i {
+			t.Fatalf("after %d syncs past the limit, %d rotations", i, w.Rotations())
+		}
+	}
+	must(w.Rec([]byte{4, 0, 0, 0}))
+	must(w.Close(End{UnixNs: at(4).UnixNano(), Lost: 3}))
+	if _, err := os.Stat(path + ".3"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s.3 kept with keep 2: %v", path, err)
+	}
+	for _, f := range []struct {
+		suffix  string
+		rec     byte
+		created time.Time
+		rotated bool
+	}{{".2", 2, at(1), true}, {".1", 3, at(2), true}, {"", 4, at(3), false}} {
+		file, err := os.Open(path + f.suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := Read(file)
+		file.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", f.suffix, err)
+		}
+		items := rec.Items
+		if rec.Partial || len(items) != 5 || !rec.Header.Created.Equal(f.created) || rec.Header.Kernel != "6.18" {
+			t.Fatalf("file%s: partial %v, created %v, %d items %+v; want whole, created %v, 5 items", f.suffix, rec.Partial, rec.Header.Created, len(items), items, f.created)
+		}
+		if items[0].Cgroup == nil || items[0].Cgroup.ID != 9 || items[1].Sysctls == nil || items[1].Sysctls.Netns != 7 || items[2].Lost != 3 {
+			t.Errorf("file%s does not start with the cgroup, sysctls and loss: %+v", f.suffix, items[:3])
+		}
+		if !bytes.Equal(items[3].Rec, []byte{f.rec, 0, 0, 0}) || items[4].End == nil || items[4].End.Rotated != f.rotated || items[4].End.Lost != 3 {
+			t.Errorf("file%s: %+v %+v; want record %d and an end, rotated %v", f.suffix, items[3], items[4].End, f.rec, f.rotated)
+		}
+	}
+}
+
+// TestStopAtLimit: without keep, the size limit stops the recording and
+// the end line says so.
+func TestStopAtLimit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.tcptrace.gz")
+	w, err := Create(path, Header{RecordSize: 4}, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(time.Unix(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Rec([]byte{1, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(End{}); err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	rec, err := Read(file)
+	if err != nil || w.Rotations() != 0 || len(rec.Items) != 1 || rec.Items[0].End == nil || !rec.Items[0].End.Truncated {
+		t.Errorf("read %v, items %+v; want only a truncated end", err, rec.Items)
+	}
 }

@@ -10,15 +10,16 @@ import (
 // Sink records a run as a source gives it. waiting tells whether the
 // pipeline has use for a poll's time: only those polls are recorded, as
 // ticks, so that a replay lets time pass exactly where the run did. full is
-// called once, when the size limit stops the recording.
-func (w *Writer) Sink(waiting func(time.Time) bool, full func()) flow.Sink {
-	return &recorderSink{w: w, waiting: waiting, full: full}
+// called once, when the size limit stops the recording; rotated each time
+// it moves the recording to a new file instead.
+func (w *Writer) Sink(waiting func(time.Time) bool, full, rotated func()) flow.Sink {
+	return &recorderSink{w: w, waiting: waiting, full: full, rotated: rotated}
 }
 
 type recorderSink struct {
-	w       *Writer
-	waiting func(time.Time) bool
-	full    func()
+	w             *Writer
+	waiting       func(time.Time) bool
+	full, rotated func()
 }
 
 func (s *recorderSink) Record(rec []byte) error { return wrap(s.w.Rec(rec)) }
@@ -31,12 +32,15 @@ func (s *recorderSink) Poll(now time.Time) error {
 			return wrap(err)
 		}
 	}
-	wasFull := s.w.Full()
-	if err := s.w.Sync(); err != nil {
+	wasFull, rotations := s.w.Full(), s.w.Rotations()
+	if err := s.w.Sync(now); err != nil {
 		return wrap(err)
 	}
 	if !wasFull && s.w.Full() {
 		s.full()
+	}
+	if s.w.Rotations() > rotations {
+		s.rotated()
 	}
 	return nil
 }

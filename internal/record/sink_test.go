@@ -21,7 +21,7 @@ func TestRecorderSink(t *testing.T) {
 		t.Fatal(err)
 	}
 	wanted := time.Unix(100, 0)
-	sink := w.Sink(func(now time.Time) bool { return now.Equal(wanted) }, func() { t.Error("full without a limit") })
+	sink := w.Sink(func(now time.Time) bool { return now.Equal(wanted) }, func() { t.Error("full without a limit") }, func() { t.Error("rotated without a limit") })
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -51,7 +51,7 @@ func TestRecorderSinkFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	told := 0
-	sink := w.Sink(func(time.Time) bool { return false }, func() { told++ })
+	sink := w.Sink(func(time.Time) bool { return false }, func() { told++ }, func() { t.Error("rotated without keep") })
 	for range 3 {
 		if err := sink.Record([]byte{1, 2, 3, 4}); err != nil {
 			t.Fatal(err)

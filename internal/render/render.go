@@ -52,21 +52,23 @@ type Format string
 const (
 	FormatText Format = "text" // for people
 	FormatJSON Format = "json" // JSON lines, for tools (docs/json.md)
+	// FormatNone writes no events, only the closing stats (as text, to
+	// errw): a daemon's, whose events go to metrics or a recording.
+	FormatNone Format = "none"
 )
 
-// Formats are the output formats there are.
-var Formats = []Format{FormatText, FormatJSON}
-
-// New returns the renderer for a format. Text sends its closing summary to
-// errw so that stdout holds only events.
+// New returns the renderer for a format. Text and none send their closing
+// summary to errw so that stdout holds only events.
 func New(format Format, w, errw io.Writer) (Renderer, error) {
 	switch format {
 	case FormatText:
 		return &Text{w: bufio.NewWriterSize(w, batchSize), errw: errw, loc: time.Local}, nil
 	case FormatJSON:
 		return &JSON{w: w, buf: make([]byte, 0, batchSize+64<<10)}, nil
+	case FormatNone:
+		return None{errw: errw}, nil
 	}
-	return nil, fmt.Errorf("unknown output format %q (want text or json)", format)
+	return nil, fmt.Errorf("unknown output format %q (want text, json or none)", format)
 }
 
 // batchSize is how much output is held before it is written: one write
@@ -182,3 +184,11 @@ func sortedTypes(m map[events.Type]uint64) []events.Type {
 	sort.Slice(types, func(a, b int) bool { return types[a] < types[b] })
 	return types
 }
+
+// None writes no events, only the closing stats, as text to errw: the
+// output of a daemon whose events go to metrics or a recording.
+type None struct{ errw io.Writer }
+
+func (None) Event(events.Event) error { return nil }
+func (n None) Stats(s Stats) error    { return writeTextStats(n.errw, s) }
+func (None) Flush() error             { return nil }

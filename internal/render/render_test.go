@@ -93,6 +93,33 @@ func TestJSONStats(t *testing.T) {
 	}
 }
 
+// TestNone: -o none writes no event, and the closing stats to stderr as
+// text does.
+func TestNone(t *testing.T) {
+	var out, errOut bytes.Buffer
+	r, err := New("none", &out, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []events.Event{
+		&events.StateChange{Header: header("127.0.0.1:80", "127.0.0.1:4000", 1, "a"), Old: events.StateSynSent, New: events.StateEstablished},
+		&events.Destroy{Header: header("127.0.0.1:80", "127.0.0.1:4000", 1, "a")},
+	} {
+		if err := r.Event(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Stats(Stats{Events: 2, Lost: events.Loss{Total: 1}, Duration: 1500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() != 0 || errOut.String() != "2 events in 1.5s, 1 lost\n" {
+		t.Errorf("stdout %q, stderr %q; want nothing, and the stats line", out.String(), errOut.String())
+	}
+}
+
 func TestText(t *testing.T) {
 	var out, errOut bytes.Buffer
 	r, _ := New("text", &out, &errOut)

@@ -436,6 +436,11 @@ func (t *Text) Stats(s Stats) error {
 	if err := t.w.Flush(); err != nil {
 		return err
 	}
+	return writeTextStats(t.errw, s)
+}
+
+// writeTextStats writes the closing stats for people.
+func writeTextStats(w io.Writer, s Stats) error {
 	msg := fmt.Sprintf("%d events in %s, %d lost", s.Events, s.Duration.Round(time.Millisecond), s.Lost.Total)
 	if len(s.Lost.ByKind) > 0 {
 		var kinds []string
@@ -456,7 +461,7 @@ func (t *Text) Stats(s Stats) error {
 	for _, c := range s.Programs {
 		msg += fmt.Sprintf("\n  BPF %s: %d runs, %d ns a run", c.Program, c.Runs, c.Time.Nanoseconds()/int64(c.Runs))
 	}
-	_, err := fmt.Fprintln(t.errw, msg)
+	_, err := fmt.Fprintln(w, msg)
 	return err
 }
 

@@ -39,7 +39,8 @@ type Config struct {
 	FullFindings  bool          // every finding in full, no finding_summary
 	SummaryOnly   bool          // only each socket's summary
 	Record        string        // a file to record the run to, if any
-	RecordMax     int64         // stop recording past this many bytes (0: no limit)
+	RecordMax     int64         // stop or rotate the recording past this many bytes (0: no limit)
+	RecordKeep    int           // at RecordMax, rotate, keeping this many full files (0: stop recording)
 	Args          []string      // the command line, for the recording
 	Status        bool          // keep a status line on the terminal (stderr)
 	Discard       bool          // drop the records unread: measures the kernel side alone
@@ -57,7 +58,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// Listening first: an address taken stops tracing before any hook
 		// is attached.
 		mx = metrics.New(cfg.MetricsLabels)
-		srv, err := mx.Serve(cfg.Metrics)
+		srv, err := mx.Serve(cfg.Metrics, cfg.Stderr)
 		if err != nil {
 			return err
 		}
@@ -82,12 +83,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	env := &liveEnv{snaps: map[uint32]readSysctls{}}
 	if cfg.Record != "" {
-		f, err := os.Create(cfg.Record)
-		if err != nil {
-			return fmt.Errorf("record: %w", err)
-		}
-		defer f.Close()
-		if env.rec, err = record.NewWriter(f, header(k, p, boot, started, cfg), cfg.RecordMax); err != nil {
+		if env.rec, err = record.Create(cfg.Record, header(k, p, boot, started, cfg), cfg.RecordMax, cfg.RecordKeep); err != nil {
 			return fmt.Errorf("record: %w", err)
 		}
 	}
@@ -139,13 +135,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if env.rec != nil {
 		sinks = append(sinks, env.rec.Sink(pl.Waiting, func() {
 			fmt.Fprintf(cfg.Stderr, "tcptrace: warning: %s reached --record-max-size: recording stopped, tracing goes on\n", cfg.Record)
+		}, func() {
+			fmt.Fprintf(cfg.Stderr, "tcptrace: %s reached --record-max-size: moved to %s.1, recording goes on in a new %s\n", cfg.Record, cfg.Record, cfg.Record)
 		}))
 	}
 	if mx != nil {
 		sinks = append(sinks, mx.Sink(pl.Evicted, q.bytes.Load))
 	}
 	sinks = append(sinks, pl.Sink())
-	sinks = append(sinks, lossWarning{stderr})
+	sinks = append(sinks, &lossWarning{w: stderr, spacing: spaced{every: lossWarningEvery}})
 	if status != nil {
 		status.figures = func() statusFigures {
 			return statusFigures{events: pl.Stats().Events, sockets: pl.Tracked(), queued: q.bytes.Load()}
@@ -242,19 +240,36 @@ func Run(ctx context.Context, cfg Config) error {
 	return sinks.End(flow.End{At: end, Duration: end.Sub(started), Loss: loss, QueuePeak: q.peak.Load(), Programs: costs})
 }
 
-// lossWarning says on stderr each time records were lost.
-type lossWarning struct{ w io.Writer }
+// lossWarning says on stderr that records were lost: at the first poll
+// after the first loss, then at most once every lossWarningEvery, with the
+// total so far. A node's daemon losing records for minutes writes a line
+// in that time, not one a poll; the closing stats give the total.
+type lossWarning struct {
+	w       io.Writer
+	spacing spaced
+	total   uint64 // lost so far
+	said    uint64 // the total the last warning gave
+}
 
-func (lossWarning) Record([]byte) error { return nil }
+// lossWarningEvery spaces the warnings of records lost.
+const lossWarningEvery = 10 * time.Second
 
-func (l lossWarning) Lost(total uint64) error {
-	fmt.Fprintf(l.w, "tcptrace: warning: %d events lost so far: the ring buffer was full (raise --ring-size)\n", total)
+func (*lossWarning) Record([]byte) error { return nil }
+
+func (l *lossWarning) Lost(total uint64) error {
+	l.total = total
 	return nil
 }
 
-func (lossWarning) Poll(time.Time) error { return nil }
+func (l *lossWarning) Poll(now time.Time) error {
+	if l.total > l.said && l.spacing.due(now) {
+		fmt.Fprintf(l.w, "tcptrace: warning: %d events lost so far: the ring buffer was full (raise --ring-size)\n", l.total)
+		l.said = l.total
+	}
+	return nil
+}
 
-func (lossWarning) End(flow.End) error { return nil }
+func (*lossWarning) End(flow.End) error { return nil }
 
 // header describes the run at the top of its recording.
 func header(k *probe.Kernel, p *probe.Probe, boot, started time.Time, cfg Config) record.Header {
