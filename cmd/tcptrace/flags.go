@@ -29,27 +29,28 @@ import (
 )
 
 type traceFlags struct {
-	filters       filterFlags
-	view          viewFlags
-	netns         string
-	ipv4, ipv6    bool
-	duration      time.Duration
-	readyFile     string
-	ringSize      string
-	wakeupBytes   int
-	pollInterval  time.Duration
-	record        string
-	recordMax     string
-	report        string
-	recordKeep    int
-	btfPath       string
-	cpuProfile    string
-	discard       bool
-	skipHooks     []string
-	bpfStats      bool
-	metrics       string
-	metricsLabels []string
-	otlp          string
+	filters         filterFlags
+	view            viewFlags
+	netns           string
+	ipv4, ipv6      bool
+	duration        time.Duration
+	readyFile       string
+	ringSize        string
+	wakeupBytes     int
+	pollInterval    time.Duration
+	record          string
+	recordMax       string
+	report          string
+	recordKeep      int
+	btfPath         string
+	cpuProfile      string
+	discard         bool
+	skipHooks       []string
+	bpfStats        bool
+	metrics         string
+	metricsLabels   []string
+	otlp            string
+	runtimeEndpoint string
 }
 
 func bindTrace(cmd *cobra.Command) func([]string) error {
@@ -85,6 +86,9 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 		strings.Join(metrics.OptionalLabels, ", ")+" (a 4-tuple or a pid never: a series per connection)")
 	flags.StringVar(&f.otlp, "otlp", "", "export findings and socket summaries as log records, and the metrics, to the OpenTelemetry collector at `ENDPOINT`: "+
 		"http://HOST:PORT (OTLP/HTTP, e.g. http://localhost:4318) or grpc://HOST:PORT (OTLP/gRPC, e.g. grpc://localhost:4317); https://, grpcs:// for TLS (README: OpenTelemetry)")
+	flags.StringVar(&f.runtimeEndpoint, "runtime-endpoint", os.Getenv(container.RuntimeEndpointEnv), "name pods by asking the container runtime's CRI socket at `ENDPOINT` "+
+		"(unix:///PATH, as crictl; default $"+container.RuntimeEndpointEnv+", else the first of "+strings.Join(container.RuntimeEndpoints, ", ")+
+		" there is); with none answering, by the kubelet's "+container.PodLogs+"")
 	// Read by cobra, which prints root.Version.
 	flags.Bool("version", false, "print the version, commit and Go version, and exit")
 	defineBTFPath(flags, &f.btfPath)
@@ -217,6 +221,12 @@ func (f *traceFlags) config() (tracer.Config, error) {
 			return cfg, usageError{err.Error()}
 		}
 		cfg.OTLP = &otlp.Config{Endpoint: ep, ServiceVersion: version}
+	}
+	if f.runtimeEndpoint != "" {
+		if _, err := container.RuntimeSocket(f.runtimeEndpoint); err != nil {
+			return cfg, usageError{"--runtime-endpoint: " + err.Error()}
+		}
+		cfg.RuntimeEndpoint = f.runtimeEndpoint
 	}
 	max, err := parseSize(f.recordMax)
 	if err != nil {

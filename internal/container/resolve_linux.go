@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -88,26 +89,41 @@ func Pods(dir string) (map[string]Pod, error) {
 }
 
 // rewalkEvery is how often a cgroup id not found sends the resolver over
-// the tree again: a busy node makes containers all the time, and every
-// socket of a cgroup made after the last walk misses until the next.
+// the tree again, and a pod UID not known has it read the pods again: a
+// busy node makes containers all the time, and every socket of a cgroup
+// made after the last walk misses until the next.
 const rewalkEvery = time.Second
+
+// criBackoff is how long a runtime that did not answer is left alone, the
+// pods named by the pod log directories meanwhile: each question to a
+// runtime that hangs holds the pipeline for criTimeout.
+const criBackoff = 30 * time.Second
+
+// PodSources are where a node names its pods.
+type PodSources struct {
+	CRI  *CRIClient // asked first; nil if no runtime's socket was found
+	Logs string     // a kubelet's pod log directories (PodLogs), when no runtime answers
+}
 
 // Resolver turns the kernel's cgroup ids into cgroups, walking the tree
 // once when first asked and again (at most every rewalkEvery) on a miss.
 // Not safe for concurrent use.
 type Resolver struct {
-	mount, podLogs string
-	paths          map[uint64]string
-	walked         time.Time
-	resolved       map[uint64]*events.Cgroup
-	pods           map[string]Pod
-	onResolved     func(id uint64, cg *events.Cgroup)
+	mount      string
+	paths      map[uint64]string
+	walked     time.Time
+	resolved   map[uint64]*events.Cgroup
+	podSources PodSources
+	pods       map[string]Pod
+	podsRead   time.Time
+	criRetry   time.Time // the runtime is not asked before then
+	onResolved func(id uint64, cg *events.Cgroup)
 }
 
 // NewResolver resolves the ids of the cgroups below mount, naming pods from
-// podLogs; onResolved, if set, sees each id the first time it resolves.
-func NewResolver(mount, podLogs string, onResolved func(id uint64, cg *events.Cgroup)) *Resolver {
-	return &Resolver{mount: mount, podLogs: podLogs, resolved: map[uint64]*events.Cgroup{}, onResolved: onResolved}
+// pods; onResolved, if set, sees each id the first time it resolves.
+func NewResolver(mount string, pods PodSources, onResolved func(id uint64, cg *events.Cgroup)) *Resolver {
+	return &Resolver{mount: mount, podSources: pods, resolved: map[uint64]*events.Cgroup{}, onResolved: onResolved}
 }
 
 // Resolve returns the cgroup with this id, nil if it cannot be found (it
@@ -126,7 +142,12 @@ func (r *Resolver) Resolve(id uint64) *events.Cgroup {
 		return nil
 	}
 	cg := Parse(path)
-	if pod, ok := r.pods[cg.PodUID]; ok && cg.PodUID != "" {
+	if cg.PodUID != "" {
+		pod, ok := r.pods[cg.PodUID]
+		if !ok && time.Since(r.podsRead) >= rewalkEvery {
+			r.readPods()
+			pod = r.pods[cg.PodUID]
+		}
 		cg.Pod, cg.PodNamespace = pod.Name, pod.Namespace
 	}
 	r.resolved[id] = &cg
@@ -136,15 +157,30 @@ func (r *Resolver) Resolve(id uint64) *events.Cgroup {
 	return &cg
 }
 
-// rewalk reads the tree and the pods again. What cannot be read stays as it
-// was: attribution is best effort, and the events go on without it.
+// rewalk reads the tree again. If it cannot be read, it stays as it was:
+// attribution is best effort, and the events go on without it.
 func (r *Resolver) rewalk() {
 	r.walked = time.Now()
 	paths := map[uint64]string{}
 	if err := Walk(r.mount, func(path string, id uint64) { paths[id] = path }); err == nil {
 		r.paths = paths
 	}
-	if pods, err := Pods(r.podLogs); err == nil {
+}
+
+// readPods reads the pods again: from the runtime, which knows them as
+// soon as they are made, or if it does not answer from the pod log
+// directories, which the kubelet makes when it starts a container.
+func (r *Resolver) readPods() {
+	r.podsRead = time.Now()
+	if cri := r.podSources.CRI; cri != nil && !r.podsRead.Before(r.criRetry) {
+		pods, err := cri.Pods(context.Background())
+		if err == nil {
+			r.pods = pods
+			return
+		}
+		r.criRetry = time.Now().Add(criBackoff)
+	}
+	if pods, err := Pods(r.podSources.Logs); err == nil {
 		r.pods = pods
 	}
 }

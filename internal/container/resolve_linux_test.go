@@ -30,7 +30,7 @@ func TestResolver(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen []uint64
-	r := NewResolver(mount, logs, func(id uint64, _ *events.Cgroup) { seen = append(seen, id) })
+	r := NewResolver(mount, PodSources{Logs: logs}, func(id uint64, _ *events.Cgroup) { seen = append(seen, id) })
 
 	podCgroup := inode(t, filepath.Join(mount, pod))
 	cg := r.Resolve(podCgroup)

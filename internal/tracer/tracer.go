@@ -47,8 +47,11 @@ type Config struct {
 	Metrics       string        // serve Prometheus metrics at this host:port, if any
 	MetricsLabels []string      // the optional labels of the metrics (metrics.ParseLabels)
 	OTLP          *otlp.Config  // export findings, summaries and the metrics to a collector, if set
-	Stdout        io.Writer
-	Stderr        io.Writer
+	// RuntimeEndpoint is the CRI socket that names pods (container.RuntimeSocket);
+	// "": the first of container.RuntimeEndpoints there is.
+	RuntimeEndpoint string
+	Stdout          io.Writer
+	Stderr          io.Writer
 }
 
 // Run traces until ctx is done or cfg.Duration has passed.
@@ -90,7 +93,18 @@ func Run(ctx context.Context, cfg Config) error {
 	if mount, err := container.Mount(); err != nil {
 		fmt.Fprintf(cfg.Stderr, "tcptrace: warning: no cgroup and container of the sockets' owners: %v\n", err)
 	} else {
-		env.cgroups = container.NewResolver(mount, container.PodLogs, env.recordCgroup)
+		pods := container.PodSources{Logs: container.PodLogs}
+		endpoint := cfg.RuntimeEndpoint
+		if endpoint == "" {
+			endpoint = container.FindRuntimeEndpoint()
+		}
+		if endpoint != "" {
+			if pods.CRI, err = container.DialCRI(endpoint); err != nil {
+				return err
+			}
+			defer pods.CRI.Close() // nothing is left to ask it at exit
+		}
+		env.cgroups = container.NewResolver(mount, pods, env.recordCgroup)
 	}
 	// Made once the hooks are attached: a run refused before (no root, an
 	// old kernel) sends nothing and waits for no collector.

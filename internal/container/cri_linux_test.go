@@ -1,0 +1,189 @@
+package container
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// fakeRuntime is a CRI runtime that runs the pods it is given.
+type fakeRuntime struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	pods map[string]Pod // by UID
+}
+
+func (f *fakeRuntime) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{RuntimeName: "fake", RuntimeApiVersion: "v1"}, nil
+}
+
+func (f *fakeRuntime) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	resp := &runtimeapi.ListPodSandboxResponse{}
+	for uid, p := range f.pods {
+		resp.Items = append(resp.Items, &runtimeapi.PodSandbox{Id: "sandbox-" + uid,
+			Metadata: &runtimeapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: uid}})
+	}
+	return resp, nil
+}
+
+// serveFakeRuntime serves rt on a unix socket until the test ends, and
+// returns its endpoint.
+func serveFakeRuntime(t *testing.T, rt runtimeapi.RuntimeServiceServer) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "cri.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	runtimeapi.RegisterRuntimeServiceServer(srv, rt)
+	go srv.Serve(lis) // until Stop
+	t.Cleanup(srv.Stop)
+	return "unix://" + sock
+}
+
+// podTree makes, below a stand-in cgroup2 mount, a containerd container's
+// cgroup in each pod, and returns the mount and the cgroups' ids by pod UID.
+func podTree(t *testing.T, uids ...string) (string, map[string]uint64) {
+	t.Helper()
+	mount := t.TempDir()
+	ids := map[string]uint64{}
+	for _, uid := range uids {
+		dir := filepath.Join(mount, "kubepods.slice", "kubepods-pod"+strings.ReplaceAll(uid, "-", "_")+".slice", "cri-containerd-"+id+".scope")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ids[uid] = inode(t, dir)
+	}
+	return mount, ids
+}
+
+// podLogs makes a kubelet's pod log directories naming these pods.
+func podLogs(t *testing.T, pods map[string]Pod) string {
+	t.Helper()
+	dir := t.TempDir()
+	for uid, p := range pods {
+		if err := os.Mkdir(filepath.Join(dir, p.Namespace+"_"+p.Name+"_"+uid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const otherPodID = "9a8b7c6d-5e4f-4031-8293-a4b5c6d7e8f9"
+
+func pod(cg *events.Cgroup) Pod {
+	if cg == nil {
+		return Pod{Name: "(not resolved)"}
+	}
+	return Pod{Name: cg.Pod, Namespace: cg.PodNamespace}
+}
+
+// A runtime that answers names the pods, not the pod logs (which name
+// them otherwise here, to tell which answered); a pod made after the
+// runtime was asked is named by asking again, once rewalkEvery has passed.
+func TestResolverAsksTheRuntime(t *testing.T) {
+	rt := &fakeRuntime{pods: map[string]Pod{podID: {Name: "cart-0", Namespace: "shop"}}}
+	cri, err := DialCRI(serveFakeRuntime(t, rt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cri.Close()
+	mount, ids := podTree(t, podID, otherPodID)
+	logs := podLogs(t, map[string]Pod{podID: {Name: "stale", Namespace: "logs"}, otherPodID: {Name: "stale", Namespace: "logs"}})
+	r := NewResolver(mount, PodSources{CRI: cri, Logs: logs}, nil)
+
+	if got, want := pod(r.Resolve(ids[podID])), rt.pods[podID]; got != want {
+		t.Errorf("pod %s: %+v, want %+v from the runtime", podID, got, want)
+	}
+	rt.pods[otherPodID] = Pod{Name: "web-1", Namespace: "front"}
+	if got := pod(r.Resolve(ids[otherPodID])); got != (Pod{}) {
+		t.Errorf("pod %s before the runtime could be asked again: %+v, want none", otherPodID, got)
+	}
+	delete(r.resolved, ids[otherPodID])
+	r.podsRead = time.Now().Add(-rewalkEvery)
+	if got, want := pod(r.Resolve(ids[otherPodID])), rt.pods[otherPodID]; got != want {
+		t.Errorf("pod %s, asked again: %+v, want %+v", otherPodID, got, want)
+	}
+}
+
+// With no runtime at the endpoint (its socket absent), the pod logs name
+// the pods.
+func TestResolverWithoutRuntime(t *testing.T) {
+	cri, err := DialCRI("unix://" + filepath.Join(t.TempDir(), "absent.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cri.Close()
+	mount, ids := podTree(t, podID)
+	want := Pod{Name: "cart-0", Namespace: "shop"}
+	r := NewResolver(mount, PodSources{CRI: cri, Logs: podLogs(t, map[string]Pod{podID: want})}, nil)
+	if got := pod(r.Resolve(ids[podID])); got != want {
+		t.Errorf("pod %s: %+v, want %+v from the pod logs", podID, got, want)
+	}
+}
+
+// A runtime that takes the connection and never answers costs one
+// criTimeout; the pod logs name the pods, and until criBackoff has passed
+// the runtime is not asked again: resolving goes on at once.
+func TestResolverRuntimeHangs(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "hung.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	go func() {
+		for {
+			conn, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+	cri, err := DialCRI("unix://" + sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cri.Close()
+	mount, ids := podTree(t, podID, otherPodID)
+	pods := map[string]Pod{podID: {Name: "cart-0", Namespace: "shop"}, otherPodID: {Name: "web-1", Namespace: "front"}}
+	r := NewResolver(mount, PodSources{CRI: cri, Logs: podLogs(t, pods)}, nil)
+
+	start := time.Now()
+	got := pod(r.Resolve(ids[podID]))
+	if took := time.Since(start); took < criTimeout || took > criTimeout+time.Second {
+		t.Errorf("the first pod took %v to resolve, want about criTimeout (%v)", took, criTimeout)
+	}
+	if got != pods[podID] {
+		t.Errorf("pod %s: %+v, want %+v from the pod logs", podID, got, pods[podID])
+	}
+	r.podsRead = time.Now().Add(-rewalkEvery)
+	start = time.Now()
+	got = pod(r.Resolve(ids[otherPodID]))
+	if took := time.Since(start); took > criTimeout/4 {
+		t.Errorf("the second pod took %v to resolve: the hung runtime was asked again within criBackoff", took)
+	}
+	if got != pods[otherPodID] {
+		t.Errorf("pod %s: %+v, want %+v from the pod logs", otherPodID, got, pods[otherPodID])
+	}
+}
+
+func TestRuntimeSocket(t *testing.T) {
+	for endpoint, want := range map[string]string{"unix:///run/crio/crio.sock": "/run/crio/crio.sock", "/run/x.sock": "/run/x.sock",
+		"tcp://localhost:1234": "", "unix://run/x.sock": "", "x.sock": ""} {
+		got, err := RuntimeSocket(endpoint)
+		if got != want || (err != nil) != (want == "") {
+			t.Errorf("RuntimeSocket(%q) = %q, %v; want %q", endpoint, got, err, want)
+		}
+	}
+}
