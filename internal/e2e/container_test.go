@@ -1,50 +1,74 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/tcptrace/tcptrace/internal/container"
 )
 
-// TestContainer: clients moved into cgroups named as docker and as
-// containerd under a kubelet pod name them: their sockets' events carry the
-// container id, the runtime and the pod uid; --container with a prefix of
-// one id keeps only that client's sockets, in the kernel; the kubelet's pod
-// log directory names the pod; --metrics-labels container,pod labels each
-// one's series by its container and pod.
+// TestContainer: clients moved into cgroups named as docker, as containerd
+// and CRI-O under a kubelet's pods, and as podman name them: their sockets'
+// events carry the container id, the runtime and the pod uid; --container
+// with a prefix of one id keeps only that client's sockets, in the kernel.
+// A CRI runtime (a real gRPC server of the CRI's RuntimeService) names the
+// pods, not the kubelet's pod log directory, which names them otherwise;
+// a tracer whose runtime endpoint has no socket names them from the pod
+// log directory. --metrics-labels container,pod labels each client's series
+// by its container and pod.
 func TestContainer(t *testing.T) {
 	requireTracing(t)
 	mount, err := container.Mount()
 	if err != nil {
 		t.Skipf("containers need cgroup v2 (the kernel matrix's guests mount none): %v", err)
 	}
-	dockerID, containerdID := strings.Repeat("d0c4e1", 10)+"abcd", strings.Repeat("c0ffee", 10)+"1234"
-	podUID := "0b1c7a4e-6f3d-4e2a-9d1b-5c6e7f8a9b0c"
+	type client struct {
+		cgroup, runtime, podUID string
+		pod, podLogsPod         container.Pod // as the runtime names it, as the pod log directory does
+	}
 	base := filepath.Join(mount, fmt.Sprintf("tcptrace-e2e-%d", os.Getpid()))
-	cgroups := map[string]string{
-		dockerID:     filepath.Join(base, "system.slice", "docker-"+dockerID+".scope"),
-		containerdID: filepath.Join(base, "kubepods.slice", "kubepods-pod"+strings.ReplaceAll(podUID, "-", "_")+".slice", "cri-containerd-"+containerdID+".scope"),
+	containerdPod, crioPod := "0b1c7a4e-6f3d-4e2a-9d1b-5c6e7f8a9b0c", "7e6d5c4b-3a29-4817-a6b5-c4d3e2f1a0b9"
+	kubepodsSlice := func(qos, uid string) string {
+		return filepath.Join(base, "kubepods.slice", "kubepods-"+qos+".slice", "kubepods-"+qos+"-pod"+strings.ReplaceAll(uid, "-", "_")+".slice")
+	}
+	clients := map[string]*client{ // by container id
+		strings.Repeat("d0c4e1", 10) + "abcd": {cgroup: filepath.Join(base, "system.slice", "docker-"+strings.Repeat("d0c4e1", 10)+"abcd.scope"), runtime: "docker"},
+		strings.Repeat("c0ffee", 10) + "1234": {cgroup: filepath.Join(kubepodsSlice("burstable", containerdPod), "cri-containerd-"+strings.Repeat("c0ffee", 10)+"1234.scope"),
+			runtime: "containerd", podUID: containerdPod, pod: container.Pod{Name: "web-1", Namespace: "shop"}, podLogsPod: container.Pod{Name: "web-1-in-logs", Namespace: "shop"}},
+		strings.Repeat("c210a0", 10) + "5678": {cgroup: filepath.Join(kubepodsSlice("besteffort", crioPod), "crio-"+strings.Repeat("c210a0", 10)+"5678.scope"),
+			runtime: "cri-o", podUID: crioPod, pod: container.Pod{Name: "db-0", Namespace: "store"}},
+		strings.Repeat("9a1b0d", 10) + "9abc": {cgroup: filepath.Join(base, "machine.slice", "libpod-"+strings.Repeat("9a1b0d", 10)+"9abc.scope"), runtime: "podman"},
 	}
 	// Removed after the actors in them are gone (cleanups run last first).
 	t.Cleanup(func() {
-		for _, dir := range cgroups {
-			for d := dir; d != mount && strings.HasPrefix(d, base); d = filepath.Dir(d) {
+		for _, c := range clients {
+			for d := c.cgroup; d != mount && strings.HasPrefix(d, base); d = filepath.Dir(d) {
 				os.Remove(d)
 			}
 		}
 	})
-	for _, dir := range cgroups {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+	runtime := &fakeRuntime{}
+	for _, c := range clients {
+		if err := os.MkdirAll(c.cgroup, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		if c.podUID != "" {
+			runtime.sandboxes = append(runtime.sandboxes, &runtimeapi.PodSandbox{Id: "sandbox-" + c.podUID,
+				Metadata: &runtimeapi.PodSandboxMetadata{Name: c.pod.Name, Namespace: c.pod.Namespace, Uid: c.podUID}})
+		}
 	}
-	// As a kubelet keeps a pod's logs: <namespace>_<name>_<uid>.
-	podLogs := filepath.Join(container.PodLogs, "shop_web-1_"+podUID)
+	// As a kubelet keeps a pod's logs: <namespace>_<name>_<uid>. Only the
+	// containerd pod's: without a runtime, the CRI-O pod has no name.
+	podLogs := filepath.Join(container.PodLogs, "shop_web-1-in-logs_"+containerdPod)
 	_, statErr := os.Stat(container.PodLogs)
 	t.Cleanup(func() {
 		os.Remove(podLogs)
@@ -58,26 +82,30 @@ func TestContainer(t *testing.T) {
 
 	ns := newNetns(t)
 	metricsAddr := freeAddr(t)
-	all := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--metrics", metricsAddr, "--metrics-labels", "container,pod")
-	docker := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--container", dockerID[:12])
+	all := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--metrics", metricsAddr, "--metrics-labels", "container,pod",
+		"--runtime-endpoint", serveFakeRuntime(t, runtime))
+	// Each asks a runtime that is not there (no socket), whatever the node runs.
+	noRuntime := "unix://" + filepath.Join(t.TempDir(), "absent.sock")
+	only := map[string]*tracer{}
+	for id := range clients {
+		only[id] = startTracer(t, "--netns", fmt.Sprint(ns.inode), "--container", id[:12], "--runtime-endpoint", noRuntime)
+	}
 	srv := ns.listener(t, "127.0.0.1")
-	clients := map[string]*actor{}
-	for id, dir := range cgroups {
+	actors := map[string]*actor{}
+	for id, c := range clients {
 		a := ns.startActor(t)
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(a.pid)), 0); err != nil {
+		if err := os.WriteFile(filepath.Join(c.cgroup, "cgroup.procs"), []byte(strconv.Itoa(a.pid)), 0); err != nil {
 			t.Fatal(err)
 		}
 		a.port, _ = strconv.Atoi(a.do1("connect " + addr("127.0.0.1", srv.port)))
 		srv.do("accept")
 		closeClientFirst(a, srv)
-		clients[id] = a
+		actors[id] = a
 	}
 	settle()
 	m := scrape(t, metricsAddr)
 	evs := all.stop()
-	mine := docker.stop()
 
-	want := map[string]struct{ runtime, podUID, pod, podNamespace string }{dockerID: {"docker", "", "", ""}, containerdID: {"containerd", podUID, "web-1", "shop"}}
 	// connect() has no port yet at SYN_SENT: the socket is found by its
 	// cookie, from its later events.
 	connects := func(evs []event, a *actor) []event {
@@ -89,15 +117,14 @@ func TestContainer(t *testing.T) {
 		}
 		return out
 	}
-	for id, a := range clients {
-		states := connects(evs, a)
-		w := want[id]
-		if len(states) != 1 || states[0].ContainerID != id || states[0].Runtime != w.runtime || states[0].PodUID != w.podUID ||
-			states[0].Pod != w.pod || states[0].PodNamespace != w.podNamespace || !strings.HasSuffix(cgroups[id], states[0].Cgroup) {
-			t.Errorf("connect() of the client in %s: %+v, want container %s, runtime %s, pod %q (%s/%s)", cgroups[id], states, id,
-				w.runtime, w.podUID, w.podNamespace, w.pod)
+	for id, c := range clients {
+		states := connects(evs, actors[id])
+		if len(states) != 1 || states[0].ContainerID != id || states[0].Runtime != c.runtime || states[0].PodUID != c.podUID ||
+			states[0].Pod != c.pod.Name || states[0].PodNamespace != c.pod.Namespace || !strings.HasSuffix(c.cgroup, states[0].Cgroup) {
+			t.Errorf("connect() of the client in %s: %+v, want container %s, runtime %s, pod %q (%s/%s, from the runtime)", c.cgroup, states, id,
+				c.runtime, c.podUID, c.pod.Namespace, c.pod.Name)
 		}
-		labels := []string{`container_id="` + id + `"`, `pod="` + w.pod + `"`, `pod_namespace="` + w.podNamespace + `"`, `new_state="SYN_SENT"`}
+		labels := []string{`container_id="` + id + `"`, `pod="` + c.pod.Name + `"`, `pod_namespace="` + c.pod.Namespace + `"`, `new_state="SYN_SENT"`}
 		if got := m.sum("tcptrace_state_changes_total", labels...); got != 1 {
 			t.Errorf("tcptrace_state_changes_total{%s} %v, want 1:\n%s", strings.Join(labels, ","), got, m.text)
 		}
@@ -111,12 +138,49 @@ func TestContainer(t *testing.T) {
 	if got := m.sum("tcptrace_state_changes_total", `container_id="`+ownID+`"`, `new_state="LISTEN"`); got != 1 {
 		t.Errorf("the listener: tcptrace_state_changes_total{container_id=%q,new_state=LISTEN} %v, want 1", ownID, got)
 	}
-	if len(connects(mine, clients[dockerID])) != 1 {
-		t.Errorf("--container %s: the docker client's connect() not seen", dockerID[:12])
-	}
-	for _, e := range kernelEvents(mine) {
-		if (e.Type == "state" || e.Type == "destroy") && e.ContainerID != dockerID {
-			t.Errorf("--container %s let through %+v", dockerID[:12], e)
+	for id, c := range clients {
+		mine := only[id].stop()
+		states := connects(mine, actors[id])
+		if len(states) != 1 {
+			t.Errorf("--container %s: the %s client's connect() not seen", id[:12], c.runtime)
+		} else if got := (container.Pod{Name: states[0].Pod, Namespace: states[0].PodNamespace}); got != c.podLogsPod {
+			t.Errorf("--container %s, no runtime: pod %+v, want %+v from the pod log directory", id[:12], got, c.podLogsPod)
+		}
+		for _, e := range kernelEvents(mine) {
+			if (e.Type == "state" || e.Type == "destroy") && e.ContainerID != id {
+				t.Errorf("--container %s let through %+v", id[:12], e)
+			}
 		}
 	}
+}
+
+// fakeRuntime serves the CRI's RuntimeService as a container runtime does,
+// running these pod sandboxes.
+type fakeRuntime struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	sandboxes []*runtimeapi.PodSandbox
+}
+
+func (f *fakeRuntime) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{RuntimeName: "fake", RuntimeApiVersion: "v1"}, nil
+}
+
+func (f *fakeRuntime) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	return &runtimeapi.ListPodSandboxResponse{Items: f.sandboxes}, nil
+}
+
+// serveFakeRuntime serves rt on a unix socket until the test ends, and
+// returns its endpoint.
+func serveFakeRuntime(t *testing.T, rt runtimeapi.RuntimeServiceServer) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "cri.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	runtimeapi.RegisterRuntimeServiceServer(srv, rt)
+	go srv.Serve(lis) // until Stop
+	t.Cleanup(srv.Stop)
+	return "unix://" + sock
 }
