@@ -131,33 +131,37 @@ func TestResolverWithoutRuntime(t *testing.T) {
 	}
 }
 
-// A runtime that takes the connection and never answers costs one
-// criTimeout; the pod logs name the pods, and until criBackoff has passed
-// the runtime is not asked again: resolving goes on at once.
-func TestResolverRuntimeHangs(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "hung.sock")
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
+// hungRuntime is a runtime that takes the question and never answers it,
+// as a deadlocked one would.
+type hungRuntime struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	release chan struct{}
+}
+
+func (h *hungRuntime) ListPodSandbox(ctx context.Context, _ *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	select {
+	case <-h.release:
+	case <-ctx.Done():
 	}
-	defer lis.Close()
-	go func() {
-		for {
-			conn, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { conn.Close() })
-		}
-	}()
-	cri, err := DialCRI("unix://" + sock)
+	return nil, ctx.Err()
+}
+
+// A runtime that never answers costs one criTimeout; the pod logs name
+// the pods, and until criBackoff has passed the runtime is not asked
+// again: resolving goes on at once.
+func TestResolverRuntimeHangs(t *testing.T) {
+	hung := &hungRuntime{release: make(chan struct{})}
+	endpoint := serveFakeRuntime(t, hung)
+	t.Cleanup(func() { close(hung.release) }) // before the server stops
+	cri, err := DialCRI(endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cri.Close()
 	mount, ids := podTree(t, podID, otherPodID)
 	pods := map[string]Pod{podID: {Name: "cart-0", Namespace: "shop"}, otherPodID: {Name: "web-1", Namespace: "front"}}
-	r := NewResolver(mount, PodSources{CRI: cri, Logs: podLogs(t, pods)}, nil)
+	logs := podLogs(t, map[string]Pod{podID: pods[podID]})
+	r := NewResolver(mount, PodSources{CRI: cri, Logs: logs}, nil)
 
 	start := time.Now()
 	got := pod(r.Resolve(ids[podID]))
@@ -166,6 +170,10 @@ func TestResolverRuntimeHangs(t *testing.T) {
 	}
 	if got != pods[podID] {
 		t.Errorf("pod %s: %+v, want %+v from the pod logs", podID, got, pods[podID])
+	}
+	// A pod the logs did not name yet: the pods are read again.
+	if err := os.Mkdir(filepath.Join(logs, "front_web-1_"+otherPodID), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	r.podsRead = time.Now().Add(-rewalkEvery)
 	start = time.Now()
