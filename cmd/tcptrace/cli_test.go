@@ -105,6 +105,8 @@ func TestCLIMessages(t *testing.T) {
 		{[]string{"--otlp", "grpc://localhost:4317/v1"}, exitUsage, `invalid --otlp "grpc://localhost:4317/v1": gRPC takes no path: use http://HOST:PORT for OTLP/HTTP (e.g. http://localhost:4318) or grpc://HOST:PORT for OTLP/gRPC (e.g. grpc://localhost:4317), https:// or grpcs:// for TLS`},
 		{[]string{"--otlp", "http://:4318"}, exitUsage, `invalid --otlp "http://:4318": no host: use http://HOST:PORT for OTLP/HTTP (e.g. http://localhost:4318) or grpc://HOST:PORT for OTLP/gRPC (e.g. grpc://localhost:4317), https:// or grpcs:// for TLS`},
 		{[]string{"--otlp", "http://localhost:4318", "--metrics-labels", "pid"}, exitUsage, `--metrics-labels: unknown label "pid" (known: comm, container, pod)`},
+		{[]string{"--runtime-endpoint", "tcp://localhost:1234"}, exitUsage, `--runtime-endpoint: CRI endpoint "tcp://localhost:1234": only unix:///PATH sockets are supported`},
+		{[]string{"--runtime-endpoint", "crio.sock"}, exitUsage, `--runtime-endpoint: CRI endpoint "crio.sock": want unix:///PATH or an absolute PATH`},
 		{[]string{"replay", notRecording, "--max-sockets", "0"}, exitUsage, "invalid --max-sockets 0: must be at least 1"},
 		{[]string{"replay", notRecording, "--since", "10:00"}, exitUsage, `invalid --since "10:00": use RFC 3339, e.g. 2026-11-21T10:00:00Z`},
 		{[]string{"replay", notRecording, "-p", "0"}, exitUsage, `invalid --pid "0": must be a process id (a positive number)`},
@@ -323,5 +325,31 @@ func TestPortFilterFlags(t *testing.T) {
 	if len(sf.ports) != 0 || !slices.Equal(sf.localPorts, []uint16{1024}) || !slices.Equal(sf.remotePorts, []uint16{53}) ||
 		!slices.Equal(sf.pids, []uint32{4194304}) {
 		t.Errorf("replay's filter %+v: want local ports [1024], remote [53], and the pid of a process gone", sf)
+	}
+}
+
+// TestRuntimeEndpoint: the CRI endpoint is --runtime-endpoint's, else
+// crictl's variable's, and a bad one in the variable is refused by name.
+func TestRuntimeEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		args           []string
+		env, want, err string
+	}{
+		{nil, "", "", ""},
+		{nil, "unix:///run/crio/crio.sock", "unix:///run/crio/crio.sock", ""},
+		{[]string{"--runtime-endpoint", "/run/x.sock"}, "unix:///run/crio/crio.sock", "/run/x.sock", ""},
+		{nil, "crio.sock", "", `$CONTAINER_RUNTIME_ENDPOINT: CRI endpoint "crio.sock": want unix:///PATH or an absolute PATH`},
+	} {
+		t.Setenv(container.RuntimeEndpointEnv, tc.env)
+		cmd := &cobra.Command{}
+		f := defineTraceFlags(cmd)
+		if err := cmd.ParseFlags(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.config()
+		if got := fmt.Sprint(err); cfg.RuntimeEndpoint != tc.want || (err != nil || tc.err != "") && got != tc.err {
+			t.Errorf("%v with $%s=%q: endpoint %q, error %v; want %q, error %q", tc.args, container.RuntimeEndpointEnv, tc.env,
+				cfg.RuntimeEndpoint, err, tc.want, tc.err)
+		}
 	}
 }

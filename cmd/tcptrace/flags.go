@@ -86,9 +86,9 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 		strings.Join(metrics.OptionalLabels, ", ")+" (a 4-tuple or a pid never: a series per connection)")
 	flags.StringVar(&f.otlp, "otlp", "", "export findings and socket summaries as log records, and the metrics, to the OpenTelemetry collector at `ENDPOINT`: "+
 		"http://HOST:PORT (OTLP/HTTP, e.g. http://localhost:4318) or grpc://HOST:PORT (OTLP/gRPC, e.g. grpc://localhost:4317); https://, grpcs:// for TLS (README: OpenTelemetry)")
-	flags.StringVar(&f.runtimeEndpoint, "runtime-endpoint", os.Getenv(container.RuntimeEndpointEnv), "name pods by asking the container runtime's CRI socket at `ENDPOINT` "+
+	flags.StringVar(&f.runtimeEndpoint, "runtime-endpoint", "", "name pods by asking the container runtime's CRI socket at `ENDPOINT` "+
 		"(unix:///PATH, as crictl; default $"+container.RuntimeEndpointEnv+", else the first of "+strings.Join(container.RuntimeEndpoints, ", ")+
-		" there is); with none answering, by the kubelet's "+container.PodLogs+"")
+		" there is); with none answering, by the kubelet's "+container.PodLogs)
 	// Read by cobra, which prints root.Version.
 	flags.Bool("version", false, "print the version, commit and Go version, and exit")
 	defineBTFPath(flags, &f.btfPath)
@@ -222,11 +222,15 @@ func (f *traceFlags) config() (tracer.Config, error) {
 		}
 		cfg.OTLP = &otlp.Config{Endpoint: ep, ServiceVersion: version}
 	}
-	if f.runtimeEndpoint != "" {
-		if _, err := container.RuntimeSocket(f.runtimeEndpoint); err != nil {
-			return cfg, usageError{"--runtime-endpoint: " + err.Error()}
+	endpoint, from := f.runtimeEndpoint, "--runtime-endpoint"
+	if endpoint == "" {
+		endpoint, from = os.Getenv(container.RuntimeEndpointEnv), "$"+container.RuntimeEndpointEnv
+	}
+	if endpoint != "" {
+		if _, err := container.RuntimeSocket(endpoint); err != nil {
+			return cfg, usageError{from + ": " + err.Error()}
 		}
-		cfg.RuntimeEndpoint = f.runtimeEndpoint
+		cfg.RuntimeEndpoint = endpoint
 	}
 	max, err := parseSize(f.recordMax)
 	if err != nil {
