@@ -87,8 +87,8 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 	flags.StringVar(&f.otlp, "otlp", "", "export findings and socket summaries as log records, and the metrics, to the OpenTelemetry collector at `ENDPOINT`: "+
 		"http://HOST:PORT (OTLP/HTTP, e.g. http://localhost:4318) or grpc://HOST:PORT (OTLP/gRPC, e.g. grpc://localhost:4317); https://, grpcs:// for TLS (README: OpenTelemetry)")
 	flags.StringVar(&f.runtimeEndpoint, "runtime-endpoint", "", "name pods by asking the container runtime's CRI socket at `ENDPOINT` "+
-		"(unix:///PATH, as crictl; default $"+container.RuntimeEndpointEnv+", else the first of "+strings.Join(container.RuntimeEndpoints, ", ")+
-		" there is); with none answering, by the kubelet's "+container.PodLogs)
+		"(unix:///PATH, as crictl; default $"+container.RuntimeEndpointEnv+", else those there are of "+strings.Join(container.RuntimeEndpoints, ", ")+
+		", the first that answers); with none answering, by the kubelet's "+container.PodLogs)
 	// Read by cobra, which prints root.Version.
 	flags.Bool("version", false, "print the version, commit and Go version, and exit")
 	defineBTFPath(flags, &f.btfPath)

@@ -45,16 +45,17 @@ func RuntimeSocket(endpoint string) (string, error) {
 	return path, nil
 }
 
-// FindRuntimeEndpoint returns the first of RuntimeEndpoints whose socket
-// exists, "" if none does.
-func FindRuntimeEndpoint() string {
+// FindRuntimeEndpoints returns those of RuntimeEndpoints whose socket
+// exists.
+func FindRuntimeEndpoints() []string {
+	var found []string
 	for _, ep := range RuntimeEndpoints {
 		path, _ := RuntimeSocket(ep) // all of them are unix:///PATH
 		if info, err := os.Stat(path); err == nil && info.Mode().Type() == os.ModeSocket {
-			return ep
+			found = append(found, ep)
 		}
 	}
-	return ""
+	return found
 }
 
 // CRIClient asks a container runtime, over its CRI socket, which pods it runs.
@@ -62,6 +63,7 @@ type CRIClient struct {
 	Endpoint string
 	conn     *grpc.ClientConn
 	runtime  runtimeapi.RuntimeServiceClient
+	retry    time.Time // not asked again before then, having not answered
 }
 
 // DialCRI makes a client of the runtime at endpoint (see RuntimeSocket).
@@ -96,6 +98,17 @@ func (c *CRIClient) Pods(ctx context.Context) (map[string]Pod, error) {
 		}
 	}
 	return pods, nil
+}
+
+// Describe names the runtime, as it names itself, and its endpoint.
+func (c *CRIClient) Describe(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, criTimeout)
+	defer cancel()
+	v, err := c.runtime.Version(ctx, &runtimeapi.VersionRequest{})
+	if err != nil {
+		return "at " + c.Endpoint
+	}
+	return v.GetRuntimeName() + " " + v.GetRuntimeVersion() + " at " + c.Endpoint
 }
 
 // Close closes the connection to the runtime.

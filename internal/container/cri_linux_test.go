@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ type fakeRuntime struct {
 }
 
 func (f *fakeRuntime) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
-	return &runtimeapi.VersionResponse{RuntimeName: "fake", RuntimeApiVersion: "v1"}, nil
+	return &runtimeapi.VersionResponse{RuntimeName: "fake", RuntimeVersion: "1.0", RuntimeApiVersion: "v1"}, nil
 }
 
 func (f *fakeRuntime) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
@@ -92,14 +93,19 @@ func pod(cg *events.Cgroup) Pod {
 // runtime was asked is named by asking again, once rewalkEvery has passed.
 func TestResolverAsksTheRuntime(t *testing.T) {
 	rt := &fakeRuntime{pods: map[string]Pod{podID: {Name: "cart-0", Namespace: "shop"}}}
-	cri, err := DialCRI(serveFakeRuntime(t, rt))
-	if err != nil {
-		t.Fatal(err)
+	var runtimes []*CRIClient
+	for _, endpoint := range []string{serveFakeRuntime(t, &noCRI{}), serveFakeRuntime(t, rt)} {
+		cri, err := DialCRI(endpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cri.Close()
+		runtimes = append(runtimes, cri)
 	}
-	defer cri.Close()
 	mount, ids := podTree(t, podID, otherPodID)
 	logs := podLogs(t, map[string]Pod{podID: {Name: "stale", Namespace: "logs"}, otherPodID: {Name: "stale", Namespace: "logs"}})
-	r := NewResolver(mount, PodSources{CRI: cri, Logs: logs}, nil)
+	var told []string
+	r := NewResolver(mount, PodSources{Runtimes: runtimes, Logs: logs, NamedBy: func(s string) { told = append(told, s) }}, nil)
 
 	if got, want := pod(r.Resolve(ids[podID])), rt.pods[podID]; got != want {
 		t.Errorf("pod %s: %+v, want %+v from the runtime", podID, got, want)
@@ -113,6 +119,14 @@ func TestResolverAsksTheRuntime(t *testing.T) {
 	if got, want := pod(r.Resolve(ids[otherPodID])), rt.pods[otherPodID]; got != want {
 		t.Errorf("pod %s, asked again: %+v, want %+v", otherPodID, got, want)
 	}
+	if want := []string{"the CRI runtime fake 1.0 at " + runtimes[1].Endpoint}; !slices.Equal(told, want) {
+		t.Errorf("NamedBy was told %q, want %q", told, want)
+	}
+}
+
+// noCRI is a containerd without its CRI plugin, as Docker runs it.
+type noCRI struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
 }
 
 // With no runtime at the endpoint (its socket absent), the pod logs name
@@ -125,9 +139,14 @@ func TestResolverWithoutRuntime(t *testing.T) {
 	defer cri.Close()
 	mount, ids := podTree(t, podID)
 	want := Pod{Name: "cart-0", Namespace: "shop"}
-	r := NewResolver(mount, PodSources{CRI: cri, Logs: podLogs(t, map[string]Pod{podID: want})}, nil)
+	logs := podLogs(t, map[string]Pod{podID: want})
+	var told []string
+	r := NewResolver(mount, PodSources{Runtimes: []*CRIClient{cri}, Logs: logs, NamedBy: func(s string) { told = append(told, s) }}, nil)
 	if got := pod(r.Resolve(ids[podID])); got != want {
 		t.Errorf("pod %s: %+v, want %+v from the pod logs", podID, got, want)
+	}
+	if len(told) != 1 || !strings.HasPrefix(told[0], logs+" (") || !strings.Contains(told[0], "absent.sock") {
+		t.Errorf("NamedBy was told %q, want once the pod logs, and why not the runtime at %s", told, cri.Endpoint)
 	}
 }
 
@@ -161,7 +180,7 @@ func TestResolverRuntimeHangs(t *testing.T) {
 	mount, ids := podTree(t, podID, otherPodID)
 	pods := map[string]Pod{podID: {Name: "cart-0", Namespace: "shop"}, otherPodID: {Name: "web-1", Namespace: "front"}}
 	logs := podLogs(t, map[string]Pod{podID: pods[podID]})
-	r := NewResolver(mount, PodSources{CRI: cri, Logs: logs}, nil)
+	r := NewResolver(mount, PodSources{Runtimes: []*CRIClient{cri}, Logs: logs}, nil)
 
 	start := time.Now()
 	got := pod(r.Resolve(ids[podID]))

@@ -101,8 +101,14 @@ const criBackoff = 30 * time.Second
 
 // PodSources are where a node names its pods.
 type PodSources struct {
-	CRI  *CRIClient // asked first; nil if no runtime's socket was found
-	Logs string     // a kubelet's pod log directories (PodLogs), when no runtime answers
+	// Runtimes are asked in turn, as crictl tries its default endpoints:
+	// the first that answers names the pods. A node's containerd may run
+	// without its CRI plugin (Docker's does), next to cri-dockerd.
+	Runtimes []*CRIClient
+	Logs     string // a kubelet's pod log directories (PodLogs), when no runtime answers
+	// NamedBy, if set, is told which source names the pods, whenever it
+	// changes: an event does not say.
+	NamedBy func(source string)
 }
 
 // Resolver turns the kernel's cgroup ids into cgroups, walking the tree
@@ -116,7 +122,7 @@ type Resolver struct {
 	podSources PodSources
 	pods       map[string]Pod
 	podsRead   time.Time
-	criRetry   time.Time // the runtime is not asked before then
+	namedBy    string // the source of the pods last read
 	onResolved func(id uint64, cg *events.Cgroup)
 }
 
@@ -167,22 +173,43 @@ func (r *Resolver) rewalk() {
 	}
 }
 
-// readPods reads the pods again: from the runtime, which knows them as
-// soon as they are made, or if it does not answer from the pod log
-// directories, which the kubelet makes when it starts a container.
+// readPods reads the pods again: from a runtime, which knows them as
+// soon as they are made, or if none answers from the pod log directories,
+// which the kubelet makes when it starts a container.
 func (r *Resolver) readPods() {
 	r.podsRead = time.Now()
-	if cri := r.podSources.CRI; cri != nil && !r.podsRead.Before(r.criRetry) {
-		pods, err := cri.Pods(context.Background())
+	var unanswered []error
+	for _, rt := range r.podSources.Runtimes {
+		if r.podsRead.Before(rt.retry) {
+			continue
+		}
+		pods, err := rt.Pods(context.Background())
 		if err == nil {
 			r.pods = pods
+			r.tell(rt.Endpoint, func() string { return "the CRI runtime " + rt.Describe(context.Background()) })
 			return
 		}
-		r.criRetry = time.Now().Add(criBackoff)
+		rt.retry = time.Now().Add(criBackoff)
+		unanswered = append(unanswered, err)
 	}
 	if pods, err := Pods(r.podSources.Logs); err == nil {
 		r.pods = pods
 	}
+	r.tell(r.podSources.Logs, func() string {
+		if len(unanswered) == 0 {
+			return r.podSources.Logs + " (no CRI runtime to ask)"
+		}
+		return fmt.Sprintf("%s (%v; asked again in %v)", r.podSources.Logs, errors.Join(unanswered...), criBackoff)
+	})
+}
+
+// tell tells NamedBy the source of pods, described, if it is another than
+// before. Sources are their endpoint or directory.
+func (r *Resolver) tell(source string, describe func() string) {
+	if source != r.namedBy && r.podSources.NamedBy != nil {
+		r.podSources.NamedBy(describe())
+	}
+	r.namedBy = source
 }
 
 // Select returns the ids of the cgroups below mount that s picks.

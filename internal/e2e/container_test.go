@@ -23,7 +23,7 @@ import (
 // A CRI runtime (a real gRPC server of the CRI's RuntimeService) names the
 // pods, not the kubelet's pod log directory, which names them otherwise;
 // a tracer whose runtime endpoint has no socket names them from the pod
-// log directory. --metrics-labels container,pod labels each client's series
+// log directory; each says on stderr which named them. --metrics-labels container,pod labels each client's series
 // by its container and pod.
 func TestContainer(t *testing.T) {
 	requireTracing(t)
@@ -82,8 +82,9 @@ func TestContainer(t *testing.T) {
 
 	ns := newNetns(t)
 	metricsAddr := freeAddr(t)
+	runtimeEndpoint := serveFakeRuntime(t, runtime)
 	all := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--metrics", metricsAddr, "--metrics-labels", "container,pod",
-		"--runtime-endpoint", serveFakeRuntime(t, runtime))
+		"--runtime-endpoint", runtimeEndpoint)
 	// Each asks a runtime that is not there (no socket), whatever the node runs.
 	noRuntime := "unix://" + filepath.Join(t.TempDir(), "absent.sock")
 	only := map[string]*tracer{}
@@ -129,6 +130,9 @@ func TestContainer(t *testing.T) {
 			t.Errorf("tcptrace_state_changes_total{%s} %v, want 1:\n%s", strings.Join(labels, ","), got, m.text)
 		}
 	}
+	if want := "tcptrace: pods named by the CRI runtime fake 1.0 at " + runtimeEndpoint + "\n"; !strings.Contains(all.stderr.String(), want) {
+		t.Errorf("stderr does not say %q:\n%s", want, all.stderr.String())
+	}
 	// The listener runs where the test does: in no container, as a rule.
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
@@ -146,6 +150,10 @@ func TestContainer(t *testing.T) {
 		} else if got := (container.Pod{Name: states[0].Pod, Namespace: states[0].PodNamespace}); got != c.podLogsPod {
 			t.Errorf("--container %s, no runtime: pod %+v, want %+v from the pod log directory", id[:12], got, c.podLogsPod)
 		}
+		if want := "tcptrace: pods named by " + container.PodLogs + " (list the pods of the runtime at " + noRuntime; c.podUID != "" &&
+			!strings.Contains(only[id].stderr.String(), want) {
+			t.Errorf("--container %s: stderr does not say %q:\n%s", id[:12], want, only[id].stderr.String())
+		}
 		for _, e := range kernelEvents(mine) {
 			if (e.Type == "state" || e.Type == "destroy") && e.ContainerID != id {
 				t.Errorf("--container %s let through %+v", id[:12], e)
@@ -162,7 +170,7 @@ type fakeRuntime struct {
 }
 
 func (f *fakeRuntime) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
-	return &runtimeapi.VersionResponse{RuntimeName: "fake", RuntimeApiVersion: "v1"}, nil
+	return &runtimeapi.VersionResponse{RuntimeName: "fake", RuntimeVersion: "1.0", RuntimeApiVersion: "v1"}, nil
 }
 
 func (f *fakeRuntime) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {

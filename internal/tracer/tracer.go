@@ -48,7 +48,7 @@ type Config struct {
 	MetricsLabels []string      // the optional labels of the metrics (metrics.ParseLabels)
 	OTLP          *otlp.Config  // export findings, summaries and the metrics to a collector, if set
 	// RuntimeEndpoint is the CRI socket that names pods (container.RuntimeSocket);
-	// "": the first of container.RuntimeEndpoints there is.
+	// "": those of container.RuntimeEndpoints there are, in turn.
 	RuntimeEndpoint string
 	Stdout          io.Writer
 	Stderr          io.Writer
@@ -93,16 +93,20 @@ func Run(ctx context.Context, cfg Config) error {
 	if mount, err := container.Mount(); err != nil {
 		fmt.Fprintf(cfg.Stderr, "tcptrace: warning: no cgroup and container of the sockets' owners: %v\n", err)
 	} else {
-		pods := container.PodSources{Logs: container.PodLogs}
-		endpoint := cfg.RuntimeEndpoint
-		if endpoint == "" {
-			endpoint = container.FindRuntimeEndpoint()
+		pods := container.PodSources{Logs: container.PodLogs, NamedBy: func(source string) {
+			fmt.Fprintf(cfg.Stderr, "tcptrace: pods named by %s\n", source)
+		}}
+		endpoints := container.FindRuntimeEndpoints()
+		if cfg.RuntimeEndpoint != "" {
+			endpoints = []string{cfg.RuntimeEndpoint}
 		}
-		if endpoint != "" {
-			if pods.CRI, err = container.DialCRI(endpoint); err != nil {
+		for _, ep := range endpoints {
+			rt, err := container.DialCRI(ep)
+			if err != nil {
 				return err
 			}
-			defer pods.CRI.Close() // nothing is left to ask it at exit
+			defer rt.Close() // nothing is left to ask it at exit
+			pods.Runtimes = append(pods.Runtimes, rt)
 		}
 		env.cgroups = container.NewResolver(mount, pods, env.recordCgroup)
 	}
