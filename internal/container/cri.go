@@ -63,7 +63,6 @@ type CRIClient struct {
 	Endpoint string
 	conn     *grpc.ClientConn
 	runtime  runtimeapi.RuntimeServiceClient
-	retry    time.Time // not asked again before then, having not answered
 }
 
 // DialCRI makes a client of the runtime at endpoint (see RuntimeSocket).

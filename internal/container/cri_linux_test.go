@@ -154,24 +154,48 @@ func TestResolverWithoutRuntime(t *testing.T) {
 // as a deadlocked one would.
 type hungRuntime struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
-	release chan struct{}
 }
 
-func (h *hungRuntime) ListPodSandbox(ctx context.Context, _ *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
-	select {
-	case <-h.release:
-	case <-ctx.Done():
-	}
+func (hungRuntime) ListPodSandbox(ctx context.Context, _ *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	<-ctx.Done() // the question given up, or the server stopped
 	return nil, ctx.Err()
+}
+
+// serveSilence takes connections on a unix socket and never says a word,
+// not even gRPC's preface; it returns its endpoint.
+func serveSilence(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "silent.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	go func() {
+		for {
+			conn, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+	return "unix://" + sock
 }
 
 // A runtime that never answers costs one criTimeout; the pod logs name
 // the pods, and until criBackoff has passed the runtime is not asked
 // again: resolving goes on at once.
 func TestResolverRuntimeHangs(t *testing.T) {
-	hung := &hungRuntime{release: make(chan struct{})}
-	endpoint := serveFakeRuntime(t, hung)
-	t.Cleanup(func() { close(hung.release) }) // before the server stops
+	for name, serve := range map[string]func(*testing.T) string{
+		"runtime never answers": func(t *testing.T) string { return serveFakeRuntime(t, hungRuntime{}) },
+		"socket never speaks":   serveSilence,
+	} {
+		t.Run(name, func(t *testing.T) { testRuntimeHangs(t, serve(t)) })
+	}
+}
+
+func testRuntimeHangs(t *testing.T, endpoint string) {
 	cri, err := DialCRI(endpoint)
 	if err != nil {
 		t.Fatal(err)

@@ -122,14 +122,16 @@ type Resolver struct {
 	podSources PodSources
 	pods       map[string]Pod
 	podsRead   time.Time
-	namedBy    string // the source of the pods last read
+	namedBy    string                   // the source of the pods last read
+	criRetry   map[*CRIClient]time.Time // a runtime that did not answer is not asked before then
 	onResolved func(id uint64, cg *events.Cgroup)
 }
 
 // NewResolver resolves the ids of the cgroups below mount, naming pods from
 // pods; onResolved, if set, sees each id the first time it resolves.
 func NewResolver(mount string, pods PodSources, onResolved func(id uint64, cg *events.Cgroup)) *Resolver {
-	return &Resolver{mount: mount, podSources: pods, resolved: map[uint64]*events.Cgroup{}, onResolved: onResolved}
+	return &Resolver{mount: mount, podSources: pods, resolved: map[uint64]*events.Cgroup{}, criRetry: map[*CRIClient]time.Time{},
+		onResolved: onResolved}
 }
 
 // Resolve returns the cgroup with this id, nil if it cannot be found (it
@@ -180,7 +182,7 @@ func (r *Resolver) readPods() {
 	r.podsRead = time.Now()
 	var unanswered []error
 	for _, rt := range r.podSources.Runtimes {
-		if r.podsRead.Before(rt.retry) {
+		if r.podsRead.Before(r.criRetry[rt]) {
 			continue
 		}
 		pods, err := rt.Pods(context.Background())
@@ -189,7 +191,7 @@ func (r *Resolver) readPods() {
 			r.tell(rt.Endpoint, func() string { return "the CRI runtime " + rt.Describe(context.Background()) })
 			return
 		}
-		rt.retry = time.Now().Add(criBackoff)
+		r.criRetry[rt] = time.Now().Add(criBackoff)
 		unanswered = append(unanswered, err)
 	}
 	if pods, err := Pods(r.podSources.Logs); err == nil {
