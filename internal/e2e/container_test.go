@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,7 +24,8 @@ import (
 // A CRI runtime (a real gRPC server of the CRI's RuntimeService) names the
 // pods, not the kubelet's pod log directory, which names them otherwise;
 // a tracer whose runtime endpoint has no socket names them from the pod
-// log directory; each says on stderr which named them. --metrics-labels container,pod labels each client's series
+// log directory; each says on stderr which named them, and a replay of
+// the recording names them as the run did. --metrics-labels container,pod labels each client's series
 // by its container and pod.
 func TestContainer(t *testing.T) {
 	requireTracing(t)
@@ -83,8 +85,9 @@ func TestContainer(t *testing.T) {
 	ns := newNetns(t)
 	metricsAddr := freeAddr(t)
 	runtimeEndpoint := serveFakeRuntime(t, runtime)
+	recording := filepath.Join(t.TempDir(), "containers.rec.gz")
 	all := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--metrics", metricsAddr, "--metrics-labels", "container,pod",
-		"--runtime-endpoint", runtimeEndpoint)
+		"--runtime-endpoint", runtimeEndpoint, "--record", recording)
 	// Each asks a runtime that is not there (no socket), whatever the node runs.
 	noRuntime := "unix://" + filepath.Join(t.TempDir(), "absent.sock")
 	only := map[string]*tracer{}
@@ -132,6 +135,14 @@ func TestContainer(t *testing.T) {
 	}
 	if want := "tcptrace: pods named by the CRI runtime fake 1.0 at " + runtimeEndpoint + "\n"; !strings.Contains(all.stderr.String(), want) {
 		t.Errorf("stderr does not say %q:\n%s", want, all.stderr.String())
+	}
+	// The recording keeps each cgroup as resolved, pods named by the
+	// runtime: a replay, with no runtime and no such cgroups, shows the same.
+	if all.golden != "" {
+		recording = all.golden + ".rec.gz" // its --record came last
+	}
+	if stdout, stderr, code := runCommand(t, exec.Command(tracerBinary, "replay", recording, "-o", "json")); code != 0 || stdout != all.stdout.String() {
+		t.Errorf("replay: exit %d, %s; the same output: %v", code, stderr, stdout == all.stdout.String())
 	}
 	// The listener runs where the test does: in no container, as a rule.
 	self, err := os.ReadFile("/proc/self/cgroup")
