@@ -238,3 +238,23 @@ func TestRuntimeSocket(t *testing.T) {
 		}
 	}
 }
+
+// Only sockets are runtimes: a file or nothing at the path is none.
+func TestFindRuntimeEndpoints(t *testing.T) {
+	dir := t.TempDir()
+	file, sock := filepath.Join(dir, "file.sock"), filepath.Join(dir, "runtime.sock")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	defaults := RuntimeEndpoints
+	t.Cleanup(func() { RuntimeEndpoints = defaults })
+	RuntimeEndpoints = []string{"unix://" + filepath.Join(dir, "absent.sock"), "unix://" + file, "unix://" + sock}
+	if got, want := FindRuntimeEndpoints(), RuntimeEndpoints[2:]; !slices.Equal(got, want) {
+		t.Errorf("FindRuntimeEndpoints() = %q, want %q", got, want)
+	}
+}
