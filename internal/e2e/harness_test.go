@@ -451,6 +451,13 @@ func (s stalledWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
+// testRingSize is the ring the tests' tracers get unless they ask for one:
+// the kernel zeroes a ring's pages as it makes it, which for the default
+// 128 MiB takes seconds in the emulated kernels of the matrix, at each of
+// the suite's hundreds of starts. The stalled-output test keeps the
+// default: it is the test of it.
+const testRingSize = "16M"
+
 // startTracerStalled is startTracer with an output nobody reads until
 // open is closed (nil: read at once), as a stuck pipe or disk would be.
 func startTracerStalled(t *testing.T, open <-chan struct{}, args ...string) *tracer {
@@ -464,6 +471,9 @@ func startTracerStalled(t *testing.T, open <-chan struct{}, args ...string) *tra
 		goldenTaken[t.Name()] = true
 		tr.golden = filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_", "=", "_").Replace(t.Name()))
 		args = append(args, "--record", tr.golden+".rec.gz")
+	}
+	if open == nil && !slices.Contains(args, "--ring-size") {
+		args = append([]string{"--ring-size", testRingSize}, args...)
 	}
 	tr.cmd = exec.Command(tracerBinary, append([]string{"-o", "json", "--ready-file", ready}, args...)...)
 	tr.cmd.Stdout, tr.cmd.Stderr = &tr.stdout, &tr.stderr

@@ -354,11 +354,14 @@ func TestSnapshot(t *testing.T) {
 	old := ns.client(t, "127.0.0.1", srv.port)
 	srv.do("accept")
 	closeClientFirst(old, srv) // old's TIME_WAIT socket
+	closed := time.Now()
 	open := ns.client(t, "127.0.0.1", srv.port)
 	srv.do("accept")
 	time.Sleep(time.Second)
 
+	starting := time.Now()
 	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode))
+	ready := time.Now()
 	byPID := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--pid", strconv.Itoa(open.pid))
 	// A connection the listener from before accepts, and its close: their
 	// owner is known from the snapshot alone.
@@ -407,8 +410,13 @@ func TestSnapshot(t *testing.T) {
 			json.Unmarshal([]byte(line), &remaining)
 		}
 	}
-	if ms, _ := remaining["remaining_ms"].(float64); ms < 55000 || ms > 60000 {
-		t.Errorf("TIME_WAIT remaining_ms %v, want 55000-60000 (it is about 1 s old)", remaining["remaining_ms"])
+	// The snapshot is taken between the tracer's start and its being ready;
+	// the TIME_WAIT began a little before the actor said the close was done
+	// (when the peer's FIN came), and its timer counts in jiffies.
+	least, most := 60000-ms(ready.Sub(closed))-500, 60000-ms(starting.Sub(closed))+50
+	if ms, _ := remaining["remaining_ms"].(float64); ms < least || ms > most {
+		t.Errorf("TIME_WAIT remaining_ms %v, want %.0f-%.0f (closed %v before the tracer started, ready %v after)",
+			remaining["remaining_ms"], least, most, starting.Sub(closed), ready.Sub(starting))
 	}
 	// Go (1.24+) listens with MPTCP where it can: the owner is found through
 	// the MPTCP socket for its TCP subflow, the listener the kernel reports.
@@ -557,3 +565,6 @@ func TestTimewaitPurge(t *testing.T) {
 		t.Errorf("%d summaries end timewait_purged, want %d", summaries, inTimewait)
 	}
 }
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
