@@ -22,11 +22,11 @@ import (
 // events carry the container id, the runtime and the pod uid; --container
 // with a prefix of one id keeps only that client's sockets, in the kernel.
 // A CRI runtime (a real gRPC server of the CRI's RuntimeService) names the
-// pods, not the kubelet's pod log directory, which names them otherwise;
-// a tracer whose runtime endpoint has no socket names them from the pod
-// log directory; each says on stderr which named them, and a replay of
-// the recording names them as the run did. --metrics-labels container,pod labels each client's series
-// by its container and pod.
+// pods, not the kubelet's pod log directory, which names them otherwise; a
+// tracer whose runtime endpoint has no socket names them from the pod log
+// directory; each says on stderr which named them, and a replay of the
+// recording names them as the run did. --metrics-labels container,pod
+// labels each client's series by its container and pod.
 func TestContainer(t *testing.T) {
 	requireTracing(t)
 	mount, err := container.Mount()
@@ -42,13 +42,15 @@ func TestContainer(t *testing.T) {
 	kubepodsSlice := func(qos, uid string) string {
 		return filepath.Join(base, "kubepods.slice", "kubepods-"+qos+".slice", "kubepods-"+qos+"-pod"+strings.ReplaceAll(uid, "-", "_")+".slice")
 	}
+	dockerID, containerdID := strings.Repeat("d0c4e1", 10)+"abcd", strings.Repeat("c0ffee", 10)+"1234"
+	crioID, podmanID := strings.Repeat("c210a0", 10)+"5678", strings.Repeat("9a1b0d", 10)+"9abc"
 	clients := map[string]*client{ // by container id
-		strings.Repeat("d0c4e1", 10) + "abcd": {cgroup: filepath.Join(base, "system.slice", "docker-"+strings.Repeat("d0c4e1", 10)+"abcd.scope"), runtime: "docker"},
-		strings.Repeat("c0ffee", 10) + "1234": {cgroup: filepath.Join(kubepodsSlice("burstable", containerdPod), "cri-containerd-"+strings.Repeat("c0ffee", 10)+"1234.scope"),
-			runtime: "containerd", podUID: containerdPod, pod: container.Pod{Name: "web-1", Namespace: "shop"}, podLogsPod: container.Pod{Name: "web-1-in-logs", Namespace: "shop"}},
-		strings.Repeat("c210a0", 10) + "5678": {cgroup: filepath.Join(kubepodsSlice("besteffort", crioPod), "crio-"+strings.Repeat("c210a0", 10)+"5678.scope"),
-			runtime: "cri-o", podUID: crioPod, pod: container.Pod{Name: "db-0", Namespace: "store"}},
-		strings.Repeat("9a1b0d", 10) + "9abc": {cgroup: filepath.Join(base, "machine.slice", "libpod-"+strings.Repeat("9a1b0d", 10)+"9abc.scope"), runtime: "podman"},
+		dockerID: {cgroup: filepath.Join(base, "system.slice", "docker-"+dockerID+".scope"), runtime: "docker"},
+		containerdID: {cgroup: filepath.Join(kubepodsSlice("burstable", containerdPod), "cri-containerd-"+containerdID+".scope"), runtime: "containerd",
+			podUID: containerdPod, pod: container.Pod{Name: "web-1", Namespace: "shop"}, podLogsPod: container.Pod{Name: "web-1-in-logs", Namespace: "shop"}},
+		crioID: {cgroup: filepath.Join(kubepodsSlice("besteffort", crioPod), "crio-"+crioID+".scope"), runtime: "cri-o",
+			podUID: crioPod, pod: container.Pod{Name: "db-0", Namespace: "store"}},
+		podmanID: {cgroup: filepath.Join(base, "machine.slice", "libpod-"+podmanID+".scope"), runtime: "podman"},
 	}
 	// Removed after the actors in them are gone (cleanups run last first).
 	t.Cleanup(func() {
