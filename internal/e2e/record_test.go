@@ -148,6 +148,12 @@ func TestLiveReport(t *testing.T) {
 // one, with #selftest: its chart of TIME_WAIT ends counts the run's.
 func checkReportInBrowser(t *testing.T, page string, ends []event) {
 	t.Helper()
+	if os.Getenv("TCPTRACE_GUEST_KERNEL") != "" {
+		// A browser under the matrix's emulation takes minutes, and what it
+		// checks is the page, not the kernel: the host's run opens it.
+		t.Log("in an emulated kernel: the report is not opened")
+		return
+	}
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Log("no chromium: the report is not opened")
