@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/tcptrace/tcptrace/internal/container/critest"
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
@@ -33,22 +33,6 @@ func (f *fakeRuntime) ListPodSandbox(context.Context, *runtimeapi.ListPodSandbox
 			Metadata: &runtimeapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: uid}})
 	}
 	return resp, nil
-}
-
-// serveFakeRuntime serves rt on a unix socket until the test ends, and
-// returns its endpoint.
-func serveFakeRuntime(t *testing.T, rt runtimeapi.RuntimeServiceServer) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "cri.sock")
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	runtimeapi.RegisterRuntimeServiceServer(srv, rt)
-	go srv.Serve(lis) // until Stop
-	t.Cleanup(srv.Stop)
-	return "unix://" + sock
 }
 
 // podTree makes, below a stand-in cgroup2 mount, a containerd container's
@@ -94,7 +78,7 @@ func pod(cg *events.Cgroup) Pod {
 func TestResolverAsksTheRuntime(t *testing.T) {
 	rt := &fakeRuntime{pods: map[string]Pod{podID: {Name: "cart-0", Namespace: "shop"}}}
 	var runtimes []*CRIClient
-	for _, endpoint := range []string{serveFakeRuntime(t, &noCRI{}), serveFakeRuntime(t, rt)} {
+	for _, endpoint := range []string{critest.Serve(t, &noCRI{}), critest.Serve(t, rt)} {
 		cri, err := DialCRI(endpoint)
 		if err != nil {
 			t.Fatal(err)
@@ -188,7 +172,7 @@ func serveSilence(t *testing.T) string {
 // again: resolving goes on at once.
 func TestResolverRuntimeHangs(t *testing.T) {
 	for name, serve := range map[string]func(*testing.T) string{
-		"runtime never answers": func(t *testing.T) string { return serveFakeRuntime(t, hungRuntime{}) },
+		"runtime never answers": func(t *testing.T) string { return critest.Serve(t, hungRuntime{}) },
 		"socket never speaks":   serveSilence,
 	} {
 		t.Run(name, func(t *testing.T) { testRuntimeHangs(t, serve(t)) })

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/tcptrace/tcptrace/internal/container"
+	"github.com/tcptrace/tcptrace/internal/container/critest"
 )
 
 // TestContainer: clients moved into cgroups named as docker, as containerd
@@ -86,7 +85,7 @@ func TestContainer(t *testing.T) {
 
 	ns := newNetns(t)
 	metricsAddr := freeAddr(t)
-	runtimeEndpoint := serveFakeRuntime(t, runtime)
+	runtimeEndpoint := critest.Serve(t, runtime)
 	recording := filepath.Join(t.TempDir(), "containers.rec.gz")
 	all := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--metrics", metricsAddr, "--metrics-labels", "container,pod",
 		"--runtime-endpoint", runtimeEndpoint, "--record", recording)
@@ -194,20 +193,4 @@ func (f *fakeRuntime) Version(context.Context, *runtimeapi.VersionRequest) (*run
 
 func (f *fakeRuntime) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
 	return &runtimeapi.ListPodSandboxResponse{Items: f.sandboxes}, nil
-}
-
-// serveFakeRuntime serves rt on a unix socket until the test ends, and
-// returns its endpoint.
-func serveFakeRuntime(t *testing.T, rt runtimeapi.RuntimeServiceServer) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "cri.sock")
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	runtimeapi.RegisterRuntimeServiceServer(srv, rt)
-	go srv.Serve(lis) // until Stop
-	t.Cleanup(srv.Stop)
-	return "unix://" + sock
 }
