@@ -21,6 +21,9 @@ var RuntimeEndpoints = []string{
 	"unix:///run/k3s/containerd/containerd.sock",
 }
 
+// Pod is a pod's name and namespace.
+type Pod struct{ Name, Namespace string }
+
 // RuntimeEndpointEnv names the variable crictl reads the endpoint from.
 const RuntimeEndpointEnv = "CONTAINER_RUNTIME_ENDPOINT"
 

@@ -64,9 +64,6 @@ func Walk(mount string, fn func(path string, id uint64)) error {
 	})
 }
 
-// Pod is a pod's name and namespace.
-type Pod struct{ Name, Namespace string }
-
 // Pods reads the pods a kubelet keeps logs for in dir (PodLogs), by UID;
 // none if there is no such directory.
 func Pods(dir string) (map[string]Pod, error) {
