@@ -18,16 +18,18 @@ static __always_inline void count_lost(__u8 type)
 }
 
 /*
- * Reserves a record of size bytes (a struct event and its tail) and fills what
- * every event carries; NULL if the ring is full. sk is NULL for an RST that
- * belongs to no socket.
+ * Reserves a record of kind type (record_length(type) bytes) and tail_size
+ * more for its tail, and fills what every event carries; NULL if the ring
+ * is full. The groups of fields its kind has are zeroed, the others are not
+ * there. sk is NULL for an RST that belongs to no socket.
  */
-static __always_inline struct event *new_tailed_event(__u64 ts_ns, __u32 size, __u8 tail, __u8 type,
+static __always_inline struct event *new_tailed_event(__u64 ts_ns, __u32 tail_size, __u8 tail, __u8 type,
 						      const struct sock *sk, bool listener,
 						      const struct sock_id *id, const struct owner *o,
 						      __u8 state)
 {
-	struct event *e = bpf_ringbuf_reserve(&events, size, 0);
+	__u32 length = record_length(type);
+	struct event *e = bpf_ringbuf_reserve(&events, length + tail_size, 0);
 
 	if (!e) {
 		count_lost(type);
@@ -44,20 +46,10 @@ static __always_inline struct event *new_tailed_event(__u64 ts_ns, __u32 size, _
 	e->old_state = 0;
 	e->flags = 0;
 	e->reason = 0;
-	e->prev_state_ns = 0;
 	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
 	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-	e->window = 0;
-	__builtin_memset(&e->timer, 0, sizeof(e->timer));
 	e->substate = 0;
-	e->timer_jiffies = 0;
-	e->seq = 0;
-	e->tsval = 0;
-	e->tcp_flags = 0;
 	e->aux_flags = 0;
-	e->payload_len = 0;
-	e->rcv_nxt = 0;
-	e->ack_seq = 0;
 	e->tail = tail;
 	if (o) {
 		e->flags |= EVENT_FLAG_OWNER_KNOWN;
@@ -69,14 +61,34 @@ static __always_inline struct event *new_tailed_event(__u64 ts_ns, __u32 size, _
 		e->cgroup_id = 0;
 		__builtin_memset(e->comm, 0, sizeof(e->comm));
 	}
+	if (length > RECORD_LEN_BASE) {
+		e->timer_jiffies = 0;
+		e->seq = 0;
+		e->tsval = 0;
+		e->rcv_nxt = 0;
+	}
+	if (length > RECORD_LEN_TIMEWAIT)
+		e->prev_state_ns = 0;
+	if (length > RECORD_LEN_STATE) {
+		e->ack_seq = 0;
+		e->window = 0;
+		e->payload_len = 0;
+		e->tcp_flags = 0;
+		__builtin_memset(e->pad, 0, sizeof(e->pad));
+	}
+	if (length > RECORD_LEN_SEGMENT)
+		__builtin_memset(&e->timer, 0, sizeof(e->timer));
 	return e;
 }
+
+/* Where the tail of a record of kind type (a constant) starts. */
+#define record_tail(e, type) ((void *)(e) + record_length(type))
 
 static __always_inline struct event *new_event_at(__u64 ts_ns, __u8 type, const struct sock *sk, bool listener,
 						  const struct sock_id *id, const struct owner *o,
 						  __u8 state)
 {
-	return new_tailed_event(ts_ns, sizeof(struct event), TAIL_NONE, type, sk, listener, id, o, state);
+	return new_tailed_event(ts_ns, 0, TAIL_NONE, type, sk, listener, id, o, state);
 }
 
 static __always_inline struct event *new_event(__u8 type, const struct sock *sk, bool listener,
@@ -96,7 +108,7 @@ static __always_inline void submit(struct event *e)
 		 * waking it on every record above it costs more than it saves.
 		 */
 		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		flags = avail >= wakeup_bytes && avail < wakeup_bytes + sizeof(*e) ?
+		flags = avail >= wakeup_bytes && avail < wakeup_bytes + RECORD_LEN_FULL ?
 				BPF_RB_FORCE_WAKEUP :
 				BPF_RB_NO_WAKEUP;
 	}
@@ -161,12 +173,13 @@ static __always_inline bool sock_wanted(const struct sock *sk, struct sock_id *i
 }
 
 /*
- * Reserves a one-socket event (retransmit, resets, destroy) of size bytes,
- * with its identity filled, if the filters want it; the caller submits it.
+ * Reserves a one-socket event (retransmit, resets, destroy) and tail_size
+ * bytes for its tail, with its identity filled, if the filters want it; the
+ * caller submits it.
  * by_holder: a socket that keeps no owner gets the task holding it, if
  * closed_by_owner() says that task owns it.
  */
-static __always_inline struct event *new_sock_event(const struct sock *sk, __u8 type, __u32 size, __u8 tail,
+static __always_inline struct event *new_sock_event(const struct sock *sk, __u8 type, __u32 tail_size, __u8 tail,
 						    bool by_holder)
 {
 	struct owner *o, holder;
@@ -182,7 +195,7 @@ static __always_inline struct event *new_sock_event(const struct sock *sk, __u8 
 	}
 	flush_birth(sk, &id, o);
 	state = sk->__sk_common.skc_state;
-	e = new_tailed_event(bpf_ktime_get_ns(), size, tail, type, sk, state == tcp_listen, &id, o, state);
+	e = new_tailed_event(bpf_ktime_get_ns(), tail_size, tail, type, sk, state == tcp_listen, &id, o, state);
 	if (e)
 		read_sock_addrs(sk, e);
 	return e;
@@ -192,7 +205,7 @@ static __always_inline struct event *new_sock_event(const struct sock *sk, __u8 
 static __always_inline void emit_sock_event(const struct sock *sk, __u8 type, __u32 reason,
 					    bool has_reason)
 {
-	struct event *e = new_sock_event(sk, type, sizeof(struct event), TAIL_NONE, false);
+	struct event *e = new_sock_event(sk, type, 0, TAIL_NONE, false);
 
 	if (!e)
 		return;

@@ -79,11 +79,17 @@ enum close_flag {
 	CLOSE_FLAG_LINGER2_NEGATIVE = 1 << 2, /* TCP_LINGER2 < 0 */
 };
 
+/*
+ * Laid out by who needs what: the fields every kind carries come first, then
+ * groups each kind needs only some of, in order, so that a record is only
+ * as long as its kind (enum record_length) and the fields past it read as
+ * zero. A record's length is its kind's plus its tail's.
+ */
 struct event {
+	/* Every kind. */
 	__u64 ts_ns;	     /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u64 cookie;	     /* socket cookie; 0 with EVENT_FLAG_NO_SOCKET */
 	__u64 cgroup_id;     /* owner's cgroup v2 id */
-	__u64 prev_state_ns; /* time spent in old_state */
 	__u8 saddr[16];	     /* local address (IPv4 in the first 4 bytes) */
 	__u8 daddr[16];	     /* remote address */
 	__u32 netns;	     /* network namespace inode */
@@ -94,11 +100,16 @@ struct event {
 	__u16 dport;	     /* remote port, host order */
 	__u8 type;	     /* enum event_type */
 	__u8 family;	     /* 4 or 6 */
-	__u8 old_state;	     /* kernel TCP state before (EVENT_STATE) */
+	__u8 old_state;	     /* kernel TCP state before (EVENT_STATE, EVENT_TCP_TIMER) */
 	__u8 state;	     /* kernel TCP state after, or the state at the event */
 	__u8 flags;	     /* enum event_flag bits */
 	__u8 substate;	     /* TIME_WAIT socket's tw_substate (EVENT_TW_*) */
-	__u16 window;	     /* EVENT_SEGMENT: the segment's window field, unscaled */
+	__u8 aux_flags;	     /* EVENT_TW_EXPIRE, EVENT_TW_CANCEL: enum tw_flag bits;
+			      * EVENT_STATE into CLOSE: enum close_flag bits */
+	__u8 tail;	     /* enum record_tail: what follows the record */
+	char comm[16];	     /* owner's process name */
+
+	/* From RECORD_LEN_TIMEWAIT on: TIME_WAIT timers, births, segments. */
 	__u32 timer_jiffies; /* EVENT_TW_START, EVENT_SNAPSHOT of a TIME_WAIT
 			      * socket: jiffies until its timer is due;
 			      * EVENT_TW_EXPIRE, EVENT_TW_CANCEL with
@@ -108,22 +119,63 @@ struct event {
 			      * a child's LISTEN -> SYN_RECV: its SYN's sequence;
 			      * EVENT_TW_SEGMENT, EVENT_SEGMENT: the segment's sequence */
 	__u32 tsval;	     /* the same for the TCP timestamp (ts_recent) */
-	__u8 tcp_flags;	     /* EVENT_TW_SEGMENT, EVENT_SEGMENT: the segment's TCP flags byte */
-	__u8 aux_flags;	     /* EVENT_TW_EXPIRE, EVENT_TW_CANCEL: enum tw_flag bits;
-			      * EVENT_STATE into CLOSE: enum close_flag bits */
-	__u16 payload_len;   /* EVENT_SEGMENT: bytes of data in the segment */
 	__u32 rcv_nxt;	     /* EVENT_TW_SEGMENT, EVENT_SEGMENT: the socket's rcv_nxt */
+
+	/* From RECORD_LEN_STATE on. */
+	__u64 prev_state_ns; /* time spent in old_state */
+
+	/* From RECORD_LEN_SEGMENT on: a received segment's header. */
 	__u32 ack_seq;	     /* EVENT_SEGMENT: the segment's acknowledgment number */
-	struct tcp_timer_facts timer;
-	char comm[16];	     /* owner's process name */
-	__u8 tail;	     /* enum record_tail: what follows the record */
+	__u16 window;	     /* EVENT_SEGMENT: the segment's window field, unscaled */
+	__u16 payload_len;   /* EVENT_SEGMENT: bytes of data in the segment */
+	__u8 tcp_flags;	     /* EVENT_TW_SEGMENT, EVENT_SEGMENT: the segment's TCP flags byte */
 	__u8 pad[7];
+
+	/* From RECORD_LEN_FULL on: socket timers and probes. */
+	struct tcp_timer_facts timer;
 };
 
 /*
- * What follows a record of some kinds, so that the others need not be as long
- * (a record's length is sizeof(struct event) plus its tail's).
+ * How long each kind's record is (before its tail): the offset of the first
+ * group it does not use. The records most numerous, state changes, carry
+ * neither a segment nor a timer.
  */
+enum record_length {
+	/* retransmits, resets, destroys, EVENT_TW_RST */
+	RECORD_LEN_BASE = __builtin_offsetof(struct event, timer_jiffies),
+	/* EVENT_TW_START, _EXPIRE, _CANCEL, EVENT_SNAPSHOT */
+	RECORD_LEN_TIMEWAIT = __builtin_offsetof(struct event, prev_state_ns),
+	/* EVENT_STATE */
+	RECORD_LEN_STATE = __builtin_offsetof(struct event, ack_seq),
+	/* EVENT_TW_SEGMENT, EVENT_SEGMENT */
+	RECORD_LEN_SEGMENT = __builtin_offsetof(struct event, timer),
+	/* EVENT_TCP_TIMER, EVENT_PROBE_SENT, EVENT_WINDOW_OPEN */
+	RECORD_LEN_FULL = sizeof(struct event),
+};
+
+/* The length of a record of kind type, before its tail. */
+static __always_inline __u32 record_length(__u8 type)
+{
+	switch (type) {
+	case EVENT_TW_START:
+	case EVENT_TW_EXPIRE:
+	case EVENT_TW_CANCEL:
+	case EVENT_SNAPSHOT:
+		return RECORD_LEN_TIMEWAIT;
+	case EVENT_STATE:
+		return RECORD_LEN_STATE;
+	case EVENT_TW_SEGMENT:
+	case EVENT_SEGMENT:
+		return RECORD_LEN_SEGMENT;
+	case EVENT_TCP_TIMER:
+	case EVENT_PROBE_SENT:
+	case EVENT_WINDOW_OPEN:
+		return RECORD_LEN_FULL;
+	}
+	return RECORD_LEN_BASE;
+}
+
+/* What follows a record of some kinds, so that the others need not be as long. */
 enum record_tail {
 	TAIL_NONE = 0,
 	TAIL_HANDSHAKE = 1, /* struct tcp_handshake: an EVENT_STATE into ESTABLISHED */
@@ -164,15 +216,5 @@ struct tcp_counters {
 	__u32 pad;
 };
 
-/* The records with a tail, as reserved. */
-struct event_handshake {
-	struct event event;
-	struct tcp_handshake handshake;
-};
-
-struct event_counters {
-	struct event event;
-	struct tcp_counters counters;
-};
 
 #endif

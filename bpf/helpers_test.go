@@ -5,6 +5,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/tcptrace/tcptrace/internal/decode"
 	"github.com/tcptrace/tcptrace/internal/privtest"
 )
 
@@ -194,6 +195,21 @@ func TestSeqCompare(t *testing.T) {
 		}
 		if got := run(t, coll, "seq_after_run", uint64(c.a), uint64(c.b)); got != c.after {
 			t.Errorf("seq_after(%#x, %#x) = %v, want %v", c.a, c.b, got, c.after)
+		}
+	}
+}
+
+// TestRecordLengths: the decoder's length of every kind's record is the
+// one record_length() in event.h gives the programs.
+func TestRecordLengths(t *testing.T) {
+	coll := loadHelpers(t, filters{})
+	for typ := range 256 {
+		ret, err := coll.Programs["record_length_run"].Run(&ebpf.RunOptions{Context: []uint64{uint64(typ)}})
+		if err != nil {
+			t.Fatalf("run record_length_run(%d): %v", typ, err)
+		}
+		if want := decode.Length(uint8(typ)); int(ret) != want {
+			t.Errorf("type %d: record_length() %d, decode.Length %d", typ, ret, want)
 		}
 	}
 }

@@ -155,7 +155,7 @@ int snapshot_tcp(struct bpf_iter__tcp *ctx)
 		e.substate = tw->tw_sk.tw_substate;
 		e.timer_jiffies = tw->tw_sk.tw_timer.expires - bpf_jiffies64();
 	}
-	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
+	bpf_seq_write(ctx->meta->seq, &e, RECORD_LEN_TIMEWAIT);
 	return 0;
 }
 

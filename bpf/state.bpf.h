@@ -59,7 +59,6 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 {
 	struct sock_info *info = NULL;
 	struct owner *o = NULL, context_owner;
-	struct event_handshake *eh;
 	struct sock_id id = {};
 	__u64 now, prev_ns = 0;
 	bool prev_known = false, listener, in_context;
@@ -123,11 +122,10 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 	/* A child's first event has old_state LISTEN: it is no listener. */
 	listener = new_state == tcp_listen || (old_state == tcp_listen && new_state == tcp_close);
 	if (new_state == tcp_established) {
-		eh = (struct event_handshake *)new_tailed_event(now, sizeof(*eh), TAIL_HANDSHAKE, EVENT_STATE, sk,
-								listener, &id, o, new_state);
-		if (eh)
-			read_handshake(sk, &eh->handshake);
-		e = &eh->event;
+		e = new_tailed_event(now, sizeof(struct tcp_handshake), TAIL_HANDSHAKE, EVENT_STATE, sk, listener, &id,
+				     o, new_state);
+		if (e)
+			read_handshake(sk, record_tail(e, EVENT_STATE));
 	} else {
 		e = new_event_at(now, EVENT_STATE, sk, listener, &id, o, new_state);
 	}
@@ -181,14 +179,14 @@ static __always_inline void read_counters(const struct sock *sk, struct tcp_coun
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(handle_destroy, struct sock *sk)
 {
-	struct event_counters *ec;
 	struct tw_owner *two;
+	struct event *e;
 	__u64 cookie;
 
-	ec = (struct event_counters *)new_sock_event(sk, EVENT_DESTROY, sizeof(*ec), TAIL_COUNTERS, true);
-	if (ec) {
-		read_counters(sk, &ec->counters);
-		submit(&ec->event);
+	e = new_sock_event(sk, EVENT_DESTROY, sizeof(struct tcp_counters), TAIL_COUNTERS, true);
+	if (e) {
+		read_counters(sk, record_tail(e, EVENT_DESTROY));
+		submit(e);
 	}
 	cookie = sk->__sk_common.skc_cookie.counter;
 	if (zero_window_entries)

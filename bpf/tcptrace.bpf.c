@@ -23,8 +23,9 @@ const enum tcp_timer_kind unused_tcp_timer_kind __attribute__((unused));
 const enum tw_flag unused_tw_flag __attribute__((unused));
 const enum record_tail unused_record_tail __attribute__((unused));
 const enum handshake_option unused_handshake_option __attribute__((unused));
-const struct event_handshake *unused_event_handshake __attribute__((unused));
-const struct event_counters *unused_event_counters __attribute__((unused));
+const enum record_length unused_record_length __attribute__((unused));
+const struct tcp_handshake *unused_tcp_handshake __attribute__((unused));
+const struct tcp_counters *unused_tcp_counters __attribute__((unused));
 const enum close_flag unused_close_flag __attribute__((unused));
 
 #include "config.h"

@@ -26,7 +26,6 @@ type TcptraceEvent struct {
 	TsNs         uint64
 	Cookie       uint64
 	CgroupId     uint64
-	PrevStateNs  uint64
 	Saddr        [16]uint8
 	Daddr        [16]uint8
 	Netns        uint32
@@ -40,15 +39,19 @@ type TcptraceEvent struct {
 	State        uint8
 	Flags        uint8
 	Substate     uint8
-	Window       uint16
+	AuxFlags     uint8
+	Tail         uint8
+	Comm         [16]int8
 	TimerJiffies uint32
 	Seq          uint32
 	Tsval        uint32
-	TcpFlags     uint8
-	AuxFlags     uint8
-	PayloadLen   uint16
 	RcvNxt       uint32
+	PrevStateNs  uint64
 	AckSeq       uint32
+	Window       uint16
+	PayloadLen   uint16
+	TcpFlags     uint8
+	Pad          [7]uint8
 	Timer        struct {
 		_               structs.HostLayout
 		EntryNs         uint64
@@ -69,9 +72,6 @@ type TcptraceEvent struct {
 		Pad             uint8
 		_               [4]byte
 	}
-	Comm [16]int8
-	Tail uint8
-	Pad  [7]uint8
 }
 
 type TcptraceEventFlag uint32
@@ -116,6 +116,16 @@ const (
 	TcptraceHandshakeOptionHANDSHAKE_TIMESTAMPS TcptraceHandshakeOption = 4
 	TcptraceHandshakeOptionHANDSHAKE_ECN        TcptraceHandshakeOption = 8
 	TcptraceHandshakeOptionHANDSHAKE_FASTOPEN   TcptraceHandshakeOption = 16
+)
+
+type TcptraceRecordLength uint32
+
+const (
+	TcptraceRecordLengthRECORD_LEN_BASE     TcptraceRecordLength = 96
+	TcptraceRecordLengthRECORD_LEN_TIMEWAIT TcptraceRecordLength = 112
+	TcptraceRecordLengthRECORD_LEN_STATE    TcptraceRecordLength = 120
+	TcptraceRecordLengthRECORD_LEN_SEGMENT  TcptraceRecordLength = 136
+	TcptraceRecordLengthRECORD_LEN_FULL     TcptraceRecordLength = 184
 )
 
 type TcptraceRecordTail uint32
@@ -238,12 +248,13 @@ const (
 	TcptraceVarTwTimerHandlerAddr       = "tw_timer_handler_addr"
 	TcptraceVarUnusedCloseFlag          = "unused_close_flag"
 	TcptraceVarUnusedEvent              = "unused_event"
-	TcptraceVarUnusedEventCounters      = "unused_event_counters"
 	TcptraceVarUnusedEventFlag          = "unused_event_flag"
-	TcptraceVarUnusedEventHandshake     = "unused_event_handshake"
 	TcptraceVarUnusedEventType          = "unused_event_type"
 	TcptraceVarUnusedHandshakeOption    = "unused_handshake_option"
+	TcptraceVarUnusedRecordLength       = "unused_record_length"
 	TcptraceVarUnusedRecordTail         = "unused_record_tail"
+	TcptraceVarUnusedTcpCounters        = "unused_tcp_counters"
+	TcptraceVarUnusedTcpHandshake       = "unused_tcp_handshake"
 	TcptraceVarUnusedTcpTimerKind       = "unused_tcp_timer_kind"
 	TcptraceVarUnusedTwFlag             = "unused_tw_flag"
 	TcptraceVarWakeupBytes              = "wakeup_bytes"
@@ -373,12 +384,13 @@ type TcptraceVariableSpecs struct {
 	TwTimerHandlerAddr       *ebpf.VariableSpec `ebpf:"tw_timer_handler_addr"`
 	UnusedCloseFlag          *ebpf.VariableSpec `ebpf:"unused_close_flag"`
 	UnusedEvent              *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventCounters      *ebpf.VariableSpec `ebpf:"unused_event_counters"`
 	UnusedEventFlag          *ebpf.VariableSpec `ebpf:"unused_event_flag"`
-	UnusedEventHandshake     *ebpf.VariableSpec `ebpf:"unused_event_handshake"`
 	UnusedEventType          *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedHandshakeOption    *ebpf.VariableSpec `ebpf:"unused_handshake_option"`
+	UnusedRecordLength       *ebpf.VariableSpec `ebpf:"unused_record_length"`
 	UnusedRecordTail         *ebpf.VariableSpec `ebpf:"unused_record_tail"`
+	UnusedTcpCounters        *ebpf.VariableSpec `ebpf:"unused_tcp_counters"`
+	UnusedTcpHandshake       *ebpf.VariableSpec `ebpf:"unused_tcp_handshake"`
 	UnusedTcpTimerKind       *ebpf.VariableSpec `ebpf:"unused_tcp_timer_kind"`
 	UnusedTwFlag             *ebpf.VariableSpec `ebpf:"unused_tw_flag"`
 	WakeupBytes              *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -473,12 +485,13 @@ type TcptraceVariables struct {
 	TwTimerHandlerAddr       *ebpf.Variable `ebpf:"tw_timer_handler_addr"`
 	UnusedCloseFlag          *ebpf.Variable `ebpf:"unused_close_flag"`
 	UnusedEvent              *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventCounters      *ebpf.Variable `ebpf:"unused_event_counters"`
 	UnusedEventFlag          *ebpf.Variable `ebpf:"unused_event_flag"`
-	UnusedEventHandshake     *ebpf.Variable `ebpf:"unused_event_handshake"`
 	UnusedEventType          *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedHandshakeOption    *ebpf.Variable `ebpf:"unused_handshake_option"`
+	UnusedRecordLength       *ebpf.Variable `ebpf:"unused_record_length"`
 	UnusedRecordTail         *ebpf.Variable `ebpf:"unused_record_tail"`
+	UnusedTcpCounters        *ebpf.Variable `ebpf:"unused_tcp_counters"`
+	UnusedTcpHandshake       *ebpf.Variable `ebpf:"unused_tcp_handshake"`
 	UnusedTcpTimerKind       *ebpf.Variable `ebpf:"unused_tcp_timer_kind"`
 	UnusedTwFlag             *ebpf.Variable `ebpf:"unused_tw_flag"`
 	WakeupBytes              *ebpf.Variable `ebpf:"wakeup_bytes"`

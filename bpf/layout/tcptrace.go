@@ -17,7 +17,6 @@ type TcptraceEvent struct {
 	TsNs         uint64
 	Cookie       uint64
 	CgroupId     uint64
-	PrevStateNs  uint64
 	Saddr        [16]uint8
 	Daddr        [16]uint8
 	Netns        uint32
@@ -31,15 +30,19 @@ type TcptraceEvent struct {
 	State        uint8
 	Flags        uint8
 	Substate     uint8
-	Window       uint16
+	AuxFlags     uint8
+	Tail         uint8
+	Comm         [16]int8
 	TimerJiffies uint32
 	Seq          uint32
 	Tsval        uint32
-	TcpFlags     uint8
-	AuxFlags     uint8
-	PayloadLen   uint16
 	RcvNxt       uint32
+	PrevStateNs  uint64
 	AckSeq       uint32
+	Window       uint16
+	PayloadLen   uint16
+	TcpFlags     uint8
+	Pad          [7]uint8
 	Timer        struct {
 		_               structs.HostLayout
 		EntryNs         uint64
@@ -60,9 +63,6 @@ type TcptraceEvent struct {
 		Pad             uint8
 		_               [4]byte
 	}
-	Comm [16]int8
-	Tail uint8
-	Pad  [7]uint8
 }
 
 type TcptraceEventFlag uint32
@@ -107,6 +107,16 @@ const (
 	TcptraceHandshakeOptionHANDSHAKE_TIMESTAMPS TcptraceHandshakeOption = 4
 	TcptraceHandshakeOptionHANDSHAKE_ECN        TcptraceHandshakeOption = 8
 	TcptraceHandshakeOptionHANDSHAKE_FASTOPEN   TcptraceHandshakeOption = 16
+)
+
+type TcptraceRecordLength uint32
+
+const (
+	TcptraceRecordLengthRECORD_LEN_BASE     TcptraceRecordLength = 96
+	TcptraceRecordLengthRECORD_LEN_TIMEWAIT TcptraceRecordLength = 112
+	TcptraceRecordLengthRECORD_LEN_STATE    TcptraceRecordLength = 120
+	TcptraceRecordLengthRECORD_LEN_SEGMENT  TcptraceRecordLength = 136
+	TcptraceRecordLengthRECORD_LEN_FULL     TcptraceRecordLength = 184
 )
 
 type TcptraceRecordTail uint32

@@ -2,10 +2,10 @@
 
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The filter and sequence helpers of tcptrace.bpf.c, each behind a raw_tp
- * program that BPF_PROG_TEST_RUN calls with its arguments and whose return
- * value is the helper's answer (helpers_test.go). The filters are set by the
- * test before load, as the loader sets them.
+ * The filter and sequence helpers of tcptrace.bpf.c and its record lengths,
+ * each behind a raw_tp program that BPF_PROG_TEST_RUN calls with its
+ * arguments and whose return value is the helper's answer (helpers_test.go).
+ * The filters are set by the test before load, as the loader sets them.
  */
 #include "../kernel.h"
 #include <bpf/bpf_helpers.h>
@@ -50,4 +50,10 @@ SEC("raw_tp")
 int BPF_PROG(seq_after_run, __u64 a, __u64 b)
 {
 	return seq_after((__u32)a, (__u32)b);
+}
+
+SEC("raw_tp")
+int BPF_PROG(record_length_run, __u64 type)
+{
+	return record_length(type);
 }

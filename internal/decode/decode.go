@@ -17,8 +17,39 @@ import (
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
-// RecordSize is the size of a record without a tail, the shortest there is.
+// RecordSize is the size of the whole layout, the longest record of any kind
+// but for its tail.
 const RecordSize = int(unsafe.Sizeof(layout.TcptraceEvent{}))
+
+// MinRecordSize is the length of the shortest record: the fields every kind
+// carries.
+const MinRecordSize = int(layout.TcptraceRecordLengthRECORD_LEN_BASE)
+
+// lengths are the lengths of the records of each kind before their tail,
+// as record_length() in bpf/event.h gives them (a test checks it): a record
+// holds the groups of fields its kind uses, and no more.
+var lengths = func() (l [256]uint8) {
+	for t := range l {
+		l[t] = uint8(layout.TcptraceRecordLengthRECORD_LEN_BASE)
+	}
+	for _, t := range []layout.TcptraceEventType{layout.TcptraceEventTypeEVENT_TW_START,
+		layout.TcptraceEventTypeEVENT_TW_EXPIRE, layout.TcptraceEventTypeEVENT_TW_CANCEL,
+		layout.TcptraceEventTypeEVENT_SNAPSHOT} {
+		l[t] = uint8(layout.TcptraceRecordLengthRECORD_LEN_TIMEWAIT)
+	}
+	l[layout.TcptraceEventTypeEVENT_STATE] = uint8(layout.TcptraceRecordLengthRECORD_LEN_STATE)
+	l[layout.TcptraceEventTypeEVENT_TW_SEGMENT] = uint8(layout.TcptraceRecordLengthRECORD_LEN_SEGMENT)
+	l[layout.TcptraceEventTypeEVENT_SEGMENT] = uint8(layout.TcptraceRecordLengthRECORD_LEN_SEGMENT)
+	for _, t := range []layout.TcptraceEventType{layout.TcptraceEventTypeEVENT_TCP_TIMER,
+		layout.TcptraceEventTypeEVENT_PROBE_SENT, layout.TcptraceEventTypeEVENT_WINDOW_OPEN} {
+		l[t] = uint8(layout.TcptraceRecordLengthRECORD_LEN_FULL)
+	}
+	return l
+}()
+
+// Length is the length of a record of kind typ (enum event_type) before its
+// tail.
+func Length(typ uint8) int { return int(lengths[typ]) }
 
 // tailSizes are the lengths of the tails some records carry after the event
 // (enum record_tail).
@@ -28,24 +59,22 @@ var tailSizes = [...]int{
 	layout.TcptraceRecordTailTAIL_COUNTERS:  int(unsafe.Sizeof(layout.TcptraceTcpCounters{})),
 }
 
-// tailOffset is where a record says which tail follows it.
-const tailOffset = int(unsafe.Offsetof(layout.TcptraceEvent{}.Tail))
-
-// RecordSizeBeforeTails is the record size of the recordings made before
-// records had tails: the same layout up to the tail byte. Such a record,
-// padded with zeros to RecordSize, decodes as it did then.
-const RecordSizeBeforeTails = tailOffset
+// Where a record says what kind it is and which tail follows it.
+const (
+	typeOffset = int(unsafe.Offsetof(layout.TcptraceEvent{}.Type))
+	tailOffset = int(unsafe.Offsetof(layout.TcptraceEvent{}.Tail))
+)
 
 // Size is the length of the record rec starts with, its tail included, for
-// records laid end to end; RecordSize where rec is too short to tell.
+// records laid end to end; MinRecordSize where rec is too short to tell.
 func Size(rec []byte) int {
-	if len(rec) < RecordSize || int(rec[tailOffset]) >= len(tailSizes) {
-		return RecordSize
+	if len(rec) < MinRecordSize || int(rec[tailOffset]) >= len(tailSizes) {
+		return MinRecordSize
 	}
-	return RecordSize + tailSizes[rec[tailOffset]]
+	return Length(rec[typeOffset]) + tailSizes[rec[tailOffset]]
 }
 
-// ErrShortRecord is returned for a record smaller than RecordSize.
+// ErrShortRecord is returned for a record shorter than its kind's.
 var ErrShortRecord = errors.New("short record")
 
 // Names is what a record's numbers mean on the kernel that wrote it: its
@@ -90,6 +119,7 @@ type Decoder struct {
 	// scratch and the tails' hold the record when it cannot be read in
 	// place (see readAs).
 	scratch          layout.TcptraceEvent
+	whole            layout.TcptraceEvent // a record shorter than the layout, made whole
 	handshakeScratch layout.TcptraceTcpHandshake
 	countersScratch  layout.TcptraceTcpCounters
 	// The events of the kinds that make most records, reused (see Decode).
@@ -116,8 +146,11 @@ func New(names Names, boot time.Time) *Decoder {
 // per record would be most of the garbage a trace makes. Events of other
 // kinds are new each time.
 func (d *Decoder) Decode(rec []byte) (events.Event, error) {
-	if len(rec) < RecordSize {
-		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrShortRecord, len(rec), RecordSize)
+	if len(rec) < MinRecordSize {
+		return nil, fmt.Errorf("%w: %d bytes, want at least %d", ErrShortRecord, len(rec), MinRecordSize)
+	}
+	if n := Length(rec[typeOffset]); len(rec) < n {
+		return nil, fmt.Errorf("%w: %d bytes, want %d for event type %d", ErrShortRecord, len(rec), n, rec[typeOffset])
 	}
 	raw, err := d.read(rec)
 	if err != nil {
@@ -148,7 +181,11 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 			ev.PrevState = time.Duration(raw.PrevStateNs)
 			ev.PrevStateKnown = true
 		}
-		if tail, ok := d.tail(rec, raw, layout.TcptraceRecordTailTAIL_HANDSHAKE); ok {
+		tail, err := d.tail(rec, raw, layout.TcptraceRecordTailTAIL_HANDSHAKE)
+		if err != nil {
+			return nil, err
+		}
+		if tail != nil {
 			hs, err := readAs(tail, &d.handshakeScratch)
 			if err != nil {
 				return nil, err
@@ -170,7 +207,11 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 		return &events.ResetReceived{Header: h, State: state}, nil
 	case layout.TcptraceEventTypeEVENT_DESTROY:
 		d.destroy = events.Destroy{Header: h, State: state}
-		if tail, ok := d.tail(rec, raw, layout.TcptraceRecordTailTAIL_COUNTERS); ok && state != events.StateListen {
+		tail, err := d.tail(rec, raw, layout.TcptraceRecordTailTAIL_COUNTERS)
+		if err != nil {
+			return nil, err
+		}
+		if tail != nil && state != events.StateListen {
 			c, err := readAs(tail, &d.countersScratch)
 			if err != nil {
 				return nil, err
@@ -243,9 +284,16 @@ func (d *Decoder) Decode(rec []byte) (events.Event, error) {
 	return nil, fmt.Errorf("unknown event type %d", raw.Type)
 }
 
-// read returns the record in the generated layout.
+// read returns the record in the generated layout, the fields its kind does
+// not have zero.
 func (d *Decoder) read(rec []byte) (*layout.TcptraceEvent, error) {
-	return readAs(rec[:RecordSize], &d.scratch)
+	n := Length(rec[typeOffset])
+	if n == RecordSize {
+		return readAs(rec[:n], &d.scratch)
+	}
+	whole := unsafe.Slice((*byte)(unsafe.Pointer(&d.whole)), RecordSize)
+	clear(whole[copy(whole, rec[:n]):])
+	return readAs(whole, &d.scratch)
 }
 
 // readAs returns b as a T in the generated layout. A little-endian host,
@@ -268,14 +316,16 @@ func readAs[T any](b []byte, scratch *T) (*T, error) {
 }
 
 // tail returns the tail of kind want that follows rec's event, if it has
-// one. The tail byte is only looked at in a record long enough to hold
-// the tail: in recordings made before tails, it is padding.
-func (d *Decoder) tail(rec []byte, raw *layout.TcptraceEvent, want layout.TcptraceRecordTail) ([]byte, bool) {
-	size := tailSizes[want]
-	if layout.TcptraceRecordTail(raw.Tail) != want || len(rec) < RecordSize+size {
-		return nil, false
+// one.
+func (d *Decoder) tail(rec []byte, raw *layout.TcptraceEvent, want layout.TcptraceRecordTail) ([]byte, error) {
+	if layout.TcptraceRecordTail(raw.Tail) != want {
+		return nil, nil
 	}
-	return rec[RecordSize : RecordSize+size], true
+	at, size := Length(raw.Type), tailSizes[want]
+	if len(rec) < at+size {
+		return nil, fmt.Errorf("%w: %d bytes, want %d for event type %d and its tail", ErrShortRecord, len(rec), at+size, raw.Type)
+	}
+	return rec[at : at+size], nil
 }
 
 func handshake(h *layout.TcptraceTcpHandshake) events.Handshake {

@@ -1,14 +1,18 @@
 package decode
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tcptrace/tcptrace/bpf/layout"
 	"github.com/tcptrace/tcptrace/internal/events"
@@ -24,29 +28,33 @@ var testNames = Names{
 
 var boot = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
 
-// record encodes e as the BPF programs write it, little-endian, whatever
-// the host.
+// record encodes e as the BPF programs write it, little-endian whatever
+// the host, as long as its kind's record.
 func record(e layout.TcptraceEvent) []byte {
 	rec, err := binary.Append(nil, binary.LittleEndian, &e)
 	if err != nil {
 		panic(err) // the layout holds only fixed-size fields
 	}
-	return rec
+	return rec[:Length(e.Type)]
 }
 
 // TestRead: a record read in place (on little-endian hosts), copied (when
-// misaligned) and decoded field by field (as big-endian hosts do) is the same.
+// misaligned or shorter than the layout) and decoded field by field (as
+// big-endian hosts do) is the same, the fields past its kind's length zero.
 func TestRead(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	d := New(testNames, boot)
 	buf := make([]byte, RecordSize+1)
-	for range 100 {
+	for i := range 300 {
 		for i := range buf {
 			buf[i] = byte(rng.Uint32())
 		}
+		buf[typeOffset], buf[1+typeOffset] = byte(i), byte(i) // every kind's length, and some no kind has
 		for _, rec := range [][]byte{buf[:RecordSize], buf[1:]} {
 			var want layout.TcptraceEvent
-			if _, err := binary.Decode(rec, binary.LittleEndian, &want); err != nil {
+			whole := make([]byte, RecordSize)
+			copy(whole, rec[:Length(rec[typeOffset])])
+			if _, err := binary.Decode(whole, binary.LittleEndian, &want); err != nil {
 				t.Fatal(err)
 			}
 			got, err := d.read(rec)
@@ -175,7 +183,9 @@ func TestDecodeErrors(t *testing.T) {
 		rec  []byte
 	}{
 		{"empty", nil},
-		{"short", record(good)[:RecordSize-1]},
+		{"short", record(good)[:Length(good.Type)-1]},
+		{"shorter than every kind", record(good)[:MinRecordSize-1]},
+		{"no room for its tail", withTail(good, layout.TcptraceRecordTailTAIL_HANDSHAKE, &layout.TcptraceTcpHandshake{})[:Length(good.Type)+1]},
 		{"unknown type", record(func() layout.TcptraceEvent { e := good; e.Type = 9; return e }())},
 		{"type zero", record(func() layout.TcptraceEvent { e := good; e.Type = 0; return e }())},
 		{"unknown family", record(func() layout.TcptraceEvent { e := good; e.Family = 5; return e }())},
@@ -272,9 +282,8 @@ func withTail(e layout.TcptraceEvent, tail layout.TcptraceRecordTail, body any) 
 	return rec
 }
 
-// Records with a tail: their size is told from the record, and the tail
-// decodes into the event; a record without room for its tail (a recording
-// made before tails, where the byte was padding) has none.
+// Records with a tail: their size is told from the record, and the tail,
+// after the kind's length, decodes into the event.
 func TestTails(t *testing.T) {
 	d := New(testNames, boot)
 	est := layout.TcptraceEvent{Type: uint8(layout.TcptraceEventTypeEVENT_STATE), Family: 4, OldState: 2, State: 1}
@@ -319,17 +328,108 @@ func TestTails(t *testing.T) {
 		t.Errorf("counters %+v (known %v), want %+v", ds.Counters, ds.CountersKnown, wantC)
 	}
 
-	// An old recording's record: the tail byte says counters, but the
-	// record is as long as the event alone.
-	old := rec[:RecordSize]
-	ev, err = d.Decode(old)
+	if Size(record(destroy)) != MinRecordSize || Size(rec[:10]) != MinRecordSize {
+		t.Errorf("Size of a record without tail or a short one, want %d", MinRecordSize)
+	}
+}
+
+// TestLengths: every kind's length holds every field its decoding reads: a
+// record cut to its kind's length decodes as the whole layout does with
+// anything past that length, and the lengths are the groups of the layout.
+func TestLengths(t *testing.T) {
+	names := testNames
+	names.HZ = 250
+	names.States = map[uint8]events.State{}
+	for n := range uint8(13) {
+		names.States[n] = events.State(fmt.Sprint("S", n))
+	}
+	names.TWVerdicts = map[uint32]string{0: "SUCCESS"}
+	names.ResetReasons = map[uint32]string{0: "NOT_SPECIFIED"}
+	d := New(names, boot)
+	rng := rand.New(rand.NewPCG(3, 4))
+	decoded := 0
+	for typ := uint8(1); typ < uint8(layout.TcptraceEventTypeEVENT_TYPE_COUNT); typ++ {
+		switch n := Length(typ); n {
+		case int(layout.TcptraceRecordLengthRECORD_LEN_BASE), int(layout.TcptraceRecordLengthRECORD_LEN_TIMEWAIT),
+			int(layout.TcptraceRecordLengthRECORD_LEN_STATE), int(layout.TcptraceRecordLengthRECORD_LEN_SEGMENT), RecordSize:
+		default:
+			t.Fatalf("type %d: length %d is none of enum record_length", typ, n)
+		}
+		for range 200 {
+			full := make([]byte, RecordSize)
+			for i := range full {
+				full[i] = byte(rng.Uint32())
+			}
+			full[typeOffset], full[tailOffset] = typ, 0
+			full[unsafe.Offsetof(layout.TcptraceEvent{}.Family)] = 4
+			for _, off := range []uintptr{unsafe.Offsetof(layout.TcptraceEvent{}.State), unsafe.Offsetof(layout.TcptraceEvent{}.OldState),
+				unsafe.Offsetof(layout.TcptraceEvent{}.Substate)} {
+				full[off] %= 13
+			}
+			timer := unsafe.Offsetof(layout.TcptraceEvent{}.Timer) // the offsets below are within it
+			full[timer+unsafe.Offsetof(layout.TcptraceEvent{}.Timer.Kind)] = 1 + full[timer+unsafe.Offsetof(layout.TcptraceEvent{}.Timer.Kind)]%2
+			full[timer+unsafe.Offsetof(layout.TcptraceEvent{}.Timer.Pending)] = 1
+			binary.LittleEndian.PutUint32(full[unsafe.Offsetof(layout.TcptraceEvent{}.Reason):], 0)
+			cut := full[:Length(typ)]
+			zeroed := append(slices.Clone(cut), make([]byte, RecordSize-len(cut))...)
+			want, werr := d.Decode(zeroed)
+			if werr != nil {
+				t.Fatalf("type %d: %v", typ, werr)
+			}
+			wantJSON := events.AppendJSON(nil, want)
+			got, err := d.Decode(cut)
+			if err != nil {
+				t.Fatalf("type %d cut to %d bytes: %v", typ, len(cut), err)
+			}
+			if gotJSON := events.AppendJSON(nil, got); !bytes.Equal(gotJSON, wantJSON) {
+				t.Fatalf("type %d cut to %d bytes:\n%s\nwant\n%s", typ, len(cut), gotJSON, wantJSON)
+			}
+			decoded++
+		}
+	}
+	if decoded == 0 {
+		t.Fatal("nothing decoded")
+	}
+}
+
+// TestFromV1: a record of recording format 1 (one layout for all kinds)
+// decodes, converted, as the same record of today's layout does; its tail
+// comes along, and a tail byte with no room for the tail (made before
+// tails, where it was padding) is none.
+func TestFromV1(t *testing.T) {
+	v1 := recordV1{TsNs: 5, Cookie: 42, CgroupId: 99, PrevStateNs: 1500000, Saddr: v4(10, 0, 0, 1), Daddr: v4(10, 0, 0, 2),
+		Netns: 7, Pid: 1234, Sport: 40000, Dport: 80, Type: 1, Family: 4, OldState: 2, State: 1,
+		Flags: ownerKnown | prevKnown | uint8(layout.TcptraceEventFlagEVENT_FLAG_SEQ_KNOWN), Seq: 77, Comm: comm("curl"),
+		Tail: uint8(layout.TcptraceRecordTailTAIL_HANDSHAKE)}
+	today := layout.TcptraceEvent{TsNs: 5, Cookie: 42, CgroupId: 99, PrevStateNs: 1500000, Saddr: v4(10, 0, 0, 1),
+		Daddr: v4(10, 0, 0, 2), Netns: 7, Pid: 1234, Sport: 40000, Dport: 80, Type: 1, Family: 4, OldState: 2, State: 1,
+		Flags: v1.Flags, Seq: 77, Comm: comm("curl")}
+	hs := layout.TcptraceTcpHandshake{SrttUs: 1500, MssInUse: 1448}
+	old, err := binary.Append(nil, binary.LittleEndian, &v1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.(*events.Destroy).CountersKnown {
-		t.Errorf("counters decoded from a record without a tail")
+	old, _ = binary.Append(old, binary.LittleEndian, &hs)
+	for _, tt := range []struct {
+		name string
+		old  []byte
+		want []byte
+	}{
+		{"with its tail", old, withTail(today, layout.TcptraceRecordTailTAIL_HANDSHAKE, &hs)},
+		{"tail byte without the tail", old[:RecordSizeV1], record(today)},
+		{"made before tails", old[:RecordSizeV1BeforeTails], record(today)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := FromV1(tt.old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tt.want) {
+				t.Errorf("converted % x\nwant      % x", got, tt.want)
+			}
+		})
 	}
-	if Size(record(destroy)) != RecordSize || Size(old[:10]) != RecordSize {
-		t.Errorf("Size of a record without tail or a short one, want %d", RecordSize)
+	if _, err := FromV1(old[:RecordSizeV1BeforeTails-1]); !errors.Is(err, ErrShortRecord) {
+		t.Errorf("a short record of format 1: %v, want ErrShortRecord", err)
 	}
 }

@@ -25,7 +25,7 @@ import (
 // Format and Version name the format in every recording's first line.
 const (
 	Format  = "tcptrace-record"
-	Version = 1
+	Version = 2
 )
 
 // Header is a recording's first line.

@@ -60,7 +60,6 @@ func Play(rec *record.Recording, cfg Config) error {
 	}
 	sink := p.Sink()
 	var losses flow.Losses
-	var padded []byte // a record of an older recording, made as long as today's
 	last := rec.Header.Created
 	for i, item := range rec.Items {
 		if item.Rec != nil || !item.Tick.IsZero() || item.End != nil {
@@ -68,10 +67,6 @@ func Play(rec *record.Recording, cfg Config) error {
 		}
 		switch {
 		case item.Rec != nil:
-			if len(item.Rec) < decode.RecordSize { // made before records had tails
-				padded = append(append(padded[:0], item.Rec...), make([]byte, decode.RecordSize-len(item.Rec))...)
-				item.Rec = padded
-			}
 			if err := sink.Record(item.Rec); err != nil {
 				return err
 			}
@@ -107,11 +102,36 @@ func Load(path string) (*record.Recording, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if rec.Header.RecordSize != decode.RecordSize && rec.Header.RecordSize != decode.RecordSizeBeforeTails {
-		return nil, fmt.Errorf("%s holds records of %d bytes, this tcptrace reads %d: replay it with the tcptrace that made it",
+	if rec.Header.Version == 1 {
+		if err := fromV1(rec); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	} else if rec.Header.RecordSize != decode.RecordSize {
+		return nil, fmt.Errorf("%s holds records of a %d-byte layout, this tcptrace reads %d: replay it with the tcptrace that made it",
 			path, rec.Header.RecordSize, decode.RecordSize)
 	}
 	return rec, nil
+}
+
+// fromV1 brings the records of a recording of format 1 (one layout for all
+// kinds) to today's.
+func fromV1(rec *record.Recording) error {
+	if rec.Header.RecordSize != decode.RecordSizeV1 && rec.Header.RecordSize != decode.RecordSizeV1BeforeTails {
+		return fmt.Errorf("holds records of %d bytes, this tcptrace reads recordings of format 1 with %d: replay it with the tcptrace that made it",
+			rec.Header.RecordSize, decode.RecordSizeV1)
+	}
+	for i, item := range rec.Items {
+		if item.Rec == nil {
+			continue
+		}
+		r, err := decode.FromV1(item.Rec)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", i+1, err)
+		}
+		rec.Items[i].Rec = r
+	}
+	rec.Header.Version, rec.Header.RecordSize = record.Version, decode.RecordSize
+	return nil
 }
 
 // env answers as the recorded run was answered.
