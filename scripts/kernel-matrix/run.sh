@@ -51,7 +51,7 @@ Boots each KERNEL under qemu and runs 'PATH ARGS' in the guest as root.
                        or releases (6.1.0-56-amd64); default: every kernel in
                        kernels.lock ($DEFAULT_KERNELS);
                        KERNEL operands are added
-  --timeout SECONDS    per kernel, boot included (default 900)
+  --timeout SECONDS    per kernel, boot included (default 1500: an emulated run of the whole suite takes 10-14 minutes on a loaded 2-CPU machine)
   --workdir DIR        guest working directory (default: current directory)
   --env NAME=VALUE     extra environment for the test (repeatable)
   --modules "LIST"     modules to modprobe before the test (default
@@ -191,7 +191,7 @@ run_kernel() {
 }
 
 main() {
-	local bin="" kernels="" extra_kernels=() timeout=900
+	local bin="" kernels="" extra_kernels=() timeout=1500
 	TEST_ARGS="" WORKDIR=$PWD EXTRA_ENV=() EXTRA_MODULES=$DEFAULT_EXTRA_MODULES
 	LOG_DIR="" DEBUG=0 MEMORY=2G SMP=2
 	while (($#)); do
