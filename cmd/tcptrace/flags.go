@@ -68,8 +68,8 @@ func defineTraceFlags(cmd *cobra.Command) *traceFlags {
 	flags.BoolVarP(&f.ipv6, "ipv6", "6", false, "only IPv6 sockets")
 	f.view.define(cmd, textOutput, jsonLinesOutput, noOutput)
 	flags.DurationVar(&f.duration, "duration", 0, "stop after this long (e.g. 30s, 5m); default: until Ctrl-C")
-	flags.StringVar(&f.ringSize, "ring-size", "128M", "BPF ring buffer size, a power of two (e.g. 4M, 64M): kernel memory, "+
-		"taken at start; the default holds over a second of the busiest churn measured (some 90 MB/s of records), "+
+	flags.StringVar(&f.ringSize, "ring-size", "64M", "BPF ring buffer size, a power of two (e.g. 4M, 256M): kernel memory, "+
+		"taken at start; the default holds about a second of the busiest churn measured (some 60 MB/s of records), "+
 		"so that the reader falling behind that long loses nothing")
 	flags.DurationVar(&f.pollInterval, "poll-interval", 10*time.Millisecond, "longest delay between an event and its output; shorter costs more CPU under load")
 	flags.IntVar(&f.wakeupBytes, "wakeup-bytes", 64<<10, "wake the reader early once this many bytes wait in the ring (0: for every event)")

@@ -113,6 +113,9 @@ type result struct {
 	conns      int64
 	loadTime   time.Duration
 	output     string // the tracer's output file, while inspect runs
+	// ownPeak is the most anonymous memory (heap, stacks: RssAnon) the
+	// tracer held, sampled every 50 ms, while inspect runs.
+	ownPeak *atomic.Int64
 }
 
 // compareFlags collects -compare commands; they run interleaved with the rest.
@@ -258,6 +261,10 @@ func runOnce(tracerCmd func(netns uint64) *exec.Cmd, load loadSpec, inspect func
 		if err := tr.Start(); err != nil {
 			return r, err
 		}
+		r.ownPeak = new(atomic.Int64)
+		stopSampling := make(chan struct{})
+		defer close(stopSampling)
+		go sampleOwnMemory(tr.Process.Pid, r.ownPeak, stopSampling)
 		if isTcptrace {
 			for {
 				if _, err := os.Stat(ready); err == nil {
@@ -575,10 +582,12 @@ func soakRun(tracer string, n int) error {
 		if err != nil {
 			return err
 		}
+		own := r.ownPeak.Load()
 		report = fmt.Sprintf("soak: %d connections (%.0f/s), %d TIME_WAIT sockets (ss), %d ended purged when the namespace went; "+
-			"lost %v, evicted %v, peak RSS %d MB (%.0f bytes per TIME_WAIT socket), exit %v after SIGTERM",
-			r.conns, r.connsPerSec, timewaits, purged, stats["lost"], stats["evicted_histories"], peak>>20,
-			float64(peak)/float64(max(timewaits, 1)), exit.Round(time.Millisecond))
+			"lost %v, evicted %v, peak RSS %d MB, of which tcptrace's own memory (RssAnon) %d MB (%.0f bytes per TIME_WAIT socket) "+
+			"and the rest the binary and the ring buffer (mapped twice); exit %v after SIGTERM",
+			r.conns, r.connsPerSec, timewaits, purged, stats["lost"], stats["evicted_histories"], peak>>20, own>>20,
+			float64(own)/float64(max(timewaits, 1)), exit.Round(time.Millisecond))
 		return nil
 	})
 	if report == "" {
@@ -608,17 +617,39 @@ func countPurged(path string) (int, error) {
 	return n, nil
 }
 
-// peakRSS is a process's peak resident memory (VmHWM).
-func peakRSS(pid int) (int64, error) {
+// peakRSS is a process's peak resident memory (VmHWM): its own memory,
+// the binary's pages and the ring buffer's, which is mapped twice (its
+// pages follow themselves, so that a record can wrap around the end).
+func peakRSS(pid int) (int64, error) { return procStatus(pid, "VmHWM") }
+
+// sampleOwnMemory keeps in peak the most anonymous memory (RssAnon: the
+// heap and stacks, not the mappings) pid holds, until stop.
+func sampleOwnMemory(pid int, peak *atomic.Int64, stop <-chan struct{}) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			if v, err := procStatus(pid, "RssAnon"); err == nil && v > peak.Load() {
+				peak.Store(v)
+			}
+		}
+	}
+}
+
+// procStatus reads a memory field (in kB) of /proc/PID/status, in bytes.
+func procStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
 }
