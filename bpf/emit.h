@@ -126,14 +126,20 @@ static __always_inline bool hold_birth(const struct sock *sk, __u64 now)
 	return true;
 }
 
-/* Reports sk's held-back birth, if any, with the identity it has now. */
-static __always_inline void flush_birth(const struct sock *sk, const struct sock_id *id, const struct owner *o)
+/*
+ * Reports sk's held-back birth, if any, with the identity it has now. Only a
+ * socket in SYN_RECV (state) can have one: it is held from the child's move
+ * into SYN_RECV to its next event, and any move out of SYN_RECV is one. So
+ * the other events, most of them, need no lookup.
+ */
+static __always_inline void flush_birth(const struct sock *sk, __u8 state, const struct sock_id *id,
+					const struct owner *o)
 {
 	const struct tcp_sock *tp = (const void *)sk;
 	__u64 key = (__u64)sk, *born, born_ns;
 	struct event *e;
 
-	if (!births_held)
+	if (!births_held || state != tcp_syn_recv)
 		return;
 	born = bpf_map_lookup_elem(&births, &key);
 	if (!born)
@@ -193,8 +199,8 @@ static __always_inline struct event *new_sock_event(const struct sock *sk, __u8 
 		current_owner(&holder);
 		o = &holder;
 	}
-	flush_birth(sk, &id, o);
 	state = sk->__sk_common.skc_state;
+	flush_birth(sk, state, &id, o);
 	e = new_tailed_event(bpf_ktime_get_ns(), tail_size, tail, type, sk, state == tcp_listen, &id, o, state);
 	if (e)
 		read_sock_addrs(sk, e);

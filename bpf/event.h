@@ -53,7 +53,7 @@ struct tcp_timer_facts {
 	__u8 backoff;		 /* icsk_backoff after */
 	__u8 keepalive_probes;	 /* per-socket TCP_KEEPCNT; 0: the sysctl */
 	__u8 keepalive_on;	 /* SO_KEEPALIVE is set (old_state: the state before) */
-	__u8 pad;
+	__u8 segs_sent;		 /* segments the socket sent as the handler ran (a probe, an RST), at most 255 */
 };
 
 enum event_flag {

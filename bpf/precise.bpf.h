@@ -139,7 +139,7 @@ int BPF_PROG(handle_rcv_state_process, struct sock *sk, struct sk_buff *skb)
 		return 0;
 	if (!sock_wanted(sk, &id, &o))
 		return 0;
-	flush_birth(sk, &id, o);
+	/* No birth to flush: a socket in a closing state has left SYN_RECV. */
 	e = new_event(EVENT_SEGMENT, sk, false, &id, o, state);
 	if (!e)
 		return 0;

@@ -69,7 +69,7 @@ type TcptraceEvent struct {
 		Backoff         uint8
 		KeepaliveProbes uint8
 		KeepaliveOn     uint8
-		Pad             uint8
+		SegsSent        uint8
 		_               [4]byte
 	}
 }

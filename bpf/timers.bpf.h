@@ -63,6 +63,12 @@ static __always_inline void tcp_timer_entry(const struct timer_list *timer)
 	slot->entry_ns = bpf_ktime_get_ns();
 	slot->pending = BPF_CORE_READ(icsk, icsk_pending);
 	slot->probes_before = BPF_CORE_READ(icsk, icsk_probes_out);
+	/*
+	 * What the handler sent: icsk_probes_out alone misses a probe when an
+	 * ACK resets it, on another CPU, between here and the handler or
+	 * between the handler and timer_expire_exit.
+	 */
+	slot->segs_before = BPF_CORE_READ((const struct tcp_sock *)icsk, segs_out);
 	slot->state_before = BPF_CORE_READ((const struct sock *)icsk, __sk_common.skc_state);
 }
 
@@ -89,6 +95,7 @@ int BPF_PROG(handle_timer_expire_exit, struct timer_list *timer)
 	struct event *e;
 	__u8 kind = 0, state;
 	bool keepalive_on, probed;
+	__u32 segs_sent;
 
 	sk = timer_sock(timer, &kind);
 	if (!sk)
@@ -138,6 +145,8 @@ int BPF_PROG(handle_timer_expire_exit, struct timer_list *timer)
 	e->timer.keepalive_intvl = BPF_CORE_READ(tp, keepalive_intvl);
 	e->timer.keepalive_probes = BPF_CORE_READ(tp, keepalive_probes);
 	e->timer.keepalive_on = keepalive_on;
+	segs_sent = BPF_CORE_READ(tp, segs_out) - slot->segs_before;
+	e->timer.segs_sent = segs_sent > 255 ? 255 : segs_sent;
 	e->timer.snd_wnd = BPF_CORE_READ(tp, snd_wnd);
 	if ((long)(timer->expires - now_j) > 0 && state != tcp_close)
 		e->timer.next_jiffies = timer->expires - now_j;

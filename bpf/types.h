@@ -47,6 +47,7 @@ struct tw_cancel {
 struct tcp_timer_slot {
 	__u64 timer;
 	__u64 entry_ns;
+	__u32 segs_before;
 	__u8 pending;
 	__u8 probes_before;
 	__u8 state_before;

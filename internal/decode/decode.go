@@ -367,7 +367,7 @@ func (d *Decoder) tcpTimer(h events.Header, raw *layout.TcptraceEvent, state eve
 		return nil, err
 	}
 	ev := &events.TCPTimer{Header: h, State: state, StateBefore: before, Entry: d.boot.Add(time.Duration(t.EntryNs)),
-		ProbesBefore: int(t.ProbesBefore), ProbesAfter: int(t.ProbesAfter), Backoff: int(t.Backoff),
+		ProbesBefore: int(t.ProbesBefore), ProbesAfter: int(t.ProbesAfter), SegmentsSent: int(t.SegsSent), Backoff: int(t.Backoff),
 		PeerWindow: t.SndWnd}
 	switch layout.TcptraceTcpTimerKind(t.Kind) {
 	case layout.TcptraceTcpTimerKindTCP_TIMER_KEEPALIVE:

@@ -302,6 +302,9 @@ func (enc *JSONEncoder) Append(dst []byte, ev Event) []byte {
 		dst = appendStringField(dst, "state_before", string(e.StateBefore))
 		dst = appendStringField(dst, "state", string(e.State))
 		dst = appendInts(dst, "probes_before", e.ProbesBefore, "probes_after", e.ProbesAfter, "backoff", e.Backoff)
+		if e.SegmentsSent > 0 {
+			dst = appendInts(dst, "segments_sent", e.SegmentsSent)
+		}
 		if e.TimesKnown {
 			dst = appendMillisFields(dst, "rto_ms", e.RTO, "next_ms", e.Next, "idle_ms", e.Idle)
 		}

@@ -54,7 +54,10 @@ type TCPTimer struct {
 	Entry                     time.Time
 	StateBefore, State        State
 	ProbesBefore, ProbesAfter int // icsk_probes_out
-	Backoff                   int // icsk_backoff after
+	// SegmentsSent is how many segments the socket sent as the handler ran
+	// (a probe, an RST; at most 255).
+	SegmentsSent int
+	Backoff      int // icsk_backoff after
 	// Durations below are valid when TimesKnown (the kernel's tick rate
 	// is known).
 	TimesKnown bool

@@ -49,16 +49,22 @@ func (t *Tracker) tcpTimer(e *events.TCPTimer) {
 
 func (t *Tracker) keepaliveTimer(s *socket, h events.Header, e *events.TCPTimer, aborted bool) {
 	settings := explain.Keepalive(e.Settings, t.sysctls(h.Netns))
-	if e.ProbesBefore == 0 && s.timers.keepaliveProbes > 0 {
+	// A probe went out when the count grew, or when the handler sent a
+	// segment and did not abort (the count alone misses a probe whose ACK,
+	// on another CPU, reset it as the handler ran). An ACK had reset it
+	// when it is back at 0, or when the probe's number is not past the last.
+	sent := e.ProbesAfter > e.ProbesBefore || (!aborted && e.SegmentsSent > 0)
+	probe := max(e.ProbesAfter, 1)
+	if s.timers.keepaliveProbes > 0 && (e.ProbesBefore == 0 || (sent && probe <= s.timers.keepaliveProbes)) {
 		t.out = append(t.out, &events.KeepaliveAck{Header: h, Probes: s.timers.keepaliveProbes})
 		s.timers.keepaliveProbes = 0
 	}
-	if e.ProbesAfter > e.ProbesBefore {
+	if sent {
 		if s.timers.keepaliveProbes == 0 {
 			s.timers.firstKeepalive = e.Entry
 		}
-		s.timers.keepaliveProbes = e.ProbesAfter
-		t.out = append(t.out, &events.KeepaliveProbe{Header: h, Probe: e.ProbesAfter, Idle: e.Idle,
+		s.timers.keepaliveProbes = probe
+		t.out = append(t.out, &events.KeepaliveProbe{Header: h, Probe: probe, Idle: e.Idle,
 			Interval: e.Next, Settings: settings})
 	}
 	// In FIN_WAIT2 the timer is the orphan's FIN_WAIT2 timer (tcp_fin_timeout

@@ -1,6 +1,7 @@
 package track
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -42,6 +43,37 @@ func TestKeepaliveSeries(t *testing.T) {
 	if abort.Timer != "keepalive" || abort.Rule != "keepalive_probes" || abort.Probes != 3 ||
 		abort.Elapsed != 3*time.Second || abort.Settings.Source != "socket" || abort.Owner.PID != 10 {
 		t.Errorf("abort %+v", abort)
+	}
+}
+
+// A probe whose count an ACK reset on another CPU as the handler ran is
+// told by the segment the handler sent: before it (the count read stale at
+// 1) or after it (read back at 0). A run that sent nothing, and the abort's
+// RST, are no probe.
+func TestKeepaliveProbeCountReset(t *testing.T) {
+	sent := func(r *events.TCPTimer, n int) *events.TCPTimer { r.SegmentsSent = n; return r }
+	s := &stream{}
+	s.state(hdr(0, 1, client, server, 10), events.StateSynSent, events.StateEstablished)
+	s.add(sent(keepaliveRun(1000, 0, 1, events.StateEstablished), 1))
+	s.add(sent(keepaliveRun(2000, 1, 1, events.StateEstablished), 1)) // #1's ACK came between entry and the handler
+	s.add(sent(keepaliveRun(3000, 0, 0, events.StateEstablished), 1)) // #1's ACK came before timer_expire_exit
+	s.add(keepaliveRun(3500, 0, 0, events.StateEstablished))          // not idle long enough: nothing sent
+	s.add(sent(keepaliveRun(4000, 0, 1, events.StateEstablished), 1))
+	s.add(sent(keepaliveRun(5000, 1, 2, events.StateEstablished), 1))
+	s.add(sent(keepaliveRun(6000, 2, 3, events.StateEstablished), 1))
+	s.add(sent(keepaliveRun(7000, 3, 3, events.StateClose), 1)) // the RST
+	out := run(New(Options{}), s.evs, t0.Add(time.Hour))
+	var probes []int
+	for _, ev := range out {
+		if p, ok := ev.(*events.KeepaliveProbe); ok {
+			probes = append(probes, p.Probe)
+		}
+	}
+	if n := typesOf(out); len(probes) != 6 || n[events.TypeKeepaliveAck] != 3 || n[events.TypeTimeoutAbort] != 1 {
+		t.Errorf("events %v, probes %v: want 6 probes, 3 acks, 1 abort", n, probes)
+	}
+	if want := []int{1, 1, 1, 1, 2, 3}; fmt.Sprint(probes) != fmt.Sprint(want) {
+		t.Errorf("probe numbers %v, want %v", probes, want)
 	}
 }
 
