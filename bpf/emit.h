@@ -108,7 +108,8 @@ static __always_inline void submit(struct event *e)
 		 * waking it on every record above it costs more than it saves.
 		 */
 		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		flags = avail >= wakeup_bytes && avail < wakeup_bytes + RECORD_LEN_FULL ?
+		/* The longest record, with the ring's 8-byte header. */
+		flags = avail >= wakeup_bytes && avail < wakeup_bytes + RECORD_LEN_FULL + 8 ?
 				BPF_RB_FORCE_WAKEUP :
 				BPF_RB_NO_WAKEUP;
 	}
@@ -127,19 +128,21 @@ static __always_inline bool hold_birth(const struct sock *sk, __u64 now)
 }
 
 /*
- * Reports sk's held-back birth, if any, with the identity it has now. Only a
- * socket in SYN_RECV (state) can have one: it is held from the child's move
- * into SYN_RECV to its next event, and any move out of SYN_RECV is one. So
- * the other events, most of them, need no lookup.
+ * Reports sk's held-back birth, if any, with the identity it has now. It is
+ * held from the child's move into SYN_RECV to its next event, so only a
+ * socket in SYN_RECV can have one, or one whose move out of it the filters
+ * left out (a task not wanted ran it), whose destroy ends it at the latest:
+ * may_hold says whether sk is either, and the other events, most of them,
+ * need no lookup.
  */
-static __always_inline void flush_birth(const struct sock *sk, __u8 state, const struct sock_id *id,
+static __always_inline void flush_birth(const struct sock *sk, bool may_hold, const struct sock_id *id,
 					const struct owner *o)
 {
 	const struct tcp_sock *tp = (const void *)sk;
 	__u64 key = (__u64)sk, *born, born_ns;
 	struct event *e;
 
-	if (!births_held || state != tcp_syn_recv)
+	if (!births_held || !may_hold)
 		return;
 	born = bpf_map_lookup_elem(&births, &key);
 	if (!born)
@@ -200,7 +203,7 @@ static __always_inline struct event *new_sock_event(const struct sock *sk, __u8 
 		o = &holder;
 	}
 	state = sk->__sk_common.skc_state;
-	flush_birth(sk, state, &id, o);
+	flush_birth(sk, state == tcp_syn_recv || type == EVENT_DESTROY, &id, o);
 	e = new_tailed_event(bpf_ktime_get_ns(), tail_size, tail, type, sk, state == tcp_listen, &id, o, state);
 	if (e)
 		read_sock_addrs(sk, e);

@@ -107,7 +107,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 		if (hold_birth(sk, now))
 			return 0;
 	}
-	flush_birth(sk, old_state, &id, o);
+	flush_birth(sk, old_state == tcp_syn_recv, &id, o);
 	/* Owners by cookie, for the TIME_WAIT and timer programs under the owner filters. */
 	if (o && owner_filtered() && (in_context || old_state == tcp_listen))
 		remember_owner(sk, o);

@@ -11,9 +11,9 @@ func TestHeapLimit(t *testing.T) {
 	}{
 		{0, heapFloor},
 		{20 << 20, heapFloor},  // a quiet server: GOGC governs
-		{128 << 20, heapFloor}, // twice the live heap reaches the floor
-		{300 << 20, 600 << 20}, // a million TIME_WAIT histories' worth
-		{2 << 30, 4 << 30},
+		{80 << 20, heapFloor},  // one and a half times the live heap reaches the floor
+		{300 << 20, 450 << 20}, // a million TIME_WAIT histories' worth
+		{2 << 30, 3 << 30},
 	} {
 		if got := heapLimit(c.live); got != c.want {
 			t.Errorf("heapLimit(%d MiB) = %d MiB, want %d MiB", c.live>>20, got>>20, c.want>>20)
