@@ -109,7 +109,7 @@ struct event {
 	__u8 tail;	     /* enum record_tail: what follows the record */
 	char comm[16];	     /* owner's process name */
 
-	/* From RECORD_LEN_TIMEWAIT on: TIME_WAIT timers, births, segments. */
+	/* In records of RECORD_LEN_TIMEWAIT and longer: TIME_WAIT timers, births, segments. */
 	__u32 timer_jiffies; /* EVENT_TW_START, EVENT_SNAPSHOT of a TIME_WAIT
 			      * socket: jiffies until its timer is due;
 			      * EVENT_TW_EXPIRE, EVENT_TW_CANCEL with
@@ -121,17 +121,17 @@ struct event {
 	__u32 tsval;	     /* the same for the TCP timestamp (ts_recent) */
 	__u32 rcv_nxt;	     /* EVENT_TW_SEGMENT, EVENT_SEGMENT: the socket's rcv_nxt */
 
-	/* From RECORD_LEN_STATE on. */
+	/* In records of RECORD_LEN_STATE and longer. */
 	__u64 prev_state_ns; /* time spent in old_state */
 
-	/* From RECORD_LEN_SEGMENT on: a received segment's header. */
+	/* In records of RECORD_LEN_SEGMENT and longer: a received segment's header. */
 	__u32 ack_seq;	     /* EVENT_SEGMENT: the segment's acknowledgment number */
 	__u16 window;	     /* EVENT_SEGMENT: the segment's window field, unscaled */
 	__u16 payload_len;   /* EVENT_SEGMENT: bytes of data in the segment */
 	__u8 tcp_flags;	     /* EVENT_TW_SEGMENT, EVENT_SEGMENT: the segment's TCP flags byte */
 	__u8 pad[7];
 
-	/* From RECORD_LEN_FULL on: socket timers and probes. */
+	/* In records of RECORD_LEN_FULL only: socket timers and probes. */
 	struct tcp_timer_facts timer;
 };
 
@@ -215,6 +215,5 @@ struct tcp_counters {
 	__u32 min_rtt_us;    /* the least RTT seen (windowed) */
 	__u32 pad;
 };
-
 
 #endif

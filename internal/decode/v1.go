@@ -10,7 +10,8 @@ import (
 )
 
 // recordV1 is the record layout of recording format 1: one layout for every
-// kind, before records were sized per kind. It is frozen here so that those
+// kind, before records were sized per kind. It is the generated layout as it
+// was then, copied on purpose: it must not follow bpf/event.h, so that those
 // recordings still replay.
 type recordV1 struct {
 	_            structs.HostLayout

@@ -261,10 +261,12 @@ func runOnce(tracerCmd func(netns uint64) *exec.Cmd, load loadSpec, inspect func
 		if err := tr.Start(); err != nil {
 			return r, err
 		}
-		r.ownPeak = new(atomic.Int64)
-		stopSampling := make(chan struct{})
-		defer close(stopSampling)
-		go sampleOwnMemory(tr.Process.Pid, r.ownPeak, stopSampling)
+		if inspect != nil { // not in the measured runs, whose busy CPU it would add to
+			r.ownPeak = new(atomic.Int64)
+			stopSampling := make(chan struct{})
+			defer close(stopSampling)
+			go sampleOwnMemory(tr.Process.Pid, r.ownPeak, stopSampling)
+		}
 		if isTcptrace {
 			for {
 				if _, err := os.Stat(ready); err == nil {
