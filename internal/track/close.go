@@ -189,7 +189,7 @@ func (t *Tracker) closeOf(s *socket) events.Close {
 		c.Shape, c.ResetReason = events.ShapeAbort, rst.Reason
 		c.State = s.stateBeforeClose()
 		t.abortRule(s, &c, selfReset)
-	case recv != nil && closed && near(recv.Time, closedAt):
+	case recv != nil && closed && (near(recv.Time, closedAt) || s.closedByReset(recv)):
 		c.Shape, c.State = events.ShapeResetByPeer, recv.State
 	case s.reached(events.StateClosing):
 		c.Shape = events.ShapeSimultaneous
@@ -213,6 +213,23 @@ func between(s *socket, from, to events.State) (time.Duration, bool) {
 		return 0, false
 	}
 	return end.Sub(start), true
+}
+
+// closedByReset tells whether the RST s received is what moved it to
+// CLOSE, however long an emulated or preempted CPU took in between:
+// tcp_reset() ends in tcp_done(), nothing between, so the move came after
+// the RST, from the state the RST came in, which s was in when it came.
+func (s *socket) closedByReset(recv *events.ResetReceived) bool {
+	for i := 1; i < len(s.phases); i++ {
+		closing, before := s.phases[i], s.phases[i-1]
+		if closing.State != events.StateClose || closing.Timewait {
+			continue
+		}
+		beforeStartKnown := i > 1 || before.DurationKnown
+		return before.State == recv.State && !recv.Time.After(closing.Start) &&
+			(!beforeStartKnown || !recv.Time.Before(before.Start))
+	}
+	return false
 }
 
 // stateBeforeClose is the state s left for CLOSE.

@@ -228,6 +228,11 @@ func TestCloseShapes(t *testing.T) {
 				state(us(200002, client, server), events.StateEstablished, events.StateClose), 300000, client, server),
 			want: events.Close{Shape: events.ShapeResetByPeer, State: events.StateEstablished},
 			end:  "reset"},
+		{name: "reset by the peer, the move to CLOSE 40 ms after the RST (a preempted CPU)",
+			evs: destroyed(rstReceived(established(), 200000, events.StateEstablished).
+				state(us(240000, client, server), events.StateEstablished, events.StateClose), 300000, client, server),
+			want: events.Close{Shape: events.ShapeResetByPeer, State: events.StateEstablished},
+			end:  "reset"},
 		{name: "reset by the peer, the descriptor still open at the end",
 			evs: rstReceived(established(), 200000, events.StateEstablished).
 				state(us(200002, client, server), events.StateEstablished, events.StateClose),
