@@ -203,6 +203,7 @@ type Probe struct {
 	preexistingDropped uint64
 	reader             *ringbuf.Reader
 	hooks              []Hook
+	netnsPaths         []string  // see namespaces
 	stats              io.Closer // kernel-wide program statistics, while ProgramStats asks
 }
 
@@ -257,8 +258,33 @@ func Plan(k *Kernel) []Hook {
 	return append(hooks, iterHooks()...)
 }
 
-// Open loads the programs with cfg's filters and attaches every hook.
-func Open(k *Kernel, cfg Config) (*Probe, error) {
+// Open reads the kernel's BTF (btfPath, or the running kernel's if empty),
+// loads the programs with cfg's filters and attaches every hook.
+func Open(btfPath string, cfg Config) (*Kernel, *Probe, error) {
+	l, err := begin(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer l.ring.close()
+	// The object is parsed and the ring made while the kernel's BTF is read.
+	k, err := OpenKernel(btfPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := l.open(k, cfg)
+	return k, p, err
+}
+
+// loading is a load begun before the kernel's types are known.
+type loading struct {
+	ring *pendingRing
+	// memlockErr: the locked-memory limit could not be lifted.
+	memlockErr error
+}
+
+// begin checks the privileges and starts making the ring; the caller
+// closes it.
+func begin(cfg Config) (*loading, error) {
 	if err := CheckPrivileges(); err != nil {
 		return nil, err
 	}
@@ -266,8 +292,10 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 	// the memory cgroup, where this does nothing). If it cannot be lifted,
 	// loading says so.
 	memlockErr := rlimit.RemoveMemlock()
-	ring := startRing(cfg.RingBytes)
-	defer ring.close()
+	return &loading{ring: startRing(cfg.RingBytes), memlockErr: memlockErr}, nil
+}
+
+func (l *loading) open(k *Kernel, cfg Config) (*Probe, error) {
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 		if errors.Is(err, ebpf.ErrNotSupported) {
 			return nil, fmt.Errorf("%w: %w", ErrNoRingBuffer, err)
@@ -295,10 +323,10 @@ func Open(k *Kernel, cfg Config) (*Probe, error) {
 			return nil, fmt.Errorf("hook %s: %w", h.Name, h.Err)
 		}
 	}
-	coll, err := loadAvailable(k, cfg, hooks, ring.wait())
+	coll, err := loadAvailable(k, cfg, hooks, l.ring.wait())
 	if err != nil {
-		if memlockErr != nil && errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("%w (and the locked-memory limit, which this kernel charges BPF maps to, could not be lifted: %w)", err, memlockErr)
+		if l.memlockErr != nil && errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("%w (and the locked-memory limit, which this kernel charges BPF maps to, could not be lifted: %w)", err, l.memlockErr)
 		}
 		return nil, err
 	}
@@ -471,10 +499,11 @@ func (p *Probe) Refused() []string {
 
 // load loads the programs of the hooks that are available.
 func load(k *Kernel, cfg Config, hooks []Hook, ring *ebpf.Map) (*ebpf.Collection, error) {
-	spec, err := bpf.LoadTcptrace()
+	object, err := objectSpec()
 	if err != nil {
 		return nil, err
 	}
+	spec := object.Copy()
 	used := map[string]bool{}
 	for _, h := range hooks {
 		if h.Err == nil {
@@ -640,9 +669,9 @@ func (p *Probe) moveOwners(learn, move *link.Iter, onlyNetns uint32) error {
 	if _, err := readIter(learn); err != nil {
 		return err
 	}
-	paths, err := netns.Paths(onlyNetns)
+	paths, err := p.namespaces(onlyNetns)
 	if err != nil {
-		return fmt.Errorf("find network namespaces: %w", err)
+		return err
 	}
 	if _, err := p.walk(move, paths); err != nil {
 		return err
@@ -668,17 +697,36 @@ func readIter(it *link.Iter) ([]byte, error) {
 	return b, nil
 }
 
-// Snapshot returns the records of the TCP sockets that exist now in each
-// network namespace in paths; nil when the kernel cannot take one.
-func (p *Probe) Snapshot(paths []string) ([]byte, error) {
+// Snapshot returns the records of the TCP sockets that exist now in the
+// network namespace with inode onlyNetns, or in every one if 0, as the
+// start found them; nil when the kernel cannot take one.
+func (p *Probe) Snapshot(onlyNetns uint32) ([]byte, error) {
 	if p.tcpIter == nil {
 		return nil, nil
+	}
+	paths, err := p.namespaces(onlyNetns)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	b, err := p.walk(p.tcpIter, paths)
 	if err != nil {
 		return b, fmt.Errorf("snapshot: %w", err)
 	}
 	return b, nil
+}
+
+// namespaces are the files of the network namespaces the start's walks
+// visit (the one with inode onlyNetns, or all there are), listed once:
+// a listing looks at every process.
+func (p *Probe) namespaces(onlyNetns uint32) ([]string, error) {
+	if p.netnsPaths == nil {
+		paths, err := netns.Paths(onlyNetns)
+		if err != nil {
+			return nil, fmt.Errorf("find network namespaces: %w", err)
+		}
+		p.netnsPaths = paths
+	}
+	return p.netnsPaths, nil
 }
 
 // walk reads an iter/tcp iterator in each network namespace in paths (it
@@ -843,7 +891,7 @@ func (p *Probe) lostPerKind() ([][]uint64, error) {
 // recordKinds names the kinds of record by their value, from the BPF
 // object's own enum event_type: EVENT_TW_START is "tw_start".
 func recordKinds() (map[int]string, error) {
-	spec, err := bpf.LoadTcptrace()
+	spec, err := objectSpec()
 	if err != nil {
 		return nil, err
 	}
@@ -971,7 +1019,12 @@ func Features(k *Kernel) Report {
 		r.Hooks = Plan(k)
 		return r
 	}
-	p, err := Open(k, Config{})
+	l, err := begin(Config{})
+	var p *Probe
+	if err == nil {
+		p, err = l.open(k, Config{})
+		l.ring.close()
+	}
 	if err != nil {
 		r.Hooks = Plan(k)
 		for i := range r.Hooks {

@@ -3,10 +3,16 @@
 package probe
 
 import (
+	"sync"
+
 	"github.com/cilium/ebpf"
 
 	"github.com/tcptrace/tcptrace/bpf"
 )
+
+// objectSpec is the BPF object, parsed once (some ms): the ring, the load
+// and the names of record kinds all read it; whoever changes it copies it.
+var objectSpec = sync.OnceValues(bpf.LoadTcptrace)
 
 // pendingRing is the ring buffer being made while the rest is probed: the
 // kernel allocates and zeroes all of a ring's pages as it makes it, tens of
@@ -27,9 +33,9 @@ func startRing(bytes int) *pendingRing {
 }
 
 // newRing is nil where the ring cannot be made here: loading makes it
-// then, and says why it cannot.
+// then, and says why it cannot. It parses the object first, for the load.
 func newRing(bytes int) *ebpf.Map {
-	spec, err := bpf.LoadTcptrace()
+	spec, err := objectSpec()
 	if err != nil {
 		return nil
 	}

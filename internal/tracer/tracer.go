@@ -67,11 +67,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer srv.Close() // scrapes cut short at exit matter to no one
 	}
-	k, err := probe.OpenKernel(cfg.BTFPath)
-	if err != nil {
-		return err
-	}
-	p, err := probe.Open(k, cfg.Probe)
+	k, p, err := probe.Open(cfg.BTFPath, cfg.Probe)
 	if err != nil {
 		return err
 	}
@@ -407,11 +403,7 @@ func (e *liveEnv) NetnsGone(inode uint32) bool {
 // snapshot passes the records of the sockets that exist now to onRecord:
 // those of the traced namespace, or of every namespace tcptrace can find.
 func snapshot(p *probe.Probe, only uint32, onRecord func([]byte) error) error {
-	paths, err := netns.Paths(only)
-	if err != nil {
-		return err
-	}
-	recs, err := p.Snapshot(paths)
+	recs, err := p.Snapshot(only)
 	if err := eachRecord(recs, onRecord); err != nil {
 		return err
 	}
