@@ -127,6 +127,15 @@ static __always_inline bool hold_birth(const struct sock *sk, __u64 now)
 	return true;
 }
 
+/* Forgets sk's held-back birth, if any. */
+static __always_inline void drop_birth(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (births_held && !bpf_map_delete_elem(&births, &key))
+		__sync_fetch_and_add(&births_held, -1);
+}
+
 /*
  * Reports sk's held-back birth, if any, with the identity it has now. It is
  * held from the child's move into SYN_RECV to its next event, so only a

@@ -81,12 +81,12 @@ static __always_inline bool id_wanted(const struct sock_id *id)
 		return false;
 	if (filter_family && id->family != filter_family)
 		return false;
-	if (filter_port_count && !id->remote_zeroed && !port_listed(filter_ports, filter_port_count, id->sport) &&
+	if (filter_port_count && !id->remote_unknown && !port_listed(filter_ports, filter_port_count, id->sport) &&
 	    !port_listed(filter_ports, filter_port_count, id->dport))
 		return false;
 	if (filter_lport_count && !port_listed(filter_lports, filter_lport_count, id->sport))
 		return false;
-	if (filter_rport_count && !id->remote_zeroed && !port_listed(filter_rports, filter_rport_count, id->dport))
+	if (filter_rport_count && !id->remote_unknown && !port_listed(filter_rports, filter_rport_count, id->dport))
 		return false;
 	return true;
 }

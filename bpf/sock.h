@@ -14,7 +14,7 @@ static __always_inline void read_sock_id(const struct sock *sk, struct sock_id *
 	id->netns = sk->__sk_common.skc_net.net->ns.inum;
 	id->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	id->sport = sk->__sk_common.skc_num;
-	id->remote_zeroed = !id->dport && sk->__sk_common.skc_state != tcp_listen;
+	id->remote_unknown = !id->dport && sk->__sk_common.skc_state != tcp_listen;
 	/*
 	 * skc_num is already 0 on "-> CLOSE" (the port was released), but a
 	 * full socket still has inet_sport. TIME_WAIT and request socks keep

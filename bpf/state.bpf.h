@@ -68,8 +68,15 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	read_sock_id(sk, &id);
-	if (!id_wanted(&id))
+	/* A child being born still has its listener's remote port, 0 (see hold_birth). */
+	if (old_state == tcp_listen && new_state == tcp_syn_recv && !id.dport)
+		id.remote_unknown = true;
+	if (!id_wanted(&id)) {
+		/* Its remote port given, a child is not wanted after all. */
+		if (old_state == tcp_syn_recv)
+			drop_birth(sk);
 		return 0;
+	}
 
 	now = bpf_ktime_get_ns();
 	in_context = owner_in_context(sk, new_state);

@@ -23,9 +23,11 @@ struct sock_id {
 	/*
 	 * No remote port, and no listener: tcp_disconnect() (a close() with
 	 * SO_LINGER {1, 0}) zeroes it before the socket's destroy. (So is a
-	 * socket that never connected, or one becoming a listener.)
+	 * socket that never connected, or one becoming a listener, or a child
+	 * being born, whose remote port is given after: see hold_birth.) The
+	 * port filters cannot judge it.
 	 */
-	bool remote_zeroed;
+	bool remote_unknown;
 };
 
 struct tw_owner {

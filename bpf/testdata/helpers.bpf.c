@@ -18,14 +18,14 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 SEC("raw_tp")
-int BPF_PROG(id_wanted_run, __u64 netns, __u64 family, __u64 sport, __u64 dport, __u64 remote_zeroed)
+int BPF_PROG(id_wanted_run, __u64 netns, __u64 family, __u64 sport, __u64 dport, __u64 remote_unknown)
 {
 	struct sock_id id = {
 		.netns = netns,
 		.family = family,
 		.sport = sport,
 		.dport = dport,
-		.remote_zeroed = remote_zeroed,
+		.remote_unknown = remote_unknown,
 	};
 
 	return id_wanted(&id);

@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
 )
 
 var families = []struct {
@@ -332,4 +336,81 @@ func TestBPFStats(t *testing.T) {
 	if len(plain.stats.BPFPrograms) != 0 {
 		t.Errorf("bpf_programs %+v without --bpf-stats", plain.stats.BPFPrograms)
 	}
+}
+
+// TestChildBirthUnderRemotePort: a child is born with its listener's
+// identity, its remote port not given yet, so its birth is held in the
+// kernel until its next event shows whether --rport (or --port) wants it.
+// The child whose remote port is traced is told from its birth (not as a
+// socket from before the trace); the hundreds that turn out unwanted leave
+// nothing held, which would fill the table on a busy server, and nothing
+// of them is told.
+func TestChildBirthUnderRemotePort(t *testing.T) {
+	const unwanted = 300
+	ns := newNetns(t)
+	srv := ns.listener(t, "127.0.0.1")
+	port := freePort()
+	tr := startTracer(t, "--netns", fmt.Sprint(ns.inode), "--rport", fmt.Sprint(port))
+	ns.startActor(t).do(fmt.Sprintf("timewaits %d", unwanted))
+	cli := ns.clientFrom(t, port, srv)
+	closeClientFirst(cli, srv)
+	settle()
+	held := mapEntries(t, tr.cmd.Process.Pid, "births")
+	evs := tr.stop()
+	if held != 0 {
+		t.Errorf("%d births held in the kernel after %d unwanted children came and went, want 0", held, unwanted)
+	}
+	for _, e := range evs {
+		if e.Type != "stats" && (e.Sport != srv.port || e.Dport != port) {
+			t.Errorf("an event of a socket --rport %d leaves out: %+v", port, e)
+		}
+	}
+	if got := transitions(socketWith(ofType(evs, "state"), func(e event) bool { return e.Dport == port })); !strings.HasPrefix(got, "LISTEN->SYN_RECV->") {
+		t.Errorf("the child's transitions %q, want them from its birth", got)
+	}
+	if strings.Contains(tr.stdout.String(), `"started_before_trace":true`) {
+		t.Errorf("a socket said to be from before the trace:\n%s", tr.stdout.String())
+	}
+}
+
+// mapEntries counts the entries of the BPF map named name that process
+// pid holds.
+func mapEntries(t *testing.T, pid int, name string) int {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fdinfo", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, fd.Name()))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		var id uint32
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "map_id:"); ok {
+				n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+				id = uint32(n)
+			}
+		}
+		if id == 0 {
+			continue
+		}
+		m, err := ebpf.NewMapFromID(ebpf.MapID(id))
+		if err != nil {
+			t.Fatalf("open map %d: %v", id, err)
+		}
+		defer m.Close()
+		if mi, err := m.Info(); err != nil || mi.Name != name {
+			continue
+		}
+		var key, value []byte
+		n := 0
+		for it := m.Iterate(); it.Next(&key, &value); {
+			n++
+		}
+		return n
+	}
+	t.Fatalf("process %d holds no map %s", pid, name)
+	return 0
 }
