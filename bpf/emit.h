@@ -137,43 +137,55 @@ static __always_inline void drop_birth(const struct sock *sk)
 }
 
 /*
- * Reports sk's held-back birth, if any, with the identity it has now. It is
- * held from the child's move into SYN_RECV to its next event, so only a
- * socket in SYN_RECV can have one, or one whose move out of it the filters
- * left out (a task not wanted ran it), whose destroy ends it at the latest:
- * may_hold says whether sk is either, and the other events, most of them,
- * need no lookup.
+ * The SYN a child was accepted for, which may have ended a TIME_WAIT (see
+ * the tracker): the peer's initial sequence number and its timestamp. A
+ * child has them from its birth on, but a birth told at once (the kernel
+ * announces it before it gives them) cannot read them: its next move does.
  */
-static __always_inline void flush_birth(const struct sock *sk, bool may_hold, const struct sock_id *id,
-					const struct owner *o)
+static __always_inline void read_syn(const struct sock *sk, struct event *e)
 {
 	const struct tcp_sock *tp = (const void *)sk;
-	__u64 key = (__u64)sk, *born, born_ns;
-	struct event *e;
 
-	if (!births_held || !may_hold)
-		return;
-	born = bpf_map_lookup_elem(&births, &key);
-	if (!born)
-		return;
-	born_ns = *born;
-	/* Whoever deletes it reports it: two CPUs may get here at once. */
-	if (bpf_map_delete_elem(&births, &key))
-		return;
-	__sync_fetch_and_add(&births_held, -1);
-	e = new_event_at(born_ns, EVENT_STATE, sk, false, id, o, tcp_syn_recv);
-	if (!e)
-		return;
-	e->old_state = tcp_listen;
-	read_sock_addrs(sk, e);
-	/* Its SYN, which may have ended a TIME_WAIT (see the tracker). */
 	e->seq = BPF_CORE_READ(tp, rcv_nxt) - 1 - (__u32)BPF_CORE_READ(tp, bytes_received);
 	e->flags |= EVENT_FLAG_SEQ_KNOWN;
 	if (BPF_CORE_READ(tp, rx_opt.ts_recent_stamp)) {
 		e->tsval = BPF_CORE_READ(tp, rx_opt.ts_recent);
 		e->flags |= EVENT_FLAG_TSVAL_KNOWN;
 	}
+}
+
+/*
+ * Reports sk's held-back birth, if any, with the identity it has now, and
+ * tells whether it had one. It is held from the child's move into SYN_RECV
+ * to its next event, so only a socket in SYN_RECV can have one, or one
+ * whose move out of it the filters left out (a task not wanted ran it),
+ * whose destroy ends it at the latest: may_hold says whether sk is either,
+ * and the other events, most of them, need no lookup.
+ */
+static __always_inline bool flush_birth(const struct sock *sk, bool may_hold, const struct sock_id *id,
+					const struct owner *o)
+{
+	__u64 key = (__u64)sk, *born, born_ns;
+	struct event *e;
+
+	if (!births_held || !may_hold)
+		return false;
+	born = bpf_map_lookup_elem(&births, &key);
+	if (!born)
+		return false;
+	born_ns = *born;
+	/* Whoever deletes it reports it: two CPUs may get here at once. */
+	if (bpf_map_delete_elem(&births, &key))
+		return false;
+	__sync_fetch_and_add(&births_held, -1);
+	e = new_event_at(born_ns, EVENT_STATE, sk, false, id, o, tcp_syn_recv);
+	if (!e)
+		return true;
+	e->old_state = tcp_listen;
+	read_sock_addrs(sk, e);
+	read_syn(sk, e);
 	submit(e);
+	return true;
 }
 
 /*

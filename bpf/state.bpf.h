@@ -61,7 +61,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 	struct owner *o = NULL, context_owner;
 	struct sock_id id = {};
 	__u64 now, prev_ns = 0;
-	bool prev_known = false, listener, in_context;
+	bool prev_known = false, listener, in_context, syn_due;
 	struct event *e;
 	__u32 tgid;
 
@@ -108,13 +108,15 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 		o = kept_owner(sk); /* a listener closing */
 	}
 	if (old_state == tcp_listen && new_state == tcp_syn_recv) {
-		/* A new child (its storage a copy of its listener's): see hold_birth. */
+		/* A new child (its storage a copy of its listener's). */
 		if (info)
 			info->state_since_ns = now;
-		if (hold_birth(sk, now))
+		/* Told at once where the kernel gave it its identity first (6.15 and later). */
+		if (!id.dport && hold_birth(sk, now))
 			return 0;
 	}
-	flush_birth(sk, old_state == tcp_syn_recv, &id, o);
+	/* A child told at once is told its SYN with its next move (see read_syn). */
+	syn_due = !flush_birth(sk, old_state == tcp_syn_recv, &id, o) && old_state == tcp_syn_recv;
 	/* Owners by cookie, for the TIME_WAIT and timer programs under the owner filters. */
 	if (o && owner_filtered() && (in_context || old_state == tcp_listen))
 		remember_owner(sk, o);
@@ -145,6 +147,8 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int old_state, int new_sta
 		e->prev_state_ns = prev_ns;
 		e->flags |= EVENT_FLAG_PREV_STATE_KNOWN;
 	}
+	if (syn_due)
+		read_syn(sk, e);
 	read_sock_addrs(sk, e);
 	submit(e);
 	return 0;

@@ -33,6 +33,11 @@ type timewaits struct {
 	// stopped are TIME_WAIT sockets stopped early whose cause is not yet
 	// known, by 4-tuple.
 	stopped map[tuple]*socket
+	// synAwaited are the births (LISTEN -> SYN_RECV) on the 4-tuple of one
+	// of them that came without their SYN's numbers, which the child's
+	// next move brings (a kernel that gives a child its identity before it
+	// announces it, see the BPF births table).
+	synAwaited map[tuple]events.StateChange
 	// stoppedDue is when the first of them may be due to end (an
 	// earlier bound is fine): until then no event needs to look.
 	stoppedDue time.Time
@@ -445,6 +450,12 @@ func (t *Tracker) expireStopped(now time.Time) {
 			if due := s.tw.stopped.Add(successorWindow); t.stoppedDue.IsZero() || due.Before(t.stoppedDue) {
 				t.stoppedDue = due
 			}
+			continue
+		}
+		if birth, ok := t.synAwaited[tupleOf(s.tw.header)]; ok {
+			// Its child never moved on to tell its SYN: accepted all the same.
+			delete(t.synAwaited, tupleOf(s.tw.header))
+			t.succeed(nil, &birth, events.CauseSynAccepted)
 			continue
 		}
 		end := events.TimewaitEnd{Cause: events.CauseUnknown, Inferred: true,

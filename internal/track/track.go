@@ -151,7 +151,7 @@ func New(opts Options) *Tracker {
 		sysctlSource: opts.Sysctls,
 		store:        store{maxSockets: opts.MaxSockets, sockets: map[uint64]*tracked{}, dropped: map[uint64]struct{}{}},
 		recordShares: recordShares{owners: map[events.Owner]*sharedOwner{}, extras: map[uint64]recordExtras{}},
-		timewaits: timewaits{stopped: map[tuple]*socket{}, peerlessRSTs: map[endpoint]*events.ResetSent{},
+		timewaits: timewaits{stopped: map[tuple]*socket{}, synAwaited: map[tuple]events.StateChange{}, peerlessRSTs: map[endpoint]*events.ResetSent{},
 			byTuple: newTupleIndex(), inNetns: map[uint32]int{}, overflows: map[*socket]struct{}{},
 			rstWatch: map[*socket]struct{}{}},
 		listeners: map[endpoint]map[uint32]listening{},
@@ -415,28 +415,23 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	}
 
 	// A new connection on a 4-tuple whose TIME_WAIT socket was just stopped
-	// is why it was stopped.
-	if (e.Old == events.StateListen && e.New == events.StateSynRecv) ||
-		(e.Old == events.StateSynSent && e.New == events.StateEstablished) {
-		// A FIN_WAIT2 minisock neither accepts a SYN (it answers with an
-		// RST) nor lets connect() reuse its 4-tuple (tcp_twsk_unique).
-		if tw, ok := t.stopped[tupleOf(e.Header)]; ok && tw.tw.cancel.Substate != events.StateFinWait2 {
-			end := events.TimewaitEnd{Cause: events.CauseSynAccepted, Inferred: true, Successor: e.Cookie,
-				Syn: e.Syn, Last: tw.tw.last,
-				InferredFrom: "TIME_WAIT timer stopped early, then a connection on the same 4-tuple was accepted (cookie " +
-					strconv.FormatUint(e.Cookie, 10) + ")"}
-			if tw.tw.synAccepted() {
-				end.Inferred = false
-				end.InferredFrom = ""
-			}
-			if e.Old == events.StateSynSent {
-				end.Cause = events.CauseConnectReuse
-				end.SuccessorBoundPort = s.synSentPort != 0
-				end.InferredFrom = "TIME_WAIT timer stopped early, then connect() on the same 4-tuple (cookie " +
-					strconv.FormatUint(e.Cookie, 10) + ")"
-			}
-			t.endTimewait(tw, e.Time, end)
+	// is why it was stopped: told once its SYN is known.
+	k := tupleOf(e.Header)
+	switch {
+	case e.Old == events.StateListen && e.New == events.StateSynRecv:
+		if _, stopped := t.stopped[k]; stopped && !e.Syn.SeqKnown && !e.Syn.TSValKnown {
+			t.synAwaited[k] = *e
+			break
 		}
+		t.succeed(s, e, events.CauseSynAccepted)
+	case e.Old == events.StateSynRecv && len(t.synAwaited) > 0:
+		if birth, ok := t.synAwaited[k]; ok && birth.Cookie == e.Cookie {
+			delete(t.synAwaited, k)
+			birth.Syn = e.Syn
+			t.succeed(s, &birth, events.CauseSynAccepted)
+		}
+	case e.Old == events.StateSynSent && e.New == events.StateEstablished:
+		t.succeed(s, e, events.CauseConnectReuse)
 	}
 
 	// tcp_time_wait() arms the TIME_WAIT socket's timer before it closes
@@ -450,6 +445,31 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 		s.overflowSeen = overflowSeen{timewaitSockets: t.timewaitsIn(e.Netns)}
 		s.overflowSeen.maxTWBuckets, s.overflowSeen.maxTWBucketsKnown = t.sysctls(e.Netns).Int(sysctl.MaxTWBuckets)
 	}
+}
+
+// succeed ends the TIME_WAIT socket just stopped on e's 4-tuple, if any,
+// for the connection of e: accepted (cause syn_accepted, e its birth,
+// carrying its SYN) or made by connect() (connect_reuse, s its socket).
+func (t *Tracker) succeed(s *socket, e *events.StateChange, cause events.EndCause) {
+	// A FIN_WAIT2 minisock neither accepts a SYN (it answers with an RST)
+	// nor lets connect() reuse its 4-tuple (tcp_twsk_unique).
+	tw, ok := t.stopped[tupleOf(e.Header)]
+	if !ok || tw.tw.cancel.Substate == events.StateFinWait2 {
+		return
+	}
+	end := events.TimewaitEnd{Cause: cause, Inferred: true, Successor: e.Cookie, Syn: e.Syn, Last: tw.tw.last,
+		InferredFrom: "TIME_WAIT timer stopped early, then a connection on the same 4-tuple was accepted (cookie " +
+			strconv.FormatUint(e.Cookie, 10) + ")"}
+	if tw.tw.synAccepted() {
+		end.Inferred = false
+		end.InferredFrom = ""
+	}
+	if cause == events.CauseConnectReuse {
+		end.SuccessorBoundPort = s.synSentPort != 0
+		end.InferredFrom = "TIME_WAIT timer stopped early, then connect() on the same 4-tuple (cookie " +
+			strconv.FormatUint(e.Cookie, 10) + ")"
+	}
+	t.endTimewait(tw, e.Time, end)
 }
 
 // noteLastAck notes a socket entering and leaving LAST_ACK on the TIME_WAIT

@@ -257,6 +257,49 @@ func TestTimewaitSynVerdictWithoutChild(t *testing.T) {
 	}
 }
 
+// The SYN of a child on the 4-tuple of a stopped TIME_WAIT, told with the
+// child's birth (a birth held back in the kernel) or with its next move (a
+// birth told at once, before the kernel gave the child those numbers): the
+// same end, with the SYN as RFC 6191 evidence.
+func TestTimewaitSynAcceptedSynTold(t *testing.T) {
+	syn := events.SynInfo{Seq: 9000, SeqKnown: true, TSVal: 77, TSValKnown: true}
+	for _, tt := range []struct {
+		name      string
+		withBirth bool
+		moveTime  int
+	}{
+		{name: "with the birth", withBirth: true, moveTime: 17002},
+		{name: "with the next move", moveTime: 17002},
+		{name: "with a move 10 s later (TFO)", moveTime: 27001},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := serverActiveClose().
+				timer(hdr(17000, 5, server, client, 0), events.TimerCancel, events.StateTimeWait, 0).
+				state(hdr(17001, 6, server, client, 20), events.StateListen, events.StateSynRecv).
+				state(hdr(tt.moveTime, 6, server, client, 20), events.StateSynRecv, events.StateEstablished)
+			births, moves := s.evs[len(s.evs)-2].(*events.StateChange), s.evs[len(s.evs)-1].(*events.StateChange)
+			if tt.withBirth {
+				births.Syn = syn
+			} else {
+				moves.Syn = syn
+			}
+			out := run(New(Options{}), s.evs, t0.Add(time.Hour))
+			end := only[*events.TimewaitEnd](t, out)
+			if end.Cause != events.CauseSynAccepted || end.Successor != 6 || end.Age != 16998*time.Millisecond {
+				t.Errorf("end %+v, want syn_accepted by cookie 6, at the stop", end)
+			}
+			if wantSyn := syn; tt.moveTime > 17001+int(successorWindow/time.Millisecond) {
+				// The move came after the window: the end was told without it.
+				if end.Syn.SeqKnown {
+					t.Errorf("SYN %+v, want none: told before the child moved", end.Syn)
+				}
+			} else if end.Syn != wantSyn {
+				t.Errorf("SYN %+v, want %+v", end.Syn, wantSyn)
+			}
+		})
+	}
+}
+
 // A server-side TIME_WAIT stopped, then a child on the same 4-tuple: the
 // SYN was accepted (seed 003).
 func TestTimewaitSynAccepted(t *testing.T) {
