@@ -112,3 +112,23 @@ func TestRecordKinds(t *testing.T) {
 		t.Errorf("EVENT_TW_START named %q, want tw_start", got)
 	}
 }
+
+func TestPreexistingCapacity(t *testing.T) {
+	for _, tt := range []struct {
+		fileNr string
+		want   uint32
+	}{
+		{"313\t0\t2466116\n", 8192},
+		{"0\t0\t100\n", 4096},
+		{"2048\t0\t100\n", 8192},
+		{"2049\t0\t100\n", 16384},
+		{"3000000\t0\t9000000\n", 1 << 20},
+		{"", 1 << 20},
+		{"many\t0\t0\n", 1 << 20},
+		{"99999999999\t0\t0\n", 1 << 20},
+	} {
+		if got := preexistingCapacity(tt.fileNr, 1<<20); got != tt.want {
+			t.Errorf("file-nr %q: %d, want %d", tt.fileNr, got, tt.want)
+		}
+	}
+}

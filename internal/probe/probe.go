@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -832,7 +833,34 @@ func configure(spec *ebpf.CollectionSpec, k *Kernel, cfg Config) error {
 	if cfg.RingBytes > 0 {
 		spec.Maps[bpf.TcptraceMapEvents].MaxEntries = uint32(cfg.RingBytes)
 	}
+	if ms := spec.Maps[bpf.TcptraceMapPreexistingOwners]; ms != nil {
+		if fileNr, err := os.ReadFile("/proc/sys/fs/file-nr"); err == nil {
+			ms.MaxEntries = preexistingCapacity(string(fileNr), ms.MaxEntries)
+		}
+	}
 	return nil
+}
+
+// preexistingCapacity sizes the table of the owners of the sockets open at
+// start (whose buckets the kernel allocates and zeroes as it makes it, some
+// ms for the most, 1<<20): a socket with an owner has a file, so the files
+// the kernel has allocated (fs.file-nr) bound them, twice over for an
+// MPTCP socket's subflows and for what opens meanwhile. An owner that does
+// not fit is counted and said.
+func preexistingCapacity(fileNr string, most uint32) uint32 {
+	fields := strings.Fields(fileNr)
+	if len(fields) == 0 {
+		return most
+	}
+	files, err := strconv.ParseUint(fields[0], 10, 32)
+	if err != nil {
+		return most
+	}
+	want := uint64(4096)
+	for want < 2*files+4096 {
+		want *= 2
+	}
+	return uint32(min(want, uint64(most)))
 }
 
 // Hooks reports how each hook is attached.
