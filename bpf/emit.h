@@ -138,9 +138,11 @@ static __always_inline void drop_birth(const struct sock *sk)
 
 /*
  * The SYN a child was accepted for, which may have ended a TIME_WAIT (see
- * the tracker): the peer's initial sequence number and its timestamp. A
- * child has them from its birth on, but a birth told at once (the kernel
- * announces it before it gives them) cannot read them: its next move does.
+ * the tracker): the peer's initial sequence number, and the last timestamp
+ * the child took from the peer (ts_recent: the handshake's ACK's, or a
+ * later segment's for a Fast Open child). The kernel gives the child these
+ * after it announces it: a birth told at once leaves them to the child's
+ * next move.
  */
 static __always_inline void read_syn(const struct sock *sk, struct event *e)
 {

@@ -204,7 +204,6 @@ type Probe struct {
 	preexistingDropped uint64
 	reader             *ringbuf.Reader
 	hooks              []Hook
-	netnsPaths         []string  // see namespaces
 	stats              io.Closer // kernel-wide program statistics, while ProgramStats asks
 }
 
@@ -259,8 +258,8 @@ func Plan(k *Kernel) []Hook {
 	return append(hooks, iterHooks()...)
 }
 
-// Open reads the kernel's BTF (btfPath, or the running kernel's if empty),
-// loads the programs with cfg's filters and attaches every hook.
+// Open reads the kernel's BTF from btfPath (DefaultBTFPath: the running
+// kernel's), loads the programs with cfg's filters and attaches every hook.
 func Open(btfPath string, cfg Config) (*Kernel, *Probe, error) {
 	l, err := begin(cfg)
 	if err != nil {
@@ -670,7 +669,7 @@ func (p *Probe) moveOwners(learn, move *link.Iter, onlyNetns uint32) error {
 	if _, err := readIter(learn); err != nil {
 		return err
 	}
-	paths, err := p.namespaces(onlyNetns)
+	paths, err := namespaces(onlyNetns)
 	if err != nil {
 		return err
 	}
@@ -699,13 +698,13 @@ func readIter(it *link.Iter) ([]byte, error) {
 }
 
 // Snapshot returns the records of the TCP sockets that exist now in the
-// network namespace with inode onlyNetns, or in every one if 0, as the
-// start found them; nil when the kernel cannot take one.
+// network namespace with inode onlyNetns, or in every one if 0; nil when
+// the kernel cannot take one.
 func (p *Probe) Snapshot(onlyNetns uint32) ([]byte, error) {
 	if p.tcpIter == nil {
 		return nil, nil
 	}
-	paths, err := p.namespaces(onlyNetns)
+	paths, err := namespaces(onlyNetns)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
@@ -716,18 +715,15 @@ func (p *Probe) Snapshot(onlyNetns uint32) ([]byte, error) {
 	return b, nil
 }
 
-// namespaces are the files of the network namespaces the start's walks
-// visit (the one with inode onlyNetns, or all there are), listed once:
-// a listing looks at every process.
-func (p *Probe) namespaces(onlyNetns uint32) ([]string, error) {
-	if p.netnsPaths == nil {
-		paths, err := netns.Paths(onlyNetns)
-		if err != nil {
-			return nil, fmt.Errorf("find network namespaces: %w", err)
-		}
-		p.netnsPaths = paths
+// namespaces are the files of the network namespaces with inode onlyNetns,
+// or of all there are, found now: a listing names each by one process, which
+// may be gone by a later walk.
+func namespaces(onlyNetns uint32) ([]string, error) {
+	paths, err := netns.Paths(onlyNetns)
+	if err != nil {
+		return nil, fmt.Errorf("find network namespaces: %w", err)
 	}
-	return p.netnsPaths, nil
+	return paths, nil
 }
 
 // walk reads an iter/tcp iterator in each network namespace in paths (it

@@ -130,7 +130,7 @@ func (t *Tracker) forget(s *socket) {
 	t.freeTracked = append(t.freeTracked, e.emptied())
 	s.entry = nil
 	if s.tw != nil && !s.tw.stopped.IsZero() {
-		delete(t.stopped, tupleOf(s.tw.header))
+		t.unstop(tupleOf(s.tw.header))
 	}
 	if s.tw != nil {
 		t.unindexTimewait(tupleOf(s.tw.header), s.header.Cookie)

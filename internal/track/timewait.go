@@ -206,7 +206,7 @@ func (t *Tracker) timewaitTimer(e *events.TimewaitTimer) {
 		}
 		// A re-arm: the cancel before it was no early end.
 		if !s.tw.stopped.IsZero() {
-			delete(t.stopped, tupleOf(s.tw.header))
+			t.unstop(tupleOf(s.tw.header))
 			s.tw.stopped = time.Time{}
 		}
 		if e.Substate != s.tw.substate {
@@ -397,7 +397,7 @@ func (t *Tracker) enterTimewait(s *socket, e *events.TimewaitTimer) {
 func (t *Tracker) endTimewait(s *socket, at time.Time, end events.TimewaitEnd) {
 	tw := s.tw
 	if !tw.stopped.IsZero() {
-		delete(t.stopped, tupleOf(tw.header))
+		t.unstop(tupleOf(tw.header))
 		at = tw.stopped // it ended when its timer was stopped
 		t.substateSeen(s, &tw.cancel)
 	}
@@ -454,7 +454,6 @@ func (t *Tracker) expireStopped(now time.Time) {
 		}
 		if birth, ok := t.synAwaited[tupleOf(s.tw.header)]; ok {
 			// Its child never moved on to tell its SYN: accepted all the same.
-			delete(t.synAwaited, tupleOf(s.tw.header))
 			t.succeed(nil, &birth, events.CauseSynAccepted)
 			continue
 		}
@@ -475,6 +474,13 @@ func (t *Tracker) expireStopped(now time.Time) {
 		}
 		t.endTimewait(s, now, end)
 	}
+}
+
+// unstop forgets the TIME_WAIT socket stopped early on 4-tuple k (it ended,
+// or its timer was armed again), and the birth waiting on it, if any.
+func (t *Tracker) unstop(k tuple) {
+	delete(t.stopped, k)
+	delete(t.synAwaited, k)
 }
 
 // countTimewait counts a TIME_WAIT socket in or out of the namespace's

@@ -419,14 +419,16 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	k := tupleOf(e.Header)
 	switch {
 	case e.Old == events.StateListen && e.New == events.StateSynRecv:
-		if _, stopped := t.stopped[k]; stopped && !e.Syn.SeqKnown && !e.Syn.TSValKnown {
+		// Its end waits for the SYN (see synAwaited) where there is one to
+		// end: a FIN_WAIT2 minisock takes no SYN (see succeed).
+		if tw, stopped := t.stopped[k]; stopped && tw.tw.cancel.Substate != events.StateFinWait2 &&
+			!e.Syn.SeqKnown && !e.Syn.TSValKnown {
 			t.synAwaited[k] = *e
 			break
 		}
 		t.succeed(s, e, events.CauseSynAccepted)
 	case e.Old == events.StateSynRecv && len(t.synAwaited) > 0:
 		if birth, ok := t.synAwaited[k]; ok && birth.Cookie == e.Cookie {
-			delete(t.synAwaited, k)
 			birth.Syn = e.Syn
 			t.succeed(s, &birth, events.CauseSynAccepted)
 		}

@@ -300,6 +300,40 @@ func TestTimewaitSynAcceptedSynTold(t *testing.T) {
 	}
 }
 
+// A birth waiting for its SYN is forgotten with the stop it waited on: a
+// TIME_WAIT socket armed again, then stopped much later, is not ended for
+// that child (whose move was lost); and a FIN_WAIT2 minisock, which takes
+// no SYN, still gets its end at the trace's end.
+func TestTimewaitSynAwaitedForgotten(t *testing.T) {
+	rearmed := serverActiveClose().
+		timer(hdr(17000, 5, server, client, 0), events.TimerCancel, events.StateTimeWait, 0).
+		state(hdr(17001, 6, server, client, 20), events.StateListen, events.StateSynRecv).
+		timer(hdr(17002, 5, server, client, 0), events.TimerStart, events.StateTimeWait, time.Minute).
+		timer(hdr(44000, 5, server, client, 0), events.TimerCancel, events.StateTimeWait, 0)
+	end := only[*events.TimewaitEnd](t, run(New(Options{}), rearmed.evs, t0.Add(time.Hour)))
+	if end.Successor == 6 || end.Cause == events.CauseSynAccepted {
+		t.Errorf("end %+v, want none of child 6, whose wait ended with the re-arm", end)
+	}
+
+	s := &stream{}
+	minisock := s.state(hdr(0, 5, server, client, 20), events.StateEstablished, events.StateFinWait1).
+		state(hdr(1, 5, server, client, 20), events.StateFinWait1, events.StateFinWait2).
+		timer(hdr(2, 5, server, client, 20), events.TimerStart, events.StateFinWait2, time.Minute).
+		state(hdr(2, 5, server, client, 20), events.StateFinWait2, events.StateClose).
+		timer(hdr(17000, 5, server, client, 0), events.TimerCancel, events.StateFinWait2, 0).
+		state(hdr(17001, 6, server, client, 20), events.StateListen, events.StateSynRecv)
+	tr := New(Options{})
+	var out []events.Event
+	for _, ev := range minisock.evs {
+		out = appendKept(out, tr.Process(ev))
+	}
+	out = appendKept(out, tr.Flush(t0.Add(17002*time.Millisecond)))
+	end = only[*events.TimewaitEnd](t, out)
+	if end.Cause == events.CauseSynAccepted {
+		t.Errorf("end %+v: a FIN_WAIT2 minisock takes no SYN", end)
+	}
+}
+
 // A server-side TIME_WAIT stopped, then a child on the same 4-tuple: the
 // SYN was accepted (seed 003).
 func TestTimewaitSynAccepted(t *testing.T) {
