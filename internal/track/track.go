@@ -419,10 +419,8 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	k := tupleOf(e.Header)
 	switch {
 	case e.Old == events.StateListen && e.New == events.StateSynRecv:
-		// Its end waits for the SYN (see synAwaited) where there is one to
-		// end: a FIN_WAIT2 minisock takes no SYN (see succeed).
-		if tw, stopped := t.stopped[k]; stopped && tw.tw.cancel.Substate != events.StateFinWait2 &&
-			!e.Syn.SeqKnown && !e.Syn.TSValKnown {
+		// Its end waits for the SYN (see synAwaited) where there is one to end.
+		if t.succeeded(k) != nil && !e.Syn.SeqKnown && !e.Syn.TSValKnown {
 			t.synAwaited[k] = *e
 			break
 		}
@@ -449,14 +447,23 @@ func (t *Tracker) stateChange(e *events.StateChange) {
 	}
 }
 
+// succeeded is the TIME_WAIT socket stopped early on k that a new
+// connection on k can have ended, or nil: not a FIN_WAIT2 minisock, which
+// neither accepts a SYN (it answers with an RST) nor lets connect() reuse
+// its 4-tuple (tcp_twsk_unique).
+func (t *Tracker) succeeded(k tuple) *socket {
+	if tw, ok := t.stopped[k]; ok && tw.tw.cancel.Substate != events.StateFinWait2 {
+		return tw
+	}
+	return nil
+}
+
 // succeed ends the TIME_WAIT socket just stopped on e's 4-tuple, if any,
 // for the connection of e: accepted (cause syn_accepted, e its birth,
 // carrying its SYN) or made by connect() (connect_reuse, s its socket).
 func (t *Tracker) succeed(s *socket, e *events.StateChange, cause events.EndCause) {
-	// A FIN_WAIT2 minisock neither accepts a SYN (it answers with an RST)
-	// nor lets connect() reuse its 4-tuple (tcp_twsk_unique).
-	tw, ok := t.stopped[tupleOf(e.Header)]
-	if !ok || tw.tw.cancel.Substate == events.StateFinWait2 {
+	tw := t.succeeded(tupleOf(e.Header))
+	if tw == nil {
 		return
 	}
 	end := events.TimewaitEnd{Cause: cause, Inferred: true, Successor: e.Cookie, Syn: e.Syn, Last: tw.tw.last,
